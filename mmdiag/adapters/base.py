@@ -1,0 +1,324 @@
+"""The adapter contract: canonical names over one architecture family's HF module tree.
+
+Probes speak only these names. A family adapter maps them onto its model:
+
+* ``vision_encoder``: features before the projector (patch tokens, on a ``vision_grid``);
+* feature *stages* after it (``projector`` for LLaVA; ``qformer`` then ``projector`` for BLIP-2;
+  ``image_embedding`` for dual encoders), captured with scoped hooks in one forward;
+* ``lm_layers`` / ``lm_attention_modules``: the decoder layers of the language model;
+* image-token spans in the LLM input, located from the processor's ``input_ids``;
+* ``answer_scores``: P(yes), P(no) of the first answer token; ``generate``: free text;
+* ``similarity``: image-text cosine similarity (dual encoders).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mmdiag.errors import CapabilityError
+
+GENERATIVE = "generative"
+DUAL_ENCODER = "dual_encoder"
+
+
+@dataclass
+class PreparedBatch:
+    """Model inputs for a batch of (image, prompt) pairs and where the image tokens are.
+
+    ``image_spans[b]`` lists ``(start, end)`` half-open ranges of image-token positions in row ``b``
+    of ``inputs["input_ids"]``; ``token_grid`` is the (rows, cols) layout of those tokens when they
+    form a patch grid (LLaVA), else ``None`` (BLIP-2 query tokens).
+    """
+
+    inputs: dict[str, torch.Tensor]
+    prompts: list[str]
+    image_spans: list[list[tuple[int, int]]]
+    token_grid: tuple[int, int] | None
+    padding_side: str = "right"
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return self.inputs["input_ids"]
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return self.inputs["attention_mask"]
+
+    def last_positions(self) -> torch.Tensor:
+        """Index of the last real (non-padding) token of each row: where the first answer token is read."""
+        mask = self.attention_mask.long()
+        return mask.shape[1] - 1 - mask.flip(dims=[1]).argmax(dim=1)
+
+
+@dataclass
+class YesNoScores:
+    """First-answer-token probabilities, summed over the tokenizer's yes/no spellings.
+
+    ``p_yes`` and ``p_no`` are shares of the full next-token distribution; ``p_yes_norm`` renormalises
+    them over the two answers. The decision is yes iff ``p_yes > p_no``.
+    """
+
+    p_yes: np.ndarray
+    p_no: np.ndarray
+
+    @property
+    def p_yes_norm(self) -> np.ndarray:
+        total = self.p_yes + self.p_no
+        return np.divide(self.p_yes, total, out=np.full_like(self.p_yes, 0.5), where=total > 0)
+
+    @property
+    def says_yes(self) -> np.ndarray:
+        return self.p_yes > self.p_no
+
+
+@dataclass
+class StageFeatures:
+    """Per-image token features of one stage, ``tokens`` shaped [batch, n_tokens, dim].
+
+    ``grid`` is the (rows, cols) layout of the tokens when they are patches, else ``None``.
+    """
+
+    name: str
+    tokens: torch.Tensor
+    grid: tuple[int, int] | None = None
+
+
+@dataclass
+class AdapterInfo:
+    """What a report says about the model under audit."""
+
+    family: str
+    kind: str
+    architecture: str
+    source: str
+    n_parameters: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(abc.ABC):
+    """Common base: one instance wraps one loaded model and its processor."""
+
+    family: ClassVar[str]
+    kind: ClassVar[str]
+    architectures: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: torch.nn.Module, processor: Any, *, source: str = "<in-memory>") -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.source = source
+
+    # -- loading -------------------------------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def from_pretrained(cls, path: str, **load_kwargs: Any) -> Adapter:
+        """Load model and processor from a local folder or hub id (``load_kwargs`` see loading.py)."""
+
+    def validate(self) -> None:
+        """Raise :class:`~mmdiag.errors.ProcessorMismatchError` if processor and model disagree."""
+
+    # -- description ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Device of the input embeddings (where inputs must go)."""
+        return next(self.model.parameters()).device
+
+    @property
+    def architecture(self) -> str:
+        archs = getattr(getattr(self.model, "config", None), "architectures", None) or [type(self.model).__name__]
+        return archs[0]
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(
+            family=self.family,
+            kind=self.kind,
+            architecture=self.architecture,
+            source=self.source,
+            n_parameters=sum(p.numel() for p in self.model.parameters()),
+        )
+
+    # -- features ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def vision_grid(self) -> tuple[int, int]:
+        """(rows, cols) of the vision encoder's patch grid for the processor's image size."""
+
+    @abc.abstractmethod
+    def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
+        """Image features at every stage, in order, the first being ``vision_encoder`` (pre-projector)."""
+
+    def vision_features(self, images: Sequence[Image.Image]) -> StageFeatures:
+        """Patch features before the projector."""
+        return self.feature_stages(images)[0]
+
+    def projected_tokens(self, images: Sequence[Image.Image]) -> StageFeatures:
+        """Image tokens as the language side receives them (the last stage)."""
+        return self.feature_stages(images)[-1]
+
+    # -- capabilities of one kind only ---------------------------------------------------------
+    def prepare(self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right") -> PreparedBatch:
+        raise CapabilityError(f"{self.family} models take no prompts with images (dual encoder)")
+
+    def lm_layers(self) -> list[torch.nn.Module]:
+        raise CapabilityError(f"{self.family} models have no language-model layers")
+
+    def lm_attention_modules(self) -> list[torch.nn.Module]:
+        raise CapabilityError(f"{self.family} models have no language-model attention")
+
+    def answer_scores(self, images: Sequence[Image.Image], questions: Sequence[str]) -> YesNoScores:
+        raise CapabilityError(f"{self.family} models do not answer questions; use similarity()")
+
+    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], max_new_tokens: int = 20) -> list[str]:
+        raise CapabilityError(f"{self.family} models do not generate text")
+
+    def similarity(self, images: Sequence[Image.Image], texts: Sequence[str]) -> torch.Tensor:
+        raise CapabilityError(f"{self.family} models have no joint image-text embedding; use answer_scores()")
+
+    def embeddings(self, images: Sequence[Image.Image], texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise CapabilityError(f"{self.family} models have no joint image-text embedding")
+
+
+def image_token_spans(input_ids: torch.Tensor, image_token_id: int) -> list[list[tuple[int, int]]]:
+    """Contiguous runs of ``image_token_id`` in each row of ``input_ids``, as half-open ranges."""
+    spans: list[list[tuple[int, int]]] = []
+    for row in (input_ids == image_token_id).cpu().numpy():
+        runs: list[tuple[int, int]] = []
+        start = None
+        for i, is_image in enumerate(row):
+            if is_image and start is None:
+                start = i
+            elif not is_image and start is not None:
+                runs.append((start, i))
+                start = None
+        if start is not None:
+            runs.append((start, len(row)))
+        spans.append(runs)
+    return spans
+
+
+def yes_no_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """Ids of every vocabulary entry that spells "yes" / "no" (any case, with or without a word marker)."""
+    yes, no = [], []
+    for token, idx in tokenizer.get_vocab().items():
+        word = token.replace("\u2581", "").replace("\u0120", "").strip().lower()
+        if word == "yes":
+            yes.append(idx)
+        elif word == "no":
+            no.append(idx)
+    if not yes or not no:
+        from mmdiag.errors import ProcessorMismatchError
+
+        raise ProcessorMismatchError(
+            "the tokenizer has no 'yes'/'no' token, so yes/no answers cannot be scored from logits; "
+            "use a tokenizer whose vocabulary spells them"
+        )
+    return sorted(yes), sorted(no)
+
+
+class GenerativeAdapter(Adapter):
+    """Shared machinery of image-to-text families (LLaVA, BLIP-2): prompting, scoring, generating."""
+
+    kind = GENERATIVE
+    prompt_template: ClassVar[str] = "{question}"
+
+    def __init__(self, model: torch.nn.Module, processor: Any, *, source: str = "<in-memory>", prompt_template: str | None = None) -> None:
+        super().__init__(model, processor, source=source)
+        if prompt_template is not None:
+            self.prompt_template = prompt_template
+        self._yes_no_ids: tuple[list[int], list[int]] | None = None
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    @property
+    @abc.abstractmethod
+    def image_token_id(self) -> int:
+        """Id of the placeholder token the processor expands into image tokens."""
+
+    @abc.abstractmethod
+    def format_prompt(self, question: str) -> str:
+        """The family's prompt template around one question (what the processor receives as text)."""
+
+    @abc.abstractmethod
+    def language_model_config(self) -> Any:
+        """The LLM's config (where ``_attn_implementation`` lives)."""
+
+    def prepare(self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right") -> PreparedBatch:
+        prompts = [self.format_prompt(q) for q in questions]
+        with self._padding_side(padding_side):
+            encoded = self.processor(images=list(images), text=prompts, return_tensors="pt", padding=True)
+        inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in encoded.items()}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return PreparedBatch(
+            inputs=inputs,
+            prompts=prompts,
+            image_spans=image_token_spans(inputs["input_ids"], self.image_token_id),
+            token_grid=self.token_grid(),
+            padding_side=padding_side,
+        )
+
+    def token_grid(self) -> tuple[int, int] | None:
+        """(rows, cols) of the LLM's image tokens when they are a patch grid; ``None`` otherwise."""
+        return None
+
+    @contextlib.contextmanager
+    def _padding_side(self, side: str) -> Iterator[None]:
+        previous = self.tokenizer.padding_side
+        self.tokenizer.padding_side = side
+        try:
+            yield
+        finally:
+            self.tokenizer.padding_side = previous
+
+    @torch.no_grad()
+    def forward(self, batch: PreparedBatch, **kwargs: Any) -> Any:
+        """One forward pass of the whole model on a prepared batch."""
+        return self.model(**batch.inputs, **kwargs)
+
+    @torch.no_grad()
+    def answer_scores(self, images: Sequence[Image.Image], questions: Sequence[str]) -> YesNoScores:
+        batch = self.prepare(images, questions, padding_side="right")
+        return self.scores_from_logits(self.forward(batch).logits, batch)
+
+    def scores_from_logits(self, logits: torch.Tensor, batch: PreparedBatch) -> YesNoScores:
+        """P(yes), P(no) from the logits at each row's last prompt token."""
+        if self._yes_no_ids is None:
+            self._yes_no_ids = yes_no_token_ids(self.tokenizer)
+        yes_ids, no_ids = self._yes_no_ids
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        last = logits[rows, batch.last_positions().to(logits.device)].float()
+        probs = torch.softmax(last, dim=-1)
+        return YesNoScores(
+            p_yes=probs[:, yes_ids].sum(-1).cpu().numpy().astype(np.float64),
+            p_no=probs[:, no_ids].sum(-1).cpu().numpy().astype(np.float64),
+        )
+
+    @torch.no_grad()
+    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], max_new_tokens: int = 20) -> list[str]:
+        """Greedy free-text answers (one example at a time, so padding never shifts image tokens)."""
+        answers = []
+        for image, prompt in zip(images, prompts):
+            batch = self.prepare([image], [prompt], padding_side="left")
+            out = self.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            new_tokens = out[0, batch.input_ids.shape[1]:]
+            answers.append(self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
+        return answers
+
+    @contextlib.contextmanager
+    def eager_attention(self) -> Iterator[None]:
+        """Within the block the LLM computes explicit attention probabilities (its modules return them)."""
+        config = self.language_model_config()
+        previous = config._attn_implementation
+        config._attn_implementation = "eager"
+        try:
+            yield
+        finally:
+            config._attn_implementation = previous

@@ -1,0 +1,94 @@
+"""BLIP-2 family: vision tower -> Q-Former (learned queries, cross-attention) -> language projection -> LLM.
+
+Module tree (transformers 5): ``vision_model``, ``query_tokens``, ``qformer``, ``language_projection``,
+``language_model`` (decoder-only: OPT, Llama...). The LLM sees ``num_query_tokens`` image tokens,
+placed first by the processor; they form no patch grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from mmdiag.adapters.base import GenerativeAdapter, StageFeatures, image_token_spans
+from mmdiag.adapters.hf_loading import LoadOptions, load_hf_model, load_hf_processor
+from mmdiag.adapters.llava import _processor_image_size
+from mmdiag.adapters.lm_layers import decoder_layers, self_attention
+from mmdiag.capture import capture_io
+from mmdiag.errors import CapabilityError, ProcessorMismatchError
+
+
+class Blip2Adapter(GenerativeAdapter):
+    """Adapter for ``Blip2ForConditionalGeneration`` with a decoder-only language model."""
+
+    family = "blip2"
+    architectures = ("Blip2ForConditionalGeneration",)
+    prompt_template = "Question: {question} Answer:"
+
+    @classmethod
+    def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> Blip2Adapter:
+        from transformers import Blip2ForConditionalGeneration
+
+        options = options or LoadOptions()
+        processor = load_hf_processor(path, options)
+        model = load_hf_model(Blip2ForConditionalGeneration, path, options)
+        return cls(model, processor, source=path, **kwargs)
+
+    @property
+    def image_token_id(self) -> int:
+        return int(self.model.config.image_token_id)
+
+    def language_model_config(self) -> Any:
+        return self.lm_attention_modules()[0].config
+
+    def lm_layers(self) -> list[torch.nn.Module]:
+        return decoder_layers(self.model.language_model)
+
+    def lm_attention_modules(self) -> list[torch.nn.Module]:
+        return [self_attention(layer) for layer in self.lm_layers()]
+
+    def format_prompt(self, question: str) -> str:
+        return self.prompt_template.format(question=question)
+
+    def vision_grid(self) -> tuple[int, int]:
+        vision = self.model.config.vision_config
+        height, width = _processor_image_size(self.processor.image_processor, vision.image_size)
+        return height // vision.patch_size, width // vision.patch_size
+
+    @torch.no_grad()
+    def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
+        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        pixel_values = pixel_values.to(self.device, self.model.dtype)
+        modules = {"qformer": self.model.qformer, "projector": self.model.language_projection}
+        with capture_io(modules) as captured:
+            self.model.get_image_features(pixel_values=pixel_values)
+        vision = captured.kwargs["qformer"]["encoder_hidden_states"][:, 1:]  # drop CLS: patches only
+        return [
+            StageFeatures("vision_encoder", vision, self.vision_grid()),
+            StageFeatures("qformer", captured.output_tensor("qformer"), None),
+            StageFeatures("projector", captured.output_tensor("projector"), None),
+        ]
+
+    def validate(self) -> None:
+        if not self.model.config.use_decoder_only_language_model:
+            raise CapabilityError(
+                "BLIP-2 with an encoder-decoder language model (T5) is not supported yet: use a decoder-only "
+                "BLIP-2 checkpoint (OPT, Llama)"
+            )
+        vocab = self.model.get_input_embeddings().num_embeddings
+        if self.image_token_id >= vocab:
+            raise ProcessorMismatchError(
+                f"image token id {self.image_token_id} is outside the model's vocabulary ({vocab}): "
+                "load the processor saved with this model"
+            )
+        encoded = self.processor(images=[Image.new("RGB", (32, 32))], text=[self.format_prompt("?")], return_tensors="pt")
+        n_tokens = sum(e - s for s, e in image_token_spans(encoded["input_ids"], self.image_token_id)[0])
+        n_queries = int(self.model.config.num_query_tokens)
+        if n_tokens != n_queries:
+            raise ProcessorMismatchError(
+                f"the processor inserts {n_tokens} image tokens but the model has {n_queries} Q-Former queries: "
+                "use the processor saved with this model (num_query_tokens must match)"
+            )

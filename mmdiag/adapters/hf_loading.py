@@ -1,0 +1,90 @@
+"""Loading an HF transformers model + processor with mmdiag's safety defaults and one-line errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mmdiag.errors import ModelLoadError
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a checkpoint.
+
+    ``allow_pickle`` permits ``.bin``/``.pt`` weights (pickle can run code: off by default);
+    ``trust_remote_code`` is passed to transformers (off by default); ``device_map`` and ``dtype``
+    go to ``from_pretrained`` (accelerate's big-model inference); ``max_memory`` and
+    ``offload_folder`` likewise.
+    """
+
+    device_map: Any = None
+    dtype: Any = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    max_memory: dict[Any, str] | None = None
+    offload_folder: str | None = None
+    checkpoint: str | None = None  # open_clip: a weights file for a named architecture
+
+    def model_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "use_safetensors": None if self.allow_pickle else True,
+            "trust_remote_code": self.trust_remote_code,
+        }
+        if self.device_map is not None:
+            kwargs["device_map"] = self.device_map
+        if self.dtype is not None:
+            kwargs["dtype"] = resolve_dtype(self.dtype)
+        if self.max_memory is not None:
+            kwargs["max_memory"] = self.max_memory
+        if self.offload_folder is not None:
+            kwargs["offload_folder"] = self.offload_folder
+        return kwargs
+
+
+def resolve_dtype(dtype: Any) -> Any:
+    """``"bf16"``/``"bfloat16"``/``torch.bfloat16``... to a torch dtype; ``"auto"`` passes through."""
+    if dtype is None or isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    names = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16", "float": "float32"}
+    name = names.get(str(dtype), str(dtype))
+    value = getattr(torch, name, None)
+    if not isinstance(value, torch.dtype):
+        raise ModelLoadError(f"unknown dtype '{dtype}': use one of float32, float16, bfloat16, auto")
+    return value
+
+
+def load_hf_model(model_cls: Any, path: str, options: LoadOptions) -> torch.nn.Module:
+    """``model_cls.from_pretrained(path)`` with the options; errors become one-line ModelLoadErrors."""
+    try:
+        return model_cls.from_pretrained(path, **options.model_kwargs())
+    except torch.OutOfMemoryError as err:
+        raise ModelLoadError(
+            f"out of memory while loading {path}: pass --device-map auto (and --max-memory) to shard it, "
+            f"or --dtype bfloat16 ({err.__class__.__name__})"
+        ) from err
+    except (OSError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        raise ModelLoadError(f"could not load the model weights from {path}: {first}") from err
+
+
+def load_hf_processor(path: str, options: LoadOptions, required: tuple[str, ...] = ("image_processor", "tokenizer")) -> Any:
+    """``AutoProcessor.from_pretrained(path)``, checking it has every part the family needs."""
+    from transformers import AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=options.trust_remote_code)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ModelLoadError(
+            f"missing or unreadable processor files in {path} ({err.__class__.__name__}): save the model's "
+            f"processor next to it with processor.save_pretrained('{path}')"
+        ) from err
+    missing = [part for part in required if getattr(processor, part, None) is None]
+    if missing:
+        raise ModelLoadError(
+            f"the processor in {path} has no {' or '.join(missing)} (it loaded as {type(processor).__name__}): "
+            f"save the full processor with processor.save_pretrained('{path}')"
+        )
+    return processor

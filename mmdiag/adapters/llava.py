@@ -1,0 +1,130 @@
+"""LLaVA family: CLIP-style vision tower -> multi-modal projector -> causal LM.
+
+Module tree (transformers 5): ``model.model.vision_tower``, ``model.model.multi_modal_projector``,
+``model.model.language_model`` (a decoder stack), ``model.lm_head``. Projector variants that keep this
+tree (the reference zoo's linear / resampler / pooling projectors) are served by the same adapter:
+pre- and post-projector features are the projector module's own input and output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from mmdiag.adapters.base import GenerativeAdapter, StageFeatures, image_token_spans
+from mmdiag.adapters.hf_loading import LoadOptions, load_hf_model, load_hf_processor
+from mmdiag.adapters.lm_layers import decoder_layers, self_attention
+from mmdiag.capture import capture_io
+from mmdiag.errors import ProcessorMismatchError
+
+
+class LlavaAdapter(GenerativeAdapter):
+    """Adapter for ``LlavaForConditionalGeneration`` and checkpoints that keep its module tree."""
+
+    family = "llava"
+    architectures = ("LlavaForConditionalGeneration",)
+    prompt_template = "USER: <image>\n{question} ASSISTANT:"
+
+    @classmethod
+    def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> LlavaAdapter:
+        from transformers import AutoModelForImageTextToText
+
+        options = options or LoadOptions()
+        processor = load_hf_processor(path, options)
+        model = load_hf_model(AutoModelForImageTextToText, path, options)
+        return cls(model, processor, source=path, **kwargs)
+
+    # -- module tree -------------------------------------------------------------------------
+    @property
+    def _core(self) -> torch.nn.Module:
+        return self.model.model
+
+    @property
+    def image_token_id(self) -> int:
+        return int(self.model.config.image_token_id)
+
+    def language_model_config(self) -> Any:
+        return self.lm_attention_modules()[0].config
+
+    def lm_layers(self) -> list[torch.nn.Module]:
+        return decoder_layers(self._core.language_model)
+
+    def lm_attention_modules(self) -> list[torch.nn.Module]:
+        return [self_attention(layer) for layer in self.lm_layers()]
+
+    def format_prompt(self, question: str) -> str:
+        if getattr(self.processor, "chat_template", None):
+            conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+            return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        return self.prompt_template.format(question=question)
+
+    # -- geometry ----------------------------------------------------------------------------
+    def vision_grid(self) -> tuple[int, int]:
+        vision = self.model.config.vision_config
+        height, width = _processor_image_size(self.processor.image_processor, vision.image_size)
+        return height // vision.patch_size, width // vision.patch_size
+
+    def token_grid(self) -> tuple[int, int] | None:
+        grid = getattr(self.model.config, "mmdiag_token_grid", None)
+        if grid is not None:
+            return tuple(grid)  # type: ignore[return-value]
+        rows, cols = self.vision_grid()
+        return (rows, cols) if self._n_image_tokens() == rows * cols else None
+
+    def _n_image_tokens(self) -> int:
+        return int(self.projected_tokens([Image.new("RGB", (8, 8))]).tokens.shape[1])
+
+    # -- features ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
+        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        pixel_values = pixel_values.to(self.device, self.model.dtype)
+        with capture_io({"projector": self._core.multi_modal_projector}) as captured:
+            self._core.get_image_features(pixel_values=pixel_values)
+        pre = captured.first_input("projector")
+        post = captured.output_tensor("projector")
+        grid = self.vision_grid()
+        n_patches = grid[0] * grid[1]
+        if pre.shape[1] == n_patches + 1:  # "full" strategy keeps CLS first; probes want the patches
+            pre = pre[:, 1:]
+        post_grid = grid if post.shape[1] == n_patches else getattr(self.model.config, "mmdiag_token_grid", None)
+        return [
+            StageFeatures("vision_encoder", pre, grid),
+            StageFeatures("projector", post, tuple(post_grid) if post_grid else None),
+        ]
+
+    # -- checks ------------------------------------------------------------------------------
+    def validate(self) -> None:
+        vocab = self.model.get_input_embeddings().num_embeddings
+        if self.image_token_id >= vocab:
+            raise ProcessorMismatchError(
+                f"image token id {self.image_token_id} is outside the model's vocabulary ({vocab}): "
+                "the tokenizer does not belong to this model; load the processor saved with it"
+            )
+        image = Image.new("RGB", (32, 32))
+        encoded = self.processor(images=[image], text=[self.format_prompt("?")], return_tensors="pt")
+        spans = image_token_spans(encoded["input_ids"], self.image_token_id)[0]
+        n_tokens = sum(end - start for start, end in spans)
+        n_features = self._n_image_tokens()
+        if n_tokens != n_features:
+            raise ProcessorMismatchError(
+                f"the processor expands the image into {n_tokens} tokens but the model makes {n_features} image "
+                "features (patch size, image size or vision_feature_select_strategy differ): use the processor "
+                "saved with this model"
+            )
+
+
+def _processor_image_size(image_processor: Any, default: int) -> tuple[int, int]:
+    """(height, width) of the pixel tensors the image processor produces."""
+    crop = getattr(image_processor, "crop_size", None)
+    if getattr(image_processor, "do_center_crop", False) and crop:
+        return int(crop["height"]), int(crop["width"])
+    size = getattr(image_processor, "size", None) or {}
+    if "height" in size and "width" in size:
+        return int(size["height"]), int(size["width"])
+    if "shortest_edge" in size:
+        return int(size["shortest_edge"]), int(size["shortest_edge"])
+    return default, default

@@ -1,0 +1,190 @@
+"""The library verbs (notebooks call these; the CLI only parses arguments and calls them).
+
+>>> from mmdiag import api
+>>> outcome = api.audit("path/to/llava", "runs/llava", api.AuditConfig(n_scenes=48))  # doctest: +SKIP
+>>> outcome.results["probes"]["hallucination"]["metrics"]["f1"]["value"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmdiag.adapters.base import Adapter
+from mmdiag.adapters.hf_loading import LoadOptions
+from mmdiag.adapters.loading import load_adapter
+from mmdiag.errors import ConfigError, MmdiagError
+from mmdiag.gates import Gate, evaluate_gates, parse_gate
+from mmdiag.probes.registry import ProbeRegistry
+from mmdiag.results import (
+    EXAMPLES_FILE,
+    SCHEMA_VERSION,
+    RunMetadata,
+    canonical_hash,
+    now_iso,
+    write_results,
+)
+from mmdiag.runtime import RecordWriter, run_probe
+from mmdiag.scenes.generate import SceneRecipe, generate_scenes
+
+DEFAULT_PROBES = ("attention", "spatial", "hallucination")
+
+
+@dataclass
+class AuditConfig:
+    """What an audit runs: which probes, on how many seeded scenes, with which gates."""
+
+    probes: tuple[str, ...] = DEFAULT_PROBES
+    n_scenes: int = 48
+    seed: int = 0
+    resolution: int = 64
+    gates: tuple[str, ...] = ()
+    recipe: SceneRecipe = field(default_factory=SceneRecipe)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["recipe"] = self.recipe.to_dict()
+        return data
+
+
+@dataclass
+class AuditOutcome:
+    """The written run: its folder, the results document, and whether every gate and probe passed."""
+
+    run_dir: Path
+    results: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return self.results["verdict"] == "pass"
+
+
+def default_model_dir() -> Path:
+    """Where the embedded default model lives (a built tiny LLaVA until the reference zoo ships)."""
+    home = Path(os.environ.get("MMDIAG_HOME", Path.home() / ".cache" / "mmdiag"))
+    return home / "tiny-llava"
+
+
+def ensure_default_model() -> Path:
+    """Build the default model once (seconds, offline) and return its folder."""
+    from mmdiag.checkpoints.tiny import build_tiny
+
+    path = default_model_dir()
+    if not (path / "config.json").is_file():
+        build_tiny("llava", path)
+    return path
+
+
+def load(model: str | Path | torch.nn.Module | Adapter, processor: Any = None, **options: Any) -> Adapter:
+    """Load a model into its family adapter (``options`` are :class:`LoadOptions` fields)."""
+    return load_adapter(model, processor, options=LoadOptions(**options))
+
+
+def audit(
+    model: str | Path | torch.nn.Module | Adapter | None,
+    out_dir: str | Path,
+    config: AuditConfig | None = None,
+    *,
+    processor: Any = None,
+    options: LoadOptions | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    registry: ProbeRegistry | None = None,
+) -> AuditOutcome:
+    """Run the configured probes on ``model`` and write results.json, examples.jsonl and the reports.
+
+    ``model=None`` audits the embedded default model.
+    """
+    config = config or AuditConfig()
+    gates = [parse_gate(g) for g in config.gates]
+    registry = registry or ProbeRegistry()
+    probes = [registry.create(name, resolution=config.resolution, seed=config.seed) for name in config.probes]
+    run_dir = _prepare_run_dir(Path(out_dir), overwrite)
+    notes: list[str] = []
+    if model is None:
+        model = ensure_default_model()
+        notes.append("default model: a random-weight tiny LLaVA built offline (its numbers exercise the pipeline only)")
+    adapter = load_adapter(model, processor, options=options or LoadOptions())
+    _check_gates(gates, probes, adapter)
+
+    metadata = RunMetadata(
+        model={**asdict(adapter.info()), "config_hash": _model_config_hash(adapter)},
+        config=config.to_dict(),
+        seed=config.seed,
+        config_hash=canonical_hash(config.to_dict()),
+        devices=sorted({str(p.device) for p in adapter.model.parameters()}),
+    )
+    probe_results: dict[str, dict[str, Any]] = {}
+    failures: dict[str, int] = {}
+    with RecordWriter(run_dir / EXAMPLES_FILE) as writer:
+        for probe in probes:
+            if not probe.supports(adapter):
+                notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
+                continue
+            recipe = probe.scene_recipe() or config.recipe
+            prefix = "scene" if recipe == config.recipe else f"{probe.name}-scene"
+            scenes = generate_scenes(config.n_scenes, config.seed, recipe, prefix=prefix)
+            result, failed = run_probe(probe, adapter, probe.examples(scenes, adapter), writer, progress=progress)
+            failures[probe.name] = len(failed)
+            if result is None:
+                first = failed[0]["error"] if failed else "no examples"
+                probe_results[probe.name] = {"probe": probe.name, "error": f"every example failed; first: {first}",
+                                             "n_examples": 0, "n_failed": len(failed), "metrics": {}}
+            else:
+                probe_results[probe.name] = result.to_dict()
+
+    outcomes = evaluate_gates(gates, probe_results)
+    broken = [name for name, r in probe_results.items() if "error" in r]
+    metadata.finished_at = now_iso()
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "metadata": metadata.to_dict(),
+        "probes": probe_results,
+        "gates": [o.to_dict() for o in outcomes],
+        "failed_examples": failures,
+        "notes": notes,
+        "verdict": "pass" if all(o.passed for o in outcomes) and not broken else "fail",
+    }
+    write_results(run_dir, document)
+    render_report(run_dir)
+    return AuditOutcome(run_dir, document)
+
+
+def render_report(run_dir: str | Path) -> list[Path]:
+    """(Re)build report.html and report.md from results.json + examples.jsonl alone."""
+    from mmdiag.report.html import write_html_report
+    from mmdiag.report.markdown import write_markdown_report
+
+    run_dir = Path(run_dir)
+    return [write_html_report(run_dir), write_markdown_report(run_dir)]
+
+
+def _prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MmdiagError(f"output path {run_dir} is a file: pass a folder for the run")
+    examples = run_dir / EXAMPLES_FILE
+    if examples.exists():
+        if not overwrite:
+            raise MmdiagError(f"{run_dir} already holds a run (examples.jsonl): pass another --out, or --overwrite to replace it")
+        examples.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _check_gates(gates: list[Gate], probes: list[Any], adapter: Adapter) -> None:
+    available = {f"{p.name}.{m}" for p in probes if p.supports(adapter) for m in p.metric_names.get(adapter.kind, ())}
+    for gate in gates:
+        if gate.name not in available:
+            raise ConfigError(f"gate '{gate}' names an unknown metric for this {adapter.kind} model; available: "
+                              + ", ".join(sorted(available)))
+
+
+def _model_config_hash(adapter: Adapter) -> str:
+    config = getattr(adapter.model, "config", None)
+    if config is not None and hasattr(config, "to_dict"):
+        return canonical_hash(config.to_dict())
+    return canonical_hash(repr(adapter.model))

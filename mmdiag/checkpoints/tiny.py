@@ -1,0 +1,193 @@
+"""Tiny random checkpoints of every supported family, with processor and tokenizer, built offline.
+
+Tests and the CLI (``mmdiag tiny FAMILY --out DIR``) save them with ``save_pretrained`` so they are
+loaded by path exactly like a downloaded model. Random weights: the numbers they give are
+meaningless, only shapes and plumbing are tested with them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mmdiag.checkpoints.tokenizer import build_word_tokenizer
+
+FAMILIES = ("llava", "blip2", "clip", "open_clip")
+IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073]
+IMAGE_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """Geometry of a tiny model: images of ``image_size`` px cut in ``patch_size`` patches."""
+
+    image_size: int = 32
+    patch_size: int = 8
+    hidden: int = 32
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    num_query_tokens: int = 4
+    seed: int = 0
+
+
+def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -> Path:
+    """Build a random tiny ``family`` model with its processor and save both to ``out_dir``."""
+    builders = {"llava": _llava, "blip2": _blip2, "clip": _clip, "open_clip": _open_clip}
+    if family not in builders:
+        raise ValueError(f"unknown family '{family}': choose one of {', '.join(FAMILIES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed((spec or TinySpec()).seed)
+    builders[family](out, spec or TinySpec())
+    return out
+
+
+def _clip_image_processor(spec: TinySpec):  # noqa: ANN202 - transformers type
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(
+        size={"shortest_edge": spec.image_size},
+        crop_size={"height": spec.image_size, "width": spec.image_size},
+        image_mean=IMAGE_MEAN,
+        image_std=IMAGE_STD,
+    )
+
+
+def _vision_kwargs(spec: TinySpec) -> dict:
+    return dict(
+        hidden_size=spec.hidden,
+        intermediate_size=spec.hidden * 2,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=2,
+        image_size=spec.image_size,
+        patch_size=spec.patch_size,
+    )
+
+
+def _llava(out: Path, spec: TinySpec) -> None:
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    tokenizer = build_word_tokenizer(image_token=True)
+    n_tokens = (spec.image_size // spec.patch_size) ** 2
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden,
+        intermediate_size=spec.hidden * 2,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.kv_heads,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(**_vision_kwargs(spec)),
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=n_tokens,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    LlavaForConditionalGeneration(config).eval().save_pretrained(out)
+    LlavaProcessor(
+        image_processor=_clip_image_processor(spec),
+        tokenizer=tokenizer,
+        patch_size=spec.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # the CLIP tower's CLS, which "default" drops
+    ).save_pretrained(out)
+
+
+def _blip2(out: Path, spec: TinySpec) -> None:
+    from transformers import (
+        BlipImageProcessor,
+        Blip2Config,
+        Blip2ForConditionalGeneration,
+        Blip2Processor,
+        Blip2QFormerConfig,
+        Blip2VisionConfig,
+        OPTConfig,
+    )
+
+    tokenizer = build_word_tokenizer(image_token=False)
+    processor = Blip2Processor(
+        image_processor=BlipImageProcessor(
+            size={"height": spec.image_size, "width": spec.image_size}, image_mean=IMAGE_MEAN, image_std=IMAGE_STD
+        ),
+        tokenizer=tokenizer,
+        num_query_tokens=spec.num_query_tokens,
+    )  # adds its own <image> token to the tokenizer
+    vocab = len(processor.tokenizer)
+    text = OPTConfig(
+        vocab_size=vocab,
+        hidden_size=spec.hidden,
+        ffn_dim=spec.hidden * 2,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        max_position_embeddings=512,
+        word_embed_proj_dim=spec.hidden,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    qformer = Blip2QFormerConfig(
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=2,
+        intermediate_size=spec.hidden * 2,
+        encoder_hidden_size=spec.hidden,
+        vocab_size=vocab,
+    )
+    config = Blip2Config(
+        vision_config=Blip2VisionConfig(**_vision_kwargs(spec)).to_dict(),
+        qformer_config=qformer.to_dict(),
+        text_config=text.to_dict(),
+        num_query_tokens=spec.num_query_tokens,
+        image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    Blip2ForConditionalGeneration(config).eval().save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+def _clip(out: Path, spec: TinySpec) -> None:
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
+
+    tokenizer = build_word_tokenizer(add_eos=True)  # CLIP pools the text at the EOS token
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=spec.hidden,
+            intermediate_size=spec.hidden * 2,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
+        vision_config=_vision_kwargs(spec),
+        projection_dim=16,
+    )
+    CLIPModel(config).eval().save_pretrained(out)
+    CLIPProcessor(image_processor=_clip_image_processor(spec), tokenizer=tokenizer).save_pretrained(out)
+
+
+def _open_clip(out: Path, spec: TinySpec) -> None:
+    import open_clip
+    from safetensors.torch import save_file
+
+    model_cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": spec.image_size, "layers": spec.layers, "width": spec.hidden,
+                       "head_width": 16, "patch_size": spec.patch_size},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": spec.hidden, "heads": 2, "layers": spec.layers},
+    }
+    preprocess_cfg = {"mean": IMAGE_MEAN, "std": IMAGE_STD, "size": spec.image_size}
+    (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}, indent=2))
+    model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "open_clip_model.safetensors"))

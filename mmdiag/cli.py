@@ -1,0 +1,149 @@
+"""``mmdiag`` command line: parses arguments and calls :mod:`mmdiag.api`. Exit codes: 0 ok, 1 a gate
+(or a whole probe) failed, 2 bad usage or input (one line on stderr, no traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmdiag import __version__
+from mmdiag.errors import MmdiagError
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("loading")
+    group.add_argument("--device-map", default=None, help="accelerate device map: auto, balanced, sequential, cpu, or JSON")
+    group.add_argument("--dtype", default=None, help="float32, float16, bfloat16 or auto")
+    group.add_argument("--max-memory", default=None, help='JSON per device, e.g. \'{"0": "20GiB", "cpu": "60GiB"}\'')
+    group.add_argument("--offload-dir", default=None, help="folder for weights offloaded to disk")
+    group.add_argument("--checkpoint", default=None, help="weights file for an open_clip:ARCH model")
+    group.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (pickle can run code)")
+    group.add_argument("--trust-remote-code", action="store_true", help="let transformers run code shipped with the model")
+
+
+def _load_options(args: argparse.Namespace):  # noqa: ANN202 - LoadOptions, imported lazily
+    from mmdiag.adapters.hf_loading import LoadOptions
+
+    device_map = args.device_map
+    if device_map and device_map.startswith("{"):
+        device_map = _json_arg(device_map, "--device-map")
+    max_memory = _json_arg(args.max_memory, "--max-memory") if args.max_memory else None
+    if isinstance(max_memory, dict):
+        max_memory = {int(k) if str(k).isdigit() else k: v for k, v in max_memory.items()}
+    return LoadOptions(
+        device_map=device_map, dtype=args.dtype, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
+        max_memory=max_memory, offload_folder=args.offload_dir, checkpoint=args.checkpoint,
+    )
+
+
+def _json_arg(text: str, flag: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MmdiagError(f"{flag} is not valid JSON ({err.msg}): e.g. '{{\"0\": \"20GiB\"}}'") from err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmdiag", description="Audit vision-language models for multimodal misalignment.")
+    parser.add_argument("--version", action="version", version=f"mmdiag {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    audit = sub.add_parser("audit", help="run the diagnostics on a model and write a report")
+    audit.add_argument("--model", default=None, help="model folder, hub id, or open_clip:ARCH (default: the embedded model)")
+    audit.add_argument("--out", default="runs/audit", help="run folder to write (default: runs/audit)")
+    audit.add_argument("--probes", default="attention,spatial,hallucination", help="comma-separated probe names")
+    audit.add_argument("--n-scenes", type=int, default=48, help="scenes per probe (default 48)")
+    audit.add_argument("--seed", type=int, default=0)
+    audit.add_argument("--resolution", type=int, default=64, help="scene resolution in pixels")
+    audit.add_argument("--gate", action="append", default=[], help="release gate, e.g. hallucination.f1>=0.8 (repeatable)")
+    audit.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    audit.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_load_options(audit)
+
+    report = sub.add_parser("report", help="rebuild report.html and report.md from a run folder")
+    report.add_argument("run_dir")
+
+    tiny = sub.add_parser("tiny", help="build a random tiny checkpoint of a family (for tests and trials)")
+    tiny.add_argument("family", choices=["llava", "blip2", "clip", "open_clip"])
+    tiny.add_argument("--out", required=True)
+    tiny.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("ls", help="list supported architectures and probes")
+    return parser
+
+
+def _quiet_libraries() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from mmdiag import api
+    from mmdiag.errors import ConfigError
+
+    if args.n_scenes < 1:
+        raise ConfigError("--n-scenes must be at least 1")
+    config = api.AuditConfig(
+        probes=tuple(p.strip() for p in args.probes.split(",") if p.strip()),
+        n_scenes=args.n_scenes, seed=args.seed, resolution=args.resolution, gates=tuple(args.gate),
+    )
+    outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
+                        progress=not args.no_progress)
+    for gate in outcome.results["gates"]:
+        status = "pass" if gate["passed"] else "FAIL"
+        print(f"gate {gate['gate']}: {status} (value {gate['value']}, margin {gate['margin']})")
+    for name, probe in outcome.results["probes"].items():
+        if "error" in probe:
+            print(f"probe {name} failed: {probe['error']}", file=sys.stderr)
+    print(f"{outcome.results['verdict']}: wrote {outcome.run_dir}/results.json, examples.jsonl, report.html, report.md")
+    return 0 if outcome.passed else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mmdiag import api
+
+    for path in api.render_report(Path(args.run_dir)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_tiny(args: argparse.Namespace) -> int:
+    from mmdiag.checkpoints.tiny import TinySpec, build_tiny
+
+    print(f"wrote {build_tiny(args.family, args.out, TinySpec(seed=args.seed))}")
+    return 0
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    from mmdiag.adapters.registry import default_registry
+    from mmdiag.probes.registry import ProbeRegistry
+
+    print("architectures: " + ", ".join(default_registry().supported()))
+    print("probes: " + ", ".join(ProbeRegistry().names()))
+    return 0
+
+
+COMMANDS = {"audit": _cmd_audit, "report": _cmd_report, "tiny": _cmd_tiny, "ls": _cmd_ls}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mmdiag`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        _quiet_libraries()
+        return COMMANDS[args.command](args)
+    except MmdiagError as err:
+        print(f"mmdiag: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("mmdiag: interrupted; finished examples are kept in examples.jsonl", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

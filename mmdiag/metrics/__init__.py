@@ -1,0 +1,1 @@
+"""Metric definitions (POPE, bootstrap statistics), independent of models."""

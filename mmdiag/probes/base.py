@@ -1,0 +1,113 @@
+"""The probe contract.
+
+A probe's ``__init__`` only stores parameters. The runner asks it for its examples (derived from a
+scene set, deterministic ids), calls ``run_example`` on each (returning a JSON-able record, plus
+optional arrays kept in memory for aggregation), and finally ``aggregate`` turns the records into a
+typed :class:`ProbeResult`. Probes speak only the adapter contract's canonical names.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mmdiag.adapters.base import Adapter
+from mmdiag.scenes.generate import SceneRecipe
+from mmdiag.scenes.model import Scene
+
+
+@dataclass
+class ProbeExample:
+    """One unit of work: an id, the scene it is about (re-renderable from its dict), and inputs."""
+
+    example_id: str
+    scene: Scene
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExampleOutput:
+    """What ``run_example`` returns: ``values`` go to examples.jsonl, ``arrays`` stay in memory."""
+
+    values: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Metric:
+    """A headline number with its confidence interval (``None`` where none applies)."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    description: str = ""
+
+
+@dataclass
+class ProbeResult:
+    """Base of every probe's typed result: headline metrics (gate-able) plus probe-specific fields."""
+
+    probe: str
+    n_examples: int
+    n_failed: int
+    metrics: dict[str, Metric]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return None if np.isnan(value) or np.isinf(value) else value
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+class Probe(abc.ABC):
+    """A diagnostic. Subclasses set ``name``, ``kinds`` (adapter kinds served) and ``metric_names``."""
+
+    name: ClassVar[str]
+    kinds: ClassVar[tuple[str, ...]]
+    metric_names: ClassVar[dict[str, tuple[str, ...]]]  # adapter kind -> headline metrics it reports
+
+    def supports(self, adapter: Adapter) -> bool:
+        return adapter.kind in self.kinds
+
+    def params(self) -> dict[str, Any]:
+        """The stored constructor parameters (for run metadata and config hashes)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    @abc.abstractmethod
+    def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
+        """The probe's examples over a scene set, with stable ids."""
+
+    @abc.abstractmethod
+    def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
+        """Measure one example."""
+
+    @abc.abstractmethod
+    def aggregate(
+        self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]
+    ) -> ProbeResult:
+        """Turn successful records (and their arrays, aligned) into the typed result."""
+
+    def scene_recipe(self) -> SceneRecipe | None:
+        """The scene recipe this probe needs, or ``None`` for the audit's shared scenes."""
+        return None
+
+    def setup(self, adapter: Adapter) -> None:  # noqa: B027 - optional hook
+        """Optional once-per-run preparation (e.g. building an untrained baseline)."""

@@ -1,0 +1,141 @@
+"""Visual hallucination, first form: POPE-style presence questions on scenes, with a blind baseline.
+
+For each scene: every present object is asked about (label yes) and as many absent object types
+(label no, drawn at random from the vocabulary). Generative models answer from first-token logits
+(yes iff P(yes) > P(no)); each question is asked again with the image replaced by its mean colour, so
+the *multimodal gain* (accuracy with image - accuracy blind) shows whether answers use the image.
+Dual encoders are scored pairwise: does "a photo of a <present>" beat "a photo of a <absent>"?
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
+from mmdiag.metrics.pope import NO, YES, pope_scores
+from mmdiag.metrics.stats import bootstrap_ci
+from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
+from mmdiag.scenes.blind import mean_colour
+from mmdiag.scenes.model import Scene
+from mmdiag.scenes.render import render
+from mmdiag.scenes.vocabulary import OBJECT_TYPES
+
+QUESTION = "Is there a {name} in the image?"
+CAPTION = "a photo of a {name}"
+
+
+@dataclass
+class HallucinationResult(ProbeResult):
+    """POPE scores with the image and blind, per kind of model."""
+
+    pope: dict[str, Any] = field(default_factory=dict)
+    blind_pope: dict[str, Any] = field(default_factory=dict)
+    question_template: str = QUESTION
+
+
+class HallucinationProbe(Probe):
+    """POPE-style presence questions with a mean-colour blind baseline."""
+
+    name = "hallucination"
+    kinds = (GENERATIVE, DUAL_ENCODER)
+    metric_names = {
+        GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "blind_accuracy", "blind_yes_ratio", "multimodal_gain"),
+        DUAL_ENCODER: ("pair_accuracy", "blind_pair_accuracy", "multimodal_gain"),
+    }
+
+    def __init__(self, resolution: int = 64, seed: int = 0, max_questions: int = 3) -> None:
+        self.resolution = resolution
+        self.seed = seed
+        self.max_questions = max_questions
+
+    def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
+        out = []
+        for index, scene in enumerate(scenes):
+            rng = np.random.default_rng([self.seed, index, 7])
+            present = scene.object_names[: self.max_questions]
+            absent_pool = [t for t in OBJECT_TYPES if not scene.has(t)]
+            absent = [str(t) for t in rng.choice(absent_pool, size=len(present), replace=False)]
+            out.append(ProbeExample(f"{scene.scene_id}/pope", scene, {"present": present, "absent": absent}))
+        return out
+
+    def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
+        image = render(example.scene, self.resolution)
+        blind = mean_colour(image)
+        present, absent = example.inputs["present"], example.inputs["absent"]
+        if adapter.kind == DUAL_ENCODER:
+            texts = [CAPTION.format(name=n) for n in present + absent]
+            sims = adapter.similarity([image, blind], texts).cpu().numpy()
+            k = len(present)
+            return ExampleOutput({
+                "captions": texts,
+                "sim_present": sims[0, :k].tolist(), "sim_absent": sims[0, k:].tolist(),
+                "blind_sim_present": sims[1, :k].tolist(), "blind_sim_absent": sims[1, k:].tolist(),
+            })
+        questions = [QUESTION.format(name=n) for n in present + absent]
+        labels = [YES] * len(present) + [NO] * len(absent)
+        real = adapter.answer_scores([image] * len(questions), questions)
+        blind_scores = adapter.answer_scores([blind] * len(questions), questions)
+        return ExampleOutput({
+            "questions": questions,
+            "labels": labels,
+            "p_yes": real.p_yes.tolist(), "p_no": real.p_no.tolist(),
+            "blind_p_yes": blind_scores.p_yes.tolist(), "blind_p_no": blind_scores.p_no.tolist(),
+        })
+
+    def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
+        if adapter.kind == DUAL_ENCODER:
+            return self._aggregate_pairs(records)
+        rows = [
+            (r["example_id"], label, py > pn, bpy > bpn)
+            for r in records
+            for label, py, pn, bpy, bpn in zip(r["labels"], r["p_yes"], r["p_no"], r["blind_p_yes"], r["blind_p_no"])
+        ]
+        clusters = [row[0] for row in rows]
+        labels = [row[1] for row in rows]
+        says = np.array([row[2] for row in rows], dtype=bool)
+        blind_says = np.array([row[3] for row in rows], dtype=bool)
+        truth = np.array([lab == YES for lab in labels], dtype=bool)
+        real = pope_scores([YES if s else NO for s in says], labels)
+        blind = pope_scores([YES if s else NO for s in blind_says], labels)
+        gain = (says == truth).astype(float) - (blind_says == truth).astype(float)
+
+        def ci(values: np.ndarray) -> tuple[float, float]:
+            return bootstrap_ci(values, clusters=clusters, seed=self.seed)
+
+        metrics = {
+            "accuracy": Metric(real.accuracy, *ci((says == truth).astype(float)), "POPE accuracy with the image"),
+            "precision": Metric(real.precision, description="POPE precision (yes = positive)"),
+            "recall": Metric(real.recall, description="POPE recall"),
+            "f1": Metric(real.f1, description="POPE F1"),
+            "yes_ratio": Metric(real.yes_ratio, *ci(says.astype(float)), "share of predicted yes"),
+            "blind_accuracy": Metric(blind.accuracy, *ci((blind_says == truth).astype(float)), "accuracy with a mean-colour image"),
+            "blind_yes_ratio": Metric(blind.yes_ratio, *ci(blind_says.astype(float)), "predicted-yes share, blind"),
+            "multimodal_gain": Metric(float(gain.mean()) if len(gain) else None, *ci(gain), "accuracy with image - blind accuracy"),
+        }
+        return HallucinationResult(
+            probe=self.name, n_examples=len(records), n_failed=0, metrics=metrics,
+            pope=real.to_dict(), blind_pope=blind.to_dict(),
+        )
+
+    def _aggregate_pairs(self, records: list[dict[str, Any]]) -> ProbeResult:
+        clusters, real, blind = [], [], []
+        for r in records:
+            for sp, sa, bsp, bsa in zip(r["sim_present"], r["sim_absent"], r["blind_sim_present"], r["blind_sim_absent"]):
+                clusters.append(r["example_id"])
+                real.append(float(sp > sa))
+                blind.append(float(bsp > bsa))
+        real_a, blind_a = np.array(real), np.array(blind)
+        gain = real_a - blind_a
+
+        def ci(values: np.ndarray) -> tuple[float, float]:
+            return bootstrap_ci(values, clusters=clusters, seed=self.seed)
+
+        metrics = {
+            "pair_accuracy": Metric(float(real_a.mean()), *ci(real_a), "present caption scores above absent (chance 0.5)"),
+            "blind_pair_accuracy": Metric(float(blind_a.mean()), *ci(blind_a), "the same on a mean-colour image"),
+            "multimodal_gain": Metric(float(gain.mean()), *ci(gain), "pair accuracy with image - blind"),
+        }
+        return HallucinationResult(probe=self.name, n_examples=len(records), n_failed=0, metrics=metrics, question_template=CAPTION)

@@ -1,0 +1,1 @@
+"""Reports rendered from a run folder (results.json + examples.jsonl) alone."""

@@ -1,0 +1,115 @@
+"""The self-contained HTML report: jinja2 with autoescaping, figures embedded as data URIs.
+
+Every string that came from a model or a dataset reaches the page through autoescaping; nothing is
+marked safe except the data URIs this module builds itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from mmdiag.report import figures
+from mmdiag.results import read_examples, read_results
+from mmdiag.scenes.model import Scene
+from mmdiag.scenes.render import render
+
+HTML_FILE = "report.html"
+MAX_EXAMPLES_SHOWN = 6
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mmdiag.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"], default=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["num"] = format_number
+    return env
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def build_context(run_dir: Path) -> dict[str, Any]:
+    """Everything the template shows, computed from results.json and examples.jsonl alone."""
+    results = read_results(run_dir)
+    records = read_examples(run_dir)
+    resolution = int(results["metadata"]["config"].get("resolution", 64))
+    probes = results.get("probes", {})
+    by_probe: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_probe.setdefault(record.get("probe", "?"), []).append(record)
+    failures = [r for r in records if "error" in r]
+    return {
+        "results": results,
+        "meta": results["metadata"],
+        "probes": probes,
+        "failures": failures[:20],
+        "n_failures": len(failures),
+        "attention": _attention_section(probes.get("attention"), by_probe.get("attention", []), resolution),
+        "spatial": _spatial_section(probes.get("spatial")),
+        "hallucination": _hallucination_section(probes.get("hallucination"), by_probe.get("hallucination", []), resolution),
+    }
+
+
+def _attention_section(result: dict[str, Any] | None, records: list[dict[str, Any]], resolution: int) -> dict[str, Any] | None:
+    if not result or "error" in result:
+        return None
+    overlays = []
+    grid = result.get("token_grid")
+    for record in records:
+        values = record.get("values")
+        if not values or not grid or len(overlays) >= 4:
+            continue
+        attention = values.get("image_token_attention")
+        if attention is None and values.get("cls_patch_attention"):
+            attention = [sum(col) / len(col) for col in zip(*values["cls_patch_attention"])]
+        if attention and len(attention) == grid[0] * grid[1]:
+            overlays.append({"uri": figures.attention_overlay(record["scene"], attention, tuple(grid), resolution),
+                             "caption": values.get("question") or values.get("caption", "")})
+    return {"curves": figures.attention_layer_curves(result), "heatmap": figures.head_layer_heatmap(result), "overlays": overlays}
+
+
+def _spatial_section(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not result or "error" in result:
+        return None
+    return {"bars": figures.retention_bars(result)}
+
+
+def _hallucination_section(result: dict[str, Any] | None, records: list[dict[str, Any]], resolution: int) -> dict[str, Any] | None:
+    if not result or "error" in result:
+        return None
+    shown = []
+    for record in records:
+        values = record.get("values")
+        if not values or "questions" not in values or len(shown) >= MAX_EXAMPLES_SHOWN:
+            continue
+        rows = [
+            {"question": q, "label": lab, "p_yes": py / (py + pn) if py + pn else 0.5,
+             "blind_p_yes": by / (by + bn) if by + bn else 0.5}
+            for q, lab, py, pn, by, bn in zip(values["questions"], values["labels"], values["p_yes"], values["p_no"],
+                                               values["blind_p_yes"], values["blind_p_no"])
+        ]
+        image = figures.image_uri(render(Scene.from_dict(record["scene"]), resolution))
+        shown.append({"id": record["example_id"], "image": image, "rows": rows})
+    return {"examples": shown}
+
+
+def write_html_report(run_dir: Path) -> Path:
+    """Render ``report.html`` into the run folder."""
+    html = _environment().get_template("report.html").render(**build_context(Path(run_dir)))
+    path = Path(run_dir) / HTML_FILE
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny checkpoints of every family, built offline once per session and loaded by path."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hidden download must fail loudly, never hang or succeed
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from mmdiag.checkpoints.tiny import FAMILIES, build_tiny  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one tiny checkpoint per family: <dir>/<family>."""
+    root = tmp_path_factory.mktemp("tiny")
+    for family in FAMILIES:
+        build_tiny(family, root / family)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_paths(tiny_dir: Path) -> dict[str, Path]:
+    return {family: tiny_dir / family for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def adapters(tiny_paths: dict[str, Path]) -> dict:
+    from mmdiag.adapters import load_adapter
+
+    return {family: load_adapter(str(path)) for family, path in tiny_paths.items()}

@@ -1,0 +1,139 @@
+"""Contract tests run over every registered adapter family on tiny checkpoints loaded by path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE
+from mmdiag.adapters.registry import BUILTIN_ADAPTERS, default_registry
+from mmdiag.checkpoints.tiny import FAMILIES, TinySpec
+
+SPEC = TinySpec()
+GRID = (SPEC.image_size // SPEC.patch_size, SPEC.image_size // SPEC.patch_size)
+IMAGES = [Image.new("RGB", (40, 40), (200, 30, 30)), Image.new("RGB", (64, 48), (30, 30, 200))]
+QUESTIONS = ["Is there a red circle in the image?", "Is there a blue square left of the green triangle?"]
+
+
+def test_every_registered_architecture_has_a_tiny_family(adapters: dict) -> None:
+    registry = default_registry()
+    served = {type(a) for a in adapters.values()}
+    for architecture in BUILTIN_ADAPTERS:
+        assert registry.get(architecture) in served, f"{architecture} has no tiny checkpoint under test"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_vision_features_sit_on_the_patch_grid(adapters: dict, family: str) -> None:
+    adapter = adapters[family]
+    assert adapter.vision_grid() == GRID
+    vision = adapter.vision_features(IMAGES)
+    assert vision.name == "vision_encoder"
+    assert tuple(vision.tokens.shape) == (2, GRID[0] * GRID[1], SPEC.hidden)
+    assert vision.grid == GRID
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_stage_shapes(adapters: dict, family: str) -> None:
+    adapter = adapters[family]
+    stages = adapter.feature_stages(IMAGES)
+    names = [s.name for s in stages]
+    expected = {
+        "llava": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
+        "blip2": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
+        "clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
+        "open_clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
+    }[family]
+    assert names == expected[0]
+    assert tuple(stages[-1].tokens.shape) == expected[1]
+
+
+@pytest.mark.parametrize("family", ["llava", "blip2"])
+def test_image_spans_match_the_processor_input_ids(adapters: dict, family: str) -> None:
+    adapter = adapters[family]
+    batch = adapter.prepare(IMAGES, QUESTIONS)
+    ids = batch.input_ids
+    expected_count = GRID[0] * GRID[1] if family == "llava" else SPEC.num_query_tokens
+    for row, spans in enumerate(batch.image_spans):
+        positions = [i for s, e in spans for i in range(s, e)]
+        assert positions == torch.nonzero(ids[row] == adapter.image_token_id).flatten().tolist()
+        assert len(positions) == expected_count
+        assert len(spans) == 1
+    assert batch.token_grid == (GRID if family == "llava" else None)
+
+
+@pytest.mark.parametrize("family", ["llava", "blip2"])
+def test_last_positions_point_at_each_rows_last_real_token(adapters: dict, family: str) -> None:
+    adapter = adapters[family]
+    batch = adapter.prepare(IMAGES, ["Is there a red circle?", "Is there a blue square left of the green triangle?"])
+    lengths = batch.attention_mask.sum(1)
+    assert lengths[0] < lengths[1]  # right padding in row 0
+    for row in range(2):
+        last = int(batch.last_positions()[row])
+        assert batch.attention_mask[row, last] == 1
+        assert batch.attention_mask[row, last + 1:].sum() == 0
+
+
+@pytest.mark.parametrize("family", ["llava", "blip2"])
+def test_yes_no_scores_are_probabilities_and_repeatable(adapters: dict, family: str) -> None:
+    adapter = adapters[family]
+    first = adapter.answer_scores(IMAGES, QUESTIONS)
+    second = adapter.answer_scores(IMAGES, QUESTIONS)
+    assert np.all((first.p_yes >= 0) & (first.p_no >= 0) & (first.p_yes + first.p_no <= 1 + 1e-6))
+    assert np.all((first.p_yes_norm >= 0) & (first.p_yes_norm <= 1))
+    np.testing.assert_array_equal(first.p_yes, second.p_yes)
+    np.testing.assert_array_equal(first.p_no, second.p_no)
+
+
+@pytest.mark.parametrize("family", ["llava", "blip2"])
+def test_batched_scores_equal_one_by_one(adapters: dict, family: str) -> None:
+    """Right padding must not change the first-answer-token distribution of the shorter row."""
+    adapter = adapters[family]
+    together = adapter.answer_scores(IMAGES, QUESTIONS)
+    for i in range(2):
+        alone = adapter.answer_scores([IMAGES[i]], [QUESTIONS[i]])
+        np.testing.assert_allclose(alone.p_yes, together.p_yes[i:i + 1], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("family", ["llava", "blip2"])
+def test_generate_returns_text_and_lm_layers_are_exposed(adapters: dict, family: str) -> None:
+    adapter = adapters[family]
+    answers = adapter.generate(IMAGES[:1], ["Describe the image."], max_new_tokens=4)
+    assert len(answers) == 1 and isinstance(answers[0], str)
+    assert len(adapter.lm_layers()) == SPEC.layers
+    assert len(adapter.lm_attention_modules()) == SPEC.layers
+    assert adapter.kind == GENERATIVE
+
+
+@pytest.mark.parametrize("family", ["clip", "open_clip"])
+def test_dual_encoder_similarity(adapters: dict, family: str) -> None:
+    adapter = adapters[family]
+    texts = ["a photo of a red circle", "a photo of a blue square", "a photo of a green triangle"]
+    sims = adapter.similarity(IMAGES, texts)
+    assert tuple(sims.shape) == (2, 3)
+    assert torch.all(sims.abs() <= 1 + 1e-5)
+    assert not torch.allclose(sims[:, 0], sims[:, 1]), "captions must not collapse to one embedding"
+    torch.testing.assert_close(sims, adapter.similarity(IMAGES, texts))
+    assert adapter.kind == DUAL_ENCODER
+
+
+@pytest.mark.parametrize("family", ["clip", "open_clip"])
+def test_dual_encoders_refuse_generative_calls_with_a_clear_error(adapters: dict, family: str) -> None:
+    from mmdiag.errors import CapabilityError
+
+    with pytest.raises(CapabilityError, match="dual encoder|do not answer"):
+        adapters[family].answer_scores(IMAGES, QUESTIONS)
+
+
+def test_prebuilt_model_and_processor_are_accepted(tiny_paths: dict) -> None:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from mmdiag.adapters import load_adapter
+    from mmdiag.adapters.llava import LlavaAdapter
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_paths["llava"])
+    processor = AutoProcessor.from_pretrained(tiny_paths["llava"])
+    adapter = load_adapter(model, processor)
+    assert isinstance(adapter, LlavaAdapter)
+    assert adapter.answer_scores(IMAGES[:1], QUESTIONS[:1]).p_yes.shape == (1,)

@@ -1,0 +1,52 @@
+"""POPE metrics and parsing rules against hand-computed answers (the official formulas)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmdiag.metrics.pope import parse_answer, pope_scores
+
+
+@pytest.mark.parametrize(
+    "answer, pope, vlmevalkit, lmms",
+    [
+        ("Yes", "yes", "yes", "yes"),
+        ("Yes, there is a dog.", "yes", "yes", None),
+        ("No, there is no dog.", "no", "no", None),
+        ("Not really.", "yes", None, None),  # official rule: "Not" (capital) is not in {No, not, no}
+        ("There is not a dog.", "no", None, None),
+        ("", "yes", None, None),  # official rule: unparseable counts as yes
+        ("I don't know", "yes", None, None),
+        ("no", "no", "no", "no"),
+        ("Yes. No.", "yes", None, None),  # only the first sentence counts for the official rule
+    ],
+)
+def test_parsing_rules(answer, pope, vlmevalkit, lmms):
+    assert parse_answer(answer, "pope") == pope
+    assert parse_answer(answer, "vlmevalkit") == vlmevalkit
+    assert parse_answer(answer, "lmms-eval") == lmms
+
+
+def test_vcd_rule_is_substring_based():
+    assert parse_answer("I know it", "vcd", label="no") == "no"  # "know" contains "no"
+    assert parse_answer("nothing here", "vcd", label="no") == "no"
+    assert parse_answer("yes", "vcd", label="no") == "yes"
+    assert parse_answer("yes", "vcd", label="yes") == "yes"
+
+
+def test_scores_by_hand():
+    # labels:    y  y  y  n  n  n  n
+    # decisions: y  n  y  y  n  n  None
+    scores = pope_scores(["yes", "no", "yes", "yes", "no", "no", None], ["yes", "yes", "yes", "no", "no", "no", "no"])
+    assert (scores.tp, scores.fn, scores.fp, scores.tn) == (2, 1, 1, 3)
+    assert scores.unparsed == 1
+    assert scores.accuracy == pytest.approx(5 / 7)
+    assert scores.precision == pytest.approx(2 / 3)
+    assert scores.recall == pytest.approx(2 / 3)
+    assert scores.f1 == pytest.approx(2 / 3)
+    assert scores.yes_ratio == pytest.approx(3 / 7)  # predicted yes, not ground-truth yes (lmms-eval's bug)
+
+
+def test_all_no_has_zero_f1_not_nan():
+    scores = pope_scores(["no"] * 4, ["yes", "no", "yes", "no"])
+    assert scores.f1 == 0.0 and scores.precision == 0.0 and scores.accuracy == 0.5 and scores.yes_ratio == 0.0
