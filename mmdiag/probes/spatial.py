@@ -9,7 +9,8 @@ Readout (the same for every stage, whatever its token count): each token is mapp
 seeded Gaussian projection, tokens are flattened, then standardised -> PCA (at most 32 components,
 fitted inside each fold) -> logistic / ridge regression, 5-fold cross-validated. Accuracy comes from
 out-of-fold predictions with a bootstrap CI over scenes. Retention = (stage - chance) / (pre - chance),
-with ``vision_encoder`` as "pre".
+with ``vision_encoder`` as "pre", reported only where "pre" beats chance by at least 0.05 (else the
+ratio is noise over noise and is left undefined).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from mmdiag.scenes.vocabulary import OBJECT_TYPES
 TOKEN_DIMS = 16
 PCA_BUDGET = 32
 FOLDS = 5
+MIN_DECODABLE = 0.05  # retention is reported only where "pre" beats chance by this much
 CLASSIFICATION = ("colour", "shape", "half", "grid_cell", "control")
 REGRESSION = ("centre_x", "centre_y")
 POSITION_TASKS = ("half", "grid_cell", "centre_x", "centre_y")
@@ -176,6 +178,6 @@ def _retention(stats: dict[str, Any], pre: dict[str, Any]) -> float | None:
     if stats["score"] is None or pre["score"] is None or pre["chance"] is None:
         return None
     denominator = pre["score"] - pre["chance"]
-    if denominator <= 1e-9:
+    if denominator < MIN_DECODABLE:  # nothing decodable before the projector: retention is undefined
         return None
     return float((stats["score"] - stats["chance"]) / denominator)

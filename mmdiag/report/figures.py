@@ -45,6 +45,7 @@ def attention_layer_curves(result: dict[str, Any]) -> str | None:
         ci = np.array(result.get("layer_mass_ci", {}).get(part) or [], dtype=float)
         if ci.size:
             ax.fill_between(layers, ci[:, 0], ci[:, 1], alpha=0.2, color=PART_COLOURS.get(part))
+    ax.set_xticks(range(len(next(iter(layer_mass.values())))))
     ax.set_xlabel("LLM layer")
     ax.set_ylabel("attention mass at answer position")
     ax.set_ylim(0, 1)
@@ -60,6 +61,8 @@ def head_layer_heatmap(result: dict[str, Any]) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(max(3, 0.4 * matrix.shape[1] + 2), max(2.5, 0.3 * matrix.shape[0] + 1.5)))
     im = ax.imshow(matrix, aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="lower")
+    ax.set_xticks(range(matrix.shape[1]))
+    ax.set_yticks(range(matrix.shape[0]))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     fig.colorbar(im, ax=ax, label="image mass")

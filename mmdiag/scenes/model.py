@@ -82,6 +82,8 @@ class Scene:
     background: str = "plain"  # "plain" | "textured"
     background_rgb: tuple[int, int, int] = (235, 235, 235)
     texture_seed: int = 0
+    flip_h: bool = False  # the background texture is mirrored (set by the mirror edit)
+    flip_v: bool = False
     edit: str | None = None  # which counterfactual edit produced this scene, if any
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -108,8 +110,10 @@ class Scene:
             for rel in relations_between(a, b, margin)
         ]
 
-    def with_objects(self, objects: tuple[SceneObject, ...], edit: str) -> Scene:
-        return replace(self, objects=objects, edit=edit, scene_id=f"{self.scene_id}+{edit}")
+    def with_objects(self, objects: tuple[SceneObject, ...], edit: str, **changes: Any) -> Scene:
+        """A counterfactual copy: new objects (and fields), the edit recorded in its id."""
+        edits = f"{self.edit}+{edit}" if self.edit else edit
+        return replace(self, objects=objects, edit=edits, scene_id=f"{self.scene_id}+{edit}", **changes)
 
     def ground_truth(self, resolution: int, grid: int = 3) -> dict[str, Any]:
         """Objects with class, colour, pixel bbox, centre and grid cell; relations as triples."""

@@ -23,7 +23,11 @@ def background(scene: Scene, resolution: int) -> np.ndarray:
         coarse = rng.integers(-18, 19, size=(cells, cells, 1))
         texture = np.kron(coarse, np.ones((resolution // cells + 1, resolution // cells + 1, 1), dtype=np.int16))
         base += texture[:resolution, :resolution]
-    return np.clip(base, 0, 255).astype(np.uint8)
+    if scene.flip_h:
+        base = base[:, ::-1]
+    if scene.flip_v:
+        base = base[::-1]
+    return np.ascontiguousarray(np.clip(base, 0, 255).astype(np.uint8))
 
 
 def object_mask(obj: SceneObject, resolution: int) -> np.ndarray:

@@ -1,0 +1,217 @@
+"""Real photos: POPE question files over a local image folder, COCO instance annotations, and
+counterfactual edits from masks (object removal by masked fill or inpaint-by-blur, mirroring).
+
+Only the masked pixels ever change when an object is removed; everything else is bit-identical.
+COCO segmentations are polygons or RLE (uncompressed counts, or the compressed string format of
+pycocotools, decoded here without that dependency).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+
+from mmdiag.errors import MmdiagError
+from mmdiag.scenes.pope_io import PopeQuestion, read_pope_jsonl
+
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """An RGB image, or a one-line error naming the file (missing, corrupt, not an image)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmdiagError(f"image {path} does not exist: check the image folder")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise MmdiagError(f"image {path} is corrupt or not an image ({err.__class__.__name__}): replace or remove it") from err
+
+
+# -- masks ---------------------------------------------------------------------------------------
+
+def polygon_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
+    """Boolean mask of COCO polygons ([x1, y1, x2, y2, ...] each)."""
+    canvas = Image.new("1", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for poly in polygons:
+        if len(poly) >= 6:
+            draw.polygon([(poly[i], poly[i + 1]) for i in range(0, len(poly), 2)], fill=1)
+    return np.array(canvas, dtype=bool)
+
+
+def rle_counts_from_string(encoded: str) -> list[int]:
+    """Decode pycocotools' compressed RLE string (rleFrString) into run lengths."""
+    counts: list[int] = []
+    p = 0
+    while p < len(encoded):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(encoded[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
+
+
+def rle_mask(rle: dict, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Boolean mask of a COCO RLE (``counts`` list or compressed string; column-major runs, 0s first)."""
+    h, w = rle.get("size", (height, width))
+    counts = rle["counts"]
+    if isinstance(counts, (str, bytes)):
+        counts = rle_counts_from_string(counts.decode() if isinstance(counts, bytes) else counts)
+    flat = np.zeros(int(h) * int(w), dtype=bool)
+    position, value = 0, False
+    for run in counts:
+        if value:
+            flat[position:position + run] = True
+        position += run
+        value = not value
+    return flat.reshape((int(w), int(h))).T
+
+
+def segmentation_mask(segmentation: list | dict, height: int, width: int) -> np.ndarray:
+    if isinstance(segmentation, dict):
+        return rle_mask(segmentation, height, width)
+    return polygon_mask(segmentation, height, width)
+
+
+# -- edits ---------------------------------------------------------------------------------------
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    grown = mask.copy()
+    for _ in range(radius):
+        step = grown.copy()
+        step[1:] |= grown[:-1]
+        step[:-1] |= grown[1:]
+        step[:, 1:] |= grown[:, :-1]
+        step[:, :-1] |= grown[:, 1:]
+        grown = step
+    return grown
+
+
+def remove_region(image: Image.Image, mask: np.ndarray, method: str = "blur", ring: int = 3, iterations: int = 200) -> Image.Image:
+    """Erase the masked pixels: ``fill`` with the mean colour of a ring around the mask, or ``blur``
+    (start from that fill, then repeatedly replace masked pixels by their 3x3 neighbourhood mean, which
+    diffuses the surrounding colours inwards). Pixels outside the mask are never changed."""
+    if method not in ("blur", "fill"):
+        raise ValueError("method must be 'blur' or 'fill'")
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float64).copy()
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != pixels.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} differs from the image's {pixels.shape[:2]}")
+    if not mask.any():
+        return image.convert("RGB").copy()
+    border = _dilate(mask, ring) & ~mask
+    fill = pixels[border].mean(axis=0) if border.any() else pixels[~mask].mean(axis=0)
+    pixels[mask] = fill
+    if method == "blur":
+        for _ in range(iterations):
+            padded = np.pad(pixels, ((1, 1), (1, 1), (0, 0)), mode="edge")
+            mean = sum(padded[dy:dy + pixels.shape[0], dx:dx + pixels.shape[1]] for dy in range(3) for dx in range(3)) / 9
+            pixels[mask] = mean[mask]
+    out = np.asarray(image.convert("RGB")).copy()
+    out[mask] = np.clip(np.round(pixels[mask]), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "RGB")
+
+
+@dataclass(frozen=True)
+class PhotoObject:
+    """One annotated instance: its category, box [x, y, w, h] (COCO order) and mask."""
+
+    category: str
+    bbox: tuple[float, float, float, float]
+    mask: np.ndarray
+
+    def mirrored(self, width: int) -> PhotoObject:
+        x, y, w, h = self.bbox
+        return PhotoObject(self.category, (width - x - w, y, w, h), self.mask[:, ::-1].copy())
+
+
+def mirror_photo(image: Image.Image, objects: list[PhotoObject]) -> tuple[Image.Image, list[PhotoObject]]:
+    """Flip a photo left-right with its annotations (left/right relations swap)."""
+    return image.transpose(Image.FLIP_LEFT_RIGHT), [o.mirrored(image.width) for o in objects]
+
+
+class CocoAnnotations:
+    """COCO instance annotations (``instances_val2014.json``-style) indexed by image file name."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise MmdiagError(f"annotation file {path} does not exist: pass the COCO instances JSON")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise MmdiagError(f"{path} is not valid JSON ({err.msg}): pass the COCO instances JSON") from err
+        self.categories = {c["id"]: c["name"] for c in data.get("categories", [])}
+        self.images = {im["file_name"]: im for im in data.get("images", [])}
+        by_id: dict[int, list[dict]] = {}
+        for ann in data.get("annotations", []):
+            by_id.setdefault(ann["image_id"], []).append(ann)
+        self._annotations = by_id
+
+    def objects(self, file_name: str) -> list[PhotoObject]:
+        if file_name not in self.images:
+            raise MmdiagError(f"{file_name} is not in the annotation file: check the image names")
+        info = self.images[file_name]
+        return [
+            PhotoObject(self.categories.get(a["category_id"], str(a["category_id"])), tuple(a["bbox"]),
+                        segmentation_mask(a["segmentation"], info["height"], info["width"]))
+            for a in self._annotations.get(info["id"], [])
+        ]
+
+    def category_names(self, file_name: str) -> list[str]:
+        return sorted({o.category for o in self.objects(file_name)})
+
+
+def remove_category(image: Image.Image, objects: list[PhotoObject], category: str, method: str = "blur") -> Image.Image:
+    """Remove every instance of ``category`` from the photo (union of their masks, slightly dilated)."""
+    masks = [o.mask for o in objects if o.category == category]
+    if not masks:
+        raise MmdiagError(f"no {category} is annotated in this image")
+    return remove_region(image, _dilate(np.logical_or.reduce(masks), 1), method)
+
+
+@dataclass
+class PopePhotoSet:
+    """A POPE question file over a local image folder (e.g. COCO val2014)."""
+
+    questions_path: Path
+    image_dir: Path
+
+    def __post_init__(self) -> None:
+        self.questions_path, self.image_dir = Path(self.questions_path), Path(self.image_dir)
+        if not self.image_dir.is_dir():
+            raise MmdiagError(f"image folder {self.image_dir} does not exist: pass the folder holding the POPE images")
+        self.questions: list[PopeQuestion] = read_pope_jsonl(self.questions_path)
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def __iter__(self) -> Iterator[tuple[PopeQuestion, Image.Image]]:
+        for question in self.questions:
+            yield question, load_image(self.image_dir / question.image)

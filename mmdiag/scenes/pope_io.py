@@ -1,0 +1,70 @@
+"""The official POPE question format (JSONL), written and read, so external tools can run our sets.
+
+One object per line: ``{"question_id": 0, "image": "COCO_val2014_000000548882.jpg", "text":
+"Is there a dining table in the image?", "label": "yes"}`` (official files may also carry ``image_id``;
+any extra keys are kept in ``extra``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmdiag.errors import MmdiagError
+from mmdiag.scenes.questions import Question
+
+REQUIRED = ("question_id", "image", "text", "label")
+
+
+@dataclass(frozen=True)
+class PopeQuestion:
+    """A question as the POPE format holds it."""
+
+    question_id: int | str
+    image: str
+    text: str
+    label: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_pope_jsonl(questions: Iterable[Question | PopeQuestion], path: str | Path) -> Path:
+    """Write questions in the official format (our extra fields go after the four official ones)."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as f:
+        for q in questions:
+            row: dict[str, Any] = {"question_id": q.question_id, "image": q.image, "text": q.text, "label": q.label}
+            if isinstance(q, Question):
+                row.update({"scene_id": q.scene_id, "split": q.split, "object": q.subject})
+                if q.relation:
+                    row.update({"relation": q.relation, "other": q.other})
+            else:
+                row.update(q.extra)
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+def read_pope_jsonl(path: str | Path) -> list[PopeQuestion]:
+    """Read a POPE question file; a malformed line is a one-line error naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmdiagError(f"question file {path} does not exist: check the path")
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise MmdiagError(f"{path}:{number} is not JSON ({err.msg}): POPE files hold one JSON object per line") from err
+        missing = [k for k in REQUIRED if k not in row]
+        if missing:
+            raise MmdiagError(f"{path}:{number} lacks {', '.join(missing)}: POPE lines need question_id, image, text, label")
+        label = str(row["label"]).strip().lower()
+        if label not in ("yes", "no"):
+            raise MmdiagError(f"{path}:{number} has label {row['label']!r}: POPE labels are yes or no")
+        questions.append(PopeQuestion(row["question_id"], row["image"], row["text"], label,
+                                      {k: v for k, v in row.items() if k not in REQUIRED}))
+    return questions
