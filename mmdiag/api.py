@@ -44,6 +44,7 @@ class AuditConfig:
     resolution: int = 64
     gates: tuple[str, ...] = ()
     recipe: SceneRecipe = field(default_factory=SceneRecipe)
+    probe_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # probe name -> extra constructor params
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -102,7 +103,8 @@ def audit(
     config = config or AuditConfig()
     gates = [parse_gate(g) for g in config.gates]
     registry = registry or ProbeRegistry()
-    probes = [registry.create(name, resolution=config.resolution, seed=config.seed) for name in config.probes]
+    probes = [registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
+              for name in config.probes]
     run_dir = _prepare_run_dir(Path(out_dir), overwrite)
     notes: list[str] = []
     if model is None:

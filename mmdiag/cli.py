@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--seed", type=int, default=0)
     audit.add_argument("--resolution", type=int, default=64, help="scene resolution in pixels")
     audit.add_argument("--gate", action="append", default=[], help="release gate, e.g. hallucination.f1>=0.8 (repeatable)")
+    audit.add_argument("--answer-tokens", type=int, default=0,
+                       help="attention: also measure at this many greedily generated answer tokens")
+    audit.add_argument("--no-untrained-baseline", action="store_true",
+                       help="skip the untrained copy of the model (it doubles memory for large models)")
     audit.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     audit.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_load_options(audit)
@@ -102,6 +106,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     config = api.AuditConfig(
         probes=tuple(p.strip() for p in args.probes.split(",") if p.strip()),
         n_scenes=args.n_scenes, seed=args.seed, resolution=args.resolution, gates=tuple(args.gate),
+        probe_params={"attention": {"generate_tokens": args.answer_tokens,
+                                    "untrained_baseline": not args.no_untrained_baseline}},
     )
     outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
                         progress=not args.no_progress)

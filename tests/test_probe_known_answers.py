@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mmdiag.adapters import load_adapter
-from mmdiag.probes.attention import PARTS, AttentionProbe, _reduce_attention
+from mmdiag.probes.attention import AttentionProbe
+from mmdiag.probes.attention_parts import PARTS, sink_free
 from mmdiag.probes.hallucination import HallucinationProbe
 from mmdiag.probes.spatial import SpatialProbe
 from mmdiag.scenes.generate import SceneRecipe, generate_scenes
@@ -15,6 +16,7 @@ from mmdiag.scenes.render import render
 
 
 def _run(probe, adapter, scenes):
+    probe.setup(adapter)
     examples = probe.examples(scenes, adapter)
     outputs = [probe.run_example(adapter, ex) for ex in examples]
     records = [{"example_id": ex.example_id, **o.values} for ex, o in zip(examples, outputs)]
@@ -31,16 +33,21 @@ def constant_projector_llava(tiny_paths):
     return adapter
 
 
+def measure(adapter, seed=3, generate_tokens=0, probe=None):
+    probe = probe or AttentionProbe(generate_tokens=generate_tokens, untrained_baseline=False)
+    prompt = adapter.prepare([render(generate_scenes(1, seed=seed)[0])], ["Is there a red circle in the image?"])
+    prompt_end = int(prompt.last_positions()[0])
+    batch, _ = probe._with_answer(adapter, prompt)
+    return probe._measure(adapter, batch, prompt_end), batch, prompt_end
+
+
 @pytest.mark.parametrize("family", ["llava", "blip2"])
-def test_streamed_attention_equals_eager_output_attentions(adapters, family):
+def test_part_masses_equal_sums_of_the_eager_reference(adapters, family):
     adapter = adapters[family]
-    scene = generate_scenes(1, seed=3)[0]
-    batch = adapter.prepare([render(scene)], ["Is there a red circle in the image?"])
-    masses, image_mean, _ = _reduce_attention(adapter, batch)
+    measured, batch, last = measure(adapter)
     with adapter.eager_attention():
         out = adapter.forward(batch, output_attentions=True)
     attentions = out.language_model_outputs.attentions if family == "blip2" else out.attentions
-    last = int(batch.last_positions()[0])
     ids = batch.input_ids[0].tolist()
     image = [i for i, t in enumerate(ids) if t == adapter.image_token_id]
     bos = ids.index(adapter.tokenizer.bos_token_id)
@@ -48,34 +55,85 @@ def test_streamed_attention_equals_eager_output_attentions(adapters, family):
     instruction = [i for i in range(max(image) + 1, last + 1) if i != bos]
     assert (bos == 0) == (family == "llava")  # BLIP-2 places the image before BOS
     for layer, att in enumerate(attentions):
-        row = att[0, :, last].double().numpy()  # [heads, keys], the reference materialised by transformers
-        expected = np.stack([row[:, bos], row[:, system].sum(-1), row[:, image].sum(-1), row[:, instruction].sum(-1)], -1)
-        np.testing.assert_allclose(masses[layer], expected, atol=1e-5)
-    assert masses.shape[-1] == len(PARTS)
-    np.testing.assert_allclose(masses.sum(-1), 1.0, atol=1e-5)  # parts sum to 1
+        row = att[0, :, last].double().numpy()  # [heads, keys], materialised by transformers
+        expected = np.stack([row[:, bos], row[:, system].sum(-1), row[:, image].sum(-1), row[:, instruction].sum(-1),
+                             np.zeros(row.shape[0])], -1)
+        np.testing.assert_allclose(measured["masses"][layer, :, 0], expected, atol=1e-5)
+    assert measured["masses"].shape[-1] == len(PARTS)
+    np.testing.assert_allclose(measured["masses"].sum(-1), 1.0, atol=1e-5)  # parts sum to 1
 
 
 def test_masked_image_tokens_receive_zero_mass(adapters):
     adapter = adapters["llava"]
+    probe = AttentionProbe(untrained_baseline=False)
     batch = adapter.prepare([render(generate_scenes(1, seed=4)[0])], ["Is there a red circle in the image?"])
+    last = int(batch.last_positions()[0])
     for start, end in batch.image_spans[0]:
         batch.inputs["attention_mask"][:, start:end] = 0
-    masses, _, _ = _reduce_attention(adapter, batch)
-    assert np.abs(masses[..., PARTS.index("image")]).max() < 1e-12
-    np.testing.assert_allclose(masses.sum(-1), 1.0, atol=1e-5)
+    measured = probe._measure(adapter, batch, last)
+    assert np.abs(measured["masses"][..., PARTS.index("image")]).max() < 1e-12
+    np.testing.assert_allclose(measured["masses"].sum(-1), 1.0, atol=1e-5)
 
 
 def test_uniform_attention_gives_the_image_token_share(adapters):
-    """With all queries and keys zeroed, softmax is uniform: image mass = image tokens / visible tokens."""
+    """With all queries zeroed, softmax is uniform: image mass = image tokens / visible tokens (0.533 here)."""
     adapter = load_adapter(str(adapters["llava"].source))
     with torch.no_grad():
         for attn in adapter.lm_attention_modules():
             attn.q_proj.weight.zero_()
-    batch = adapter.prepare([render(generate_scenes(1, seed=5)[0])], ["Is there a red circle in the image?"])
-    masses, _, _ = _reduce_attention(adapter, batch)
-    n_visible = int(batch.last_positions()[0]) + 1
+    measured, batch, last = measure(adapter, seed=5)
     n_image = sum(e - s for s, e in batch.image_spans[0])
-    np.testing.assert_allclose(masses[..., PARTS.index("image")], n_image / n_visible, atol=1e-6)
+    np.testing.assert_allclose(measured["masses"][..., PARTS.index("image")], n_image / (last + 1), atol=1e-6)
+
+
+def test_uniform_attention_aggregates_to_efficiency_ratio_one(adapters):
+    """Uniform attention spreads mass in proportion to token counts, so FastV's ε ratio is exactly 1."""
+    adapter = load_adapter(str(adapters["llava"].source))
+    with torch.no_grad():
+        for attn in adapter.lm_attention_modules():
+            attn.q_proj.weight.zero_()
+    result = _run(AttentionProbe(untrained_baseline=False), adapter, generate_scenes(6, seed=8))
+    assert result.metrics["image_text_efficiency_ratio"].value == pytest.approx(1.0, abs=1e-5)
+    counts = result.token_counts
+    share = counts["image"] / sum(counts.values())
+    assert result.metrics["mean_image_mass"].value == pytest.approx(share, abs=1e-5)
+    assert result.metrics["object_attention_ratio"].value == pytest.approx(1.0, abs=1e-5)
+
+
+def test_answer_token_rows_include_generated_tokens(adapters):
+    adapter = adapters["llava"]
+    measured, batch, last = measure(adapter, generate_tokens=3)
+    n_generated = batch.input_ids.shape[1] - (last + 1)
+    assert n_generated >= 2
+    masses = measured["masses"]
+    assert masses.shape[2] == n_generated  # the prompt row plus one row per generated token but the last
+    np.testing.assert_allclose(masses.sum(-1), 1.0, atol=1e-5)
+    assert np.all(masses[:, :, 0, PARTS.index("generated")] == 0)  # the prompt row sees no answer yet
+    assert np.all(masses[:, :, 1:, PARTS.index("generated")] > 0)
+
+
+def test_a_planted_massive_activation_is_detected_as_a_visual_sink(tiny_paths):
+    """Blow up one dimension of image token 5 at the projector output: it must be flagged and excluded."""
+    adapter = load_adapter(str(tiny_paths["llava"]))
+
+    def plant(module, args, output):
+        output = output.clone()
+        output[:, 5, 0] = 500.0
+        return output
+
+    handle = adapter.model.model.multi_modal_projector.register_forward_hook(plant)
+    try:
+        probe = AttentionProbe(untrained_baseline=False, sink_from_layer=0)
+        measured, _, _ = measure(adapter, probe=probe)
+    finally:
+        handle.remove()
+    assert measured["sinks"] == [5]
+    assert measured["phi_max"] >= 20
+    masses, rows = measured["masses"][:, :, 0], measured["image_rows"][:, :, 0]
+    free, sink_mass = sink_free(masses, rows, measured["sinks"])
+    np.testing.assert_allclose(sink_mass, masses[..., PARTS.index("bos")] + rows[..., 5], atol=1e-7)
+    np.testing.assert_allclose(free.sum(-1), 1.0, atol=1e-6)
+    assert np.all(free[..., PARTS.index("bos")] == 0)
 
 
 def test_constant_projector_has_no_multimodal_gain(constant_projector_llava):
@@ -85,6 +143,7 @@ def test_constant_projector_has_no_multimodal_gain(constant_projector_llava):
     assert result.metrics["accuracy"].value == result.metrics["blind_accuracy"].value
     attention = _run(AttentionProbe(), constant_projector_llava, scenes)
     assert attention.metrics["blind_answer_shift"].value == pytest.approx(0.0, abs=1e-6)
+    assert attention.metrics["blind_tv_distance"].value == pytest.approx(0.0, abs=1e-6)
 
 
 def test_constant_projector_keeps_no_position_information(constant_projector_llava):

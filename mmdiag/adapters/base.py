@@ -144,6 +144,23 @@ class Adapter(abc.ABC):
             n_parameters=sum(p.numel() for p in self.model.parameters()),
         )
 
+    def untrained_copy(self, seed: int = 0) -> Adapter:
+        """The same architecture and processor with freshly initialised weights (a baseline for every probe).
+
+        Built on the model's first device without touching the global RNG. For a large sharded model this
+        doubles memory: probes let users turn the baseline off.
+        """
+        import copy
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = type(self.model)(copy.deepcopy(self.model.config))
+        model = model.to(device=self.device, dtype=next(self.model.parameters()).dtype)
+        clone = copy.copy(self)
+        clone.model = model.eval()
+        clone.source = f"{self.source} (untrained copy, seed {seed})"
+        return clone
+
     # -- features ------------------------------------------------------------------------------
     @abc.abstractmethod
     def vision_grid(self) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from mmdiag.adapters.base import GenerativeAdapter, StageFeatures, image_token_s
 from mmdiag.adapters.hf_loading import LoadOptions, load_hf_model, load_hf_processor
 from mmdiag.adapters.llava import _processor_image_size
 from mmdiag.adapters.lm_layers import decoder_layers, self_attention
-from mmdiag.capture import capture_io
+from mmdiag.capture import capture_io, hooks
 from mmdiag.errors import CapabilityError, ProcessorMismatchError
 
 
@@ -71,6 +71,28 @@ class Blip2Adapter(GenerativeAdapter):
             StageFeatures("qformer", captured.output_tensor("qformer"), None),
             StageFeatures("projector", captured.output_tensor("projector"), None),
         ]
+
+    @torch.no_grad()
+    def qformer_patch_attention(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """[batch, cross-attention layers, n_patches]: the Q-Former's cross-attention over patches, mean
+        over heads and queries (the CLS key's share is left out, so rows sum to 1 - CLS share)."""
+        config = self.model.qformer.config
+        cross = [layer.crossattention.attention for layer in self.model.qformer.encoder.layer
+                 if getattr(layer, "has_cross_attention", False)]
+        kept: list[torch.Tensor] = []
+
+        def keep(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            kept.append(output[1][:, :, :, 1:].float().mean(dim=(1, 2)))  # [batch, patches]
+
+        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        previous = config._attn_implementation
+        config._attn_implementation = "eager"
+        try:
+            with hooks([(m, keep) for m in cross]):
+                self.model.get_image_features(pixel_values=pixel_values.to(self.device, self.model.dtype))
+        finally:
+            config._attn_implementation = previous
+        return torch.stack(kept, dim=1)
 
     def validate(self) -> None:
         if not self.model.config.use_decoder_only_language_model:

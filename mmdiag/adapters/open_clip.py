@@ -70,7 +70,27 @@ class OpenClipAdapter(DualEncoderAdapter):
             from mmdiag.adapters.hf_loading import resolve_dtype
 
             model = model.to(resolve_dtype(options.dtype))
-        return cls(model, OpenClipProcessor(preprocess, tokenizer), source=path)
+        adapter = cls(model, OpenClipProcessor(preprocess, tokenizer), source=path)
+        adapter.model_name = name
+        return adapter
+
+    model_name: str | None = None
+
+    def untrained_copy(self, seed: int = 0) -> OpenClipAdapter:
+        """A freshly initialised model of the same open_clip architecture."""
+        import copy
+
+        import open_clip
+
+        if self.model_name is None:
+            raise ModelLoadError("an open_clip model built outside mmdiag has no recorded architecture name")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = open_clip.create_model(self.model_name, pretrained=None, load_weights=False)
+        clone = copy.copy(self)
+        clone.model = model.to(self.device).eval()
+        clone.source = f"{self.source} (untrained copy, seed {seed})"
+        return clone
 
     @property
     def architecture(self) -> str:

@@ -1,18 +1,20 @@
-"""Language-token attention dominance, first form.
+"""Language-token attention dominance (FastV-style), measured exactly and cheaply.
 
 For each example the LLM reads "Is there a <object> in the image?" about a scene. At the last prompt
-token (where the first answer token is predicted) each layer's attention row, per head, is reduced
-*inside the forward pass* to the mass on four parts that sum to 1: the BOS sink, system text before the
-image, the image tokens, and the instruction after them. Only [layers, heads, 4] numbers and the
-per-image-token mean are kept (never L x H x N x N). FastV's per-token efficiency ε = mass / tokens is
-reported as a ratio of means. The answer's dependence on the image (|ΔP(yes)| when the image is replaced
-by its mean colour) is shown beside the masses, since high mass alone does not prove use.
+token (and, with ``generate_tokens``, at each greedily generated answer token) every layer's attention
+row is recomputed from the layer's own q and k (:mod:`mmdiag.attention_rows`; the main forward keeps
+SDPA) and reduced at once to the masses of the prompt's parts (:mod:`.attention_parts`), per head.
+Kept per example: [layers, heads, parts] masses and per-layer image-token rows (never L x H x N x N).
 
-This first form asks the LLM for eager attention during the probe's forward; issue #5 replaces it with a
-q·kᵀ recomputation for the query rows needed, so the main forward keeps SDPA.
-
-Dual encoders: the modality gap ‖mean(normalised image emb.) − mean(normalised text emb.)‖ (Liang et
-al. 2022) and the CLS token's attention over patches per vision layer.
+Reported beside the masses, because high image mass does not prove the image is used:
+* sinks: BOS and visual sink tokens (massive activations), their mass, and sink-free renormalised masses;
+* FastV per-token efficiency ε = mass / tokens, image over text, as a ratio of means;
+* the answer's dependence on the image: |ΔP(yes)| and the total-variation distance of the whole
+  next-token distribution when the image is replaced by its mean colour, or by Gaussian noise;
+* the same masses for an untrained copy of the model (uniform-ish attention: mass ≈ share of tokens);
+* where in the image: image-token attention on the patch grid, per object vs background patch;
+* BLIP-2: the Q-Former's cross-attention over patches as well.
+Dual encoders: the modality gap (Liang et al. 2022) and the CLS token's attention over patches.
 """
 
 from __future__ import annotations
@@ -24,28 +26,40 @@ import numpy as np
 import torch
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter, GenerativeAdapter, PreparedBatch
+from mmdiag.attention_rows import AttentionRows
 from mmdiag.capture import hooks
 from mmdiag.metrics.stats import bootstrap_ci, bootstrap_ci_columns
+from mmdiag.probes.attention_parts import (
+    BOS, GENERATED, IMAGE, INSTRUCTION, PARTS, SINK_THRESHOLD, SYSTEM, SinkTracker, part_labels, reduce_rows, sink_free,
+)
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
-from mmdiag.scenes.blind import mean_colour
+from mmdiag.scenes.blind import gaussian_noise, mean_colour
 from mmdiag.scenes.masks import object_patch_mask
 from mmdiag.scenes.model import Scene
 from mmdiag.scenes.render import render
 
-PARTS = ("bos", "system", "image", "instruction")
 QUESTION = "Is there a {name} in the image?"
 CAPTION = "a photo of a {name}"
+TOP_HEADS = 5
 
 
 @dataclass
 class AttentionResult(ProbeResult):
-    """Per-layer masses with CIs, the head x layer image-mass map, and object-patch attention."""
+    """Per-layer masses with CIs (raw, sink-free, untrained), the head x layer map, top heads."""
 
     parts: tuple[str, ...] = PARTS
     layer_mass: dict[str, list[float]] = field(default_factory=dict)  # part -> [layers]
     layer_mass_ci: dict[str, list[list[float]]] = field(default_factory=dict)  # part -> [layers][2]
+    sink_free_layer_mass: dict[str, list[float]] = field(default_factory=dict)
+    sink_layer_mass: list[float] = field(default_factory=list)
+    untrained_layer_mass: dict[str, list[float]] = field(default_factory=dict)
+    answer_layer_mass: dict[str, list[float]] = field(default_factory=dict)
     head_image_mass: list[list[float]] = field(default_factory=list)  # [layers][heads]
-    token_counts: dict[str, float] = field(default_factory=dict)  # mean tokens per part
+    top_heads: list[dict[str, float]] = field(default_factory=list)
+    token_counts: dict[str, float] = field(default_factory=dict)
+    sinks: dict[str, Any] = field(default_factory=dict)
+    qformer_layer_object_ratio: list[float | None] = field(default_factory=list)
+    cls_layer_object_ratio: list[float | None] = field(default_factory=list)
     token_grid: list[int] | None = None
     threshold: float = 0.1
 
@@ -56,118 +70,251 @@ class AttentionProbe(Probe):
     name = "attention"
     kinds = (GENERATIVE, DUAL_ENCODER)
     metric_names = {
-        GENERATIVE: ("mean_image_mass", "mean_bos_mass", "image_text_efficiency_ratio", "blind_answer_shift",
-                     "object_attention_ratio", "image_mass_low_from_layer"),
-        DUAL_ENCODER: ("modality_gap", "object_attention_ratio"),
+        GENERATIVE: ("mean_image_mass", "sink_free_image_mass", "mean_sink_mass", "mean_bos_mass", "visual_sinks_per_example",
+                     "image_text_efficiency_ratio", "blind_answer_shift", "blind_tv_distance", "noise_answer_shift",
+                     "object_attention_ratio", "image_mass_low_from_layer", "untrained_mean_image_mass",
+                     "untrained_image_text_efficiency_ratio", "answer_image_mass", "qformer_object_attention_ratio"),
+        DUAL_ENCODER: ("modality_gap", "untrained_modality_gap", "object_attention_ratio"),
     }
 
-    def __init__(self, resolution: int = 64, threshold: float = 0.1, seed: int = 0) -> None:
+    def __init__(self, resolution: int = 64, threshold: float = 0.1, seed: int = 0, generate_tokens: int = 0,
+                 untrained_baseline: bool = True, sink_threshold: float = SINK_THRESHOLD, sink_from_layer: int = 2) -> None:
         self.resolution = resolution
         self.threshold = threshold
         self.seed = seed
+        self.generate_tokens = generate_tokens
+        self.untrained_baseline = untrained_baseline
+        self.sink_threshold = sink_threshold
+        self.sink_from_layer = sink_from_layer
+        self._untrained: Adapter | None = None
+
+    def setup(self, adapter: Adapter) -> None:
+        self._untrained = adapter.untrained_copy(self.seed) if self.untrained_baseline else None
 
     def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
-        return [
-            ProbeExample(f"{s.scene_id}/attention", s, {"object": s.object_names[0]})
-            for s in scenes
-            if s.objects
-        ]
+        return [ProbeExample(f"{s.scene_id}/attention", s, {"object": s.object_names[0]}) for s in scenes if s.objects]
 
+    # -- one example ---------------------------------------------------------------------------
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
         image = render(example.scene, self.resolution)
         if adapter.kind == DUAL_ENCODER:
             return self._run_dual(adapter, example, image)
         assert isinstance(adapter, GenerativeAdapter)
         question = QUESTION.format(name=example.inputs["object"])
-        batch = adapter.prepare([image], [question])
-        masses, image_token_mean, logits = _reduce_attention(adapter, batch)
-        real = adapter.scores_from_logits(logits, batch)
-        blind = adapter.answer_scores([mean_colour(image)], [question])
-        counts = _part_counts(batch, adapter)
+        prompt = adapter.prepare([image], [question])
+        prompt_end = int(prompt.last_positions()[0])
+        batch, answer = self._with_answer(adapter, prompt)
+        measured = self._measure(adapter, batch, prompt_end)
+        masses, image_rows, sinks = measured["masses"], measured["image_rows"], measured["sinks"]
+        free, sink_mass = sink_free(masses[:, :, 0], image_rows[:, :, 0], sinks)  # prompt row, per head
+        probs = torch.softmax(measured["logits"][0, prompt_end].float(), -1)
+        real = adapter.scores_from_logits(measured["logits"], prompt)
         values: dict[str, Any] = {
             "question": question,
-            "masses": np.round(masses, 6).tolist(),  # [layers][heads][4 parts]
-            "token_counts": counts,
-            "image_token_attention": np.round(image_token_mean, 6).tolist(),  # mean over layers, heads
+            "answer": answer,
+            "token_counts": {p: int(((measured["labels"] == i) & (np.arange(len(measured["labels"])) <= prompt_end)).sum())
+                             for i, p in enumerate(PARTS)},
+            "masses": _round(masses[:, :, 0]),  # [layers][heads][parts]
+            "sinks": sinks,
+            "sink_phi_max": measured["phi_max"],
+            "bos_phi": measured["bos_phi"],
+            "sink_mass": _round(sink_mass.mean(axis=1)),  # [layers]
+            "sink_free_masses": _round(np.nanmean(free, axis=1)),  # [layers][parts]
+            "image_token_attention": _round(image_rows[:, :, 0].mean(axis=(0, 1))),
             "p_yes": float(real.p_yes_norm[0]),
-            "blind_p_yes": float(blind.p_yes_norm[0]),
+            "blind": {name: self._blind_shift(adapter, blind, question, probs, float(real.p_yes_norm[0]))
+                      for name, blind in (("mean_colour", mean_colour(image)),
+                                          ("noise", gaussian_noise(image.size, seed=self.seed)))},
         }
-        if batch.token_grid is not None:
-            values["object_patches"] = object_patch_mask(example.scene, batch.token_grid).astype(int).tolist()
+        if masses.shape[2] > 1:
+            values["answer_masses"] = _round(masses[:, :, 1:].mean(axis=2))
+        if prompt.token_grid is not None:
+            values["object_patches"] = object_patch_mask(example.scene, prompt.token_grid).astype(int).tolist()
+        if hasattr(adapter, "qformer_patch_attention"):
+            values["qformer_patch_attention"] = _round(adapter.qformer_patch_attention([image])[0].cpu().numpy())
+            values["vision_object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
+        if self._untrained is not None:
+            untrained = self._measure(self._untrained, prompt, prompt_end)
+            values["untrained_masses"] = _round(untrained["masses"][:, :, 0].mean(axis=1))  # [layers][parts]
         return ExampleOutput(values)
+
+    def _with_answer(self, adapter: GenerativeAdapter, prompt: PreparedBatch) -> tuple[PreparedBatch, str | None]:
+        """The prompt extended by greedily generated answer tokens (teacher-forced rows equal generation's)."""
+        if not self.generate_tokens:
+            return prompt, None
+        with torch.no_grad():
+            out = adapter.model.generate(**prompt.inputs, max_new_tokens=self.generate_tokens, do_sample=False)
+        new = out[:, prompt.input_ids.shape[1]:]
+        inputs = dict(prompt.inputs)
+        inputs["input_ids"] = torch.cat([prompt.input_ids, new], dim=1)
+        inputs["attention_mask"] = torch.cat([prompt.attention_mask, torch.ones_like(new)], dim=1)
+        batch = PreparedBatch(inputs, prompt.prompts, prompt.image_spans, prompt.token_grid, prompt.padding_side)
+        return batch, adapter.tokenizer.decode(new[0], skip_special_tokens=True)
+
+    def _measure(self, adapter: GenerativeAdapter, batch: PreparedBatch, prompt_end: int) -> dict[str, Any]:
+        """One forward with streamed rows at the prompt end and answer positions, plus sink tracking."""
+        bos_id = adapter.tokenizer.bos_token_id
+        labels = part_labels(batch, bos_id, prompt_end)
+        n_tokens = int(batch.attention_mask[0].sum())
+        positions = torch.arange(prompt_end, max(prompt_end + 1, n_tokens - 1))[None]  # rows predicting answer tokens
+        label_t = torch.as_tensor(labels)
+        image_index = torch.nonzero(label_t == IMAGE).flatten()
+        bos_position = int(np.nonzero(labels == BOS)[0][0]) if (labels == BOS).any() else None
+        n_layers = len(adapter.lm_attention_modules())
+        masses: list[np.ndarray] = [None] * n_layers  # type: ignore[list-item]
+        image_rows: list[np.ndarray] = [None] * n_layers  # type: ignore[list-item]
+        tracker = SinkTracker(image_index, min(self.sink_from_layer, max(0, n_layers - 1)))
+
+        def reduce(layer: int, probs: torch.Tensor) -> None:
+            masses[layer] = reduce_rows(probs[0], label_t).cpu().numpy()  # [heads, queries, parts]
+            image_rows[layer] = probs[0][..., image_index.to(probs.device)].cpu().numpy()  # [heads, queries, n_img]
+
+        def layer_input(index: int):  # noqa: ANN202
+            def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+                hidden = args[0] if args else kwargs["hidden_states"]
+                tracker.observe(index, hidden[0], bos_position)
+            return hook
+
+        recorder = AttentionRows(adapter.lm_attention_modules(), positions, batch.attention_mask, reduce)
+        layer_hooks = [(layer, layer_input(i)) for i, layer in enumerate(adapter.lm_layers())]
+        with recorder.active(), hooks(layer_hooks):
+            logits = adapter.forward(batch).logits
+        phi = tracker.phi
+        return {
+            "masses": np.stack(masses),  # [layers, heads, queries, parts]
+            "image_rows": np.stack(image_rows),  # [layers, heads, queries, n_img]
+            "sinks": tracker.sinks(self.sink_threshold),
+            "phi_max": float(phi.max()) if phi is not None and len(phi) else 0.0,
+            "bos_phi": tracker.bos_phi,
+            "labels": labels,
+            "logits": logits,
+        }
+
+    def _blind_shift(self, adapter: GenerativeAdapter, image: Any, question: str, probs: torch.Tensor, p_yes: float) -> dict[str, float]:
+        batch = adapter.prepare([image], [question])
+        logits = adapter.forward(batch).logits
+        blind_probs = torch.softmax(logits[0, int(batch.last_positions()[0])].float(), -1)
+        blind_yes = float(adapter.scores_from_logits(logits, batch).p_yes_norm[0])
+        return {"p_yes": blind_yes, "yes_shift": abs(p_yes - blind_yes),
+                "tv": float(0.5 * (probs - blind_probs).abs().sum())}
 
     def _run_dual(self, adapter: Adapter, example: ProbeExample, image: Any) -> ExampleOutput:
         caption = CAPTION.format(name=" and a ".join(example.scene.object_names))
         img, txt = adapter.embeddings([image], [caption])
         values: dict[str, Any] = {"caption": caption}
         arrays = {"image_embedding": img[0].cpu().numpy(), "text_embedding": txt[0].cpu().numpy()}
+        if self._untrained is not None:
+            u_img, u_txt = self._untrained.embeddings([image], [caption])
+            arrays.update(untrained_image_embedding=u_img[0].cpu().numpy(), untrained_text_embedding=u_txt[0].cpu().numpy())
         try:
             cls = adapter.cls_attention([image])[0].cpu().numpy()  # [layers, heads, patches]
         except Exception as err:  # noqa: BLE001 - some towers do not expose weights; recorded, not fatal
             values["cls_attention_unavailable"] = str(err)
         else:
-            grid = adapter.vision_grid()
-            values["object_patches"] = object_patch_mask(example.scene, grid).astype(int).tolist()
-            values["cls_patch_attention"] = np.round(cls.mean(axis=1), 6).tolist()  # [layers][patches]
+            values["object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
+            values["cls_patch_attention"] = _round(cls.mean(axis=1))  # [layers][patches]
         return ExampleOutput(values, arrays)
 
+    # -- aggregation ---------------------------------------------------------------------------
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
         if adapter.kind == DUAL_ENCODER:
             return self._aggregate_dual(records, arrays)
-        masses = np.array([r["masses"] for r in records], dtype=float)  # [N, L, H, 4]
-        per_layer = masses.mean(axis=2)  # [N, L, 4], head-averaged
+        masses = np.array([r["masses"] for r in records], dtype=float)  # [N, L, H, P]
+        per_layer = masses.mean(axis=2)  # [N, L, P]
         result = AttentionResult(probe=self.name, n_examples=len(records), n_failed=0, metrics={}, threshold=self.threshold)
-        for p, part in enumerate(PARTS):
-            result.layer_mass[part] = per_layer[:, :, p].mean(axis=0).tolist()
-            result.layer_mass_ci[part] = bootstrap_ci_columns(per_layer[:, :, p], seed=self.seed).tolist()
-        result.head_image_mass = masses[..., PARTS.index("image")].mean(axis=0).tolist()
-        counts = {part: float(np.mean([r["token_counts"][part] for r in records])) for part in PARTS}
+        result.layer_mass, result.layer_mass_ci = _curves(per_layer, self.seed)
+        free = np.array([r["sink_free_masses"] for r in records], dtype=float)
+        result.sink_free_layer_mass = {p: np.nanmean(free[:, :, i], axis=0).tolist() for i, p in enumerate(PARTS)}
+        result.sink_layer_mass = np.mean([r["sink_mass"] for r in records], axis=0).tolist()
+        head_image = masses[..., IMAGE]  # [N, L, H]
+        result.head_image_mass = head_image.mean(axis=0).tolist()
+        result.top_heads = _top_heads(head_image, self.seed)
+        counts = {p: float(np.mean([r["token_counts"][p] for r in records])) for p in PARTS}
         result.token_counts = counts
-        image_mass = per_layer[:, :, PARTS.index("image")]
-        text_mass = per_layer[:, :, PARTS.index("system")] + per_layer[:, :, PARTS.index("instruction")]
-        n_text = counts["system"] + counts["instruction"]
-
-        def efficiency_ratio(rows: np.ndarray) -> float:
-            img, txt = image_mass[rows].mean(), text_mass[rows].mean()
-            return float((img / counts["image"]) / (txt / n_text)) if txt > 0 and n_text > 0 else float("nan")
-
+        result.sinks = {
+            "threshold": self.sink_threshold, "from_layer": min(self.sink_from_layer, max(0, masses.shape[1] - 1)),
+            "examples_with_visual_sinks": int(sum(bool(r["sinks"]) for r in records)),
+            "visual_sink_indices": sorted({i for r in records for i in r["sinks"]})[:50],
+            "max_phi": float(max(r["sink_phi_max"] for r in records)), "max_bos_phi": float(max(r["bos_phi"] for r in records)),
+        }
+        image_mass = per_layer[:, :, IMAGE]
         index = np.arange(len(records))
-        shift = np.array([abs(r["p_yes"] - r["blind_p_yes"]) for r in records])
-        low_layers = np.where(image_mass.mean(axis=0) < self.threshold)[0]
-        low_from = _first_of_tail(low_layers, image_mass.shape[1])
+        ratio = _efficiency_ratio(per_layer, counts)
+        yes_shift = np.array([r["blind"]["mean_colour"]["yes_shift"] for r in records])
+        tv = np.array([r["blind"]["mean_colour"]["tv"] for r in records])
+        noise_shift = np.array([r["blind"]["noise"]["yes_shift"] for r in records])
+        sink_mass = np.array([np.mean(r["sink_mass"]) for r in records])
+        free_image = np.array([np.nanmean(np.array(r["sink_free_masses"], dtype=float)[:, IMAGE]) for r in records])
+        low = np.where(image_mass.mean(axis=0) < self.threshold)[0]
+
+        def ci(values: np.ndarray, statistic=np.mean) -> tuple[float, float]:  # noqa: ANN001
+            return bootstrap_ci(values, statistic, seed=self.seed)
+
         metrics = {
-            "mean_image_mass": Metric(float(image_mass.mean()), *bootstrap_ci(image_mass.mean(axis=1), seed=self.seed),
-                                      "attention mass on image tokens at the answer position, mean over layers and heads"),
-            "mean_bos_mass": Metric(float(per_layer[:, :, 0].mean()), *bootstrap_ci(per_layer[:, :, 0].mean(axis=1), seed=self.seed),
-                                    "mass absorbed by the BOS sink"),
-            "image_text_efficiency_ratio": Metric(efficiency_ratio(index), *bootstrap_ci(index, efficiency_ratio, seed=self.seed),
-                                                  "FastV per-token efficiency of image over text tokens (ratio of means)"),
-            "blind_answer_shift": Metric(float(shift.mean()), *bootstrap_ci(shift, seed=self.seed),
-                                         "mean |P(yes) real - P(yes) mean-colour image|"),
-            "image_mass_low_from_layer": Metric(low_from, description=f"first layer after which image mass stays < {self.threshold}"),
+            "mean_image_mass": Metric(float(image_mass.mean()), *ci(image_mass.mean(axis=1)),
+                                      "attention on image tokens at the answer position, mean over layers and heads"),
+            "sink_free_image_mass": Metric(float(np.nanmean(free_image)), *ci(free_image, np.nanmean),
+                                           "the same without BOS and visual sinks, renormalised"),
+            "mean_sink_mass": Metric(float(sink_mass.mean()), *ci(sink_mass), "mass on BOS + visual sink tokens"),
+            "mean_bos_mass": Metric(float(per_layer[:, :, BOS].mean()), *ci(per_layer[:, :, BOS].mean(axis=1)), "mass on BOS"),
+            "visual_sinks_per_example": Metric(float(np.mean([len(r["sinks"]) for r in records])),
+                                               description=f"image tokens whose peak activation is >= {self.sink_threshold:g}x the median token's"),
+            "image_text_efficiency_ratio": Metric(ratio(index), *ci(index, ratio),
+                                                  "FastV per-token efficiency, image over text tokens (ratio of means)"),
+            "blind_answer_shift": Metric(float(yes_shift.mean()), *ci(yes_shift), "mean |ΔP(yes)|, image -> its mean colour"),
+            "blind_tv_distance": Metric(float(tv.mean()), *ci(tv), "total variation of the next-token distribution, same swap"),
+            "noise_answer_shift": Metric(float(noise_shift.mean()), *ci(noise_shift), "mean |ΔP(yes)|, image -> Gaussian noise"),
+            "image_mass_low_from_layer": Metric(_first_of_tail(low, image_mass.shape[1]),
+                                                description=f"first layer from which image mass stays < {self.threshold}"),
         }
         object_ratio = _object_attention_ratio([(r["image_token_attention"], r.get("object_patches")) for r in records])
         if object_ratio is not None:
-            metrics["object_attention_ratio"] = Metric(
-                object_ratio, description="image attention per object patch / per background patch (1 = blind to objects)")
+            metrics["object_attention_ratio"] = Metric(object_ratio, description="image attention per object patch / per background patch")
             result.token_grid = list(np.array(records[0]["object_patches"]).shape)
+        if "untrained_masses" in records[0]:
+            untrained = np.array([r["untrained_masses"] for r in records], dtype=float)  # [N, L, P]
+            result.untrained_layer_mass = {p: untrained[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
+            u_ratio = _efficiency_ratio(untrained, counts)
+            metrics["untrained_mean_image_mass"] = Metric(float(untrained[:, :, IMAGE].mean()), *ci(untrained[:, :, IMAGE].mean(axis=1)),
+                                                          "image mass of an untrained copy (the no-learning reference)")
+            metrics["untrained_image_text_efficiency_ratio"] = Metric(u_ratio(index), *ci(index, u_ratio), "efficiency ratio, untrained copy")
+        if "answer_masses" in records[0]:
+            answer = np.array([r["answer_masses"] for r in records], dtype=float).mean(axis=2)  # [N, L, P]
+            result.answer_layer_mass = {p: answer[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
+            metrics["answer_image_mass"] = Metric(float(answer[:, :, IMAGE].mean()), *ci(answer[:, :, IMAGE].mean(axis=1)),
+                                                  "image mass at the generated answer tokens")
+        if "qformer_patch_attention" in records[0]:
+            qf = np.array([r["qformer_patch_attention"] for r in records], dtype=float)  # [N, Lq, patches]
+            result.qformer_layer_object_ratio = [
+                _object_attention_ratio([(row[layer].tolist(), r["vision_object_patches"]) for row, r in zip(qf, records)])
+                for layer in range(qf.shape[1])]
+            overall = _object_attention_ratio([(row.mean(axis=0).tolist(), r["vision_object_patches"]) for row, r in zip(qf, records)])
+            metrics["qformer_object_attention_ratio"] = Metric(overall, description="Q-Former cross-attention per object patch / background patch")
         result.metrics = metrics
         return result
 
     def _aggregate_dual(self, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
-        img = np.stack([a["image_embedding"] for a in arrays])
-        txt = np.stack([a["text_embedding"] for a in arrays])
         index = np.arange(len(arrays))
 
-        def gap(rows: np.ndarray) -> float:
-            return float(np.linalg.norm(img[rows].mean(axis=0) - txt[rows].mean(axis=0)))
+        def gap_of(prefix: str):  # noqa: ANN202
+            img = np.stack([a[f"{prefix}image_embedding"] for a in arrays])
+            txt = np.stack([a[f"{prefix}text_embedding"] for a in arrays])
+            return lambda rows: float(np.linalg.norm(img[rows].mean(axis=0) - txt[rows].mean(axis=0)))
 
+        gap = gap_of("")
         metrics = {"modality_gap": Metric(gap(index), *bootstrap_ci(index, gap, seed=self.seed),
                                           "‖mean image embedding − mean text embedding‖ (normalised)")}
+        if "untrained_image_embedding" in arrays[0]:
+            u_gap = gap_of("untrained_")
+            metrics["untrained_modality_gap"] = Metric(u_gap(index), *bootstrap_ci(index, u_gap, seed=self.seed),
+                                                       "the same for an untrained copy")
         result = AttentionResult(probe=self.name, n_examples=len(records), n_failed=0, metrics=metrics, parts=())
         with_cls = [r for r in records if "cls_patch_attention" in r]
         if with_cls:
             per_layer = np.array([r["cls_patch_attention"] for r in with_cls])  # [N, L, patches]
+            result.cls_layer_object_ratio = [
+                _object_attention_ratio([(row[layer].tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)])
+                for layer in range(per_layer.shape[1])]
             ratio = _object_attention_ratio([(row.mean(axis=0).tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)])
             metrics["object_attention_ratio"] = Metric(ratio, description="CLS attention per object patch / per background patch")
             result.token_grid = list(np.array(with_cls[0]["object_patches"]).shape)
@@ -176,68 +323,47 @@ class AttentionProbe(Probe):
         return result
 
 
-def part_labels(batch: PreparedBatch, bos_token_id: int | None, row: int = 0) -> np.ndarray:
-    """The part (index into PARTS) of every key position up to the last prompt token of ``row``.
-
-    BOS is the first ``bos_token_id`` position wherever it sits (BLIP-2 puts it after the image);
-    system text is what precedes the first image token, instruction what follows the last one.
-    Masked positions (padding) get -1 and are excluded.
-    """
-    last = int(batch.last_positions()[row])
-    ids = batch.input_ids[row, : last + 1].tolist()
-    mask = batch.attention_mask[row, : last + 1].tolist()
-    spans = batch.image_spans[row]
-    first_image = spans[0][0] if spans else last + 1
-    labels = np.full(last + 1, PARTS.index("instruction"))
-    labels[:first_image] = PARTS.index("system")
-    for start, end in spans:
-        labels[start:end] = PARTS.index("image")
-    if bos_token_id is not None and bos_token_id in ids:
-        labels[ids.index(bos_token_id)] = PARTS.index("bos")
-    labels[np.array(mask) == 0] = -1
-    return labels
+def _round(array: np.ndarray) -> list:
+    return np.round(np.asarray(array, dtype=float), 6).tolist()
 
 
-def _reduce_attention(adapter: GenerativeAdapter, batch: PreparedBatch) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-    """Run the forward with hooks that keep only part sums of the last prompt token's attention row.
-
-    Returns masses [layers, heads, parts], the mean attention per image token [n_image], and the logits.
-    """
-    last = int(batch.last_positions()[0])
-    labels = torch.as_tensor(part_labels(batch, adapter.tokenizer.bos_token_id))
-    visible = torch.nonzero(labels >= 0).flatten()
-    image_index = torch.nonzero(labels == PARTS.index("image")).flatten()
-    per_layer: list[np.ndarray] = []
-    image_rows: list[torch.Tensor] = []
-
-    def reduce(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        weights = output[1]
-        if weights is None:
-            raise RuntimeError("attention weights were not returned; the eager attention switch did not take")
-        row = weights[0, :, last, : last + 1].float()  # [heads, keys]
-        sums = torch.zeros(row.shape[0], len(PARTS), dtype=row.dtype, device=row.device)
-        sums.index_add_(1, labels[visible].to(row.device), row[:, visible.to(row.device)])
-        per_layer.append(sums.cpu().numpy())
-        if len(image_index):
-            image_rows.append(row[:, image_index.to(row.device)].mean(0).cpu())
-
-    with adapter.eager_attention(), hooks([(m, reduce) for m in adapter.lm_attention_modules()]):
-        logits = adapter.forward(batch).logits
-    image_mean = torch.stack(image_rows).mean(0).numpy() if image_rows else np.zeros(0)
-    return np.stack(per_layer), image_mean, logits
+def _curves(per_layer: np.ndarray, seed: int) -> tuple[dict[str, list[float]], dict[str, list[list[float]]]]:
+    means = {p: per_layer[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
+    cis = {p: bootstrap_ci_columns(per_layer[:, :, i], seed=seed).tolist() for i, p in enumerate(PARTS)}
+    return means, cis
 
 
-def _part_counts(batch: PreparedBatch, adapter: GenerativeAdapter) -> dict[str, int]:
-    labels = part_labels(batch, adapter.tokenizer.bos_token_id)
-    return {part: int((labels == i).sum()) for i, part in enumerate(PARTS)}
+def _efficiency_ratio(per_layer: np.ndarray, counts: dict[str, float]):  # noqa: ANN202
+    """ε_img / ε_text over a set of example rows, as a ratio of means (never a mean of ratios)."""
+    n_text = counts["system"] + counts["instruction"] + counts["generated"]
+
+    def ratio(rows: np.ndarray) -> float:
+        image = per_layer[rows][:, :, IMAGE].mean()
+        text = per_layer[rows][:, :, [SYSTEM, INSTRUCTION, GENERATED]].sum(-1).mean()
+        if text <= 0 or n_text <= 0 or counts["image"] <= 0:
+            return float("nan")
+        return float((image / counts["image"]) / (text / n_text))
+
+    return ratio
+
+
+def _top_heads(head_image: np.ndarray, seed: int) -> list[dict[str, float]]:
+    """The (layer, head) pairs with the most image mass, with bootstrap CIs over examples."""
+    n, layers, heads = head_image.shape
+    flat = head_image.reshape(n, layers * heads)
+    ci = bootstrap_ci_columns(flat, seed=seed)
+    means = flat.mean(axis=0)
+    order = np.argsort(-means)[:TOP_HEADS]
+    return [{"layer": int(i // heads), "head": int(i % heads), "image_mass": float(means[i]),
+             "ci_low": float(ci[i, 0]), "ci_high": float(ci[i, 1])} for i in order]
 
 
 def _first_of_tail(low_layers: np.ndarray, n_layers: int) -> int | None:
     """The first layer l such that every layer >= l is in ``low_layers``; None if the last layer is not."""
-    if n_layers == 0 or (n_layers - 1) not in set(low_layers.tolist()):
+    low = set(low_layers.tolist())
+    if n_layers == 0 or (n_layers - 1) not in low:
         return None
     layer = n_layers - 1
-    low = set(low_layers.tolist())
     while layer - 1 in low:
         layer -= 1
     return layer

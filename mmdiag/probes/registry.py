@@ -48,4 +48,9 @@ class ProbeRegistry:
         return target
 
     def create(self, name: str, **params: Any) -> Any:
-        return self.get(name)(**params)
+        """An instance of probe ``name``; an unknown parameter is a one-line ConfigError."""
+        cls = self.get(name)
+        try:
+            return cls(**params)
+        except TypeError as err:
+            raise ConfigError(f"probe '{name}' does not take these parameters ({err}): check the suite or flags") from err

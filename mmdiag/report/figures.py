@@ -33,25 +33,40 @@ def image_uri(image: Image.Image, scale: int = 2) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def attention_layer_curves(result: dict[str, Any]) -> str | None:
-    """Mass per part across LLM layers, with bootstrap CI bands."""
-    layer_mass = result.get("layer_mass") or {}
+def attention_layer_curves(result: dict[str, Any], key: str = "layer_mass", title: str | None = None) -> str | None:
+    """Mass per part across LLM layers with bootstrap CI bands; sink-free and untrained image mass dashed."""
+    layer_mass = result.get(key) or {}
     if not layer_mass:
         return None
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(6.2, 3.3))
+    n_layers = len(next(iter(layer_mass.values())))
+    layers = np.arange(n_layers)
     for part, values in layer_mass.items():
-        layers = np.arange(len(values))
+        if not any(values):
+            continue  # e.g. "generated" at the prompt row
         ax.plot(layers, values, marker="o", label=part, color=PART_COLOURS.get(part))
-        ci = np.array(result.get("layer_mass_ci", {}).get(part) or [], dtype=float)
+        ci = np.array((result.get(f"{key}_ci") or {}).get(part) or [], dtype=float)
         if ci.size:
             ax.fill_between(layers, ci[:, 0], ci[:, 1], alpha=0.2, color=PART_COLOURS.get(part))
-    ax.set_xticks(range(len(next(iter(layer_mass.values())))))
+    if key == "layer_mass":
+        free = (result.get("sink_free_layer_mass") or {}).get("image")
+        if free:
+            ax.plot(layers, free, ls="--", color=PART_COLOURS["image"], label="image, sink-free")
+        untrained = (result.get("untrained_layer_mass") or {}).get("image")
+        if untrained:
+            ax.plot(layers, untrained, ls=":", color="black", label="image, untrained copy")
+    ax.set_xticks(layers)
     ax.set_xlabel("LLM layer")
-    ax.set_ylabel("attention mass at answer position")
+    ax.set_ylabel("attention mass")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, ncol=4)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
     return _to_uri(fig)
+
+
+PART_COLOURS["generated"] = "#d62728"
 
 
 def head_layer_heatmap(result: dict[str, Any]) -> str | None:

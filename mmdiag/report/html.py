@@ -79,7 +79,15 @@ def _attention_section(result: dict[str, Any] | None, records: list[dict[str, An
         if attention and len(attention) == grid[0] * grid[1]:
             overlays.append({"uri": figures.attention_overlay(record["scene"], attention, tuple(grid), resolution),
                              "caption": values.get("question") or values.get("caption", "")})
-    return {"curves": figures.attention_layer_curves(result), "heatmap": figures.head_layer_heatmap(result), "overlays": overlays}
+    blind = None
+    gen_records = [r["values"] for r in records if r.get("values") and "blind" in r["values"]]
+    if gen_records:
+        blind = {name: {"yes_shift": sum(v["blind"][name]["yes_shift"] for v in gen_records) / len(gen_records),
+                        "tv": sum(v["blind"][name]["tv"] for v in gen_records) / len(gen_records)}
+                 for name in gen_records[0]["blind"]}
+    return {"curves": figures.attention_layer_curves(result), "heatmap": figures.head_layer_heatmap(result),
+            "answer_curves": figures.attention_layer_curves(result, "answer_layer_mass", "at generated answer tokens"),
+            "overlays": overlays, "blind": blind}
 
 
 def _spatial_section(result: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -1,0 +1,23 @@
+"""The benchmarks run and report ratios (tiny geometry; no timing is asserted, benchmarks are not tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_attention_overhead_bench_runs(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "attention_overhead.py"), "--image-size", "56",
+                           "--layers", "2", "--hidden", "64", "--heads", "4", "--repeats", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["image_tokens"] == 16
+    assert set(result["ratios"]) == {"probe_time", "probe_peak_memory", "eager_time", "eager_peak_memory"}
+    # eager materialises layers x heads x N x N attention: it must allocate more than the plain forward
+    assert result["peak_mib"]["eager"] > result["peak_mib"]["plain"]
