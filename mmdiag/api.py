@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import asdict, dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +22,19 @@ from mmdiag.adapters.loading import load_adapter
 from mmdiag.errors import ConfigError, MmdiagError
 from mmdiag.gates import Gate, evaluate_gates, parse_gate
 from mmdiag.probes.registry import ProbeRegistry
+from mmdiag.distributed import ProcessInfo, current_process, gpu_group
 from mmdiag.results import (
     EXAMPLES_FILE,
+    RESULTS_FILE,
     SCHEMA_VERSION,
     RunMetadata,
     canonical_hash,
     now_iso,
+    read_results,
     write_results,
 )
-from mmdiag.runtime import RecordWriter, run_probe
+from mmdiag.runstore import ARRAYS_DIR, RunStore, run_lock
+from mmdiag.runtime import run_probe
 from mmdiag.scenes.generate import SceneRecipe, generate_scenes
 
 DEFAULT_PROBES = ("attention", "spatial", "hallucination")
@@ -43,6 +49,7 @@ class AuditConfig:
     seed: int = 0
     resolution: int = 64
     gates: tuple[str, ...] = ()
+    batch_size: int = 8
     recipe: SceneRecipe = field(default_factory=SceneRecipe)
     probe_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # probe name -> extra constructor params
 
@@ -93,36 +100,47 @@ def audit(
     processor: Any = None,
     options: LoadOptions | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     registry: ProbeRegistry | None = None,
 ) -> AuditOutcome:
     """Run the configured probes on ``model`` and write results.json, examples.jsonl and the reports.
 
-    ``model=None`` audits the embedded default model.
+    ``model=None`` audits the embedded default model. ``resume=True`` keeps the finished examples of an
+    interrupted run in ``out_dir`` and measures only the rest. Under a data-parallel launcher
+    (``WORLD_SIZE`` > 1) every process calls this; each measures its share, the main process writes.
     """
     config = config or AuditConfig()
     gates = [parse_gate(g) for g in config.gates]
     registry = registry or ProbeRegistry()
     probes = [registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
               for name in config.probes]
-    run_dir = _prepare_run_dir(Path(out_dir), overwrite)
-    notes: list[str] = []
-    if model is None:
-        model = ensure_default_model()
-        notes.append("default model: a random-weight tiny LLaVA built offline (its numbers exercise the pipeline only)")
-    adapter = load_adapter(model, processor, options=options or LoadOptions())
-    _check_gates(gates, probes, adapter)
-
-    metadata = RunMetadata(
-        model={**asdict(adapter.info()), "config_hash": _model_config_hash(adapter)},
-        config=config.to_dict(),
-        seed=config.seed,
-        config_hash=canonical_hash(config.to_dict()),
-        devices=sorted({str(p.device) for p in adapter.model.parameters()}),
-    )
-    probe_results: dict[str, dict[str, Any]] = {}
-    failures: dict[str, int] = {}
-    with RecordWriter(run_dir / EXAMPLES_FILE) as writer:
+    run_dir = Path(out_dir)
+    process = current_process()
+    with contextlib.ExitStack() as stack:
+        if process.is_main:
+            _prepare_run_dir(run_dir, overwrite, resume)
+            stack.enter_context(run_lock(run_dir))
+        process.barrier()
+        notes: list[str] = []
+        if model is None:
+            model = ensure_default_model() if process.is_main else default_model_dir()
+            notes.append("default model: a random-weight tiny LLaVA built offline (its numbers exercise the pipeline only)")
+        process.barrier()
+        options = _options_for_process(options or LoadOptions(), process)
+        adapter = load_adapter(model, processor, options=options)
+        _check_gates(gates, probes, adapter)
+        metadata = RunMetadata(
+            model={**asdict(adapter.info()), "config_hash": _model_config_hash(adapter)},
+            config=config.to_dict(),
+            seed=config.seed,
+            config_hash=canonical_hash(config.to_dict()),
+            devices=sorted({str(adapter.device)} | {str(d) for d in (getattr(adapter.model, "hf_device_map", None) or {}).values()}),
+            processes=process.world,
+        )
+        store = RunStore(run_dir, process.rank, process.world)
+        probe_results: dict[str, dict[str, Any]] = {}
+        failures: dict[str, int] = {}
         for probe in probes:
             if not probe.supports(adapter):
                 notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
@@ -130,7 +148,10 @@ def audit(
             recipe = probe.scene_recipe() or config.recipe
             prefix = "scene" if recipe == config.recipe else f"{probe.name}-scene"
             scenes = generate_scenes(config.n_scenes, config.seed, recipe, prefix=prefix)
-            result, failed = run_probe(probe, adapter, probe.examples(scenes, adapter), writer, progress=progress)
+            result, failed = run_probe(probe, adapter, probe.examples(scenes, adapter), store, process,
+                                       batch_size=config.batch_size, resume=resume, progress=progress)
+            if not process.is_main:
+                continue
             failures[probe.name] = len(failed)
             if result is None:
                 first = failed[0]["error"] if failed else "no examples"
@@ -138,11 +159,20 @@ def audit(
                                              "n_examples": 0, "n_failed": len(failed), "metrics": {}}
             else:
                 probe_results[probe.name] = result.to_dict()
+        if process.is_main:
+            document = _results_document(metadata, probe_results, gates, failures, notes)
+            write_results(run_dir, document)
+            render_report(run_dir)
+        process.barrier()
+    return AuditOutcome(run_dir, read_results(run_dir))
 
+
+def _results_document(metadata: RunMetadata, probe_results: dict[str, dict[str, Any]], gates: list[Gate],
+                      failures: dict[str, int], notes: list[str]) -> dict[str, Any]:
     outcomes = evaluate_gates(gates, probe_results)
     broken = [name for name, r in probe_results.items() if "error" in r]
     metadata.finished_at = now_iso()
-    document = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "metadata": metadata.to_dict(),
         "probes": probe_results,
@@ -151,9 +181,18 @@ def audit(
         "notes": notes,
         "verdict": "pass" if all(o.passed for o in outcomes) and not broken else "fail",
     }
-    write_results(run_dir, document)
-    render_report(run_dir)
-    return AuditOutcome(run_dir, document)
+
+
+def _options_for_process(options: LoadOptions, process: ProcessInfo) -> LoadOptions:
+    """Data-parallel on GPUs: each process takes its own GPU, or its own group with --gpus-per-process."""
+    if process.world == 1 or not torch.cuda.is_available():
+        return options
+    if options.gpus_per_process:
+        return replace(options, device_map=options.device_map or "auto",
+                       max_memory=gpu_group(process.local_rank, options.gpus_per_process))
+    if options.device_map is None:
+        return replace(options, device_map={"": process.device().index})
+    return options
 
 
 def render_report(run_dir: str | Path) -> list[Path]:
@@ -165,14 +204,19 @@ def render_report(run_dir: str | Path) -> list[Path]:
     return [write_html_report(run_dir), write_markdown_report(run_dir)]
 
 
-def _prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
+def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Path:
     if run_dir.exists() and not run_dir.is_dir():
         raise MmdiagError(f"output path {run_dir} is a file: pass a folder for the run")
+    if overwrite and resume:
+        raise MmdiagError("--overwrite and --resume contradict each other: pick one")
     examples = run_dir / EXAMPLES_FILE
-    if examples.exists():
+    if examples.exists() and not resume:
         if not overwrite:
-            raise MmdiagError(f"{run_dir} already holds a run (examples.jsonl): pass another --out, or --overwrite to replace it")
-        examples.unlink()
+            raise MmdiagError(f"{run_dir} already holds a run (examples.jsonl): pass --resume to finish it, "
+                              "--overwrite to replace it, or another --out")
+        for stale in [examples, *run_dir.glob("examples.rank*.jsonl"), run_dir / RESULTS_FILE]:
+            stale.unlink(missing_ok=True)
+        shutil.rmtree(run_dir / ARRAYS_DIR, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 

@@ -20,6 +20,8 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-memory", default=None, help='JSON per device, e.g. \'{"0": "20GiB", "cpu": "60GiB"}\'')
     group.add_argument("--offload-dir", default=None, help="folder for weights offloaded to disk")
     group.add_argument("--checkpoint", default=None, help="weights file for an open_clip:ARCH model")
+    group.add_argument("--gpus-per-process", type=int, default=0,
+                       help="with several processes: shard the model over this many GPUs per process")
     group.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (pickle can run code)")
     group.add_argument("--trust-remote-code", action="store_true", help="let transformers run code shipped with the model")
 
@@ -36,6 +38,7 @@ def _load_options(args: argparse.Namespace):  # noqa: ANN202 - LoadOptions, impo
     return LoadOptions(
         device_map=device_map, dtype=args.dtype, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
         max_memory=max_memory, offload_folder=args.offload_dir, checkpoint=args.checkpoint,
+        gpus_per_process=args.gpus_per_process,
     )
 
 
@@ -63,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="attention: also measure at this many greedily generated answer tokens")
     audit.add_argument("--no-untrained-baseline", action="store_true",
                        help="skip the untrained copy of the model (it doubles memory for large models)")
+    audit.add_argument("--batch-size", type=int, default=8, help="examples per forward (default 8)")
+    audit.add_argument("--resume", action="store_true", help="finish an interrupted run in --out, keeping its finished examples")
     audit.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    audit.add_argument("--num-processes", type=int, default=1,
+                       help="data-parallel processes on this machine (relaunches under torchrun; or use accelerate launch)")
     audit.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_load_options(audit)
 
@@ -97,20 +104,28 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _cmd_audit(args: argparse.Namespace) -> int:
+def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import os
+
     from mmdiag import api
     from mmdiag.errors import ConfigError
 
-    if args.n_scenes < 1:
-        raise ConfigError("--n-scenes must be at least 1")
+    if args.n_scenes < 1 or args.batch_size < 1 or args.num_processes < 1:
+        raise ConfigError("--n-scenes, --batch-size and --num-processes must be at least 1")
+    if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from mmdiag.distributed import relaunch
+
+        return relaunch(args.num_processes, _without_option(argv, "--num-processes"))
     config = api.AuditConfig(
         probes=tuple(p.strip() for p in args.probes.split(",") if p.strip()),
-        n_scenes=args.n_scenes, seed=args.seed, resolution=args.resolution, gates=tuple(args.gate),
+        n_scenes=args.n_scenes, seed=args.seed, resolution=args.resolution, gates=tuple(args.gate), batch_size=args.batch_size,
         probe_params={"attention": {"generate_tokens": args.answer_tokens,
                                     "untrained_baseline": not args.no_untrained_baseline}},
     )
     outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
-                        progress=not args.no_progress)
+                        resume=args.resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0 if outcome.passed else 1  # the main process prints
     for gate in outcome.results["gates"]:
         status = "pass" if gate["passed"] else "FAIL"
         print(f"gate {gate['gate']}: {status} (value {gate['value']}, margin {gate['margin']})")
@@ -119,6 +134,19 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             print(f"probe {name} failed: {probe['error']}", file=sys.stderr)
     print(f"{outcome.results['verdict']}: wrote {outcome.run_dir}/results.json, examples.jsonl, report.html, report.md")
     return 0 if outcome.passed else 1
+
+
+def _without_option(argv: Sequence[str], flag: str) -> list[str]:
+    """``argv`` without ``flag`` and its value (either ``--flag N`` or ``--flag=N``)."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == flag:
+            skip = True
+        elif not item.startswith(f"{flag}="):
+            out.append(item)
+    return out
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -165,14 +193,17 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"audit": _cmd_audit, "report": _cmd_report, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
+COMMANDS = {"report": _cmd_report, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmdiag`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         _quiet_libraries()
+        if args.command == "audit":
+            return _cmd_audit(args, argv)
         return COMMANDS[args.command](args)
     except MmdiagError as err:
         print(f"mmdiag: error: {err}", file=sys.stderr)

@@ -1,84 +1,102 @@
-"""Running probes: examples in order, one JSON record each, appended and flushed as it finishes.
+"""Running one probe over its examples: batches, per-example records, resume, data-parallel shares.
 
-A failing example (bad input, out of memory) is recorded with its error and counted, never scored as
-an empty answer. Progress is shown with tqdm.
+Each process measures its contiguous share of the examples not finished yet, in batches of
+``batch_size`` (a batch that fails is re-run one example at a time, so a bad example or an
+out-of-memory batch costs only itself), and appends every record as it finishes. The main process
+then merges the shards and aggregates from the run folder — always from the stored records, in the
+probes' example order — so a resumed run and an uninterrupted one aggregate identical inputs.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from mmdiag.adapters.base import Adapter
-from mmdiag.probes.base import Probe, ProbeExample, ProbeResult, _jsonable
+from mmdiag.distributed import ProcessInfo
+from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
+from mmdiag.runstore import RunStore
 
-OOM_HINT = "out of memory: lower --n-scenes per process, use --dtype bfloat16, or shard with --device-map auto"
-
-
-class RecordWriter:
-    """Appends one JSON object per line to ``examples.jsonl`` and flushes after each."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def __enter__(self) -> RecordWriter:
-        self._file = self.path.open("a", encoding="utf-8")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def write(self, record: dict[str, Any]) -> None:
-        assert self._file is not None, "use RecordWriter as a context manager"
-        self._file.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
-        self._file.flush()
+OOM_HINT = ("out of memory: lower --batch-size, shard the model with --device-map auto (and --max-memory), "
+            "or use --dtype bfloat16")
 
 
 def run_probe(
     probe: Probe,
     adapter: Adapter,
-    examples: list[ProbeExample],
-    writer: RecordWriter,
+    examples: Sequence[ProbeExample],
+    store: RunStore,
+    process: ProcessInfo,
     *,
+    batch_size: int = 1,
+    resume: bool = False,
     progress: bool = True,
 ) -> tuple[ProbeResult | None, list[dict[str, Any]]]:
-    """Run every example, write its record, then aggregate the successful ones.
+    """Measure the examples not yet finished, then (main process) aggregate all of them.
 
-    Returns the result (``None`` if no example succeeded) and the failure records.
+    Returns the result (``None`` on other processes, or when no example succeeded) and the failure
+    records (main process).
     """
-    probe.setup(adapter)
-    records: list[dict[str, Any]] = []
-    arrays: list[dict[str, np.ndarray]] = []
-    failures: list[dict[str, Any]] = []
-    bar = tqdm(examples, desc=f"{probe.name}", unit="ex", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    for example in bar:
-        base = {"probe": probe.name, "example_id": example.example_id, "scene": example.scene.to_dict()}
-        try:
-            output = probe.run_example(adapter, example)
-        except torch.OutOfMemoryError as err:
-            failures.append({**base, "error": f"{OOM_HINT} ({err.__class__.__name__})"})
-            writer.write(failures[-1])
-            continue
-        except Exception as err:  # noqa: BLE001 - every failure is recorded and counted, never hidden
-            failures.append({**base, "error": f"{err.__class__.__name__}: {err}"})
-            writer.write(failures[-1])
-            continue
-        record = {**base, "values": output.values}
-        writer.write(record)
-        records.append({"example_id": example.example_id, **output.values})
-        arrays.append(output.arrays)
+    finished = {eid for eid, r in store.latest(probe.name).items() if "error" not in r} if resume else set()
+    todo = [ex for ex in examples if ex.example_id not in finished]
+    mine = process.split(todo)
+    if mine:
+        probe.setup(adapter)
+    bar = tqdm(total=len(mine), desc=probe.name, unit="ex", disable=not (progress and process.is_main),
+               file=sys.stderr, dynamic_ncols=True)
+    with store:
+        for start in range(0, len(mine), max(1, batch_size)):
+            chunk = mine[start:start + max(1, batch_size)]
+            for example, outcome in zip(chunk, _run_chunk(probe, adapter, chunk)):
+                base = {"probe": probe.name, "example_id": example.example_id, "scene": example.scene.to_dict()}
+                if isinstance(outcome, str):
+                    store.write({**base, "error": outcome})
+                else:
+                    store.write({**base, "values": outcome.values}, outcome.arrays)
+            bar.update(len(chunk))
     bar.close()
-    if not records:
+    process.barrier()  # every shard is complete
+    if process.is_main:
+        store.merge_shards()
+    process.barrier()  # shards are merged before any process appends to its shard again
+    if not process.is_main:
+        return None, []
+    latest = store.latest(probe.name)
+    stored = [latest[ex.example_id] for ex in examples if ex.example_id in latest]
+    failures = [r for r in stored if "error" in r]
+    good = [r for r in stored if "error" not in r]
+    if not good:
         return None, failures
+    records = [{"example_id": r["example_id"], **r["values"]} for r in good]
+    arrays = [store.arrays(probe.name, r["example_id"]) for r in good]
     result = probe.aggregate(adapter, records, arrays)
     result.n_failed = len(failures)
     return result, failures
+
+
+def _run_chunk(probe: Probe, adapter: Adapter, chunk: Sequence[ProbeExample]) -> list[ExampleOutput | str]:
+    """Outputs (or error messages) for a chunk: batched when possible, one by one when the batch fails."""
+    if len(chunk) > 1:
+        try:
+            return list(probe.run_batch(adapter, list(chunk)))
+        except Exception:  # noqa: BLE001 - retried one by one below, where each failure is recorded
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    return [_run_one(probe, adapter, example) for example in chunk]
+
+
+def _run_one(probe: Probe, adapter: Adapter, example: ProbeExample) -> ExampleOutput | str:
+    try:
+        return probe.run_example(adapter, example)
+    except torch.OutOfMemoryError as err:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return f"{OOM_HINT} ({err.__class__.__name__})"
+    except Exception as err:  # noqa: BLE001 - every failure is recorded and counted, never hidden
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return f"{err.__class__.__name__}: {message}"
+

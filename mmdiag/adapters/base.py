@@ -127,8 +127,18 @@ class Adapter(abc.ABC):
     # -- description ---------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        """Device of the input embeddings (where inputs must go)."""
+        """Where inputs go: the first accelerator of a sharded model's device map (accelerate's hooks move
+        activations between shards and load offloaded weights), else the device of the parameters."""
+        device_map = getattr(self.model, "hf_device_map", None)
+        if device_map:
+            placed = [d for d in device_map.values() if d not in ("cpu", "disk", "meta")]
+            return torch.device(placed[0] if not isinstance(placed[0], int) else f"cuda:{placed[0]}") if placed else torch.device("cpu")
         return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of floating-point inputs (pixel values)."""
+        return getattr(self.model, "dtype", None) or next(self.model.parameters()).dtype
 
     @property
     def architecture(self) -> str:
@@ -144,6 +154,11 @@ class Adapter(abc.ABC):
             n_parameters=sum(p.numel() for p in self.model.parameters()),
         )
 
+    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Preprocessed pixels on the input device, in the model's dtype."""
+        pixels = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        return pixels.to(self.device, self.dtype)
+
     def untrained_copy(self, seed: int = 0) -> Adapter:
         """The same architecture and processor with freshly initialised weights (a baseline for every probe).
 
@@ -155,7 +170,7 @@ class Adapter(abc.ABC):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = type(self.model)(copy.deepcopy(self.model.config))
-        model = model.to(device=self.device, dtype=next(self.model.parameters()).dtype)
+        model = model.to(device=self.device, dtype=self.dtype)
         clone = copy.copy(self)
         clone.model = model.eval()
         clone.source = f"{self.source} (untrained copy, seed {seed})"
@@ -273,7 +288,7 @@ class GenerativeAdapter(Adapter):
             encoded = self.processor(images=list(images), text=prompts, return_tensors="pt", padding=True)
         inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in encoded.items()}
         if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         return PreparedBatch(
             inputs=inputs,
             prompts=prompts,

@@ -60,11 +60,9 @@ class Blip2Adapter(GenerativeAdapter):
 
     @torch.no_grad()
     def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
-        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-        pixel_values = pixel_values.to(self.device, self.model.dtype)
         modules = {"qformer": self.model.qformer, "projector": self.model.language_projection}
         with capture_io(modules) as captured:
-            self.model.get_image_features(pixel_values=pixel_values)
+            self.model.get_image_features(pixel_values=self.pixel_values(images))
         vision = captured.kwargs["qformer"]["encoder_hidden_states"][:, 1:]  # drop CLS: patches only
         return [
             StageFeatures("vision_encoder", vision, self.vision_grid()),
@@ -84,12 +82,12 @@ class Blip2Adapter(GenerativeAdapter):
         def keep(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
             kept.append(output[1][:, :, :, 1:].float().mean(dim=(1, 2)))  # [batch, patches]
 
-        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+        pixel_values = self.pixel_values(images)
         previous = config._attn_implementation
         config._attn_implementation = "eager"
         try:
             with hooks([(m, keep) for m in cross]):
-                self.model.get_image_features(pixel_values=pixel_values.to(self.device, self.model.dtype))
+                self.model.get_image_features(pixel_values=pixel_values)
         finally:
             config._attn_implementation = previous
         return torch.stack(kept, dim=1)

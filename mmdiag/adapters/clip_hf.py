@@ -29,10 +29,6 @@ class HFClipAdapter(DualEncoderAdapter):
         model = load_hf_model(CLIPModel, path, options)
         return cls(model, processor, source=path)
 
-    def _pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-        return pixel_values.to(self.device, self.model.dtype)
-
     def vision_grid(self) -> tuple[int, int]:
         vision = self.model.config.vision_config
         height, width = _processor_image_size(self.processor.image_processor, vision.image_size)
@@ -40,7 +36,7 @@ class HFClipAdapter(DualEncoderAdapter):
 
     @torch.no_grad()
     def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
-        out = self.model.vision_model(pixel_values=self._pixels(images))
+        out = self.model.vision_model(pixel_values=self.pixel_values(images))
         embedding = self.model.visual_projection(out.pooler_output)
         return [
             StageFeatures("vision_encoder", out.last_hidden_state[:, 1:], self.vision_grid()),
@@ -49,7 +45,7 @@ class HFClipAdapter(DualEncoderAdapter):
 
     @torch.no_grad()
     def image_embeddings(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        out = self.model.vision_model(pixel_values=self._pixels(images))
+        out = self.model.vision_model(pixel_values=self.pixel_values(images))
         return self.model.visual_projection(out.pooler_output)
 
     @torch.no_grad()
@@ -64,7 +60,7 @@ class HFClipAdapter(DualEncoderAdapter):
         previous = config._attn_implementation
         config._attn_implementation = "eager"
         try:
-            out = self.model.vision_model(pixel_values=self._pixels(images), output_attentions=True)
+            out = self.model.vision_model(pixel_values=self.pixel_values(images), output_attentions=True)
         finally:
             config._attn_implementation = previous
         # each layer [B, H, 1+N, 1+N]: keep the CLS query row over the patch keys

@@ -27,6 +27,7 @@ class LoadOptions:
     max_memory: dict[Any, str] | None = None
     offload_folder: str | None = None
     checkpoint: str | None = None  # open_clip: a weights file for a named architecture
+    gpus_per_process: int = 0  # data-parallel + sharding: each process shards over its own group of GPUs
 
     def model_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -80,10 +80,8 @@ class LlavaAdapter(GenerativeAdapter):
     # -- features ----------------------------------------------------------------------------
     @torch.no_grad()
     def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
-        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-        pixel_values = pixel_values.to(self.device, self.model.dtype)
         with capture_io({"projector": self._core.multi_modal_projector}) as captured:
-            self._core.get_image_features(pixel_values=pixel_values)
+            self._core.get_image_features(pixel_values=self.pixel_values(images))
         pre = captured.first_input("projector")
         post = captured.output_tensor("projector")
         grid = self.vision_grid()

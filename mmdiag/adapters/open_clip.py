@@ -96,9 +96,9 @@ class OpenClipAdapter(DualEncoderAdapter):
     def architecture(self) -> str:
         return f"open_clip:{type(self.model).__name__}"
 
-    def _pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
         batch = torch.stack([self.processor.preprocess(im.convert("RGB")) for im in images])
-        return batch.to(self.device, next(self.model.parameters()).dtype)
+        return batch.to(self.device, self.dtype)
 
     def vision_grid(self) -> tuple[int, int]:
         grid = getattr(self.model.visual, "grid_size", None)
@@ -108,7 +108,7 @@ class OpenClipAdapter(DualEncoderAdapter):
 
     @torch.no_grad()
     def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
-        pixels = self._pixels(images)
+        pixels = self.pixel_values(images)
         out = self.model.visual.forward_intermediates(pixels, indices=1, intermediates_only=True, output_fmt="NLC")
         patches = out["image_intermediates"][-1]
         embedding = self.model.encode_image(pixels)
@@ -119,7 +119,7 @@ class OpenClipAdapter(DualEncoderAdapter):
 
     @torch.no_grad()
     def image_embeddings(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        return self.model.encode_image(self._pixels(images))
+        return self.model.encode_image(self.pixel_values(images))
 
     @torch.no_grad()
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:

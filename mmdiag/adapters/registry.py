@@ -11,7 +11,7 @@ or, at run time, ``AdapterRegistry.register("Arch", "pkg.module:Class")`` on a r
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 ENTRY_POINT_GROUP = "mmdiag.adapters"
@@ -53,7 +53,7 @@ class AdapterRegistry:
         target = self._targets[architecture]
         if isinstance(target, str):
             target = _import_object(target)
-        elif hasattr(target, "load") and not isinstance(target, type):  # an EntryPoint
+        elif isinstance(target, EntryPoint):
             target = target.load()
         self._targets[architecture] = target
         return target

@@ -99,6 +99,11 @@ class Probe(abc.ABC):
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
         """Measure one example."""
 
+    def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
+        """Measure several examples at once; the default runs them one by one. Overrides must give each
+        example the same values as ``run_example`` (to a float tolerance), whatever the batch."""
+        return [self.run_example(adapter, example) for example in examples]
+
     @abc.abstractmethod
     def aggregate(
         self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]

@@ -62,27 +62,40 @@ class HallucinationProbe(Probe):
         return out
 
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
-        image = render(example.scene, self.resolution)
-        blind = mean_colour(image)
-        present, absent = example.inputs["present"], example.inputs["absent"]
+        return self.run_batch(adapter, [example])[0]
+
+    def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
+        """All questions of all examples, real and blind, scored in one padded batch."""
+        images = [render(ex.scene, self.resolution) for ex in examples]
+        blinds = [mean_colour(image) for image in images]
+        names = [ex.inputs["present"] + ex.inputs["absent"] for ex in examples]
         if adapter.kind == DUAL_ENCODER:
-            texts = [CAPTION.format(name=n) for n in present + absent]
-            sims = adapter.similarity([image, blind], texts).cpu().numpy()
-            k = len(present)
-            return ExampleOutput({
-                "captions": texts,
-                "sim_present": sims[0, :k].tolist(), "sim_absent": sims[0, k:].tolist(),
-                "blind_sim_present": sims[1, :k].tolist(), "blind_sim_absent": sims[1, k:].tolist(),
-            })
-        questions = [QUESTION.format(name=n) for n in present + absent]
-        labels = [YES] * len(present) + [NO] * len(absent)
-        real = adapter.answer_scores([image] * len(questions), questions)
-        blind_scores = adapter.answer_scores([blind] * len(questions), questions)
+            return [self._pairs(adapter, image, blind, ex) for image, blind, ex in zip(images, blinds, examples)]
+        batch_images = [im for image, blind, n in zip(images, blinds, names) for im in [image] * len(n) + [blind] * len(n)]
+        questions = [QUESTION.format(name=name) for n in names for name in n + n]
+        scores = adapter.answer_scores(batch_images, questions)
+        outputs, offset = [], 0
+        for ex, n in zip(examples, names):
+            k = len(n)
+            real, blind = slice(offset, offset + k), slice(offset + k, offset + 2 * k)
+            offset += 2 * k
+            outputs.append(ExampleOutput({
+                "questions": questions[real],
+                "labels": [YES] * len(ex.inputs["present"]) + [NO] * len(ex.inputs["absent"]),
+                "p_yes": scores.p_yes[real].tolist(), "p_no": scores.p_no[real].tolist(),
+                "blind_p_yes": scores.p_yes[blind].tolist(), "blind_p_no": scores.p_no[blind].tolist(),
+            }))
+        return outputs
+
+    def _pairs(self, adapter: Adapter, image: Any, blind: Any, example: ProbeExample) -> ExampleOutput:
+        present, absent = example.inputs["present"], example.inputs["absent"]
+        texts = [CAPTION.format(name=n) for n in present + absent]
+        sims = adapter.similarity([image, blind], texts).cpu().numpy()
+        k = len(present)
         return ExampleOutput({
-            "questions": questions,
-            "labels": labels,
-            "p_yes": real.p_yes.tolist(), "p_no": real.p_no.tolist(),
-            "blind_p_yes": blind_scores.p_yes.tolist(), "blind_p_no": blind_scores.p_no.tolist(),
+            "captions": texts,
+            "sim_present": sims[0, :k].tolist(), "sim_absent": sims[0, k:].tolist(),
+            "blind_sim_present": sims[1, :k].tolist(), "blind_sim_absent": sims[1, k:].tolist(),
         })
 
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from mmdiag.adapters.registry import _import_object
@@ -30,7 +30,8 @@ class ProbeRegistry:
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 self._targets.setdefault(ep.name, ep)
 
-    def register(self, name: str, target: str | type) -> None:
+    def register(self, name: str, target: str | type | Any) -> None:
+        """Add a probe: a class, a factory, or a lazy ``"module:Class"`` string."""
         self._targets[name] = target
 
     def names(self) -> list[str]:
@@ -42,9 +43,9 @@ class ProbeRegistry:
         target = self._targets[name]
         if isinstance(target, str):
             target = _import_object(target)
-        elif not isinstance(target, type):
+        elif isinstance(target, EntryPoint):
             target = target.load()
-        self._targets[name] = target
+        self._targets[name] = target  # a probe class, or any factory taking the probe's parameters
         return target
 
     def create(self, name: str, **params: Any) -> Any:

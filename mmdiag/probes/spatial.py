@@ -76,6 +76,14 @@ class SpatialProbe(Probe):
         return [ProbeExample(f"{s.scene_id}/spatial", s) for s in scenes if len(s.objects) == 1]
 
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
+        return self.run_batch(adapter, [example])[0]
+
+    def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
+        """Stage features of all the examples' images in one forward."""
+        stages = adapter.feature_stages([render(ex.scene, self.resolution) for ex in examples])
+        return [self._output(ex, [(s.name, s.tokens[i]) for s in stages]) for i, ex in enumerate(examples)]
+
+    def _output(self, example: ProbeExample, stages: list[tuple[str, torch.Tensor]]) -> ExampleOutput:
         obj = example.scene.objects[0]
         row, col = obj.grid_cell(3, 3)
         labels = {
@@ -87,10 +95,9 @@ class SpatialProbe(Probe):
             "centre_x": obj.cx,
             "centre_y": obj.cy,
         }
-        stages = adapter.feature_stages([render(example.scene, self.resolution)])
-        arrays = {s.name: _token_projection(s.tokens[0], self.seed) for s in stages}
-        return ExampleOutput({"labels": labels, "stages": [s.name for s in stages],
-                              "tokens": {s.name: int(s.tokens.shape[1]) for s in stages}}, arrays)
+        arrays = {name: _token_projection(tokens, self.seed) for name, tokens in stages}
+        return ExampleOutput({"labels": labels, "stages": [name for name, _ in stages],
+                              "tokens": {name: int(tokens.shape[0]) for name, tokens in stages}}, arrays)
 
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
         stages = records[0]["stages"] if records else []

@@ -1,0 +1,101 @@
+"""Throughput of each probe at batch 1 vs 8, and of a whole audit with 1 vs 2 processes, in one run.
+
+A random LLaVA with 64 px images (patch 8 -> 64 image tokens) and a 4-layer Llama (hidden 128) stands in
+for a real model. Batch sizes are timed in-process over the same examples (examples/s of the probe loop);
+processes are timed end to end (``mmdiag audit --num-processes k``, model loading included) because that
+is what a user waits for.
+
+    python bench/throughput.py [--n-scenes 48] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def build_model(folder: Path) -> Path:
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    from mmdiag.checkpoints.tokenizer import build_word_tokenizer
+
+    tokenizer = build_word_tokenizer(image_token=True)
+    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=64, patch_size=8)
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+                         image_seq_length=64, vision_feature_layer=-1, vision_feature_select_strategy="default")
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).eval().save_pretrained(folder)
+    LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}),
+                   tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
+                   num_additional_image_tokens=1).save_pretrained(folder)
+    return folder
+
+
+def probe_rate(model: Path, probe_name: str, n_scenes: int, batch_size: int, workdir: Path) -> float:
+    """Examples per second of one probe's measuring loop (model already loaded)."""
+    from mmdiag.adapters import load_adapter
+    from mmdiag.distributed import ProcessInfo
+    from mmdiag.probes.registry import ProbeRegistry
+    from mmdiag.runstore import RunStore
+    from mmdiag.runtime import run_probe
+    from mmdiag.scenes.generate import generate_scenes
+
+    adapter = load_adapter(str(model))
+    probe = ProbeRegistry().create(probe_name, untrained_baseline=False) if probe_name == "attention" else ProbeRegistry().create(probe_name)
+    scenes = generate_scenes(n_scenes, 0, probe.scene_recipe())
+    examples = probe.examples(scenes, adapter)
+    run_dir = workdir / f"{probe_name}-b{batch_size}"
+    run_dir.mkdir()
+    start = time.perf_counter()
+    run_probe(probe, adapter, examples, RunStore(run_dir), ProcessInfo(), batch_size=batch_size, progress=False)
+    return len(examples) / (time.perf_counter() - start)
+
+
+def audit_seconds(model: Path, processes: int, n_scenes: int, out: Path) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // processes))}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(out), "--n-scenes",
+                    str(n_scenes), "--no-progress", "--num-processes", str(processes), "--no-untrained-baseline"],
+                   check=True, env=env, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-scenes", type=int, default=48)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model = build_model(work / "model")
+        rates = {p: {f"batch_{b}": probe_rate(model, p, args.n_scenes, b, work) for b in (1, 8)}
+                 for p in ("attention", "spatial", "hallucination")}
+        seconds = {f"processes_{k}": audit_seconds(model, k, args.n_scenes, work / f"audit-{k}") for k in (1, 2)}
+    result = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+        "n_scenes": args.n_scenes,
+        "examples_per_second": rates,
+        "batch_8_over_1": {p: r["batch_8"] / r["batch_1"] for p, r in rates.items()},
+        "audit_seconds": seconds,
+        "speedup_2_processes": seconds["processes_1"] / seconds["processes_2"],
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
