@@ -20,7 +20,7 @@ from mmdiag.adapters.base import Adapter
 from mmdiag.adapters.hf_loading import LoadOptions
 from mmdiag.adapters.loading import load_adapter
 from mmdiag.errors import ConfigError, MmdiagError
-from mmdiag.gates import Gate, evaluate_gates, parse_gate
+from mmdiag.gates import INTEGRITY_METRICS, Gate, evaluate_gates, parse_gate
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.distributed import ProcessInfo, current_process, gpu_group
 from mmdiag.results import (
@@ -106,11 +106,15 @@ def audit(
 ) -> AuditOutcome:
     """Run the configured probes on ``model`` and write results.json, examples.jsonl and the reports.
 
-    ``model=None`` audits the embedded default model. ``resume=True`` keeps the finished examples of an
+    ``model=None`` audits the embedded default model; ``config=None`` runs the default suite
+    (probes/release.yaml). ``resume=True`` keeps the finished examples of an
     interrupted run in ``out_dir`` and measures only the rest. Under a data-parallel launcher
     (``WORLD_SIZE`` > 1) every process calls this; each measures its share, the main process writes.
     """
-    config = config or AuditConfig()
+    if config is None:
+        from mmdiag.suites import default_suite
+
+        config = default_suite().config
     gates = [parse_gate(g) for g in config.gates]
     registry = registry or ProbeRegistry()
     probes = [registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
@@ -222,7 +226,8 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Path:
 
 
 def _check_gates(gates: list[Gate], probes: list[Any], adapter: Adapter) -> None:
-    available = {f"{p.name}.{m}" for p in probes if p.supports(adapter) for m in p.metric_names.get(adapter.kind, ())}
+    available = {f"{p.name}.{m}" for p in probes if p.supports(adapter)
+                 for m in (*p.metric_names.get(adapter.kind, ()), *INTEGRITY_METRICS)}
     for gate in gates:
         if gate.name not in available:
             raise ConfigError(f"gate '{gate}' names an unknown metric for this {adapter.kind} model; available: "

@@ -57,16 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="run the diagnostics on a model and write a report")
     audit.add_argument("--model", default=None, help="model folder, hub id, or open_clip:ARCH (default: the embedded model)")
     audit.add_argument("--out", default="runs/audit", help="run folder to write (default: runs/audit)")
-    audit.add_argument("--probes", default="attention,spatial,hallucination", help="comma-separated probe names")
-    audit.add_argument("--n-scenes", type=int, default=48, help="scenes per probe (default 48)")
-    audit.add_argument("--seed", type=int, default=0)
-    audit.add_argument("--resolution", type=int, default=64, help="scene resolution in pixels")
-    audit.add_argument("--gate", action="append", default=[], help="release gate, e.g. hallucination.f1>=0.8 (repeatable)")
-    audit.add_argument("--answer-tokens", type=int, default=0,
+    audit.add_argument("--suite", default=None, help="audit suite YAML (default: probes/release.yaml)")
+    audit.add_argument("--probes", default=None, help="comma-separated probe names (overrides the suite)")
+    audit.add_argument("--n-scenes", type=int, default=None, help="scenes per probe (suite default 48)")
+    audit.add_argument("--seed", type=int, default=None)
+    audit.add_argument("--resolution", type=int, default=None, help="scene resolution in pixels")
+    audit.add_argument("--gate", action="append", default=[], help="extra release gate, e.g. hallucination.f1>=0.8 (repeatable)")
+    audit.add_argument("--answer-tokens", type=int, default=None,
                        help="attention: also measure at this many greedily generated answer tokens")
     audit.add_argument("--no-untrained-baseline", action="store_true",
                        help="skip the untrained copy of the model (it doubles memory for large models)")
-    audit.add_argument("--batch-size", type=int, default=8, help="examples per forward (default 8)")
+    audit.add_argument("--batch-size", type=int, default=None, help="examples per forward (suite default 8)")
     audit.add_argument("--resume", action="store_true", help="finish an interrupted run in --out, keeping its finished examples")
     audit.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     audit.add_argument("--num-processes", type=int, default=1,
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     scenes.add_argument("--cooccur", default=None, metavar="ANCHOR,PARTNER,P",
                         help='plant a prior, e.g. "red circle,green triangle,0.9"')
 
+    compare = sub.add_parser("compare", help="compare audited runs side by side, pair by pair where examples match")
+    compare.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
+    compare.add_argument("--out", required=True, help="folder for compare.html, compare.md, compare.json")
+
     sub.add_parser("ls", help="list supported architectures and probes")
     return parser
 
@@ -110,18 +115,13 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from mmdiag import api
     from mmdiag.errors import ConfigError
 
-    if args.n_scenes < 1 or args.batch_size < 1 or args.num_processes < 1:
+    if any(v is not None and v < 1 for v in (args.n_scenes, args.batch_size, args.num_processes)):
         raise ConfigError("--n-scenes, --batch-size and --num-processes must be at least 1")
     if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from mmdiag.distributed import relaunch
 
         return relaunch(args.num_processes, _without_option(argv, "--num-processes"))
-    config = api.AuditConfig(
-        probes=tuple(p.strip() for p in args.probes.split(",") if p.strip()),
-        n_scenes=args.n_scenes, seed=args.seed, resolution=args.resolution, gates=tuple(args.gate), batch_size=args.batch_size,
-        probe_params={"attention": {"generate_tokens": args.answer_tokens,
-                                    "untrained_baseline": not args.no_untrained_baseline}},
-    )
+    config = _audit_config(args)
     outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
                         resume=args.resume, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -134,6 +134,29 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"probe {name} failed: {probe['error']}", file=sys.stderr)
     print(f"{outcome.results['verdict']}: wrote {outcome.run_dir}/results.json, examples.jsonl, report.html, report.md")
     return 0 if outcome.passed else 1
+
+
+def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, imported lazily
+    """The suite's configuration with every flag the user gave laid over it."""
+    from dataclasses import replace
+
+    from mmdiag.suites import default_suite, load_suite
+
+    config = (load_suite(args.suite) if args.suite else default_suite()).config
+    overrides = {key: value for key, value in (("n_scenes", args.n_scenes), ("seed", args.seed),
+                                               ("resolution", args.resolution), ("batch_size", args.batch_size))
+                 if value is not None}
+    if args.probes:
+        overrides["probes"] = tuple(p.strip() for p in args.probes.split(",") if p.strip())
+    params = {name: dict(values) for name, values in config.probe_params.items()}
+    attention = params.setdefault("attention", {})
+    if args.answer_tokens is not None:
+        attention["generate_tokens"] = args.answer_tokens
+    if args.no_untrained_baseline:
+        attention["untrained_baseline"] = False
+    probes = overrides.get("probes", config.probes)
+    gates = tuple(g for g in config.gates if g.split(".")[0].strip() in probes) + tuple(args.gate)
+    return replace(config, **overrides, gates=gates, probe_params={k: v for k, v in params.items() if k in probes})
 
 
 def _without_option(argv: Sequence[str], flag: str) -> list[str]:
@@ -154,6 +177,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     for path in api.render_report(Path(args.run_dir)):
         print(f"wrote {path}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mmdiag.compare import compare_runs, write_comparison
+
+    comparison = compare_runs(args.runs)
+    for warning in comparison.warnings:
+        print(f"mmdiag: warning: {warning}", file=sys.stderr)
+    paths = write_comparison(comparison, args.out)
+    print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -193,7 +227,7 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"report": _cmd_report, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
+COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from mmdiag.errors import ConfigError
 
+INTEGRITY_METRICS = ("failed_examples",)  # offered by every probe: examples recorded with an error
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 _GATE = re.compile(r"^\s*([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)\s*(>=|<=|>|<)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
 
@@ -54,8 +55,12 @@ def evaluate_gates(gates: list[Gate], probe_results: dict[str, dict[str, Any]]) 
     """Evaluate each gate on ``results["probes"]``; a missing or undefined metric fails its gate."""
     outcomes = []
     for gate in gates:
-        metric = probe_results.get(gate.probe, {}).get("metrics", {}).get(gate.metric)
-        value = None if metric is None else metric.get("value")
+        probe = probe_results.get(gate.probe, {})
+        if gate.metric in INTEGRITY_METRICS:
+            value = probe.get("n_failed") if probe else None
+        else:
+            metric = probe.get("metrics", {}).get(gate.metric)
+            value = None if metric is None else metric.get("value")
         if value is None:
             outcomes.append(GateOutcome(str(gate), None, False, None))
             continue

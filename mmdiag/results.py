@@ -21,6 +21,7 @@ import mmdiag
 
 SCHEMA_VERSION = "1.0"
 RESULTS_FILE = "results.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "report" / "results.schema.json"  # the published JSON Schema
 EXAMPLES_FILE = "examples.jsonl"
 TRACKED_PACKAGES = ("mmdiag", "torch", "transformers", "accelerate", "open_clip_torch", "scikit-learn", "numpy", "pillow")
 

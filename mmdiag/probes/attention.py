@@ -215,6 +215,14 @@ class AttentionProbe(Probe):
             values["cls_patch_attention"] = _round(cls.mean(axis=1))  # [layers][patches]
         return ExampleOutput(values, arrays)
 
+    @classmethod
+    def paired_values(cls, values: dict[str, Any]) -> dict[str, float]:
+        if "masses" not in values:
+            return {}
+        masses = np.array(values["masses"], dtype=float)
+        return {"mean_image_mass": float(masses[..., IMAGE].mean()),
+                "blind_answer_shift": float(values["blind"]["mean_colour"]["yes_shift"])}
+
     # -- aggregation ---------------------------------------------------------------------------
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
         if adapter.kind == DUAL_ENCODER:

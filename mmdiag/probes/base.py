@@ -110,6 +110,12 @@ class Probe(abc.ABC):
     ) -> ProbeResult:
         """Turn successful records (and their arrays, aligned) into the typed result."""
 
+    @classmethod
+    def paired_values(cls, values: dict[str, Any]) -> dict[str, float]:
+        """Per-example numbers that two runs on the same examples can be compared on, pair by pair
+        (``mmdiag compare``); the default offers none."""
+        return {}
+
     def scene_recipe(self) -> SceneRecipe | None:
         """The scene recipe this probe needs, or ``None`` for the audit's shared scenes."""
         return None

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
+from mmdiag.metrics.calibration import expected_calibration_error, reliability_bins
 from mmdiag.metrics.pope import NO, YES, pope_scores
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
@@ -33,6 +34,7 @@ class HallucinationResult(ProbeResult):
 
     pope: dict[str, Any] = field(default_factory=dict)
     blind_pope: dict[str, Any] = field(default_factory=dict)
+    reliability: list[dict[str, float]] = field(default_factory=list)  # bins of P(yes) vs observed yes
     question_template: str = QUESTION
 
 
@@ -42,7 +44,8 @@ class HallucinationProbe(Probe):
     name = "hallucination"
     kinds = (GENERATIVE, DUAL_ENCODER)
     metric_names = {
-        GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "blind_accuracy", "blind_yes_ratio", "multimodal_gain"),
+        GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "blind_accuracy", "blind_yes_ratio", "multimodal_gain",
+                     "ece"),
         DUAL_ENCODER: ("pair_accuracy", "blind_pair_accuracy", "multimodal_gain"),
     }
 
@@ -98,14 +101,27 @@ class HallucinationProbe(Probe):
             "blind_sim_present": sims[1, :k].tolist(), "blind_sim_absent": sims[1, k:].tolist(),
         })
 
+    @classmethod
+    def paired_values(cls, values: dict[str, Any]) -> dict[str, float]:
+        if "labels" in values:
+            truth = np.array([lab == YES for lab in values["labels"]])
+            says = np.array(values["p_yes"]) > np.array(values["p_no"])
+            blind = np.array(values["blind_p_yes"]) > np.array(values["blind_p_no"])
+            return {"accuracy": float((says == truth).mean()), "yes_ratio": float(says.mean()),
+                    "multimodal_gain": float((says == truth).mean() - (blind == truth).mean())}
+        real = np.array(values["sim_present"]) > np.array(values["sim_absent"])
+        blind = np.array(values["blind_sim_present"]) > np.array(values["blind_sim_absent"])
+        return {"pair_accuracy": float(real.mean()), "multimodal_gain": float(real.mean() - blind.mean())}
+
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
         if adapter.kind == DUAL_ENCODER:
             return self._aggregate_pairs(records)
         rows = [
-            (r["example_id"], label, py > pn, bpy > bpn)
+            (r["example_id"], label, py > pn, bpy > bpn, py / (py + pn) if py + pn > 0 else 0.5)
             for r in records
             for label, py, pn, bpy, bpn in zip(r["labels"], r["p_yes"], r["p_no"], r["blind_p_yes"], r["blind_p_no"])
         ]
+        p_yes = np.array([row[4] for row in rows])
         clusters = [row[0] for row in rows]
         labels = [row[1] for row in rows]
         says = np.array([row[2] for row in rows], dtype=bool)
@@ -127,10 +143,11 @@ class HallucinationProbe(Probe):
             "blind_accuracy": Metric(blind.accuracy, *ci((blind_says == truth).astype(float)), "accuracy with a mean-colour image"),
             "blind_yes_ratio": Metric(blind.yes_ratio, *ci(blind_says.astype(float)), "predicted-yes share, blind"),
             "multimodal_gain": Metric(float(gain.mean()) if len(gain) else None, *ci(gain), "accuracy with image - blind accuracy"),
+            "ece": Metric(expected_calibration_error(p_yes, truth), description="expected calibration error of P(yes), 10 bins"),
         }
         return HallucinationResult(
             probe=self.name, n_examples=len(records), n_failed=0, metrics=metrics,
-            pope=real.to_dict(), blind_pope=blind.to_dict(),
+            pope=real.to_dict(), blind_pope=blind.to_dict(), reliability=reliability_bins(p_yes, truth),
         )
 
     def _aggregate_pairs(self, records: list[dict[str, Any]]) -> ProbeResult:

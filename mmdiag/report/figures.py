@@ -115,3 +115,19 @@ def retention_bars(result: dict[str, Any]) -> str | None:
     ax.set_ylabel(f"retention vs {stages[0]}")
     ax.legend(fontsize=8)
     return _to_uri(fig)
+
+
+def reliability_diagram(bins: list[dict[str, float]]) -> str | None:
+    """Predicted P(yes) against the observed share of yes, per bin (marker size ~ count)."""
+    if not bins:
+        return None
+    fig, ax = plt.subplots(figsize=(3.4, 3.2))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+    counts = np.array([b["count"] for b in bins], dtype=float)
+    ax.scatter([b["mean_p_yes"] for b in bins], [b["share_yes"] for b in bins], s=20 + 180 * counts / counts.max())
+    ax.plot([b["mean_p_yes"] for b in bins], [b["share_yes"] for b in bins], lw=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted P(yes)")
+    ax.set_ylabel("observed share of yes")
+    return _to_uri(fig)

@@ -112,7 +112,7 @@ def _hallucination_section(result: dict[str, Any] | None, records: list[dict[str
         ]
         image = figures.image_uri(render(Scene.from_dict(record["scene"]), resolution))
         shown.append({"id": record["example_id"], "image": image, "rows": rows})
-    return {"examples": shown}
+    return {"examples": shown, "reliability": figures.reliability_diagram(result.get("reliability") or [])}
 
 
 def write_html_report(run_dir: Path) -> Path:

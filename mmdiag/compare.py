@@ -1,0 +1,132 @@
+"""Comparing audited runs: side by side, and pair by pair where the examples match.
+
+Runs *match* when they share the audit configuration (suite, scenes, seed: ``config_hash``) and hold
+the same example ids; then each probe's per-example numbers (``Probe.paired_values``) give paired
+differences against the first run (the baseline), with bootstrap CIs over the shared examples. When
+runs do not match, only the side-by-side table is given, with a warning saying why.
+Everything is read from the run folders (results.json + examples.jsonl) alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmdiag.errors import MmdiagError
+from mmdiag.metrics.stats import bootstrap_ci
+from mmdiag.probes.registry import ProbeRegistry
+from mmdiag.results import read_examples, read_results
+
+
+@dataclass
+class RunSummary:
+    label: str
+    path: str
+    model: str
+    config_hash: str
+    seed: int
+    metrics: dict[str, dict[str, float | None]]  # probe -> metric -> value
+    spatial: dict[str, Any] | None
+
+
+@dataclass
+class PairedDifference:
+    probe: str
+    metric: str
+    run: str
+    baseline: str
+    n: int
+    mean_difference: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass
+class Comparison:
+    runs: list[RunSummary]
+    paired: list[PairedDifference] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _label(run_dir: Path, results: dict[str, Any], used: set[str]) -> str:
+    label = run_dir.name
+    while label in used:
+        label = f"{label}'"
+    used.add(label)
+    return label
+
+
+def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = None, seed: int = 0) -> Comparison:
+    """Side-by-side metrics of every run, and paired differences against the first where examples match."""
+    if len(run_dirs) < 2:
+        raise MmdiagError("compare needs at least two run folders: mmdiag compare RUN_A RUN_B [...] --out DIR")
+    registry = registry or ProbeRegistry()
+    used: set[str] = set()
+    loaded = []
+    for run_dir in map(Path, run_dirs):
+        results = read_results(run_dir)
+        loaded.append((run_dir, results, read_examples(run_dir)))
+    runs = [
+        RunSummary(
+            label=_label(run_dir, results, used), path=str(run_dir), model=results["metadata"]["model"]["source"],
+            config_hash=results["metadata"]["config_hash"], seed=results["metadata"]["seed"],
+            metrics={p: {m: v.get("value") for m, v in r.get("metrics", {}).items()} for p, r in results["probes"].items()},
+            spatial=results["probes"].get("spatial"),
+        )
+        for run_dir, results, _ in loaded
+    ]
+    comparison = Comparison(runs)
+    base, base_records = runs[0], _values_by_example(loaded[0][2])
+    for summary, (_, _, records) in zip(runs[1:], loaded[1:]):
+        if summary.config_hash != base.config_hash or summary.seed != base.seed:
+            comparison.warnings.append(
+                f"{summary.label} was not run with the same suite/scenes/seed as {base.label} (config "
+                f"{summary.config_hash} vs {base.config_hash}): only side-by-side numbers, no paired differences")
+            continue
+        other = _values_by_example(records)
+        for probe in sorted(set(base_records) & set(other)):
+            shared = sorted(set(base_records[probe]) & set(other[probe]))
+            if len(shared) < len(base_records[probe]) or len(shared) < len(other[probe]):
+                comparison.warnings.append(f"{summary.label}/{probe}: only {len(shared)} examples in common with {base.label}")
+            if not shared:
+                continue
+            try:
+                pair_fn = registry.get(probe).paired_values
+            except MmdiagError:
+                continue
+            a = [pair_fn(base_records[probe][e]) for e in shared]
+            b = [pair_fn(other[probe][e]) for e in shared]
+            for metric in sorted(set(a[0]) & set(b[0])):
+                diff = np.array([y[metric] - x[metric] for x, y in zip(a, b)])
+                low, high = bootstrap_ci(diff, seed=seed)
+                comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, len(diff),
+                                                          float(diff.mean()), low, high))
+    return comparison
+
+
+def _values_by_example(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for record in records:
+        if "values" in record:
+            out.setdefault(record["probe"], {})[record["example_id"]] = record["values"]
+    return out
+
+
+def write_comparison(comparison: Comparison, out_dir: str | Path) -> list[Path]:
+    """compare.json, compare.md and a self-contained compare.html in ``out_dir``."""
+    from mmdiag.report.compare_report import render_compare_html, render_compare_markdown
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "compare.json", out / "compare.md", out / "compare.html"]
+    paths[0].write_text(json.dumps(comparison.to_dict(), indent=2))
+    paths[1].write_text(render_compare_markdown(comparison), encoding="utf-8")
+    paths[2].write_text(render_compare_html(comparison), encoding="utf-8")
+    return paths

@@ -1,0 +1,126 @@
+"""Audit suites: declarative YAML files (top-level ``probes/``) that say what an audit runs and gates.
+
+A suite names its probes (with parameters), the scene set (count, seed, recipe), the batch size and the
+release gates. Every key is validated; a mistake is a one-line ConfigError naming the file, the key and
+what is allowed. ``probes/release.yaml`` is the default suite; when mmdiag runs from an installed wheel
+without the repository, the identical built-in copy below is used (a test keeps the two equal).
+
+Besides each probe's metrics, every probe offers the integrity metric ``failed_examples`` to gate on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import mmdiag
+from mmdiag.errors import ConfigError
+from mmdiag.gates import parse_gate
+from mmdiag.probes.registry import ProbeRegistry
+from mmdiag.scenes.generate import Cooccurrence, SceneRecipe
+
+TOP_KEYS = {"name", "description", "seed", "batch_size", "scenes", "probes", "gates"}
+SCENE_KEYS = {"n", "resolution", "min_objects", "max_objects", "background", "cooccurrence"}
+SUITES_DIR = Path(mmdiag.__file__).resolve().parent.parent / "probes"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite: its name, description, and the audit configuration it stands for."""
+
+    name: str
+    description: str
+    config: Any  # mmdiag.api.AuditConfig (imported lazily to keep this module light)
+    source: str
+
+
+def default_suite() -> Suite:
+    """probes/release.yaml from the source tree, or the built-in identical copy."""
+    path = SUITES_DIR / "release.yaml"
+    return load_suite(path) if path.is_file() else parse_suite(BUILTIN_RELEASE, "<built-in release suite>")
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    if not path.is_file():
+        known = ", ".join(sorted(p.name for p in SUITES_DIR.glob("*.yaml"))) if SUITES_DIR.is_dir() else "none found"
+        raise ConfigError(f"suite {path} does not exist: pass a YAML file (suites in probes/: {known})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"suite {path} is not valid YAML{where}: {problem}") from err
+    return parse_suite(data, str(path))
+
+
+def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -> Suite:
+    """Validate a suite's data and turn it into an AuditConfig."""
+    from mmdiag.api import AuditConfig
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"suite {source} must be a mapping of keys ({', '.join(sorted(TOP_KEYS))})")
+    _no_unknown(data, TOP_KEYS, source, "")
+    registry = registry or ProbeRegistry()
+    scenes = data.get("scenes") or {}
+    if not isinstance(scenes, dict):
+        raise ConfigError(f"suite {source}: 'scenes' must be a mapping ({', '.join(sorted(SCENE_KEYS))})")
+    _no_unknown(scenes, SCENE_KEYS, source, "scenes.")
+    probes = data.get("probes")
+    if not isinstance(probes, dict) or not probes:
+        raise ConfigError(f"suite {source}: 'probes' must map probe names to parameters, e.g. 'hallucination: {{}}'")
+    params: dict[str, dict[str, Any]] = {}
+    for name, value in probes.items():
+        value = value or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"suite {source}: parameters of probe '{name}' must be a mapping")
+        registry.create(name, **value)  # unknown probe or parameter -> ConfigError
+        params[name] = value
+    gates = data.get("gates") or []
+    if not isinstance(gates, list):
+        raise ConfigError(f"suite {source}: 'gates' must be a list like ['hallucination.f1 >= 0.8']")
+    for gate in gates:
+        parse_gate(str(gate))
+    try:
+        recipe = SceneRecipe(
+            min_objects=_int(scenes, "min_objects", 1, source), max_objects=_int(scenes, "max_objects", 3, source),
+            background=str(scenes.get("background", "plain")),
+            cooccurrence=Cooccurrence(**scenes["cooccurrence"]) if scenes.get("cooccurrence") else None,
+        )
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"suite {source}: bad scenes recipe ({err})") from err
+    config = AuditConfig(
+        probes=tuple(params), n_scenes=_int(scenes, "n", 48, source), seed=_int(data, "seed", 0, source),
+        resolution=_int(scenes, "resolution", 64, source), gates=tuple(str(g) for g in gates),
+        batch_size=_int(data, "batch_size", 8, source), recipe=recipe, probe_params=params,
+    )
+    return Suite(str(data.get("name", Path(source).stem)), str(data.get("description", "")), config, source)
+
+
+def _no_unknown(data: dict, known: set[str], source: str, prefix: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"suite {source}: unknown key '{prefix}{unknown[0]}' (allowed: {', '.join(sorted(known))})")
+
+
+def _int(data: dict, key: str, default: int, source: str) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"suite {source}: '{key}' must be a non-negative integer, got {value!r}")
+    return value
+
+
+
+BUILTIN_RELEASE: dict[str, Any] = {
+    "name": "release",
+    "description": "The default audit: all three diagnostics on 48 seeded scenes, with integrity gates.",
+    "seed": 0,
+    "batch_size": 8,
+    "scenes": {"n": 48, "resolution": 64, "min_objects": 1, "max_objects": 3, "background": "plain"},
+    "probes": {"attention": {"generate_tokens": 0, "untrained_baseline": True}, "spatial": {}, "hallucination": {}},
+    "gates": ["attention.failed_examples <= 0", "spatial.failed_examples <= 0", "hallucination.failed_examples <= 0"],
+}

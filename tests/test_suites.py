@@ -1,0 +1,79 @@
+"""Audit suites: every shipped suite parses, the default equals the built-in copy, mistakes are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmdiag.cli import main
+from mmdiag.errors import ConfigError
+from mmdiag.suites import BUILTIN_RELEASE, SUITES_DIR, default_suite, load_suite, parse_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["release", "quick", "projector"])
+def test_shipped_suites_parse(name):
+    suite = load_suite(ROOT / "probes" / f"{name}.yaml")
+    assert suite.name == name and suite.config.gates and suite.config.probes
+
+
+def test_release_yaml_is_the_default_and_equals_the_builtin_copy():
+    assert SUITES_DIR == ROOT / "probes"
+    assert yaml.safe_load((ROOT / "probes" / "release.yaml").read_text()) == BUILTIN_RELEASE
+    assert default_suite().config == parse_suite(BUILTIN_RELEASE, "builtin").config
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(sceens={"n": 3}), "unknown key 'sceens'"),
+    (lambda d: d["scenes"].update(n="many"), "'n' must be a non-negative integer"),
+    (lambda d: d["probes"].update(telepathy={}), "unknown probe 'telepathy'"),
+    (lambda d: d["probes"]["spatial"].update(folds=3), "probe 'spatial' does not take these parameters"),
+    (lambda d: d.update(gates=["f1 is high"]), "probe.metric>=number"),
+    (lambda d: d["scenes"].update(max_objects=9), "bad scenes recipe"),
+    (lambda d: d.update(probes={}), "'probes' must map probe names"),
+])
+def test_mistakes_are_named(mutate, message):
+    data = json.loads(json.dumps(BUILTIN_RELEASE))
+    mutate(data)
+    with pytest.raises(ConfigError, match=message):
+        parse_suite(data, "mine.yaml")
+
+
+def test_broken_yaml_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nprobes:\n  spatial: {\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml is not valid YAML at line \d"):
+        load_suite(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_suite(tmp_path / "missing.yaml")
+
+
+def test_quick_suite_runs_and_a_failing_suite_gate_exits_1(tmp_path, tiny_paths, capsys):
+    assert main(["audit", "--model", str(tiny_paths["llava"]), "--suite", str(ROOT / "probes" / "quick.yaml"),
+                 "--out", str(tmp_path / "quick"), "--no-progress"]) == 0
+    results = json.loads((tmp_path / "quick" / "results.json").read_text())
+    assert results["metadata"]["config"]["n_scenes"] == 8
+    assert [g["gate"] for g in results["gates"]] == ["attention.failed_examples <= 0", "spatial.failed_examples <= 0",
+                                                    "hallucination.failed_examples <= 0"]
+    strict = yaml.safe_load((ROOT / "probes" / "quick.yaml").read_text())
+    strict["gates"].append("hallucination.accuracy >= 0.99")
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))
+    code = main(["audit", "--model", str(tiny_paths["llava"]), "--suite", str(tmp_path / "strict.yaml"),
+                 "--out", str(tmp_path / "strict"), "--no-progress", "--probes", "hallucination"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "hallucination.accuracy >= 0.99: FAIL" in out and "margin -" in out
+    md = (tmp_path / "strict" / "report.md").read_text()
+    assert "hallucination.accuracy &gt;= 0.99" in md and "**FAIL**" in md  # markdown escapes HTML characters
+    assert "spatial.failed_examples" not in md  # gates of probes the flags left out are dropped
+
+
+def test_flags_override_the_suite(tmp_path, tiny_paths):
+    assert main(["audit", "--model", str(tiny_paths["clip"]), "--suite", str(ROOT / "probes" / "quick.yaml"),
+                 "--out", str(tmp_path / "r"), "--no-progress", "--n-scenes", "5", "--seed", "3"]) == 0
+    config = json.loads((tmp_path / "r" / "results.json").read_text())["metadata"]["config"]
+    assert config["n_scenes"] == 5 and config["seed"] == 3
