@@ -71,20 +71,34 @@ class AuditOutcome:
         return self.results["verdict"] == "pass"
 
 
+DEFAULT_MODEL = "ref-llava-mlp"
+
+
 def default_model_dir() -> Path:
-    """Where the embedded default model lives (a built tiny LLaVA until the reference zoo ships)."""
+    """The embedded default model: the shipped reference LLaVA (MLP projector), else a built tiny LLaVA."""
+    from mmdiag.zoo.build import locate
+
+    shipped = locate(DEFAULT_MODEL)
+    if shipped is not None:
+        return shipped
     home = Path(os.environ.get("MMDIAG_HOME", Path.home() / ".cache" / "mmdiag"))
     return home / "tiny-llava"
 
 
 def ensure_default_model() -> Path:
-    """Build the default model once (seconds, offline) and return its folder."""
+    """The default model's folder, building the tiny fallback once (seconds, offline) if needed."""
     from mmdiag.checkpoints.tiny import build_tiny
 
     path = default_model_dir()
     if not (path / "config.json").is_file():
         build_tiny("llava", path)
     return path
+
+
+def default_model_note(path: Path) -> str:
+    if path.name == DEFAULT_MODEL:
+        return f"default model: {DEFAULT_MODEL}, the reference LLaVA trained on the synthetic scenes (see the model card)"
+    return "default model: a random-weight tiny LLaVA built offline (its numbers exercise the pipeline only)"
 
 
 def load(model: str | Path | torch.nn.Module | Adapter, processor: Any = None, **options: Any) -> Adapter:
@@ -129,7 +143,7 @@ def audit(
         notes: list[str] = []
         if model is None:
             model = ensure_default_model() if process.is_main else default_model_dir()
-            notes.append("default model: a random-weight tiny LLaVA built offline (its numbers exercise the pipeline only)")
+            notes.append(default_model_note(Path(model)))
         process.barrier()
         options = _options_for_process(options or LoadOptions(), process)
         adapter = load_adapter(model, processor, options=options)

@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
     compare.add_argument("--out", required=True, help="folder for compare.html, compare.md, compare.json")
 
+    zoo = sub.add_parser("zoo", help="reference models trained on the synthetic scenes")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    zoo_sub.add_parser("ls", help="list the zoo with measured accuracies")
+    zoo_build = zoo_sub.add_parser("build", help="train a reference model (and what it depends on), cached")
+    zoo_build.add_argument("name", help="e.g. ref-llava-mlp")
+    zoo_build.add_argument("--out", default=None, help="folder to write (default: the cache, $MMDIAG_HOME/zoo/NAME)")
+    zoo_build.add_argument("--rebuild", action="store_true", help="train again even if a built copy exists")
+
     sub.add_parser("ls", help="list supported architectures and probes")
     return parser
 
@@ -191,6 +199,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from mmdiag.zoo import build as zoo
+
+    if args.zoo_command == "ls":
+        for card in zoo.cards():
+            where = "shipped" if card["shipped"] else ("built" if card["built"] else "not built")
+            numbers = ", ".join(f"{k} {card[k]:.3f}" for k in ("presence_accuracy", "relation_accuracy", "caption_accuracy") if k in card)
+            print(f"{card['name']:22s} {where:9s} {numbers}  {card['description']}")
+        return 0
+    path = zoo.build(args.name, args.out, rebuild=args.rebuild)
+    print(f"wrote {path}: " + (path / zoo.CARD).read_text())
+    return 0
+
+
 def _cmd_tiny(args: argparse.Namespace) -> int:
     from mmdiag.checkpoints.tiny import TinySpec, build_tiny
 
@@ -227,7 +249,7 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
+COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -68,11 +68,21 @@ class LlavaAdapter(GenerativeAdapter):
         return height // vision.patch_size, width // vision.patch_size
 
     def token_grid(self) -> tuple[int, int] | None:
-        grid = getattr(self.model.config, "mmdiag_token_grid", None)
-        if grid is not None:
-            return tuple(grid)  # type: ignore[return-value]
-        rows, cols = self.vision_grid()
-        return (rows, cols) if self._n_image_tokens() == rows * cols else None
+        return self.projected_tokens([Image.new("RGB", (8, 8))]).grid
+
+    def _projector_grid(self, n_tokens: int) -> tuple[int, int] | None:
+        """LLaVA's own projector maps patch by patch, so its tokens keep the patch grid; other projectors
+        declare their grid in ``config.mmdiag_token_grid`` (pooling) or have none (learned queries)."""
+        from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+
+        declared = getattr(self.model.config, "mmdiag_token_grid", None)
+        if declared is not None:
+            rows, cols = int(declared[0]), int(declared[1])
+        elif isinstance(self._core.multi_modal_projector, LlavaMultiModalProjector):
+            rows, cols = self.vision_grid()
+        else:
+            return None
+        return (rows, cols) if n_tokens == rows * cols else None  # e.g. the "full" strategy's extra CLS
 
     def _n_image_tokens(self) -> int:
         return int(self.projected_tokens([Image.new("RGB", (8, 8))]).tokens.shape[1])
@@ -85,14 +95,9 @@ class LlavaAdapter(GenerativeAdapter):
         pre = captured.first_input("projector")
         post = captured.output_tensor("projector")
         grid = self.vision_grid()
-        n_patches = grid[0] * grid[1]
-        if pre.shape[1] == n_patches + 1:  # "full" strategy keeps CLS first; probes want the patches
+        if pre.shape[1] == grid[0] * grid[1] + 1:  # "full" strategy keeps CLS first; probes want the patches
             pre = pre[:, 1:]
-        post_grid = grid if post.shape[1] == n_patches else getattr(self.model.config, "mmdiag_token_grid", None)
-        return [
-            StageFeatures("vision_encoder", pre, grid),
-            StageFeatures("projector", post, tuple(post_grid) if post_grid else None),
-        ]
+        return [StageFeatures("vision_encoder", pre, grid), StageFeatures("projector", post, self._projector_grid(post.shape[1]))]
 
     # -- checks ------------------------------------------------------------------------------
     def validate(self) -> None:

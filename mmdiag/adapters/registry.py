@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "mmdiag.adapters"
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "LlavaForConditionalGeneration": "mmdiag.adapters.llava:LlavaAdapter",
+    "MmdiagLlavaForConditionalGeneration": "mmdiag.zoo.adapter:MmdiagLlavaAdapter",
     "Blip2ForConditionalGeneration": "mmdiag.adapters.blip2:Blip2Adapter",
     "CLIPModel": "mmdiag.adapters.clip_hf:HFClipAdapter",
     "open_clip": "mmdiag.adapters.open_clip:OpenClipAdapter",

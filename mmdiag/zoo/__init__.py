@@ -1,0 +1,1 @@
+"""Reference models trained on the synthetic scenes (see :mod:`mmdiag.zoo.recipes`)."""

@@ -1,0 +1,125 @@
+"""Building, caching, shipping and locating reference models.
+
+``build(name)`` trains a model from its recipe (building the models it depends on first), evaluates it
+on held-out scenes, and saves an ordinary checkpoint (model + processor + tokenizer) plus ``card.json``
+(recipe, steps, seconds, measured accuracies). Shipped models live in the package (``zoo/weights``),
+stored in half precision and loaded back in float32; ``locate(name)`` prefers them, then the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mmdiag.errors import MmdiagError
+from mmdiag.zoo.recipes import RECIPES, ZooRecipe
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+CARD = "card.json"
+EVAL_SCENES = 200
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MMDIAG_HOME", Path.home() / ".cache" / "mmdiag")) / "zoo"
+
+
+def locate(name: str) -> Path | None:
+    """The folder of a shipped or already-built model, or None."""
+    for folder in (SHIPPED_DIR / name, cache_dir() / name):
+        if (folder / "config.json").is_file():
+            return folder
+    return None
+
+
+def recipe_of(name: str) -> ZooRecipe:
+    if name not in RECIPES:
+        raise MmdiagError(f"unknown zoo model '{name}': choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def build(name: str, out_dir: str | Path | None = None, *, progress: bool = True, rebuild: bool = False,
+          recipe: ZooRecipe | None = None, clip_dir: Path | None = None, eval_scenes: int = EVAL_SCENES) -> Path:
+    """Train ``name`` (and what it depends on) unless a built copy exists; returns its folder.
+
+    ``recipe`` and ``clip_dir`` replace the registered recipe and the ref-clip it starts from (tests
+    build miniatures this way).
+    """
+    from mmdiag.adapters import load_adapter
+    from mmdiag.zoo import models, train
+
+    recipe = recipe or recipe_of(name)
+    out = Path(out_dir) if out_dir else cache_dir() / name
+    if not rebuild and (out / "config.json").is_file():
+        return out
+    start = time.perf_counter()
+    if recipe.kind == "clip":
+        model, processor = models.new_clip(recipe.geometry, recipe.seed)
+        log = train.train_clip(model, processor, recipe.scenes, recipe.optim, recipe.seed, recipe.geometry.resolution, progress)
+    else:
+        clip_dir = clip_dir or locate(recipe.depends_on) or build(recipe.depends_on, progress=progress)
+        clip = _load_clip(clip_dir)
+        model, processor = models.new_llava(recipe.geometry, recipe.projector, recipe.seed, clip.vision_model.state_dict())
+        log = train.train_llava(model, processor, recipe.scenes, recipe.optim, recipe.seed, recipe.geometry.resolution,
+                                progress=progress, desc=name)
+    save_half(model, processor, out)
+    adapter = load_adapter(str(out))  # evaluate exactly what is saved: half-precision weights, read back
+    scenes = models.evaluation_scenes(eval_scenes)
+    resolution = recipe.geometry.resolution
+    if recipe.kind == "clip":
+        scores = {"caption_accuracy": models.caption_accuracy(adapter, scenes, resolution)}
+    else:
+        scores = {"presence_accuracy": models.presence_accuracy(adapter, scenes, resolution),
+                  "relation_accuracy": models.relation_accuracy(adapter, scenes[: max(1, len(scenes) * 2 // 5)], resolution)}
+    first, last = log.smoothed()
+    card = {
+        "name": name, "description": recipe.description, "recipe": _jsonable(asdict(recipe)),
+        "train_seconds": round(log.seconds, 1), "total_seconds": round(time.perf_counter() - start, 1),
+        "loss_start": first, "loss_end": last, "heldout_scenes": eval_scenes, **scores,
+        "parameters": sum(p.numel() for p in model.parameters()), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__,
+    }
+    (out / CARD).write_text(json.dumps(card, indent=2))
+    return out
+
+
+def save_half(model: Any, processor: Any, out: Path) -> None:
+    """Save model + processor; weights stored as float16 safetensors, config kept float32 so loading upcasts."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    for file in out.glob("*.safetensors"):
+        tensors = load_file(file)
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
+
+
+def _load_clip(folder: Path) -> Any:
+    from transformers import CLIPModel
+
+    return CLIPModel.from_pretrained(folder, dtype=torch.float32)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def cards() -> list[dict[str, Any]]:
+    """Model cards of every recipe (measured numbers where the model is built)."""
+    out = []
+    for name, recipe in RECIPES.items():
+        folder = locate(name)
+        card = json.loads((folder / CARD).read_text()) if folder and (folder / CARD).is_file() else {}
+        out.append({"name": name, "description": recipe.description, "shipped": (SHIPPED_DIR / name / "config.json").is_file(),
+                    "built": folder is not None, **{k: v for k, v in card.items() if k not in ("recipe", "description", "name")}})
+    return out

@@ -1,0 +1,109 @@
+"""Training data for the reference models, drawn on the fly from seeded scenes.
+
+Questions use exactly the templates the probes ask (``PRESENCE_TEMPLATE``, ``RELATION_TEMPLATE``) and
+the first question of a packed sequence sits in LLaVA's evaluation prompt (``USER: <image>\\n{q}
+ASSISTANT:``); later ones follow as further ``USER: ... ASSISTANT:`` turns. Only answer tokens carry a
+loss. Labels are exact: they come from the scene's ground truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mmdiag.scenes.generate import SceneRecipe, generate_scene
+from mmdiag.scenes.model import Scene
+from mmdiag.scenes.questions import OPPOSITE, PRESENCE_TEMPLATE, RELATION_TEMPLATE
+from mmdiag.scenes.render import object_mask, render
+from mmdiag.scenes.vocabulary import OBJECT_TYPES
+
+SIDE_TEMPLATE = "Is the {object} on the {side} side?"
+SIDES = {"left": lambda o: o.cx < 0.4, "right": lambda o: o.cx > 0.6}
+ANSWERS = {"yes": "Yes", "no": "No"}
+
+
+def scene_batch(recipe: SceneRecipe, seed: int, step: int, size: int) -> list[Scene]:
+    """The ``size`` scenes of training step ``step`` (distinct from every evaluation seed's scenes)."""
+    return [generate_scene(recipe, seed, step * size + i, prefix="train") for i in range(size)]
+
+
+def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: float) -> list[tuple[str, str]]:
+    """``n`` balanced yes/no questions about a scene: presence (with near-miss negatives), side, relations."""
+    pairs: list[tuple[str, str]] = []
+    relations = scene.relations()
+    absent = [t for t in OBJECT_TYPES if not scene.has(t)]
+    for _ in range(20 * n):
+        if len(pairs) == n:
+            break
+        kind = rng.random()
+        if kind < relation_share and relations:
+            rel = relations[int(rng.integers(len(relations)))]
+            truth = rng.random() < 0.5
+            relation = rel.relation if truth else OPPOSITE[rel.relation]
+            pairs.append((RELATION_TEMPLATE.format(subject=rel.subject, relation=relation, object=rel.object),
+                          "yes" if truth else "no"))
+        elif kind < relation_share + 0.15 and scene.objects:
+            obj = scene.objects[int(rng.integers(len(scene.objects)))]
+            side = str(rng.choice(list(SIDES)))
+            if abs(obj.cx - 0.5) < 0.1:
+                continue
+            pairs.append((SIDE_TEMPLATE.format(object=obj.name, side=side), "yes" if SIDES[side](obj) else "no"))
+        elif rng.random() < 0.5 and scene.objects:
+            pairs.append((PRESENCE_TEMPLATE.format(object=scene.object_names[int(rng.integers(len(scene.objects)))]), "yes"))
+        else:
+            near = [t for t in absent if any(t.split()[0] == o.colour or t.split()[1] == o.shape for o in scene.objects)]
+            pool = near if near and rng.random() < 0.6 else absent
+            pairs.append((PRESENCE_TEMPLATE.format(object=pool[int(rng.integers(len(pool)))]), "no"))
+    return pairs
+
+
+@dataclass
+class PackedBatch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+
+def pack(tokenizer, pairs_per_image: Sequence[Sequence[tuple[str, str]]], n_image_tokens: int,  # noqa: ANN001
+         image_token: str = "<image>", first_turn: str = "USER: {image}\n{q} ASSISTANT:") -> PackedBatch:
+    """Token ids of packed question/answer turns per image; labels only on the answer tokens."""
+    sequences, label_rows = [], []
+    answer_ids = {tokenizer.convert_tokens_to_ids(a) for a in ANSWERS.values()}
+    for pairs in pairs_per_image:
+        text = first_turn.format(image=image_token * n_image_tokens, q=pairs[0][0]) + f" {ANSWERS[pairs[0][1]]}"
+        for question, answer in pairs[1:]:
+            text += f" USER: {question} ASSISTANT: {ANSWERS[answer]}"
+        ids = tokenizer(text)["input_ids"]
+        labels = [-100] * len(ids)
+        for i in range(2, len(ids)):
+            if ids[i] in answer_ids and tokenizer.convert_ids_to_tokens(ids[i - 1]) == ":":
+                labels[i] = ids[i]
+        sequences.append(ids)
+        label_rows.append(labels)
+    width = max(len(s) for s in sequences)
+    pad = tokenizer.pad_token_id
+    return PackedBatch(
+        input_ids=torch.tensor([s + [pad] * (width - len(s)) for s in sequences]),
+        attention_mask=torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences]),
+        labels=torch.tensor([lab + [-100] * (width - len(lab)) for lab in label_rows]),
+    )
+
+
+def patch_targets(scene: Scene, grid: int, resolution: int) -> np.ndarray:
+    """Per-patch object type (index into OBJECT_TYPES, or len(OBJECT_TYPES) for background) on a grid."""
+    labels = np.full((grid, grid), len(OBJECT_TYPES), dtype=np.int64)
+    cell = resolution // grid
+    best = np.zeros((grid, grid))
+    for obj in scene.objects:
+        mask = object_mask(obj, resolution).reshape(grid, cell, grid, cell).mean(axis=(1, 3))
+        take = mask > np.maximum(best, 0.15)
+        labels[take] = OBJECT_TYPES.index(obj.name)
+        best = np.maximum(best, mask)
+    return labels.ravel()
+
+
+def images(scenes: Sequence[Scene], resolution: int) -> list:
+    return [render(s, resolution) for s in scenes]
