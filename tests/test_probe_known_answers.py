@@ -166,3 +166,11 @@ def test_vision_features_carry_colour_above_chance(adapters):
     result = _run(probe, adapters["llava"], scenes)
     colour = result.scores["vision_encoder"]["colour"]
     assert colour["score"] >= colour["chance"] + 0.1
+
+
+def test_constant_projector_ignores_the_removal_of_the_object(constant_projector_llava):
+    """Image ignored: no answer changes when the object is removed (sensitivity 0), every yes survives."""
+    result = _run(HallucinationProbe(), constant_projector_llava, generate_scenes(10, seed=1))
+    assert result.metrics["evidence_sensitivity"].value == 0.0
+    persistence = result.metrics["prior_persistence"].value
+    assert persistence is None or persistence == 1.0

@@ -1,7 +1,9 @@
 """Visual hallucination, first form: POPE-style presence questions on scenes, with a blind baseline.
 
 For each scene: every present object is asked about (label yes) and as many absent object types
-(label no, drawn at random from the vocabulary). Generative models answer from first-token logits
+(label no, drawn at random from the vocabulary). A counterfactual pair asks about the first object again
+on the scene re-rendered without it (exact ground truth: the answer must turn to no), giving *evidence
+sensitivity* (share of answers that change) and *prior persistence* (share of yes that survive). Generative models answer from first-token logits
 (yes iff P(yes) > P(no)); each question is asked again with the image replaced by its mean colour, so
 the *multimodal gain* (accuracy with image - accuracy blind) shows whether answers use the image.
 Dual encoders are scored pairwise: does "a photo of a <present>" beat "a photo of a <absent>"?
@@ -20,6 +22,7 @@ from mmdiag.metrics.pope import NO, YES, pope_scores
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.scenes.blind import mean_colour
+from mmdiag.scenes.edits import remove_object
 from mmdiag.scenes.model import Scene
 from mmdiag.scenes.render import render
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
@@ -45,7 +48,7 @@ class HallucinationProbe(Probe):
     kinds = (GENERATIVE, DUAL_ENCODER)
     metric_names = {
         GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "blind_accuracy", "blind_yes_ratio", "multimodal_gain",
-                     "ece"),
+                     "ece", "evidence_sensitivity", "prior_persistence"),
         DUAL_ENCODER: ("pair_accuracy", "blind_pair_accuracy", "multimodal_gain"),
     }
 
@@ -57,6 +60,8 @@ class HallucinationProbe(Probe):
     def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
         out = []
         for index, scene in enumerate(scenes):
+            if not scene.objects:
+                continue
             rng = np.random.default_rng([self.seed, index, 7])
             present = scene.object_names[: self.max_questions]
             absent_pool = [t for t in OBJECT_TYPES if not scene.has(t)]
@@ -74,19 +79,24 @@ class HallucinationProbe(Probe):
         names = [ex.inputs["present"] + ex.inputs["absent"] for ex in examples]
         if adapter.kind == DUAL_ENCODER:
             return [self._pairs(adapter, image, blind, ex) for image, blind, ex in zip(images, blinds, examples)]
-        batch_images = [im for image, blind, n in zip(images, blinds, names) for im in [image] * len(n) + [blind] * len(n)]
-        questions = [QUESTION.format(name=name) for n in names for name in n + n]
+        edited = [remove_object(ex.scene, ex.inputs["present"][0]) for ex in examples]
+        batch_images, questions = [], []
+        for image, blind, n, ex, after in zip(images, blinds, names, examples, edited):
+            batch_images += [image] * len(n) + [blind] * len(n) + [render(after, self.resolution)]
+            questions += [QUESTION.format(name=name) for name in n + n] + [QUESTION.format(name=ex.inputs["present"][0])]
         scores = adapter.answer_scores(batch_images, questions)
         outputs, offset = [], 0
-        for ex, n in zip(examples, names):
+        for ex, n, after in zip(examples, names, edited):
             k = len(n)
-            real, blind = slice(offset, offset + k), slice(offset + k, offset + 2 * k)
-            offset += 2 * k
+            real, blind, removed = slice(offset, offset + k), slice(offset + k, offset + 2 * k), offset + 2 * k
+            offset += 2 * k + 1
             outputs.append(ExampleOutput({
                 "questions": questions[real],
                 "labels": [YES] * len(ex.inputs["present"]) + [NO] * len(ex.inputs["absent"]),
                 "p_yes": scores.p_yes[real].tolist(), "p_no": scores.p_no[real].tolist(),
                 "blind_p_yes": scores.p_yes[blind].tolist(), "blind_p_no": scores.p_no[blind].tolist(),
+                "counterfactual": {"edit": after.edit, "question": questions[removed], "scene_after": after.to_dict(),
+                                   "p_yes": float(scores.p_yes[removed]), "p_no": float(scores.p_no[removed])},
             }))
         return outputs
 
@@ -145,10 +155,29 @@ class HallucinationProbe(Probe):
             "multimodal_gain": Metric(float(gain.mean()) if len(gain) else None, *ci(gain), "accuracy with image - blind accuracy"),
             "ece": Metric(expected_calibration_error(p_yes, truth), description="expected calibration error of P(yes), 10 bins"),
         }
+        metrics.update(self._counterfactual_metrics(records))
         return HallucinationResult(
             probe=self.name, n_examples=len(records), n_failed=0, metrics=metrics,
             pope=real.to_dict(), blind_pope=blind.to_dict(), reliability=reliability_bins(p_yes, truth),
         )
+
+    def _counterfactual_metrics(self, records: list[dict[str, Any]]) -> dict[str, Metric]:
+        """The first present object removed (its answer must turn from yes to no): how often the answer
+        follows the evidence, and how often a yes survives the object's removal."""
+        pairs = [(r["p_yes"][0] > r["p_no"][0], r["counterfactual"]["p_yes"] > r["counterfactual"]["p_no"], r["example_id"])
+                 for r in records if "counterfactual" in r]
+        if not pairs:
+            return {}
+        before = np.array([b for b, _, _ in pairs])
+        after = np.array([a for _, a, _ in pairs])
+        changed = (before != after).astype(float)
+        survived = after[before].astype(float)
+        metrics = {"evidence_sensitivity": Metric(float(changed.mean()), *bootstrap_ci(changed, seed=self.seed),
+                                                  "share of answers that change when the object is removed")}
+        metrics["prior_persistence"] = Metric(float(survived.mean()) if len(survived) else None,
+                                              *(bootstrap_ci(survived, seed=self.seed) if len(survived) else (None, None)),
+                                              "share of yes answers that survive the object's removal")
+        return metrics
 
     def _aggregate_pairs(self, records: list[dict[str, Any]]) -> ProbeResult:
         clusters, real, blind = [], [], []

@@ -111,7 +111,14 @@ def _hallucination_section(result: dict[str, Any] | None, records: list[dict[str
                                                values["blind_p_yes"], values["blind_p_no"])
         ]
         image = figures.image_uri(render(Scene.from_dict(record["scene"]), resolution))
-        shown.append({"id": record["example_id"], "image": image, "rows": rows})
+        pair = None
+        if "counterfactual" in values:
+            cf = values["counterfactual"]
+            total = cf["p_yes"] + cf["p_no"]
+            pair = {"image": figures.image_uri(render(Scene.from_dict(cf["scene_after"]), resolution)), "edit": cf["edit"],
+                    "question": cf["question"], "p_yes_after": cf["p_yes"] / total if total else 0.5,
+                    "p_yes_before": rows[0]["p_yes"]}
+        shown.append({"id": record["example_id"], "image": image, "rows": rows, "pair": pair})
     return {"examples": shown, "reliability": figures.reliability_diagram(result.get("reliability") or [])}
 
 
