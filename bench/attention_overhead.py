@@ -25,29 +25,18 @@ import torch
 from PIL import Image
 
 from mmdiag.adapters import load_adapter
-from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 from mmdiag.probes.attention import AttentionProbe
 
 
 def build_model(folder: Path, image_size: int, patch: int, layers: int, hidden: int, heads: int) -> Path:
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    """A random LLaVA of the given geometry (the zoo's builder: CLIP tower 64 x 1, Llama LLM), saved by path."""
+    from mmdiag.zoo.models import Geometry, new_llava
 
-    tokenizer = build_word_tokenizer(image_token=True)
-    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
-                              image_size=image_size, patch_size=patch)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 8 // 3,
-                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                       max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                       pad_token_id=tokenizer.pad_token_id)
-    n_tokens = (image_size // patch) ** 2
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-                         image_seq_length=n_tokens, vision_feature_layer=-1, vision_feature_select_strategy="default")
-    torch.manual_seed(0)
-    LlavaForConditionalGeneration(config).eval().save_pretrained(folder)
-    LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
-                                                      crop_size={"height": image_size, "width": image_size}),
-                   tokenizer=tokenizer, patch_size=patch, vision_feature_select_strategy="default",
-                   num_additional_image_tokens=1).save_pretrained(folder)
+    geometry = Geometry(resolution=image_size, patch=patch, vision_hidden=64, vision_layers=1, text_hidden=hidden,
+                        text_layers=layers, text_ffn=hidden * 8 // 3, heads=heads)
+    model, processor = new_llava(geometry, "mlp", seed=0, vision_state=None)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
     return folder
 
 

@@ -23,23 +23,14 @@ import torch
 
 
 def build_model(folder: Path) -> Path:
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    """A random LLaVA: 64 px images, patch 8 (64 image tokens), CLIP tower 64 x 2, Llama 4 x 128."""
+    from mmdiag.zoo.models import Geometry, new_llava
 
-    from mmdiag.checkpoints.tokenizer import build_word_tokenizer
-
-    tokenizer = build_word_tokenizer(image_token=True)
-    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=64, patch_size=8)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-                         image_seq_length=64, vision_feature_layer=-1, vision_feature_select_strategy="default")
-    torch.manual_seed(0)
-    LlavaForConditionalGeneration(config).eval().save_pretrained(folder)
-    LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}),
-                   tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
-                   num_additional_image_tokens=1).save_pretrained(folder)
+    geometry = Geometry(resolution=64, patch=8, vision_hidden=64, vision_layers=2, text_hidden=128, text_layers=4,
+                        text_ffn=384, heads=4)
+    model, processor = new_llava(geometry, "mlp", seed=0, vision_state=None)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
     return folder
 
 
@@ -56,6 +47,9 @@ def probe_rate(model: Path, probe_name: str, n_scenes: int, batch_size: int, wor
     probe = ProbeRegistry().create(probe_name, untrained_baseline=False) if probe_name == "attention" else ProbeRegistry().create(probe_name)
     scenes = generate_scenes(n_scenes, 0, probe.scene_recipe())
     examples = probe.examples(scenes, adapter)
+    warm = workdir / f"{probe_name}-b{batch_size}-warmup"
+    warm.mkdir()
+    run_probe(probe, adapter, examples[:batch_size], RunStore(warm), ProcessInfo(), batch_size=batch_size, progress=False)
     run_dir = workdir / f"{probe_name}-b{batch_size}"
     run_dir.mkdir()
     start = time.perf_counter()

@@ -36,7 +36,7 @@ def test_clip_training_lowers_the_loss_and_loads(mini_clip):
 @pytest.mark.parametrize("projector, tokens, grid", [("mlp", 16, (4, 4)), ("linear", 16, (4, 4)),
                                                     ("pool", 16, (4, 4)), ("resampler", 16, None)])
 def test_llava_variants_train_save_and_load(mini_clip, tmp_path, projector, tokens, grid):
-    recipe = replace(RECIPES["ref-llava-mlp"], projector=projector, geometry=MINI,
+    recipe = replace(RECIPES["ref-llava-mlp"], projector=projector, geometry=MINI, curriculum_steps=10,
                      optim=OptimSpec(steps=40, batch=8, lr=3e-3, warmup=5))
     folder = build(f"ref-llava-{projector}", tmp_path / projector, recipe=recipe, clip_dir=mini_clip, progress=False,
                    eval_scenes=10)

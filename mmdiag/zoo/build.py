@@ -68,7 +68,7 @@ def build(name: str, out_dir: str | Path | None = None, *, progress: bool = True
         clip = _load_clip(clip_dir)
         model, processor = models.new_llava(recipe.geometry, recipe.projector, recipe.seed, clip.vision_model.state_dict())
         log = train.train_llava(model, processor, recipe.scenes, recipe.optim, recipe.seed, recipe.geometry.resolution,
-                                progress=progress, desc=name)
+                                curriculum_steps=recipe.curriculum_steps, progress=progress, desc=name)
     save_half(model, processor, out)
     adapter = load_adapter(str(out))  # evaluate exactly what is saved: half-precision weights, read back
     scenes = models.evaluation_scenes(eval_scenes)

@@ -66,7 +66,7 @@ def new_llava(g: Geometry, projector: str, seed: int, vision_state: dict[str, to
     tokenizer = build_word_tokenizer(image_token=True)
     text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=g.text_hidden, intermediate_size=g.text_ffn,
                        num_hidden_layers=g.text_layers, num_attention_heads=g.heads, num_key_value_heads=g.heads,
-                       max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+                       max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     grid = g.resolution // g.patch
     common = dict(vision_config=vision_config(g), text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
