@@ -11,7 +11,7 @@ from mmdiag.probes.attention import AttentionProbe
 from mmdiag.probes.attention_parts import PARTS, sink_free
 from mmdiag.probes.hallucination import HallucinationProbe
 from mmdiag.probes.spatial import SpatialProbe
-from mmdiag.scenes.generate import SceneRecipe, generate_scenes
+from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.render import render
 
 
