@@ -52,6 +52,9 @@ def attention_layer_curves(result: dict[str, Any], key: str = "layer_mass", titl
         free = (result.get("sink_free_layer_mass") or {}).get("image")
         if free:
             ax.plot(layers, free, ls="--", color=PART_COLOURS["image"], label="image, sink-free")
+        sinks = result.get("sink_layer_mass")
+        if sinks:
+            ax.plot(layers, sinks, ls="-.", color=PART_COLOURS["bos"], label="sinks (BOS + visual)")
         untrained = (result.get("untrained_layer_mass") or {}).get("image")
         if untrained:
             ax.plot(layers, untrained, ls=":", color="black", label="image, untrained copy")
