@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
     compare.add_argument("--out", required=True, help="folder for compare.html, compare.md, compare.json")
 
+    pope = sub.add_parser("pope", help="score POPE answers of any system (no model loaded)")
+    pope.add_argument("--questions", action="append", required=True, help="POPE question file (repeat: one per split)")
+    pope.add_argument("--answers", action="append", required=True,
+                      help="answers JSONL (question_id + answer/text): one for all, or one per --questions")
+    pope.add_argument("--rule", default="pope", help="parsing rule: pope (official), vcd, lmms-eval, vlmevalkit")
+    pope.add_argument("--out", default=None, help="also write the JSON here")
+
     zoo = sub.add_parser("zoo", help="reference models trained on the synthetic scenes")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     zoo_sub.add_parser("ls", help="list the zoo with measured accuracies")
@@ -199,6 +206,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pope(args: argparse.Namespace) -> int:
+    from mmdiag.pope_scoring import score_pope
+
+    results = score_pope(args.questions, args.answers, args.rule)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
 def _cmd_zoo(args: argparse.Namespace) -> int:
     from mmdiag.zoo import build as zoo
 
@@ -249,7 +267,7 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
+COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "pope": _cmd_pope, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

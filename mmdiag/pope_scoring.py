@@ -1,0 +1,60 @@
+"""``mmdiag pope``: score answers produced by any system against POPE question files, no model loaded.
+
+Answers are JSONL with ``question_id`` and the answer text under ``answer`` (or ``text``, as LLaVA's
+scripts write it). Give one answers file for all question files (ids unique across them) or one per
+question file, in the same order. Results are keyed by each question file's stem.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mmdiag.errors import MmdiagError
+from mmdiag.metrics.pope import RULES, parse_answer, pope_scores
+from mmdiag.scenes.pope_io import read_pope_jsonl
+
+FIELDS = ("accuracy", "precision", "recall", "f1", "yes_ratio", "n", "unparsed")
+
+
+def read_answers(path: str | Path) -> dict[str, str]:
+    """question_id (as text) -> answer text; a malformed line is a one-line error naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise MmdiagError(f"answers file {path} does not exist: check the path")
+    answers: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise MmdiagError(f"{path}:{number} is not JSON ({err.msg}): answers hold one JSON object per line") from err
+        text = row.get("answer", row.get("text"))
+        if "question_id" not in row or not isinstance(text, str):
+            raise MmdiagError(f"{path}:{number} needs question_id and an 'answer' (or 'text') string")
+        answers[str(row["question_id"])] = text
+    return answers
+
+
+def score_pope(question_files: list[str | Path], answer_files: list[str | Path], rule: str = "pope") -> dict[str, dict[str, Any]]:
+    """POPE metrics per question file; a question without an answer counts as unparsed."""
+    if rule not in RULES:
+        raise MmdiagError(f"unknown parsing rule '{rule}': choose one of {', '.join(RULES)}")
+    if len(answer_files) not in (1, len(question_files)):
+        raise MmdiagError("give one --answers file for all --questions files, or one per --questions file in the same order")
+    shared = read_answers(answer_files[0]) if len(answer_files) == 1 else None
+    results: dict[str, dict[str, Any]] = {}
+    for index, question_file in enumerate(question_files):
+        answers = shared if shared is not None else read_answers(answer_files[index])
+        questions = read_pope_jsonl(question_file)
+        decisions = [parse_answer(answers[str(q.question_id)], rule, q.label) if str(q.question_id) in answers else None
+                     for q in questions]
+        scores = pope_scores(decisions, [q.label for q in questions]).to_dict()
+        stem = Path(question_file).stem
+        if stem in results:
+            raise MmdiagError(f"two question files share the name {stem!r}: results are keyed by file stem, rename one")
+        results[stem] = {key: scores[key] for key in FIELDS} | {"rule": rule,
+                                                                 "missing": sum(str(q.question_id) not in answers for q in questions)}
+    return results

@@ -1,0 +1,73 @@
+"""`mmdiag pope` scores hand-built answer files exactly as the official formula does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmdiag.cli import main
+
+QUESTIONS = [  # (id, label, answer)
+    (1, "yes", "Yes"),
+    (2, "yes", "Not really."),          # official rule: "Not" is no match -> yes
+    (3, "yes", "No, there is no dog."),  # -> no
+    (4, "no", "No"),
+    (5, "no", ""),                       # empty -> yes under the official rule
+    (6, "no", "I don't know"),           # -> yes under the official rule
+]
+
+
+def write(tmp_path, name, rows):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture()
+def files(tmp_path):
+    q = write(tmp_path, "pope_random.jsonl", [{"question_id": i, "image": f"{i}.jpg", "text": "Is there a dog in the image?",
+                                                "label": lab} for i, lab, _ in QUESTIONS])
+    a = write(tmp_path, "answers.jsonl", [{"question_id": i, "text": ans} for i, _, ans in QUESTIONS])
+    return q, a
+
+
+def test_official_rule_by_hand(files, tmp_path, capsys):
+    q, a = files
+    assert main(["pope", "--questions", str(q), "--answers", str(a), "--out", str(tmp_path / "out.json")]) == 0
+    result = json.loads(capsys.readouterr().out)["pope_random"]
+    # decisions: yes, yes, no, no, yes, yes -> TP 2, FN 1, TN 1, FP 2
+    assert result["accuracy"] == pytest.approx(3 / 6)
+    assert result["precision"] == pytest.approx(2 / 4)
+    assert result["recall"] == pytest.approx(2 / 3)
+    assert result["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert result["yes_ratio"] == pytest.approx(4 / 6)
+    assert result["n"] == 6 and result["unparsed"] == 0
+    assert json.loads((tmp_path / "out.json").read_text())["pope_random"] == result
+
+
+def test_vlmevalkit_counts_unknowns_and_splits_are_keyed_by_stem(files, tmp_path, capsys):
+    q, a = files
+    q2 = write(tmp_path, "pope_adversarial.jsonl", [{"question_id": 1, "image": "1.jpg", "text": "?", "label": "yes"}])
+    assert main(["pope", "--questions", str(q), "--questions", str(q2), "--answers", str(a), "--rule", "vlmevalkit"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # vlmevalkit: Yes -> yes; "Not really." / "" / "I don't know" -> unknown; the two "No..." -> no
+    assert out["pope_random"]["unparsed"] == 3
+    # unknowns count as negative (VLMEvalKit without a judge): right on ids 1, 4, 5, 6; wrong on 2 and 3
+    assert out["pope_random"]["accuracy"] == pytest.approx(4 / 6)
+    assert out["pope_random"]["yes_ratio"] == pytest.approx(1 / 6)
+    assert out["pope_adversarial"]["n"] == 1 and out["pope_adversarial"]["accuracy"] == 1.0
+
+
+def test_missing_answers_and_bad_files_are_named(files, tmp_path, capsys):
+    q, _ = files
+    partial = write(tmp_path, "partial.jsonl", [{"question_id": 1, "answer": "yes"}])
+    assert main(["pope", "--questions", str(q), "--answers", str(partial)]) == 0
+    result = json.loads(capsys.readouterr().out)["pope_random"]
+    assert result["missing"] == 5 and result["unparsed"] == 5
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"question_id": 1}\n')
+    assert main(["pope", "--questions", str(q), "--answers", str(broken)]) == 2
+    assert "broken.jsonl:1 needs question_id and an 'answer'" in capsys.readouterr().err
+    assert main(["pope", "--questions", str(q), "--answers", str(partial), "--rule", "gpt-judge"]) == 2
+    assert "unknown parsing rule 'gpt-judge'" in capsys.readouterr().err
