@@ -7,30 +7,20 @@ question file, in the same order. Results are keyed by each question file's stem
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from mmdiag.errors import MmdiagError
 from mmdiag.metrics.pope import RULES, parse_answer, pope_scores
-from mmdiag.scenes.pope_io import read_pope_jsonl
+from mmdiag.scenes.pope_io import jsonl_rows, read_pope_jsonl
 
 FIELDS = ("accuracy", "precision", "recall", "f1", "yes_ratio", "n", "unparsed")
 
 
 def read_answers(path: str | Path) -> dict[str, str]:
     """question_id (as text) -> answer text; a malformed line is a one-line error naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise MmdiagError(f"answers file {path} does not exist: check the path")
     answers: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise MmdiagError(f"{path}:{number} is not JSON ({err.msg}): answers hold one JSON object per line") from err
+    for number, row in jsonl_rows(path, "answers"):
         text = row.get("answer", row.get("text"))
         if "question_id" not in row or not isinstance(text, str):
             raise MmdiagError(f"{path}:{number} needs question_id and an 'answer' (or 'text') string")

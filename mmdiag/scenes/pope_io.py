@@ -8,7 +8,7 @@ any extra keys are kept in ``extra``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,19 +46,24 @@ def write_pope_jsonl(questions: Iterable[Question | PopeQuestion], path: str | P
     return path
 
 
-def read_pope_jsonl(path: str | Path) -> list[PopeQuestion]:
-    """Read a POPE question file; a malformed line is a one-line error naming file and line."""
+def jsonl_rows(path: str | Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of a JSONL file; a missing file or malformed line is a one-line error."""
     path = Path(path)
     if not path.is_file():
-        raise MmdiagError(f"question file {path} does not exist: check the path")
-    questions = []
+        raise MmdiagError(f"{what} file {path} does not exist: check the path")
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as err:
-            raise MmdiagError(f"{path}:{number} is not JSON ({err.msg}): POPE files hold one JSON object per line") from err
+            raise MmdiagError(f"{path}:{number} is not JSON ({err.msg}): {what} files hold one JSON object per line") from err
+
+
+def read_pope_jsonl(path: str | Path) -> list[PopeQuestion]:
+    """Read a POPE question file; a malformed line is a one-line error naming file and line."""
+    questions = []
+    for number, row in jsonl_rows(path, "question"):
         missing = [k for k in REQUIRED if k not in row]
         if missing:
             raise MmdiagError(f"{path}:{number} lacks {', '.join(missing)}: POPE lines need question_id, image, text, label")
