@@ -11,6 +11,7 @@ import json
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -103,17 +104,18 @@ def read_results(run_dir: Path) -> dict[str, Any]:
         raise MmdiagError(f"{path} is not valid JSON ({err}): re-run the audit") from err
 
 
-def read_examples(run_dir: Path) -> list[dict[str, Any]]:
-    """Every record of ``examples.jsonl`` (a torn last line from a killed run is skipped)."""
-    path = Path(run_dir) / EXAMPLES_FILE
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON records of an examples file; a torn line from a killed run is skipped."""
     if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def read_examples(run_dir: Path) -> list[dict[str, Any]]:
+    """Every record of ``examples.jsonl``."""
+    return list(iter_records(Path(run_dir) / EXAMPLES_FILE))

@@ -24,7 +24,7 @@ import numpy as np
 
 from mmdiag.errors import MmdiagError
 from mmdiag.probes.base import _jsonable
-from mmdiag.results import EXAMPLES_FILE
+from mmdiag.results import EXAMPLES_FILE, iter_records
 
 LOCK_FILE = ".mmdiag.lock"
 ARRAYS_DIR = "arrays"
@@ -133,7 +133,7 @@ class RunStore:
         """The latest record of each example of ``probe`` (from examples.jsonl and any shards)."""
         latest: dict[str, dict[str, Any]] = {}
         for path in [self.main_path, *sorted(self.run_dir.glob("examples.rank*.jsonl"))]:
-            for record in _read_lines(path):
+            for record in iter_records(path):
                 if record.get("probe") == probe:
                     latest[record["example_id"]] = record
         return latest
@@ -144,17 +144,6 @@ class RunStore:
             return {}
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
-
-
-def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.is_file():
-        return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn line from a killed run
 
 
 def _cut_torn_tail(path: Path) -> None:
