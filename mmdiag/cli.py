@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmdiag import __version__
-from mmdiag.errors import MmdiagError
+from mmdiag.errors import ConfigError, MmdiagError
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -98,10 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
     compare.add_argument("--out", required=True, help="folder for compare.html, compare.md, compare.json")
 
-    pope = sub.add_parser("pope", help="score POPE answers of any system (no model loaded)")
+    pope = sub.add_parser("pope", help="score POPE answers of any system (no model loaded), or run --model first")
     pope.add_argument("--questions", action="append", required=True, help="POPE question file (repeat: one per split)")
-    pope.add_argument("--answers", action="append", required=True,
-                      help="answers JSONL (question_id + answer/text): one for all, or one per --questions")
+    pope.add_argument("--answers", action="append", default=[],
+                      help="answers JSONL (question_id + answer/text): one for all, or one per --questions; "
+                           "with --model, where the model's answers are written (default pope-answers.jsonl next to --out)")
+    pope.add_argument("--model", default=None, help="answer the questions with this model first (logit decisions, resumable)")
+    pope.add_argument("--image-dir", default=None, help="with --model: folder of the question files' images "
+                                                        "(default: each question file's folder)")
     pope.add_argument("--rule", default="pope", help="parsing rule: pope (official), vcd, lmms-eval, vlmevalkit")
     pope.add_argument("--out", default=None, help="also write the JSON here")
 
@@ -209,6 +213,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_pope(args: argparse.Namespace) -> int:
     from mmdiag.pope_scoring import score_pope
 
+    if args.model:
+        from mmdiag.adapters import load_adapter
+        from mmdiag.pope_scoring import answer_pope
+
+        if len(args.answers) > 1:
+            raise ConfigError("with --model give at most one --answers file: the model's answers are written there")
+        target = args.answers[0] if args.answers else Path(args.out).with_suffix(".answers.jsonl") if args.out else "pope-answers.jsonl"
+        args.answers = [str(answer_pope(load_adapter(args.model), args.questions, target, args.image_dir))]
+    elif not args.answers:
+        raise ConfigError("give --answers (answers of any system) or --model (to answer with a model first)")
     results = score_pope(args.questions, args.answers, args.rule)
     text = json.dumps(results, indent=2)
     print(text)

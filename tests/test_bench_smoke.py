@@ -21,3 +21,12 @@ def test_attention_overhead_bench_runs(tmp_path):
     assert set(result["ratios"]) == {"probe_time", "probe_peak_memory", "eager_time", "eager_peak_memory"}
     # eager materialises layers x heads x N x N attention: it must allocate more than the plain forward
     assert result["peak_mib"]["eager"] > result["peak_mib"]["plain"]
+
+
+def test_yes_no_scoring_bench_gives_identical_decisions(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "yes_no_scoring.py"), "--images", "2", "--layers", "1",
+                           "--hidden", "64", "--resolution", "56", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["questions"] == 12 and result["identical_decisions"]

@@ -33,13 +33,33 @@ def test_clip_training_lowers_the_loss_and_loads(mini_clip):
     assert adapter.family == "clip" and next(adapter.model.parameters()).dtype.is_floating_point
 
 
+@pytest.fixture(scope="module")
+def mini_lm(mini_clip, tmp_path_factory):
+    """The shared language model, in miniature (a one-object curriculum, then every kind of turn)."""
+    recipe = replace(RECIPES["ref-llava-lm"], geometry=MINI, curriculum_steps=10, optim=OptimSpec(steps=40, batch=8, lr=3e-3, warmup=5))
+    return build("ref-llava-lm", tmp_path_factory.mktemp("zoo") / "lm", recipe=recipe, clip_dir=mini_clip, progress=False,
+                 eval_scenes=10)
+
+
+def test_variants_start_from_the_shared_language_model(mini_clip, mini_lm, tmp_path):
+    """Only the projector is fresh: the LLM weights equal the shared model's before training."""
+    import torch
+
+    from mmdiag.zoo.models import language_state_of, new_llava
+
+    base = load_adapter(str(mini_lm)).model
+    model, _ = new_llava(MINI, "pool", 0, None, language_state_of(base))
+    for key, value in language_state_of(base).items():
+        assert torch.equal(language_state_of(model)[key], value), key
+
+
 @pytest.mark.parametrize("projector, tokens, grid", [("mlp", 16, (4, 4)), ("linear", 16, (4, 4)),
                                                     ("pool", 16, (4, 4)), ("resampler", 16, None)])
-def test_llava_variants_train_save_and_load(mini_clip, tmp_path, projector, tokens, grid):
-    recipe = replace(RECIPES["ref-llava-mlp"], projector=projector, geometry=MINI, curriculum_steps=10,
+def test_llava_variants_train_save_and_load(mini_clip, mini_lm, tmp_path, projector, tokens, grid):
+    recipe = replace(RECIPES["ref-llava-mlp"], projector=projector, geometry=MINI,
                      optim=OptimSpec(steps=40, batch=8, lr=3e-3, warmup=5))
-    folder = build(f"ref-llava-{projector}", tmp_path / projector, recipe=recipe, clip_dir=mini_clip, progress=False,
-                   eval_scenes=10)
+    folder = build(f"ref-llava-{projector}", tmp_path / projector, recipe=recipe, clip_dir=mini_clip, lm_dir=mini_lm,
+                   progress=False, eval_scenes=10)
     card = json.loads((folder / "card.json").read_text())
     assert card["loss_end"] < card["loss_start"], card
     adapter = load_adapter(str(folder))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -316,18 +316,83 @@ class GenerativeAdapter(Adapter):
         return self.model(**batch.inputs, **kwargs)
 
     @torch.no_grad()
+    def image_token_states(self, images: Sequence[Image.Image], layers: Sequence[int],
+                           prompt: str = "Describe the image.") -> list[StageFeatures]:
+        """LLM hidden states at the image-token positions after each of ``layers`` (0 = the embeddings).
+
+        Image tokens precede the prompt, so under causal attention their states do not depend on it.
+        """
+        batch = self.prepare(images, [prompt] * len(images), padding_side="right")
+        output = self.forward(batch, output_hidden_states=True)
+        hidden = output.hidden_states if getattr(output, "hidden_states", None) is not None else output.language_model_outputs.hidden_states
+        out = []
+        for layer in layers:
+            states = hidden[layer]
+            rows = [torch.cat([states[b, start:end] for start, end in spans]) for b, spans in enumerate(batch.image_spans)]
+            out.append(StageFeatures(f"llm_layer_{layer}", torch.stack(rows).float(), batch.token_grid))
+        return out
+
+    @torch.no_grad()
     def answer_scores(self, images: Sequence[Image.Image], questions: Sequence[str]) -> YesNoScores:
         batch = self.prepare(images, questions, padding_side="right")
         return self.scores_from_logits(self.forward(batch).logits, batch)
 
+    @torch.no_grad()
+    def answer_scores_per_image(self, images: Sequence[Image.Image], questions: Sequence[Sequence[str]],
+                                pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[YesNoScores]:
+        """Yes/no scores for several questions per image, encoding each image and the shared prompt prefix once.
+
+        The questions of one image are tokenised exactly as :meth:`answer_scores` would; their longest
+        common token prefix (which holds every image token) runs once with the image, and its KV cache,
+        repeated over the questions, serves every question's remaining tokens in one batch. Decisions and
+        probabilities match :meth:`answer_scores` up to floating-point summation order. ``pixel_transform``
+        edits the preprocessed pixel tensor (e.g. VCD's diffusion noise, defined on that tensor).
+        """
+        return [self._shared_prefix_scores(image, list(qs), pixel_transform) for image, qs in zip(images, questions)]
+
+    def _shared_prefix_scores(self, image: Image.Image, questions: list[str],
+                              pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> YesNoScores:
+        if not questions:
+            return YesNoScores(p_yes=np.zeros(0), p_no=np.zeros(0))
+        batch = self.prepare([image] * len(questions), questions, padding_side="right")
+        if pixel_transform is not None and "pixel_values" in batch.inputs:
+            pixels = batch.inputs["pixel_values"]
+            batch.inputs["pixel_values"] = pixel_transform(pixels.float()).to(pixels.dtype)
+        ids, mask = batch.input_ids, batch.attention_mask
+        lengths = mask.sum(dim=1)
+        same = (ids == ids[:1]).all(dim=0).long()
+        shared = min(int(torch.cumprod(same, dim=0).sum()), int(lengths.min()) - 1)
+        last_image_token = max((end for spans in batch.image_spans for _, end in spans), default=0)
+        if shared < last_image_token or shared < 1:  # image tokens not all in the shared prefix: no reuse possible
+            return self.scores_from_logits(self.forward(batch).logits, batch)
+        prefix_inputs = {k: (v[:1, :shared] if k in ("input_ids", "attention_mask") else v[:1])
+                         for k, v in batch.inputs.items() if isinstance(v, torch.Tensor)}
+        cache = self._prefix_cache(prefix_inputs)
+        if len(questions) > 1:
+            cache.batch_repeat_interleave(len(questions))
+        logits = self._continue_from_cache(ids[:, shared:], mask, cache)
+        rows = torch.arange(len(questions), device=logits.device)
+        last = (lengths - 1 - shared).to(logits.device)
+        return self._yes_no_from_last(logits[rows, last])
+
+    def _prefix_cache(self, inputs: dict[str, torch.Tensor]) -> Any:
+        """The KV cache after running the shared prefix (with its image)."""
+        return self.model(**inputs, use_cache=True).cache
+
+    def _continue_from_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: Any) -> torch.Tensor:
+        """Logits of ``input_ids`` that follow the cached prefix (``attention_mask`` covers prefix + these)."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, cache=cache, use_cache=True).logits
+
     def scores_from_logits(self, logits: torch.Tensor, batch: PreparedBatch) -> YesNoScores:
         """P(yes), P(no) from the logits at each row's last prompt token."""
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return self._yes_no_from_last(logits[rows, batch.last_positions().to(logits.device)])
+
+    def _yes_no_from_last(self, last: torch.Tensor) -> YesNoScores:
         if self._yes_no_ids is None:
             self._yes_no_ids = yes_no_token_ids(self.tokenizer)
         yes_ids, no_ids = self._yes_no_ids
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        last = logits[rows, batch.last_positions().to(logits.device)].float()
-        probs = torch.softmax(last, dim=-1)
+        probs = torch.softmax(last.float(), dim=-1)
         return YesNoScores(
             p_yes=probs[:, yes_ids].sum(-1).cpu().numpy().astype(np.float64),
             p_no=probs[:, no_ids].sum(-1).cpu().numpy().astype(np.float64),

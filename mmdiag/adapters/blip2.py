@@ -53,6 +53,14 @@ class Blip2Adapter(GenerativeAdapter):
     def format_prompt(self, question: str) -> str:
         return self.prompt_template.format(question=question)
 
+    def _prefix_cache(self, inputs: dict[str, torch.Tensor]) -> Any:
+        return self.model(**inputs, use_cache=True).language_model_outputs.cache
+
+    def _continue_from_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: Any) -> torch.Tensor:
+        # BLIP-2's forward always re-encodes pixels; the cached prefix already holds the query tokens
+        return self.model.language_model(input_ids=input_ids, attention_mask=attention_mask, cache=cache,
+                                         use_cache=True).logits
+
     def vision_grid(self) -> tuple[int, int]:
         vision = self.model.config.vision_config
         height, width = _processor_image_size(self.processor.image_processor, vision.image_size)

@@ -50,3 +50,29 @@ def bootstrap_ci_columns(matrix: np.ndarray, *, n_boot: int = 1000, level: float
     means = matrix[picks].mean(axis=1)  # [n_boot, k]
     alpha = (1 - level) / 2
     return np.stack([np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)], axis=1)
+
+
+def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict[str, float | int]:
+    """Exact McNemar test on paired binary outcomes (e.g. correct on the original vs on the edited image).
+
+    ``b`` counts pairs right before and wrong after, ``c`` the reverse; the two-sided p-value is the exact
+    binomial probability of a split at least as uneven as (b, c) under p = 1/2 (McNemar 1947, exact form).
+    """
+    before_a, after_a = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
+    if before_a.shape != after_a.shape:
+        raise ValueError("paired outcomes differ in length")
+    b = int((before_a & ~after_a).sum())
+    c = int((~before_a & after_a).sum())
+    n = b + c
+    if n == 0:
+        return {"b": 0, "c": 0, "p_value": 1.0}
+    k = min(b, c)
+    log_terms = [_log_binom(n, i) - n * np.log(2.0) for i in range(k + 1)]
+    tail = float(np.exp(np.logaddexp.reduce(log_terms)))
+    return {"b": b, "c": c, "p_value": min(1.0, 2 * tail)}
+
+
+def _log_binom(n: int, k: int) -> float:
+    from math import lgamma
+
+    return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1)

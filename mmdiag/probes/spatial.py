@@ -1,16 +1,21 @@
-"""Spatial information through the projector, first form: linear probes per feature stage.
+"""Spatial-relation information through the projector: linear probes per feature stage.
 
-Scenes hold one object, so every label is exact and unambiguous: its colour and shape (controls that
-should survive every stage), which half of the image it is in, its 3x3 grid cell, its centre (x, y) as
-a regression, and a *control task* (Hewitt & Liang 2019: the grid-cell labels replaced by a fixed random
-function of the object type), so selectivity = accuracy - control accuracy can be reported.
+Stages: the vision encoder's patches (pre-projector), every stage the adapter exposes after it (BLIP-2:
+Q-Former output and language projection; LLaVA: the projector), and the LLM's hidden states at the image
+positions after a middle and the last layer (generative models). Each example is one single-object scene
+(exact labels) plus a two-object twin: the scene with a reference object inserted.
 
-Readout (the same for every stage, whatever its token count): each token is mapped to 16 dims by a
-seeded Gaussian projection, tokens are flattened, then standardised -> PCA (at most 32 components,
-fitted inside each fold) -> logistic / ridge regression, 5-fold cross-validated. Accuracy comes from
-out-of-fold predictions with a bootstrap CI over scenes. Retention = (stage - chance) / (pre - chance),
-with ``vision_encoder`` as "pre", reported only where "pre" beats chance by at least 0.05 (else the
-ratio is noise over noise and is left undefined).
+Tasks: ``colour``, ``shape`` (controls that should survive everywhere), ``half`` (left/right), ``grid_cell``
+(3x3), ``centre_x``/``centre_y`` (R²), ``left_of``/``above`` (is the reference object left of / above the
+other — identities fixed by construction, classes balanced), and ``control`` (Hewitt & Liang 2019: the
+grid-cell labels replaced by a fixed random cell per object type). Selectivity = accuracy - control accuracy.
+
+Readouts (see :mod:`mmdiag.probes.spatial_readouts`): an attention-pooled per-token probe and a flattened
+PCA probe, the same at every stage. Retention = (stage - chance) / (pre - chance), pre = vision encoder,
+defined only where pre beats chance by ``MIN_DECODABLE``. The same probes run on a randomly initialised copy
+of the model (the untrained baseline). Also: linear CKA and 10-NN overlap of every stage against the vision
+encoder. CLIP (no projector into an LLM): patch tokens vs the pooled embedding, plus a What'sUp-style test —
+does "a A left of a B" beat "a B left of a A" (chance 0.5).
 """
 
 from __future__ import annotations
@@ -19,158 +24,246 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
+from mmdiag.probes.spatial_readouts import (
+    FOLDS,
+    PCA_BUDGET,
+    READOUTS,
+    TOKEN_DIMS,
+    cross_validated,
+    knn_overlap,
+    linear_cka,
+    project_tokens,
+)
+from mmdiag.scenes.edits import EditError, insert_object
 from mmdiag.scenes.generate import SceneRecipe
-from mmdiag.scenes.model import Scene
+from mmdiag.scenes.model import Scene, relations_between
 from mmdiag.scenes.render import render
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
 
-TOKEN_DIMS = 16
-PCA_BUDGET = 32
-FOLDS = 5
-MIN_DECODABLE = 0.05  # retention is reported only where "pre" beats chance by this much
-CLASSIFICATION = ("colour", "shape", "half", "grid_cell", "control")
+MIN_DECODABLE = 0.05
+CLASSIFICATION = ("colour", "shape", "half", "grid_cell", "left_of", "above", "control")
 REGRESSION = ("centre_x", "centre_y")
 POSITION_TASKS = ("half", "grid_cell", "centre_x", "centre_y")
+RELATION_TASKS = ("left_of", "above")
+PAIR_TASKS = RELATION_TASKS
+REFERENCE = ("red circle", "blue square")  # the inserted object (the second when the scene holds the first)
+PAIR = "@pair"
 
 
 @dataclass
 class SpatialResult(ProbeResult):
-    """Stage x task scores (accuracy or R²) with CIs, chance levels and retention."""
+    """Readout x stage x task scores with CIs, chance, retention, selectivity and the untrained baseline."""
 
     stages: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
-    scores: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)  # stage -> task -> stats
     readout: str = ""
+    scores: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # primary readout: stage -> task -> stats
+    readouts: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)  # readout -> stage -> task
+    cka: dict[str, float | None] = field(default_factory=dict)  # stage -> CKA with the vision encoder
+    knn_overlap: dict[str, float | None] = field(default_factory=dict)
+    whatsup: dict[str, Any] = field(default_factory=dict)
 
 
 class SpatialProbe(Probe):
-    """Linear decodability of object position and identity before vs after the projector."""
+    """Linear decodability of object identity, position and pairwise relations, stage by stage."""
 
     name = "spatial"
     kinds = (GENERATIVE, DUAL_ENCODER)
-    metric_names = {
-        GENERATIVE: ("position_retention", "grid_cell_retention", "half_retention", "colour_retention", "grid_cell_selectivity"),
-        DUAL_ENCODER: ("position_retention", "grid_cell_retention", "half_retention", "colour_retention", "grid_cell_selectivity"),
-    }
+    _common = ("position_retention", "grid_cell_retention", "half_retention", "relation_retention", "colour_retention",
+               "grid_cell_selectivity", "projector_cka", "projector_knn_overlap", "untrained_grid_cell_accuracy")
+    metric_names = {GENERATIVE: _common, DUAL_ENCODER: (*_common, "whatsup_accuracy")}
 
-    def __init__(self, resolution: int = 64, seed: int = 0, min_scenes: int = 40) -> None:
+    def __init__(self, resolution: int = 64, seed: int = 0, min_scenes: int = 40, untrained_baseline: bool = True,
+                 llm_layers: tuple[str, ...] = ("middle", "last")) -> None:
         self.resolution = resolution
         self.seed = seed
         self.min_scenes = min_scenes
+        self.untrained_baseline = untrained_baseline
+        self.llm_layers = llm_layers
+        self._untrained: Adapter | None = None
+
+    def setup(self, adapter: Adapter) -> None:
+        self._untrained = adapter.untrained_copy(self.seed) if self.untrained_baseline else None
 
     def scene_recipe(self) -> SceneRecipe:
-        """Spatial labels need exactly one object per scene."""
+        """Position labels need exactly one object per scene (the pair twin is built from it)."""
         return SceneRecipe(min_objects=1, max_objects=1)
 
     def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
-        return [ProbeExample(f"{s.scene_id}/spatial", s) for s in scenes if len(s.objects) == 1]
+        out = []
+        for index, scene in enumerate(scenes):
+            if len(scene.objects) != 1:
+                continue
+            pair = _pair_scene(scene, self.seed, index)
+            out.append(ProbeExample(f"{scene.scene_id}/spatial", scene, {"pair": pair}))
+        return out
 
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
         return self.run_batch(adapter, [example])[0]
 
     def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
-        """Stage features of all the examples' images in one forward."""
-        stages = adapter.feature_stages([render(ex.scene, self.resolution) for ex in examples])
-        return [self._output(ex, [(s.name, s.tokens[i]) for s in stages]) for i, ex in enumerate(examples)]
+        """Stage features of every example's scene and pair twin, from the model and its untrained copy."""
+        images = [render(ex.scene, self.resolution) for ex in examples]
+        pairs = [render(ex.inputs["pair"], self.resolution) if ex.inputs["pair"] is not None else images[i]
+                 for i, ex in enumerate(examples)]
+        models = {"": adapter, "untrained:": self._untrained} if self._untrained is not None else {"": adapter}
+        arrays: list[dict[str, np.ndarray]] = [{} for _ in examples]
+        stage_names: list[str] = []
+        tokens: dict[str, int] = {}
+        for prefix, model in models.items():
+            for suffix, batch_images in (("", images), (PAIR, pairs)):
+                for stage in self._stages(model, batch_images):
+                    if not prefix and not suffix:
+                        stage_names.append(stage.name)
+                        tokens[stage.name] = int(stage.tokens.shape[1])
+                    for i in range(len(examples)):
+                        arrays[i][prefix + stage.name + suffix] = project_tokens(stage.tokens[i], self.seed)
+        return [ExampleOutput({"labels": _labels(ex, self.seed), "stages": stage_names, "tokens": tokens,
+                               **({"whatsup": self._whatsup(adapter, ex, pairs[i])} if adapter.kind == DUAL_ENCODER else {})},
+                              arrays[i])
+                for i, ex in enumerate(examples)]
 
-    def _output(self, example: ProbeExample, stages: list[tuple[str, torch.Tensor]]) -> ExampleOutput:
-        obj = example.scene.objects[0]
-        row, col = obj.grid_cell(3, 3)
-        labels = {
-            "colour": obj.colour,
-            "shape": obj.shape,
-            "half": "left" if obj.cx < 0.5 else "right",
-            "grid_cell": f"{row},{col}",
-            "control": _control_label(obj.name, self.seed),
-            "centre_x": obj.cx,
-            "centre_y": obj.cy,
-        }
-        arrays = {name: _token_projection(tokens, self.seed) for name, tokens in stages}
-        return ExampleOutput({"labels": labels, "stages": [name for name, _ in stages],
-                              "tokens": {name: int(tokens.shape[0]) for name, tokens in stages}}, arrays)
+    def _stages(self, adapter: Adapter, images: list) -> list:
+        stages = list(adapter.feature_stages(images))
+        if adapter.kind == GENERATIVE and self.llm_layers:
+            n_layers = len(adapter.lm_layers())
+            chosen = sorted({max(1, n_layers // 2) if which == "middle" else n_layers for which in self.llm_layers})
+            stages += adapter.image_token_states(images, chosen)
+        return stages
+
+    def _whatsup(self, adapter: Adapter, example: ProbeExample, pair_image: Any) -> dict[str, Any] | None:
+        """Image-caption similarity for the true relation vs the same words with the objects swapped."""
+        pair = example.inputs["pair"]
+        if pair is None:
+            return None
+        reference, other = pair.objects[-1], pair.objects[0]
+        relations = relations_between(reference, other)
+        if not relations:
+            return None
+        relation = relations[0]
+        texts = [f"a {reference.name} {relation} a {other.name}", f"a {other.name} {relation} a {reference.name}"]
+        sims = adapter.similarity([pair_image], texts).float().cpu().numpy()[0]
+        return {"relation": relation, "captions": texts, "true": float(sims[0]), "swapped": float(sims[1])}
 
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
         stages = records[0]["stages"] if records else []
         result = SpatialResult(
             probe=self.name, n_examples=len(records), n_failed=0, metrics={}, stages=stages,
             tasks=[*CLASSIFICATION, *REGRESSION],
-            readout=f"per-token seeded Gaussian projection to {TOKEN_DIMS} dims, flattened, standardised, "
-                    f"PCA <= {PCA_BUDGET}, {FOLDS}-fold CV (logistic / ridge); scores from out-of-fold predictions",
+            readout=(f"primary: attention-pooled per-token linear probe; also flattened tokens -> PCA <= {PCA_BUDGET}; "
+                     f"tokens first projected to {TOKEN_DIMS} dims (seeded); {FOLDS}-fold CV, out-of-fold scores, "
+                     "bootstrap CI over scenes"),
         )
         if len(records) < self.min_scenes:
             result.notes.append(f"only {len(records)} scenes (< {self.min_scenes}): too few for stable probes, raise --n-scenes")
-        for stage in stages:
-            features = np.stack([a[stage] for a in arrays])
-            result.scores[stage] = {task: self._score(features, [r["labels"][task] for r in records], task) for task in result.tasks}
-        if stages:
-            pre, post = stages[0], stages[-1]
+        if not stages:
+            return result
+        has_untrained = "untrained:" + stages[0] in arrays[0]
+        for readout in READOUTS:
+            table: dict[str, dict[str, Any]] = {}
             for stage in stages:
-                for task, stats in result.scores[stage].items():
-                    stats["retention"] = _retention(stats, result.scores[pre][task])
-                    if task != "control" and task in CLASSIFICATION:
-                        control = result.scores[stage]["control"]["score"]
-                        stats["selectivity"] = None if stats["score"] is None or control is None else stats["score"] - control
-            final = result.scores[post]
-            position = [final[t]["retention"] for t in POSITION_TASKS if final[t]["retention"] is not None]
-            result.metrics = {
-                "position_retention": Metric(float(np.mean(position)) if position else None,
-                                             description=f"mean retention of position tasks, {post} vs {pre}"),
-                "grid_cell_retention": Metric(final["grid_cell"]["retention"], description="3x3 cell, (post-chance)/(pre-chance)"),
-                "half_retention": Metric(final["half"]["retention"], description="left/right half"),
-                "colour_retention": Metric(final["colour"]["retention"], description="control attribute: should stay near 1"),
-                "grid_cell_selectivity": Metric(final["grid_cell"].get("selectivity"), description="grid-cell accuracy - control-task accuracy"),
-            }
+                table[stage] = {task: self._task(arrays, records, stage, task, readout) for task in result.tasks}
+                if has_untrained:
+                    for task in result.tasks:
+                        table[stage][task]["untrained"] = self._task(arrays, records, "untrained:" + stage, task, readout)["score"]
+            _derive(table, stages[0])
+            result.readouts[readout] = table
+        result.scores = result.readouts[READOUTS[0]]
+        pre = np.stack([a[stages[0]] for a in arrays])
+        for stage in stages[1:]:
+            post = np.stack([a[stage] for a in arrays])
+            result.cka[stage] = linear_cka(pre, post)
+            result.knn_overlap[stage] = knn_overlap(pre, post)
+        post_stage = "projector" if "projector" in stages else stages[-1]
+        result.metrics = self._metrics(result, stages[0], post_stage)
+        if adapter.kind == DUAL_ENCODER:
+            result.whatsup, result.metrics["whatsup_accuracy"] = _whatsup_summary(records, self.seed)
         return result
 
-    def _score(self, features: np.ndarray, labels: list[Any], task: str) -> dict[str, float | None]:
+    def _task(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
+              readout: str) -> dict[str, Any]:
+        key = stage + PAIR if task in PAIR_TASKS else stage
+        rows = [(a[key], r["labels"][task]) for a, r in zip(arrays, records) if r["labels"].get(task) is not None]
+        if not rows:
+            return {"score": None, "ci_low": None, "ci_high": None, "chance": None, "metric": "accuracy"}
+        features = np.stack([f for f, _ in rows])
+        return cross_validated(features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed)
+
+    @staticmethod
+    def _metrics(result: SpatialResult, pre: str, post: str) -> dict[str, Metric]:
+        final = result.scores[post]
+        position = [final[t]["retention"] for t in POSITION_TASKS if final[t].get("retention") is not None]
+        relation = [final[t]["retention"] for t in RELATION_TASKS if final[t].get("retention") is not None]
+        return {
+            "position_retention": Metric(float(np.mean(position)) if position else None,
+                                         description=f"mean retention of position tasks, {post} vs {pre} (attention readout)"),
+            "grid_cell_retention": Metric(final["grid_cell"].get("retention"), description="3x3 cell, (post-chance)/(pre-chance)"),
+            "half_retention": Metric(final["half"].get("retention"), description="left/right half"),
+            "relation_retention": Metric(float(np.mean(relation)) if relation else None,
+                                         description="mean retention of left-of / above between two objects"),
+            "colour_retention": Metric(final["colour"].get("retention"), description="control attribute: should stay near 1"),
+            "grid_cell_selectivity": Metric(final["grid_cell"].get("selectivity"), description="grid-cell accuracy - control-task accuracy"),
+            "projector_cka": Metric(result.cka.get(post), description=f"linear CKA, {post} vs {pre}"),
+            "projector_knn_overlap": Metric(result.knn_overlap.get(post), description=f"10-NN overlap of images, {post} vs {pre}"),
+            "untrained_grid_cell_accuracy": Metric(final["grid_cell"].get("untrained"),
+                                                   description=f"grid-cell accuracy at {post} of a randomly initialised copy"),
+        }
+
+
+def _derive(table: dict[str, dict[str, Any]], pre: str) -> None:
+    """Retention against the pre-projector stage and selectivity against the control task, in place."""
+    for stage, tasks in table.items():
+        for task, stats in tasks.items():
+            stats["retention"] = _retention(stats, table[pre][task])
+            if task in CLASSIFICATION and task != "control":
+                control = tasks["control"]["score"]
+                stats["selectivity"] = None if stats["score"] is None or control is None else stats["score"] - control
+
+
+def _retention(stats: dict[str, Any], pre: dict[str, Any]) -> float | None:
+    if stats["score"] is None or pre["score"] is None or pre["chance"] is None or stats["chance"] is None:
+        return None
+    denominator = pre["score"] - pre["chance"]
+    if denominator < MIN_DECODABLE:  # nothing decodable before the projector: retention is undefined
+        return None
+    return float((stats["score"] - stats["chance"]) / denominator)
+
+
+def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:
+    obj = example.scene.objects[0]
+    row, col = obj.grid_cell(3, 3)
+    labels: dict[str, Any] = {
+        "colour": obj.colour, "shape": obj.shape, "half": "left" if obj.cx < 0.5 else "right",
+        "grid_cell": f"{row},{col}", "control": _control_label(obj.name, seed), "centre_x": obj.cx, "centre_y": obj.cy,
+        "left_of": None, "above": None,
+    }
+    pair = example.inputs["pair"]
+    if pair is not None:
+        reference, other = pair.objects[-1], pair.objects[0]
+        relations = relations_between(reference, other)
+        if "left of" in relations or "right of" in relations:
+            labels["left_of"] = "yes" if "left of" in relations else "no"
+        if "above" in relations or "below" in relations:
+            labels["above"] = "yes" if "above" in relations else "no"
+    return labels
+
+
+def _pair_scene(scene: Scene, seed: int, index: int) -> Scene | None:
+    """The scene with the reference object inserted at a seeded free place (balanced sides by the seed)."""
+    name = REFERENCE[1] if scene.has(REFERENCE[0]) else REFERENCE[0]
+    colour, shape = name.split()
+    rng = np.random.default_rng([seed, index, 23])
+    for _ in range(20):
+        at = (float(rng.uniform(0.12, 0.88)), float(rng.uniform(0.12, 0.88)))
         try:
-            return self._cross_validated(features, labels, task)
-        except ValueError:  # a training fold with a single class: too few scenes for this task
-            return {"score": None, "ci_low": None, "ci_high": None, "chance": None,
-                    "metric": "r2" if task in REGRESSION else "accuracy"}
-
-    def _cross_validated(self, features: np.ndarray, labels: list[Any], task: str) -> dict[str, float | None]:
-        n = len(labels)
-        if n < 2 * FOLDS:
-            raise ValueError("too few scenes")
-        if task in REGRESSION:
-            y = np.asarray(labels, dtype=float)
-            model = make_pipeline(StandardScaler(), PCA(n_components=min(PCA_BUDGET, n - n // FOLDS - 1, features.shape[1]),
-                                                        random_state=self.seed), Ridge(alpha=1.0))
-            pred = cross_val_predict(model, features, y, cv=KFold(FOLDS, shuffle=True, random_state=self.seed))
-            total = float(((y - y.mean()) ** 2).sum())
-            r2 = 1 - float(((y - pred) ** 2).sum()) / total if total > 0 else None
-            return {"score": r2, "ci_low": None, "ci_high": None, "chance": 0.0, "metric": "r2"}
-        y = np.asarray(labels)
-        classes, counts = np.unique(y, return_counts=True)
-        chance = float(counts.max() / n)
-        if len(classes) < 2:
-            return {"score": None, "ci_low": None, "ci_high": None, "chance": chance, "metric": "accuracy"}
-        cv = (StratifiedKFold(FOLDS, shuffle=True, random_state=self.seed) if counts.min() >= FOLDS
-              else KFold(FOLDS, shuffle=True, random_state=self.seed))
-        model = make_pipeline(StandardScaler(), PCA(n_components=min(PCA_BUDGET, n - n // FOLDS - 1, features.shape[1]),
-                                                    random_state=self.seed), LogisticRegression(max_iter=2000))
-        correct = (cross_val_predict(model, features, y, cv=cv) == y).astype(float)
-        low, high = bootstrap_ci(correct, seed=self.seed)
-        return {"score": float(correct.mean()), "ci_low": low, "ci_high": high, "chance": chance, "metric": "accuracy"}
-
-
-def _token_projection(tokens: torch.Tensor, seed: int) -> np.ndarray:
-    """[n_tokens, dim] -> flattened [n_tokens * TOKEN_DIMS] through a seeded Gaussian map (same per dim)."""
-    dim = tokens.shape[-1]
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + dim)
-    projection = torch.randn(dim, TOKEN_DIMS, generator=generator) / dim**0.5
-    return (tokens.float().cpu() @ projection).flatten().numpy()
+            return insert_object(scene, colour, shape, "small", at=at)
+        except EditError:
+            continue
+    return None
 
 
 def _control_label(object_type: str, seed: int) -> str:
@@ -181,10 +274,13 @@ def _control_label(object_type: str, seed: int) -> str:
     return f"{cell // 3},{cell % 3}"
 
 
-def _retention(stats: dict[str, Any], pre: dict[str, Any]) -> float | None:
-    if stats["score"] is None or pre["score"] is None or pre["chance"] is None:
-        return None
-    denominator = pre["score"] - pre["chance"]
-    if denominator < MIN_DECODABLE:  # nothing decodable before the projector: retention is undefined
-        return None
-    return float((stats["score"] - stats["chance"]) / denominator)
+def _whatsup_summary(records: list[dict[str, Any]], seed: int) -> tuple[dict[str, Any], Metric]:
+    rows = [r["whatsup"] for r in records if r.get("whatsup")]
+    hits = np.array([float(w["true"] > w["swapped"]) for w in rows])
+    if len(hits) == 0:
+        return {}, Metric(None, description="What'sUp: true relation caption beats the swapped one (chance 0.5)")
+    low, high = bootstrap_ci(hits, seed=seed)
+    by_relation = {rel: float(np.mean([h for h, w in zip(hits, rows) if w["relation"] == rel]))
+                   for rel in sorted({w["relation"] for w in rows})}
+    return ({"n": len(hits), "accuracy": float(hits.mean()), "by_relation": by_relation},
+            Metric(float(hits.mean()), low, high, "What'sUp: true relation caption beats the swapped one (chance 0.5)"))

@@ -99,27 +99,32 @@ def _spatial_section(result: dict[str, Any] | None) -> dict[str, Any] | None:
 def _hallucination_section(result: dict[str, Any] | None, records: list[dict[str, Any]], resolution: int) -> dict[str, Any] | None:
     if not result or "error" in result:
         return None
-    shown = []
+    shown, pairs = [], []
     for record in records:
         values = record.get("values")
         if not values or "questions" not in values or len(shown) >= MAX_EXAMPLES_SHOWN:
             continue
+        blind = values.get("blind", {}).get("mean_colour", {"p_yes": [], "p_no": []})
         rows = [
-            {"question": q, "label": lab, "p_yes": py / (py + pn) if py + pn else 0.5,
-             "blind_p_yes": by / (by + bn) if by + bn else 0.5}
-            for q, lab, py, pn, by, bn in zip(values["questions"], values["labels"], values["p_yes"], values["p_no"],
-                                               values["blind_p_yes"], values["blind_p_no"])
+            {"question": q, "label": lab, "splits": ", ".join(sp), "p_yes": _share(py, pn), "blind_p_yes": _share(by, bn),
+             "answer": answer}
+            for q, lab, sp, py, pn, by, bn, answer in zip(values["questions"], values["labels"], values["splits"], values["p_yes"],
+                                                          values["p_no"], blind["p_yes"], blind["p_no"],
+                                                          values.get("answers") or [""] * len(values["questions"]))
         ]
         image = figures.image_uri(render(Scene.from_dict(record["scene"]), resolution))
-        pair = None
-        if "counterfactual" in values:
-            cf = values["counterfactual"]
-            total = cf["p_yes"] + cf["p_no"]
-            pair = {"image": figures.image_uri(render(Scene.from_dict(cf["scene_after"]), resolution)), "edit": cf["edit"],
-                    "question": cf["question"], "p_yes_after": cf["p_yes"] / total if total else 0.5,
-                    "p_yes_before": rows[0]["p_yes"]}
-        shown.append({"id": record["example_id"], "image": image, "rows": rows, "pair": pair})
-    return {"examples": shown, "reliability": figures.reliability_diagram(result.get("reliability") or [])}
+        for cf in values.get("counterfactuals", []):
+            if len(pairs) < 3 * MAX_EXAMPLES_SHOWN:
+                pairs.append({"image": image, "edited": figures.image_uri(render(Scene.from_dict(cf["scene_after"]), resolution)),
+                              "edit": cf["edit"], "question": cf["question"], "before": cf["before"], "after": cf["after"],
+                              "p_yes_before": _share(cf["p_yes_before"], cf["p_no_before"]),
+                              "p_yes_after": _share(cf["p_yes_after"], cf["p_no_after"])})
+        shown.append({"id": record["example_id"], "image": image, "rows": rows, "caption": values.get("caption")})
+    return {"examples": shown, "pairs": pairs, "reliability": figures.reliability_diagram(result.get("reliability") or [])}
+
+
+def _share(p_yes: float, p_no: float) -> float:
+    return p_yes / (p_yes + p_no) if p_yes + p_no else 0.5
 
 
 def write_html_report(run_dir: Path) -> Path:

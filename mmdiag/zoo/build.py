@@ -46,13 +46,13 @@ def recipe_of(name: str) -> ZooRecipe:
 
 
 def build(name: str, out_dir: str | Path | None = None, *, progress: bool = True, rebuild: bool = False,
-          recipe: ZooRecipe | None = None, clip_dir: Path | None = None, eval_scenes: int = EVAL_SCENES) -> Path:
+          recipe: ZooRecipe | None = None, clip_dir: Path | None = None, lm_dir: Path | None = None,
+          eval_scenes: int = EVAL_SCENES) -> Path:
     """Train ``name`` (and what it depends on) unless a built copy exists; returns its folder.
 
-    ``recipe`` and ``clip_dir`` replace the registered recipe and the ref-clip it starts from (tests
-    build miniatures this way).
+    ``recipe``, ``clip_dir`` and ``lm_dir`` replace the registered recipe, the ref-clip and the language model it
+    starts from (tests build miniatures this way).
     """
-    from mmdiag.adapters import load_adapter
     from mmdiag.zoo import models, train
 
     recipe = recipe or recipe_of(name)
@@ -66,9 +66,24 @@ def build(name: str, out_dir: str | Path | None = None, *, progress: bool = True
     else:
         clip_dir = clip_dir or locate(recipe.depends_on) or build(recipe.depends_on, progress=progress)
         clip = _load_clip(clip_dir)
-        model, processor = models.new_llava(recipe.geometry, recipe.projector, recipe.seed, clip.vision_model.state_dict())
+        language_state = None
+        if recipe.language_model_from:
+            base = lm_dir or locate(recipe.language_model_from) or build(recipe.language_model_from, progress=progress)
+            language_state = models.language_state_of(_load_llava(base))
+        model, processor = models.new_llava(recipe.geometry, recipe.projector, recipe.seed, clip.vision_model.state_dict(),
+                                            language_state)
         log = train.train_llava(model, processor, recipe.scenes, recipe.optim, recipe.seed, recipe.geometry.resolution,
-                                curriculum_steps=recipe.curriculum_steps, progress=progress, desc=name)
+                                curriculum_steps=recipe.curriculum_steps, caption_share=recipe.caption_share,
+                                progress=progress, desc=name)
+    return finish(name, recipe, model, processor, log, out, start, eval_scenes)
+
+
+def finish(name: str, recipe: ZooRecipe, model: Any, processor: Any, log: Any, out: Path, start: float,
+           eval_scenes: int = EVAL_SCENES) -> Path:
+    """Save a trained model in half precision, evaluate what was saved on held-out scenes, write its card."""
+    from mmdiag.adapters import load_adapter
+    from mmdiag.zoo import models
+
     save_half(model, processor, out)
     adapter = load_adapter(str(out))  # evaluate exactly what is saved: half-precision weights, read back
     scenes = models.evaluation_scenes(eval_scenes)
@@ -98,6 +113,12 @@ def save_half(model: Any, processor: Any, out: Path) -> None:
     for file in out.glob("*.safetensors"):
         tensors = load_file(file)
         save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
+
+
+def _load_llava(folder: Path) -> Any:
+    from mmdiag.adapters import load_adapter
+
+    return load_adapter(str(folder)).model
 
 
 def _load_clip(folder: Path) -> Any:

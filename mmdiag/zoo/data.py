@@ -16,13 +16,25 @@ import torch
 
 from mmdiag.scenes.generate import SceneRecipe, generate_scene
 from mmdiag.scenes.model import Scene
-from mmdiag.scenes.questions import OPPOSITE, PRESENCE_TEMPLATE, RELATION_TEMPLATE
+from mmdiag.scenes.questions import CAPTION_PROMPT, OPPOSITE, PRESENCE_TEMPLATE, RELATION_TEMPLATE
 from mmdiag.scenes.render import object_mask, render
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
 
 SIDE_TEMPLATE = "Is the {object} on the {side} side?"
 SIDES = {"left": lambda o: o.cx < 0.4, "right": lambda o: o.cx > 0.6}
 ANSWERS = {"yes": "Yes", "no": "No"}
+END_OF_ANSWER = "</s>"
+
+
+def caption(scene: Scene) -> str:
+    """The reference caption: every object, left to right, then the end-of-sequence token.
+
+    The fixed left-to-right order makes captions exact targets and teaches the order of objects along x.
+    """
+    names = [o.name for o in sorted(scene.objects, key=lambda o: o.cx)]
+    if not names:
+        return f"There is nothing. {END_OF_ANSWER}"
+    return "There is a " + " and a ".join(names) + f" . {END_OF_ANSWER}"
 
 
 def scene_batch(recipe: SceneRecipe, seed: int, step: int, size: int) -> list[Scene]:
@@ -30,9 +42,16 @@ def scene_batch(recipe: SceneRecipe, seed: int, step: int, size: int) -> list[Sc
     return [generate_scene(recipe, seed, step * size + i, prefix="train") for i in range(size)]
 
 
-def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: float) -> list[tuple[str, str]]:
-    """``n`` balanced yes/no questions about a scene: presence (with near-miss negatives), side, relations."""
+def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: float,
+             caption_share: float = 0.0, side_share: float = 0.15, near_miss: float = 0.6) -> list[tuple[str, str]]:
+    """``n`` balanced yes/no questions about a scene: presence (with near-miss negatives), side, relations.
+
+    With probability ``caption_share`` the first turn is a caption request answered by :func:`caption`;
+    ``near_miss`` is the share of negatives that share a colour or a shape with a present object.
+    """
     pairs: list[tuple[str, str]] = []
+    if caption_share and rng.random() < caption_share:
+        pairs.append((CAPTION_PROMPT, caption(scene)))
     relations = scene.relations()
     absent = [t for t in OBJECT_TYPES if not scene.has(t)]
     for _ in range(20 * n):
@@ -45,7 +64,7 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: flo
             relation = rel.relation if truth else OPPOSITE[rel.relation]
             pairs.append((RELATION_TEMPLATE.format(subject=rel.subject, relation=relation, object=rel.object),
                           "yes" if truth else "no"))
-        elif kind < relation_share + 0.15 and scene.objects:
+        elif kind < relation_share + side_share and scene.objects:
             obj = scene.objects[int(rng.integers(len(scene.objects)))]
             side = str(rng.choice(list(SIDES)))
             if abs(obj.cx - 0.5) < 0.1:
@@ -55,7 +74,7 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: flo
             pairs.append((PRESENCE_TEMPLATE.format(object=scene.object_names[int(rng.integers(len(scene.objects)))]), "yes"))
         else:
             near = [t for t in absent if any(t.split()[0] == o.colour or t.split()[1] == o.shape for o in scene.objects)]
-            pool = near if near and rng.random() < 0.6 else absent
+            pool = near if near and rng.random() < near_miss else absent
             pairs.append((PRESENCE_TEMPLATE.format(object=pool[int(rng.integers(len(pool)))]), "no"))
     return pairs
 
@@ -69,18 +88,26 @@ class PackedBatch:
 
 def pack(tokenizer, pairs_per_image: Sequence[Sequence[tuple[str, str]]], n_image_tokens: int,  # noqa: ANN001
          image_token: str = "<image>", first_turn: str = "USER: {image}\n{q} ASSISTANT:") -> PackedBatch:
-    """Token ids of packed question/answer turns per image; labels only on the answer tokens."""
+    """Token ids of packed question/answer turns per image; labels only on the answer tokens.
+
+    An answer is either ``"yes"``/``"no"`` (written ``Yes``/``No``) or free text; its span runs from the
+    ``ASSISTANT:`` that opens it to the next ``USER``.
+    """
     sequences, label_rows = [], []
-    answer_ids = {tokenizer.convert_tokens_to_ids(a) for a in ANSWERS.values()}
+    user, assistant, colon = (tokenizer.convert_tokens_to_ids(t) for t in ("USER", "ASSISTANT", ":"))
     for pairs in pairs_per_image:
-        text = first_turn.format(image=image_token * n_image_tokens, q=pairs[0][0]) + f" {ANSWERS[pairs[0][1]]}"
+        text = first_turn.format(image=image_token * n_image_tokens, q=pairs[0][0]) + f" {ANSWERS.get(pairs[0][1], pairs[0][1])}"
         for question, answer in pairs[1:]:
-            text += f" USER: {question} ASSISTANT: {ANSWERS[answer]}"
+            text += f" USER: {question} ASSISTANT: {ANSWERS.get(answer, answer)}"
         ids = tokenizer(text)["input_ids"]
-        labels = [-100] * len(ids)
-        for i in range(2, len(ids)):
-            if ids[i] in answer_ids and tokenizer.convert_ids_to_tokens(ids[i - 1]) == ":":
-                labels[i] = ids[i]
+        labels, answering = [-100] * len(ids), False
+        for i, token in enumerate(ids):
+            if token == user:
+                answering = False
+            elif answering:
+                labels[i] = token
+            elif token == colon and i > 0 and ids[i - 1] == assistant:
+                answering = True
         sequences.append(ids)
         label_rows.append(labels)
     width = max(len(s) for s in sequences)

@@ -57,8 +57,13 @@ def new_clip(g: Geometry, seed: int) -> tuple[Any, Any]:
     return CLIPModel(config), CLIPProcessor(image_processor=_image_processor(g), tokenizer=tokenizer)
 
 
-def new_llava(g: Geometry, projector: str, seed: int, vision_state: dict[str, torch.Tensor] | None) -> tuple[Any, Any]:
-    """A LLaVA with the given projector (mlp, linear, pool, resampler) on the ref-clip vision tower."""
+def new_llava(g: Geometry, projector: str, seed: int, vision_state: dict[str, torch.Tensor] | None,
+              language_state: dict[str, torch.Tensor] | None = None) -> tuple[Any, Any]:
+    """A LLaVA with the given projector (mlp, linear, pool, resampler) on the ref-clip vision tower.
+
+    ``language_state`` (keys ``language_model.*`` and ``lm_head.*``, see :func:`language_state_of`) starts
+    the LLM from a trained one; the projector is always fresh.
+    """
     from transformers import LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
     from mmdiag.zoo.projectors import MmdiagLlavaConfig, MmdiagLlavaForConditionalGeneration, register
@@ -82,9 +87,20 @@ def new_llava(g: Geometry, projector: str, seed: int, vision_state: dict[str, to
         patch = g.resolution // 4  # the processor counts 4 x 4 = 16 image tokens, what both projectors emit
     if vision_state is not None:
         model.model.vision_tower.load_state_dict(vision_state)
+    if language_state is not None:
+        model.model.language_model.load_state_dict({k.removeprefix("language_model."): v for k, v in language_state.items()
+                                                    if k.startswith("language_model.")})
+        model.lm_head.load_state_dict({k.removeprefix("lm_head."): v for k, v in language_state.items() if k.startswith("lm_head.")})
     processor = LlavaProcessor(image_processor=_image_processor(g), tokenizer=tokenizer, patch_size=patch,
                                vision_feature_select_strategy="default", num_additional_image_tokens=1)
     return model.eval(), processor
+
+
+def language_state_of(model: Any) -> dict[str, torch.Tensor]:
+    """The LLM's weights of a LLaVA (``language_model.*``, ``lm_head.*``), float32."""
+    state = {f"language_model.{k}": v.float() for k, v in model.model.language_model.state_dict().items()}
+    state.update({f"lm_head.{k}": v.float() for k, v in model.lm_head.state_dict().items()})
+    return state
 
 
 def evaluation_scenes(n: int, recipe: SceneRecipe | None = None, seed: int = 10_000) -> list:

@@ -131,7 +131,7 @@ def train_clip(model, processor, recipe: SceneRecipe, spec: OptimSpec, seed: int
 # -- LLaVA -------------------------------------------------------------------------------------
 
 def train_llava(model, processor, recipe: SceneRecipe, spec: OptimSpec, seed: int, resolution: int,  # noqa: ANN001
-                pairs_per_image: int = 8, relation_share: float = 0.35, curriculum_steps: int = 0,
+                pairs_per_image: int = 8, relation_share: float = 0.35, curriculum_steps: int = 0, caption_share: float = 0.0,
                 progress: bool = True, desc: str = "llava") -> TrainLog:
     """Projector + language model on packed yes/no turns; the vision tower stays frozen.
 
@@ -152,7 +152,7 @@ def train_llava(model, processor, recipe: SceneRecipe, spec: OptimSpec, seed: in
         warm = step < curriculum_steps
         scenes = scene_batch(single if warm else recipe, seed, step, spec.batch)
         rng = np.random.default_rng([seed, step, 1])
-        pairs = [qa_pairs(s, rng, pairs_per_image, 0.0 if warm else relation_share) for s in scenes]
+        pairs = [qa_pairs(s, rng, pairs_per_image, 0.0 if warm else relation_share, caption_share) for s in scenes]
         batch = pack(processor.tokenizer, pairs, n_tokens)
         pixels = processor.image_processor(images=images(scenes, resolution), return_tensors="pt")["pixel_values"]
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=pixels, labels=batch.labels)

@@ -1,0 +1,90 @@
+"""Yes/no scoring with a shared image + prompt prefix (KV cache reuse) vs ``generate()`` per question.
+
+LLaVA-1.5 geometry: 336 px images, patch 14 -> 576 image tokens, a small random Llama LLM; 6 questions per
+image (POPE's 3 present + 3 absent). Baseline: ``model.generate(max_new_tokens=1, output_scores=True)`` once per
+question (how evaluation scripts ask POPE), decision P(yes) > P(no) from its first-token scores. mmdiag:
+``answer_scores_per_image`` — the image and the shared prompt prefix run once, their KV cache serves the six
+question suffixes in one batch. Both must give identical decisions; the ratio of throughputs is the result
+(target, issue #7: >= 4x).
+
+    python bench/yes_no_scoring.py [--images 8 --layers 4 --hidden 512 --json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmdiag.adapters import load_adapter
+from mmdiag.adapters.base import yes_no_token_ids
+from mmdiag.scenes.generate import generate_scenes
+from mmdiag.scenes.questions import PRESENCE_TEMPLATE
+from mmdiag.scenes.render import render
+from mmdiag.scenes.vocabulary import OBJECT_TYPES
+
+QUESTIONS = [PRESENCE_TEMPLATE.format(object=name) for name in OBJECT_TYPES[:6]]
+
+
+def per_question_generate(adapter, images, questions):  # noqa: ANN001, ANN201
+    """The baseline: one ``generate`` call per (image, question), decision from the first-token scores."""
+    yes_ids, no_ids = yes_no_token_ids(adapter.tokenizer)
+    out = []
+    for image in images:
+        for question in questions:
+            batch = adapter.prepare([image], [question], padding_side="left")
+            gen = adapter.model.generate(**batch.inputs, max_new_tokens=1, do_sample=False, output_scores=True,
+                                         return_dict_in_generate=True)
+            probs = torch.softmax(gen.scores[0][0].float(), dim=-1)
+            out.append(bool(probs[yes_ids].sum() > probs[no_ids].sum()))
+    return np.array(out)
+
+
+def shared_prefix(adapter, images, questions):  # noqa: ANN001, ANN201
+    scores = adapter.answer_scores_per_image(images, [questions] * len(images))
+    return np.concatenate([s.p_yes > s.p_no for s in scores])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--resolution", type=int, default=336)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    from mmdiag.zoo.models import Geometry, new_llava
+
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        geometry = Geometry(resolution=args.resolution, patch=14, vision_hidden=64, vision_layers=1, text_hidden=args.hidden,
+                            text_layers=args.layers, text_ffn=args.hidden * 8 // 3, heads=8)
+        model, processor = new_llava(geometry, "mlp", seed=0, vision_state=None)
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        adapter = load_adapter(tmp)
+        images = [render(s, args.resolution) for s in generate_scenes(args.images, seed=0)]
+        shared_prefix(adapter, images[:1], QUESTIONS)  # warm-up, untimed
+        per_question_generate(adapter, images[:1], QUESTIONS)
+        start = time.perf_counter()
+        baseline = per_question_generate(adapter, images, QUESTIONS)
+        base_s = time.perf_counter() - start
+        start = time.perf_counter()
+        ours = shared_prefix(adapter, images, QUESTIONS)
+        ours_s = time.perf_counter() - start
+    n = len(images) * len(QUESTIONS)
+    report = {"questions": n, "questions_per_image": len(QUESTIONS), "image_tokens": (args.resolution // 14) ** 2,
+              "generate_per_question_s": round(base_s, 3), "shared_prefix_s": round(ours_s, 3),
+              "throughput_ratio": round(base_s / ours_s, 2), "identical_decisions": bool((baseline == ours).all()),
+              "threads": torch.get_num_threads()}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Aggregating the hallucination probe's per-scene records into POPE, counterfactual, blind and CHAIR results.
+
+Every CI is a percentile bootstrap that resamples scenes (clusters), since the questions about one image
+are not independent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mmdiag.metrics.calibration import expected_calibration_error, reliability_bins
+from mmdiag.metrics.chair import SynonymTable, chair
+from mmdiag.metrics.pope import NO, RULES, YES, parse_answer, pope_scores
+from mmdiag.metrics.stats import bootstrap_ci, mcnemar
+from mmdiag.probes.base import Metric, ProbeResult
+from mmdiag.probes.hallucination_plan import BLINDS, EDITS
+
+
+def _says(p_yes: Sequence[float], p_no: Sequence[float]) -> np.ndarray:
+    return np.asarray(p_yes, dtype=float) > np.asarray(p_no, dtype=float)
+
+
+def _ci(values: np.ndarray, clusters: Sequence[str], seed: int) -> tuple[float | None, float | None]:
+    if len(values) == 0:
+        return None, None
+    return bootstrap_ci(values, clusters=clusters, seed=seed)
+
+
+def _metric(values: np.ndarray, clusters: Sequence[str], seed: int, description: str) -> Metric:
+    if len(values) == 0:
+        return Metric(None, description=description)
+    return Metric(float(np.mean(values)), *_ci(values, clusters, seed), description)
+
+
+def generative_result(name: str, records: list[dict[str, Any]], seed: int, splits: Sequence[str]) -> ProbeResult:
+    from mmdiag.probes.hallucination import HallucinationResult
+
+    rows = [(r["example_id"], q, obj, lab, sp, py, pn)
+            for r in records
+            for q, obj, lab, sp, py, pn in zip(r["questions"], r["objects"], r["labels"], r["splits"], r["p_yes"], r["p_no"])]
+    result = HallucinationResult(probe=name, n_examples=len(records), n_failed=0, metrics={})
+    metrics = result.metrics
+
+    # POPE per split, from logits (and from free text under every rule)
+    for split in splits:
+        idx = [i for i, row in enumerate(rows) if split in row[4]]
+        labels = [rows[i][3] for i in idx]
+        decisions = [YES if rows[i][5] > rows[i][6] else NO for i in idx]
+        result.pope[split] = pope_scores(decisions, labels).to_dict()
+        answers = _answers(records, split)
+        if answers is not None:
+            result.pope_rules[split] = {rule: pope_scores([parse_answer(a, rule, lab) for a, lab in answers], [lab for _, lab in answers]).to_dict()
+                                        for rule in RULES}
+    random_idx = [i for i, row in enumerate(rows) if "random" in row[4]]
+    clusters = [rows[i][0] for i in random_idx]
+    truth = np.array([rows[i][3] == YES for i in random_idx])
+    says = np.array([rows[i][5] > rows[i][6] for i in random_idx])
+    p_yes = np.array([rows[i][5] / (rows[i][5] + rows[i][6]) if rows[i][5] + rows[i][6] > 0 else 0.5 for i in random_idx])
+    pope = result.pope.get("random", {})
+    metrics["accuracy"] = _metric((says == truth).astype(float), clusters, seed, "POPE accuracy, random split (logits)")
+    metrics["precision"] = Metric(pope.get("precision"), description="POPE precision, random split (yes = positive)")
+    metrics["recall"] = Metric(pope.get("recall"), description="POPE recall, random split")
+    metrics["f1"] = Metric(pope.get("f1"), description="POPE F1, random split")
+    metrics["yes_ratio"] = _metric(says.astype(float), clusters, seed, "share of predicted yes, random split")
+    metrics["f1_adversarial"] = Metric(result.pope.get("adversarial", {}).get("f1"), description="POPE F1, adversarial split")
+    metrics["adversarial_gap"] = _adversarial_gap(rows, seed)
+    metrics["ece"] = Metric(expected_calibration_error(p_yes, truth) if len(truth) else None,
+                            description="expected calibration error of P(yes), 10 bins, random split")
+    result.reliability = reliability_bins(p_yes, truth) if len(truth) else []
+
+    # blind baselines on the random split's questions
+    real_correct = (says == truth).astype(float)
+    for kind in BLINDS:
+        blind_says = np.array([b for r in records for b, sp in zip(_says(r["blind"][kind]["p_yes"], r["blind"][kind]["p_no"]), r["splits"])
+                               if "random" in sp], dtype=bool)
+        result.blind_pope[kind] = pope_scores([YES if s else NO for s in blind_says], [YES if t else NO for t in truth]).to_dict()
+        gain = real_correct - (blind_says == truth).astype(float)
+        result.blind_pope[kind]["multimodal_gain"] = float(gain.mean()) if len(gain) else None
+        if kind == "mean_colour":
+            metrics["blind_accuracy"] = _metric((blind_says == truth).astype(float), clusters, seed, "accuracy with a mean-colour image")
+            metrics["blind_yes_ratio"] = _metric(blind_says.astype(float), clusters, seed, "predicted-yes share, mean-colour image")
+            metrics["multimodal_gain"] = _metric(gain, clusters, seed, "accuracy with image - accuracy on its mean colour")
+        if kind == "noise":
+            metrics["multimodal_gain_noise"] = _metric(gain, clusters, seed, "accuracy with image - accuracy on Gaussian noise")
+
+    # counterfactual pairs
+    for edit in EDITS:
+        pairs = [(r["example_id"], cf) for r in records for cf in r.get("counterfactuals", []) if cf["edit"] == edit]
+        if pairs:
+            result.counterfactuals[edit] = _counterfactual_stats(pairs, seed)
+    remove, mirror = result.counterfactuals.get("remove", {}), result.counterfactuals.get("mirror", {})
+    metrics["evidence_sensitivity"] = Metric(*(remove.get("evidence_sensitivity") or [None, None, None]),
+                                             "share of answers that change when the asked object is removed")
+    metrics["prior_persistence"] = Metric(*(remove.get("prior_persistence") or [None, None, None]),
+                                          "share of yes answers that survive the object's removal")
+    metrics["mirror_sensitivity"] = Metric(*(mirror.get("evidence_sensitivity") or [None, None, None]),
+                                           "share of left/right answers that flip when the scene is mirrored")
+
+    # CHAIR
+    captioned = [r for r in records if "caption" in r]
+    if captioned:
+        scores = chair([r["caption"] for r in captioned], [r["caption_truth"] for r in captioned], SynonymTable.scenes())
+        result.chair = {k: v for k, v in scores.to_dict().items() if k != "per_caption"}
+        metrics["chair_i"] = Metric(scores.chair_i, description="hallucinated object mentions / all mentions in captions")
+        metrics["chair_s"] = Metric(scores.chair_s, description="captions with a hallucinated object / all captions")
+        metrics["caption_recall"] = Metric(scores.recall, description="ground-truth objects mentioned / all ground-truth objects")
+    return result
+
+
+def _answers(records: list[dict[str, Any]], split: str) -> list[tuple[str, str]] | None:
+    if not records or "answers" not in records[0]:
+        return None
+    return [(a, lab) for r in records for a, lab, sp in zip(r["answers"], r["labels"], r["splits"]) if split in sp]
+
+
+def _adversarial_gap(rows: list[tuple], seed: int) -> Metric:
+    """False-yes rate on adversarial (co-occurring) absent objects - on random absent objects, per scene."""
+    per_scene: dict[str, dict[str, list[float]]] = {}
+    for scene, _, _, label, splits, py, pn in rows:
+        if label != NO:
+            continue
+        for split in ("adversarial", "random"):
+            if split in splits:
+                per_scene.setdefault(scene, {"adversarial": [], "random": []})[split].append(float(py > pn))
+    diffs = np.array([np.mean(v["adversarial"]) - np.mean(v["random"]) for v in per_scene.values() if v["adversarial"] and v["random"]])
+    if len(diffs) == 0:
+        return Metric(None, description="false-yes rate, adversarial - random absent objects")
+    return Metric(float(diffs.mean()), *bootstrap_ci(diffs, seed=seed),
+                  "false-yes rate on co-occurring absent objects - on random absent objects (per scene)")
+
+
+def _counterfactual_stats(pairs: list[tuple[str, dict[str, Any]]], seed: int) -> dict[str, Any]:
+    clusters = [scene for scene, _ in pairs]
+    before = np.array([cf["p_yes_before"] > cf["p_no_before"] for _, cf in pairs])
+    after = np.array([cf["p_yes_after"] > cf["p_no_after"] for _, cf in pairs])
+    right_before = before == np.array([cf["before"] == YES for _, cf in pairs])
+    right_after = after == np.array([cf["after"] == YES for _, cf in pairs])
+    changed = (before != after).astype(float)
+    survived = after[before].astype(float)
+    test = mcnemar(right_before, right_after)
+
+    def triple(values: np.ndarray, groups: Sequence[str]) -> list[float | None]:
+        if len(values) == 0:
+            return [None, None, None]
+        return [float(values.mean()), *_ci(values, groups, seed)]
+
+    return {
+        "n": len(pairs),
+        "evidence_sensitivity": triple(changed, clusters),
+        "prior_persistence": triple(survived, [c for c, b in zip(clusters, before) if b]),
+        "accuracy_before": triple(right_before.astype(float), clusters),
+        "accuracy_after": triple(right_after.astype(float), clusters),
+        "mcnemar": test,
+    }
+
+
+def dual_encoder_result(name: str, records: list[dict[str, Any]], seed: int) -> ProbeResult:
+    from mmdiag.probes.hallucination import CAPTION, HallucinationResult
+
+    clusters, real, blind = [], [], []
+    for r in records:
+        for sp, sa, bsp, bsa in zip(r["sim_present"], r["sim_absent"], r["blind_sim_present"], r["blind_sim_absent"]):
+            clusters.append(r["example_id"])
+            real.append(float(sp > sa))
+            blind.append(float(bsp > bsa))
+    real_a, blind_a = np.array(real), np.array(blind)
+    swaps = [(r["example_id"], r["swap"]) for r in records if "swap" in r]
+    # before the swap the old name must win, after it the new one: the preference follows the evidence
+    flipped = np.array([float((s["before"][0] > s["before"][1]) != (s["after"][0] > s["after"][1])) for _, s in swaps])
+    metrics = {
+        "pair_accuracy": _metric(real_a, clusters, seed, "present caption scores above absent (chance 0.5)"),
+        "blind_pair_accuracy": _metric(blind_a, clusters, seed, "the same on a mean-colour image"),
+        "multimodal_gain": _metric(real_a - blind_a, clusters, seed, "pair accuracy with image - blind"),
+        "evidence_sensitivity": _metric(flipped, [c for c, _ in swaps], seed,
+                                        "share of old-vs-new caption preferences that flip when the object's colour is swapped"),
+    }
+    counterfactuals = {}
+    if swaps:
+        right_before = np.array([s["before"][0] > s["before"][1] for _, s in swaps])
+        right_after = np.array([s["after"][1] > s["after"][0] for _, s in swaps])
+        groups = [c for c, _ in swaps]
+        m = metrics["evidence_sensitivity"]
+        counterfactuals["swap"] = {
+            "n": len(swaps), "evidence_sensitivity": [m.value, m.ci_low, m.ci_high], "prior_persistence": None,
+            "accuracy_before": [float(right_before.mean()), *_ci(right_before.astype(float), groups, seed)],
+            "accuracy_after": [float(right_after.mean()), *_ci(right_after.astype(float), groups, seed)],
+            "mcnemar": mcnemar(right_before, right_after)}
+    return HallucinationResult(probe=name, n_examples=len(records), n_failed=0, metrics=metrics, question_template=CAPTION,
+                               counterfactuals=counterfactuals)

@@ -1,0 +1,94 @@
+"""What the hallucination probe asks about one scene: POPE questions per split, counterfactual pairs, blinds.
+
+Everything here is pure bookkeeping over scenes with exact ground truth, so it is tested without a model.
+
+- POPE (Li et al., EMNLP 2023): the present objects (label yes) and, per split, as many absent ones (label no)
+  chosen at random, among the most frequent types, or among the types that co-occur most with the scene's
+  objects (statistics over the whole scene set). A question shared by several splits is asked once.
+- Counterfactual pairs, each with the answer before and after the edit known exactly:
+  ``remove`` (an object erased: "Is there a X?" yes -> no), ``swap`` (its colour changed: the old name
+  yes -> no), ``mirror`` (the scene flipped left-right: "Is A left of B?" yes -> no).
+- Blind inputs: blank grey, the image's mean colour, Gaussian noise, and VCD's diffusion noise on the pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmdiag.scenes.edits import EditError, mirror, remove_object, swap_colour
+from mmdiag.scenes.model import Scene
+from mmdiag.scenes.questions import (
+    POPE_SPLITS,
+    PRESENCE_TEMPLATE,
+    RELATION_TEMPLATE,
+    ObjectStatistics,
+    absent_objects,
+)
+from mmdiag.scenes.vocabulary import COLOURS
+
+BLINDS = ("blank", "mean_colour", "noise", "vcd_noise")
+EDITS = ("remove", "swap", "mirror")
+YES, NO = "yes", "no"
+
+
+@dataclass(frozen=True)
+class PopeItem:
+    """One presence question and the splits it belongs to."""
+
+    object: str
+    label: str
+    splits: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return PRESENCE_TEMPLATE.format(object=self.object)
+
+
+@dataclass(frozen=True)
+class CounterfactualItem:
+    """A question asked on a scene and on its edited twin, with the exact answer on each."""
+
+    edit: str
+    question: str
+    before: str
+    after: str
+    scene_after: Scene
+    subject: str  # the object the question is about
+
+
+def pope_items(scene: Scene, index: int, stats: ObjectStatistics, seed: int, per_scene: int) -> list[PopeItem]:
+    """Up to ``per_scene`` present objects, and as many absent ones per split, merged across splits."""
+    rng = np.random.default_rng([seed, index, 3])
+    present = [str(t) for t in rng.permutation(scene.object_names)][:per_scene]
+    items: dict[tuple[str, str], list[str]] = {(name, YES): list(POPE_SPLITS) for name in present}
+    for split in POPE_SPLITS:
+        split_rng = np.random.default_rng([seed, index, POPE_SPLITS.index(split)])
+        for name in absent_objects(scene, split, len(present), stats, split_rng):
+            items.setdefault((name, NO), []).append(split)
+    return [PopeItem(name, label, tuple(splits)) for (name, label), splits in items.items()]
+
+
+def counterfactual_items(scene: Scene, index: int, seed: int) -> list[CounterfactualItem]:
+    """One pair per edit kind the scene allows (mirror needs a left/right relation)."""
+    if not scene.objects:
+        return []
+    rng = np.random.default_rng([seed, index, 11])
+    target = scene.objects[int(rng.integers(len(scene.objects)))]
+    items = [CounterfactualItem("remove", PRESENCE_TEMPLATE.format(object=target.name), YES, NO,
+                                remove_object(scene, target.name), target.name)]
+    colours = [c for c in COLOURS if c != target.colour and not scene.has(f"{c} {target.shape}")]
+    if colours:
+        try:
+            swapped = swap_colour(scene, target.name, colours[int(rng.integers(len(colours)))])
+            items.append(CounterfactualItem("swap", PRESENCE_TEMPLATE.format(object=target.name), YES, NO, swapped,
+                                            target.name))
+        except EditError:
+            pass
+    horizontal = [r for r in scene.relations() if r.relation in ("left of", "right of")]
+    if horizontal:
+        rel = horizontal[int(rng.integers(len(horizontal)))]
+        text = RELATION_TEMPLATE.format(subject=rel.subject, relation=rel.relation, object=rel.object)
+        items.append(CounterfactualItem("mirror", text, YES, NO, mirror(scene, "horizontal"), rel.subject))
+    return items

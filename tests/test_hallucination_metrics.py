@@ -1,0 +1,87 @@
+"""Known answers for the hallucination statistics: CHAIR, McNemar, the counterfactual plan and aggregation."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmdiag.metrics.chair import SynonymTable, chair, coco_table
+from mmdiag.metrics.stats import mcnemar
+from mmdiag.probes.hallucination_metrics import _adversarial_gap, _counterfactual_stats
+from mmdiag.probes.hallucination_plan import counterfactual_items, pope_items
+from mmdiag.scenes.generate import generate_scenes
+from mmdiag.scenes.questions import ObjectStatistics
+
+
+def test_chair_on_hand_built_captions():
+    table = SynonymTable.scenes()
+    captions = ["There is a red circle and a blue square .", "two green triangles", "nothing here", "a circle"]
+    truths = [["red circle"], ["green triangle", "red square"], ["blue circle"], ["red circle"]]
+    scores = chair(captions, truths, table)
+    # mentions: red circle, blue square (wrong), green triangle; "a circle" names no colour: not an object
+    assert (scores.mentions, scores.hallucinated) == (3, 1)
+    assert scores.chair_i == pytest.approx(1 / 3)
+    assert scores.chair_s == pytest.approx(1 / 4)
+    assert scores.recall == pytest.approx(2 / 5)
+
+
+def test_coco_synonyms_cover_the_80_classes_and_prefer_long_phrases():
+    table = coco_table()
+    assert len(set(table.synonyms.values())) == 80
+    assert table.mentions("a teddy bear next to a hot dog and two men") == ["teddy bear", "hot dog", "person"]
+
+
+def test_mcnemar_exact_values():
+    # b = 4 (right then wrong), c = 0: two-sided exact p = 2 * 0.5**4
+    assert mcnemar([1, 1, 1, 1, 0, 1], [0, 0, 0, 0, 0, 1]) == {"b": 4, "c": 0, "p_value": pytest.approx(0.125)}
+    assert mcnemar([1, 0], [0, 1])["p_value"] == pytest.approx(1.0)
+    assert mcnemar([1, 1], [1, 1]) == {"b": 0, "c": 0, "p_value": 1.0}
+    # b = 10, c = 1: p = 2 * (C(11,0) + C(11,1)) / 2**11 = 24 / 2048
+    assert mcnemar([1] * 10 + [0], [0] * 10 + [1])["p_value"] == pytest.approx(24 / 2048)
+
+
+def test_counterfactual_plan_has_exact_answers():
+    scenes = generate_scenes(30, seed=3)
+    for index, scene in enumerate(scenes):
+        for item in counterfactual_items(scene, index, 0):
+            after = item.scene_after
+            if item.edit in ("remove", "swap"):
+                assert scene.has(item.subject) and not after.has(item.subject)
+            else:
+                flipped = {(r.subject, r.relation, r.object) for r in after.relations()}
+                text = item.question
+                assert any(f"{s} {rel} the {o}" in text for s, rel, o in
+                           {(r.subject, r.relation, r.object) for r in scene.relations()})
+                assert not any(f"the {s} {rel} the {o}" in text for s, rel, o in flipped)
+
+
+def test_pope_items_merge_splits_and_balance_labels():
+    scenes = generate_scenes(20, seed=3)
+    stats = ObjectStatistics.of(scenes)
+    for index, scene in enumerate(scenes):
+        items = pope_items(scene, index, stats, 0, 3)
+        for split in ("random", "popular", "adversarial"):
+            labels = [i.label for i in items if split in i.splits]
+            assert labels.count("yes") == labels.count("no") == min(3, len(scene.objects))
+        assert len({(i.object, i.label) for i in items}) == len(items)
+
+
+def test_counterfactual_statistics_on_a_hand_built_set():
+    def pair(before_yes, after_yes):
+        return {"before": "yes", "after": "no", "p_yes_before": 0.9 if before_yes else 0.1, "p_no_before": 0.5,
+                "p_yes_after": 0.9 if after_yes else 0.1, "p_no_after": 0.5}
+
+    pairs = [("a", pair(True, False)), ("b", pair(True, True)), ("c", pair(True, True)), ("d", pair(False, False))]
+    stats = _counterfactual_stats(pairs, seed=0)
+    assert stats["evidence_sensitivity"][0] == pytest.approx(1 / 4)
+    assert stats["prior_persistence"][0] == pytest.approx(2 / 3)
+    assert stats["accuracy_before"][0] == pytest.approx(3 / 4) and stats["accuracy_after"][0] == pytest.approx(2 / 4)
+    assert stats["mcnemar"]["b"] == 2 and stats["mcnemar"]["c"] == 1
+
+
+def test_adversarial_gap_known_answer():
+    rows = [  # scene, question, object, label, splits, p_yes, p_no
+        ("s1", "", "x", "no", ["adversarial"], 0.9, 0.1), ("s1", "", "y", "no", ["random"], 0.1, 0.9),
+        ("s2", "", "x", "no", ["adversarial", "random"], 0.9, 0.1), ("s2", "", "z", "no", ["random"], 0.1, 0.9),
+    ]
+    # s1: 1 - 0 = 1; s2: adversarial 1, random (1 + 0) / 2 = 0.5 -> 0.5; mean 0.75
+    assert _adversarial_gap(rows, seed=0).value == pytest.approx(0.75)
