@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     pope.add_argument("--questions", action="append", required=True, help="POPE question file (repeat: one per split)")
     pope.add_argument("--answers", action="append", default=[],
                       help="answers JSONL (question_id + answer/text): one for all, or one per --questions; "
-                           "with --model, where the model's answers are written (default pope-answers.jsonl next to --out)")
+                           "with --model, a folder for the model's answers, one <question stem>.answers.jsonl per "
+                           "question file (default: next to each question file)")
     pope.add_argument("--model", default=None, help="answer the questions with this model first (logit decisions, resumable)")
     pope.add_argument("--image-dir", default=None, help="with --model: folder of the question files' images "
                                                         "(default: each question file's folder)")
@@ -218,9 +219,10 @@ def _cmd_pope(args: argparse.Namespace) -> int:
         from mmdiag.pope_scoring import answer_pope
 
         if len(args.answers) > 1:
-            raise ConfigError("with --model give at most one --answers file: the model's answers are written there")
-        target = args.answers[0] if args.answers else Path(args.out).with_suffix(".answers.jsonl") if args.out else "pope-answers.jsonl"
-        args.answers = [str(answer_pope(load_adapter(args.model), args.questions, target, args.image_dir))]
+            raise ConfigError("with --model give at most one --answers folder: the model's answers are written there")
+        adapter = load_adapter(args.model)
+        args.answers = [str(answer_pope(adapter, q, Path(args.answers[0] if args.answers else Path(q).parent) / f"{Path(q).stem}.answers.jsonl",
+                                        args.image_dir)) for q in args.questions]
     elif not args.answers:
         raise ConfigError("give --answers (answers of any system) or --model (to answer with a model first)")
     results = score_pope(args.questions, args.answers, args.rule)

@@ -50,14 +50,15 @@ def score_pope(question_files: list[str | Path], answer_files: list[str | Path],
     return results
 
 
-def answer_pope(adapter: Any, question_files: list[str | Path], answers_path: str | Path, image_dir: str | Path | None = None,
+def answer_pope(adapter: Any, question_file: str | Path, answers_path: str | Path, image_dir: str | Path | None = None,
                 progress: bool = True) -> Path:
-    """Run a generative model on POPE question files, appending one JSON line per answer to ``answers_path``.
+    """Run a generative model on one POPE question file, appending one JSON line per answer to ``answers_path``.
 
     Decisions come from first-token logits (P(yes) > P(no)), with every question about one image sharing its
     encoded image and prompt prefix; the answer is written as "Yes"/"No" with ``p_yes``/``p_no``. Images are
-    read from ``image_dir`` (default: each question file's folder). Questions already answered in
-    ``answers_path`` are skipped, so a killed run resumes where it stopped.
+    read from ``image_dir`` (default: the question file's folder, or its ``images/`` subfolder as
+    ``mmdiag scenes`` writes it). Questions already answered in ``answers_path`` are skipped, so a killed run
+    resumes where it stopped.
     """
     import json
 
@@ -67,15 +68,17 @@ def answer_pope(adapter: Any, question_files: list[str | Path], answers_path: st
 
     answers_path = Path(answers_path)
     done = set(read_answers(answers_path)) if answers_path.is_file() else set()
+    folder = Path(image_dir) if image_dir else Path(question_file).parent
     by_image: dict[Path, list[Any]] = {}
-    for question_file in question_files:
-        folder = Path(image_dir) if image_dir else Path(question_file).parent
-        for q in read_pope_jsonl(question_file):
-            if str(q.question_id) not in done:
-                by_image.setdefault(folder / q.image, []).append(q)
+    for q in read_pope_jsonl(question_file):
+        if str(q.question_id) not in done:
+            path = folder / q.image
+            if not path.is_file() and image_dir is None and (folder / "images" / q.image).is_file():
+                path = folder / "images" / q.image
+            by_image.setdefault(path, []).append(q)
     answers_path.parent.mkdir(parents=True, exist_ok=True)
     with answers_path.open("a", encoding="utf-8") as sink:
-        for image_path, questions in tqdm(by_image.items(), desc="pope", disable=not progress):
+        for image_path, questions in tqdm(by_image.items(), desc=Path(question_file).stem, disable=not progress):
             scores = adapter.answer_scores_per_image([load_image(image_path)], [[q.text for q in questions]])[0]
             for q, p_yes, p_no in zip(questions, scores.p_yes, scores.p_no):
                 row = {"question_id": q.question_id, "answer": "Yes" if p_yes > p_no else "No",

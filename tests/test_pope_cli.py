@@ -71,3 +71,24 @@ def test_missing_answers_and_bad_files_are_named(files, tmp_path, capsys):
     assert "broken.jsonl:1 needs question_id and an 'answer'" in capsys.readouterr().err
     assert main(["pope", "--questions", str(q), "--answers", str(partial), "--rule", "gpt-judge"]) == 2
     assert "unknown parsing rule 'gpt-judge'" in capsys.readouterr().err
+
+
+def test_pope_with_a_model_answers_scores_and_resumes(tmp_path, tiny_paths, capsys):
+    """--model answers every question (logit decisions, KV cache shared per image), then scores them;
+    a second run finds every answer written and adds none."""
+    assert main(["scenes", "--n", "4", "--out", str(tmp_path / "set")]) == 0
+    questions = sorted((tmp_path / "set").glob("pope_*.jsonl"))
+    assert [q.stem for q in questions] == ["pope_adversarial", "pope_popular", "pope_random"]
+    capsys.readouterr()
+    args = ["pope", "--model", str(tiny_paths["llava"]), *[a for q in questions for a in ("--questions", str(q))],
+            "--answers", str(tmp_path / "answers")]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {q.stem for q in questions}
+    answers = [line for q in questions for line in (tmp_path / "answers" / f"{q.stem}.answers.jsonl").read_text().splitlines()]
+    n_questions = sum(len(q.read_text().splitlines()) for q in questions)
+    assert len(answers) == n_questions and all(json.loads(a)["answer"] in ("Yes", "No") for a in answers)
+    for result in out.values():
+        assert result["missing"] == 0 and result["unparsed"] == 0 and result["n"] > 0
+    assert main(args) == 0
+    assert sum(len((tmp_path / "answers" / f"{q.stem}.answers.jsonl").read_text().splitlines()) for q in questions) == n_questions

@@ -13,7 +13,7 @@ from mmdiag.report.markdown import _cell
 
 
 def retention_comparison(comparison: Any) -> str | None:
-    """Retention of each spatial task at each run's last stage, one bar group per task."""
+    """Retention of each spatial task at each run's projector output (else its last stage), one bar group per task."""
     runs = [r for r in comparison.runs if r.spatial and r.spatial.get("stages")]
     if not runs:
         return None
@@ -21,10 +21,11 @@ def retention_comparison(comparison: Any) -> str | None:
     fig, ax = plt.subplots(figsize=(7, 3.2))
     width = 0.8 / len(runs)
     for k, run in enumerate(runs):
-        final = run.spatial["scores"][run.spatial["stages"][-1]]
+        stage = "projector" if "projector" in run.spatial["stages"] else run.spatial["stages"][-1]
+        final = run.spatial["scores"][stage]
         values = [final.get(t, {}).get("retention") for t in tasks]
         ax.bar(np.arange(len(tasks)) + k * width, [np.nan if v is None else v for v in values], width,
-               label=f"{run.label} ({run.spatial['stages'][-1]})")
+               label=f"{run.label} ({stage})")
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xticks(np.arange(len(tasks)) + width * (len(runs) - 1) / 2, tasks, rotation=20)
