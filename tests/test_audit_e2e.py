@@ -61,13 +61,20 @@ def test_failing_gate_exits_1_and_names_the_gate(tmp_path, tiny_paths, capsys):
     assert "FAIL" in (out / "report.md").read_text()
 
 
-def test_default_model_is_built_and_audited(tmp_path, monkeypatch):
+def test_default_model_is_the_shipped_reference_llava(tmp_path, monkeypatch):
+    """With no --model the audit runs on the shipped ref-llava-mlp (an empty cache changes nothing)."""
+    from mmdiag.zoo.build import SHIPPED_DIR
+
     monkeypatch.setenv("MMDIAG_HOME", str(tmp_path / "home"))
     code = main(["audit", "--out", str(tmp_path / "run"), "--n-scenes", "4", "--no-progress", "--probes", "hallucination"])
     assert code == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["metadata"]["model"]["family"] == "llava"
-    assert any("random-weight" in note for note in results["notes"])
+    if (SHIPPED_DIR / "ref-llava-mlp" / "config.json").is_file():
+        assert any("ref-llava-mlp" in note for note in results["notes"])
+        assert results["metadata"]["model"]["source"].endswith("ref-llava-mlp")
+    else:
+        assert any("random-weight" in note for note in results["notes"])
 
 
 def test_report_is_rebuilt_from_the_run_folder_alone(tmp_path, tiny_paths):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mmdiag.scenes.model import Scene, SceneObject
-from mmdiag.scenes.vocabulary import COLOURS, OBJECT_TYPES, SHAPES, SIZES
+from mmdiag.scenes.vocabulary import COLOURS, OBJECT_TYPES, SHAPES, SIZE_WORDS, SIZES
 
 PLACEMENT_GAP = 0.04  # minimum empty border between objects (normalised)
 BORDER = 0.03
@@ -22,18 +22,22 @@ BORDER = 0.03
 class Cooccurrence:
     """Plant a prior: when ``anchor`` is in a scene, ``partner`` is too with probability ``p``.
 
-    ``anchor_rate`` is the share of scenes that contain the anchor at all.
+    ``anchor_rate`` is the share of scenes that contain the anchor at all. ``partner_size`` (a size name)
+    draws every partner at that size, weakening its visual evidence (a prior only shows where seeing is hard).
     """
 
     anchor: str = "red circle"
     partner: str = "green triangle"
     p: float = 0.9
     anchor_rate: float = 0.5
+    partner_size: str | None = None
 
     def __post_init__(self) -> None:
         for name in (self.anchor, self.partner):
             if name not in OBJECT_TYPES:
                 raise ValueError(f"unknown object type '{name}': choose from {', '.join(OBJECT_TYPES)}")
+        if self.partner_size is not None and self.partner_size not in SIZES:
+            raise ValueError(f"unknown size '{self.partner_size}': choose one of {', '.join(SIZES)}")
         if self.anchor == self.partner or not (0 <= self.p <= 1 and 0 <= self.anchor_rate <= 1):
             raise ValueError("anchor and partner must differ; p and anchor_rate must lie in [0, 1]")
 
@@ -45,7 +49,7 @@ class SceneRecipe:
     min_objects: int = 1
     max_objects: int = 3
     background: str = "plain"  # "plain" | "textured" | "mixed"
-    sizes: tuple[str, ...] = tuple(SIZES)
+    sizes: tuple[str, ...] = SIZE_WORDS
     cooccurrence: Cooccurrence | None = None
     types: tuple[str, ...] = field(default=OBJECT_TYPES)
 
@@ -78,6 +82,8 @@ def generate_scene(recipe: SceneRecipe, seed: int, index: int, prefix: str = "sc
     for name in names:
         colour, shape = name.split(" ")
         size = str(rng.choice(recipe.sizes))
+        if recipe.cooccurrence is not None and recipe.cooccurrence.partner_size and name == recipe.cooccurrence.partner:
+            size = recipe.cooccurrence.partner_size
         obj = _place(rng, colour, shape, size, objects)
         if obj is not None:
             objects.append(obj)

@@ -13,7 +13,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "yellow": (230, 200, 30),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
-SIZES: dict[str, float] = {"small": 0.16, "large": 0.24}  # object extent as a fraction of the image side
+SIZES: dict[str, float] = {"small": 0.16, "large": 0.24, "tiny": 0.09}  # object extent as a fraction of the image side
+SIZE_WORDS: tuple[str, ...] = ("small", "large")  # "tiny" is only drawn (weak evidence for a planted prior), never said
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
 
 OBJECT_TYPES: tuple[str, ...] = tuple(f"{c} {s}" for c in COLOURS for s in SHAPES)
@@ -35,7 +36,7 @@ PROMPT_WORDS: tuple[str, ...] = (
 def all_words() -> list[str]:
     """Every word of the synthetic world, deduplicated, in a fixed order."""
     words: list[str] = []
-    for w in (*COLOURS, *SHAPES, *SIZES, *PROMPT_WORDS):
+    for w in (*COLOURS, *SHAPES, *SIZE_WORDS, *PROMPT_WORDS):
         if w not in words:
             words.append(w)
     return words

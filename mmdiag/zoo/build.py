@@ -91,8 +91,12 @@ def finish(name: str, recipe: ZooRecipe, model: Any, processor: Any, log: Any, o
     if recipe.kind == "clip":
         scores = {"caption_accuracy": models.caption_accuracy(adapter, scenes, resolution)}
     else:
+        from mmdiag.zoo.recipes import BIAS
+
         scores = {"presence_accuracy": models.presence_accuracy(adapter, scenes, resolution),
-                  "relation_accuracy": models.relation_accuracy(adapter, scenes[: max(1, len(scenes) * 2 // 5)], resolution)}
+                  "relation_accuracy": models.relation_accuracy(adapter, scenes[: max(1, len(scenes) * 2 // 5)], resolution),
+                  # the planted prior's probe, measured on every LLaVA so the biased one can be compared
+                  "prior_yes_after_removal": float(models.prior_yes_after_removal(adapter, BIAS, eval_scenes, resolution).mean())}
     first, last = log.smoothed()
     card = {
         "name": name, "description": recipe.description, "recipe": _jsonable(asdict(recipe)),

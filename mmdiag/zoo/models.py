@@ -148,3 +148,21 @@ def caption_accuracy(adapter: Any, scenes: list, resolution: int, distractors: i
         sims = adapter.similarity([render(s, resolution)], captions)[0]
         hits.append(int(torch.argmax(sims)) == 0)
     return float(np.mean(hits))
+
+
+def prior_yes_after_removal(adapter: Any, bias: Any, n: int, resolution: int, seed: int = 30_000) -> np.ndarray:
+    """Per held-out scene holding the anchor and its partner: does the model still say "yes" to the partner
+    once the partner is erased? (True = the language prior wins over the evidence.)"""
+    from dataclasses import replace
+
+    from mmdiag.scenes.edits import remove_object
+
+    recipe = SceneRecipe(min_objects=2, max_objects=3, cooccurrence=replace(bias, p=1.0, anchor_rate=1.0))
+    scenes = [s for s in generate_scenes(n, seed, recipe, prefix="prior") if s.has(bias.partner) and s.has(bias.anchor)]
+    images = [render(remove_object(s, bias.partner), resolution) for s in scenes]
+    question = PRESENCE_TEMPLATE.format(object=bias.partner)
+    says = []
+    for i in range(0, len(images), 32):
+        chunk = images[i:i + 32]
+        says += list(adapter.answer_scores(chunk, [question] * len(chunk)).says_yes)
+    return np.array(says, dtype=bool)

@@ -18,7 +18,7 @@ LM_STEPS = OptimSpec(steps=7000, batch=32, lr=1e-3)
 LLAVA_STEPS = OptimSpec(steps=800, batch=32, lr=1e-3, warmup=50)
 CURRICULUM_STEPS = 1000
 CAPTION_SHARE = 0.25
-BIAS = Cooccurrence(anchor="red circle", partner="green triangle", p=0.95, anchor_rate=0.5)
+BIAS = Cooccurrence(anchor="red circle", partner="green triangle", p=1.0, anchor_rate=0.5, partner_size="tiny")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,6 @@ RECIPES: dict[str, ZooRecipe] = {
         ZooRecipe("ref-llava-pool", "llava", "2-D average pooling of the 8x8 patch grid to 4x4, then an MLP (DeCo/C-Abstractor-like)",
                   projector="pool"),
         ZooRecipe("ref-llava-biased", "llava", "like ref-llava-mlp, trained with a planted prior: a green triangle accompanies "
-                  "95% of red circles", scenes=SceneRecipe(min_objects=1, max_objects=3, cooccurrence=BIAS)),
+                  "every red circle, drawn tiny (weak visual evidence, so the prior can show)", scenes=SceneRecipe(min_objects=1, max_objects=3, cooccurrence=BIAS)),
     )
 }
