@@ -7,7 +7,7 @@ positions after a middle and the last layer (generative models). Each example is
 
 Tasks: ``colour``, ``shape`` (controls that should survive everywhere), ``half`` (left/right), ``grid_cell``
 (3x3), ``centre_x``/``centre_y`` (R²), ``left_of``/``above`` (is the reference object left of / above the
-other — identities fixed by construction, classes balanced), and ``control`` (Hewitt & Liang 2019: the
+other — identities fixed by construction, sides drawn by a seeded coin so classes are near-balanced; chance is reported), and ``control`` (Hewitt & Liang 2019: the
 grid-cell labels replaced by a fixed random cell per object type). Selectivity = accuracy - control accuracy.
 
 Readouts (see :mod:`mmdiag.probes.spatial_readouts`): an attention-pooled per-token probe and a flattened
@@ -154,7 +154,7 @@ class SpatialProbe(Probe):
         result = SpatialResult(
             probe=self.name, n_examples=len(records), n_failed=0, metrics={}, stages=stages,
             tasks=[*CLASSIFICATION, *REGRESSION],
-            readout=(f"primary: attention-pooled per-token linear probe; also flattened tokens -> PCA <= {PCA_BUDGET}; "
+            readout=(f"primary: salience-attention pooled tokens -> linear probe; also flattened tokens -> PCA <= {PCA_BUDGET}; "
                      f"tokens first projected to {TOKEN_DIMS} dims (seeded); {FOLDS}-fold CV, out-of-fold scores, "
                      "bootstrap CI over scenes"),
         )
@@ -253,16 +253,25 @@ def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:
 
 
 def _pair_scene(scene: Scene, seed: int, index: int) -> Scene | None:
-    """The scene with the reference object inserted at a seeded free place (balanced sides by the seed)."""
+    """The scene with the reference object inserted at a seeded free place, on a seeded side of the object
+    horizontally and vertically (left-of and above near-balanced: a side that does not fit falls back to anywhere)."""
     name = REFERENCE[1] if scene.has(REFERENCE[0]) else REFERENCE[0]
     colour, shape = name.split()
+    obj = scene.objects[0]
     rng = np.random.default_rng([seed, index, 23])
-    for _ in range(20):
-        at = (float(rng.uniform(0.12, 0.88)), float(rng.uniform(0.12, 0.88)))
-        try:
-            return insert_object(scene, colour, shape, "small", at=at)
-        except EditError:
-            continue
+    want_left, want_above = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+    low, high, gap = 0.12, 0.88, 0.2
+    x_range = (low, obj.cx - gap) if want_left else (obj.cx + gap, high)
+    y_range = (low, obj.cy - gap) if want_above else (obj.cy + gap, high)
+    ranges = [(x_range if x_range[0] < x_range[1] else (low, high), y_range if y_range[0] < y_range[1] else (low, high))]
+    ranges.append(((low, high), (low, high)))
+    for xr, yr in ranges:
+        for _ in range(20):
+            at = (float(rng.uniform(*xr)), float(rng.uniform(*yr)))
+            try:
+                return insert_object(scene, colour, shape, "small", at=at)
+            except EditError:
+                continue
     return None
 
 
