@@ -49,7 +49,6 @@ CLASSIFICATION = ("colour", "shape", "half", "grid_cell", "left_of", "above", "c
 REGRESSION = ("centre_x", "centre_y")
 POSITION_TASKS = ("half", "grid_cell", "centre_x", "centre_y")
 RELATION_TASKS = ("left_of", "above")
-PAIR_TASKS = RELATION_TASKS
 REFERENCE = ("red circle", "blue square")  # the inserted object (the second when the scene holds the first)
 PAIR = "@pair"
 
@@ -186,7 +185,7 @@ class SpatialProbe(Probe):
 
     def _task(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
               readout: str) -> dict[str, Any]:
-        key = stage + PAIR if task in PAIR_TASKS else stage
+        key = stage + PAIR if task in RELATION_TASKS else stage
         rows = [(a[key], r["labels"][task]) for a, r in zip(arrays, records) if r["labels"].get(task) is not None]
         if not rows:
             return {"score": None, "ci_low": None, "ci_high": None, "chance": None, "metric": "accuracy"}
