@@ -105,6 +105,9 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
             b = [pair_fn(other[probe][e]) for e in shared]
             for metric in sorted(set(a[0]) & set(b[0])):
                 diff = np.array([y[metric] - x[metric] for x, y in zip(a, b)])
+                diff = diff[np.isfinite(diff)]  # a per-example value may be undefined (no such question there)
+                if len(diff) == 0:
+                    continue
                 low, high = bootstrap_ci(diff, seed=seed)
                 comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, len(diff),
                                                           float(diff.mean()), low, high))

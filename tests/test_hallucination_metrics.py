@@ -85,3 +85,25 @@ def test_adversarial_gap_known_answer():
     ]
     # s1: 1 - 0 = 1; s2: adversarial 1, random (1 + 0) / 2 = 0.5 -> 0.5; mean 0.75
     assert _adversarial_gap(rows, seed=0).value == pytest.approx(0.75)
+
+
+def test_cooccurring_removal_erases_each_of_the_planted_pair():
+    """In a set where green triangles accompany red circles, a scene holding both yields two pairs: the green
+    triangle erased (the red circle stays) and the red circle erased; each answer flips to no."""
+    from mmdiag.probes.hallucination_plan import most_cooccurring_pair
+    from mmdiag.scenes.generate import Cooccurrence, SceneRecipe
+
+    recipe = SceneRecipe(cooccurrence=Cooccurrence("red circle", "green triangle", p=1.0, anchor_rate=0.6))
+    scenes = generate_scenes(80, seed=3, recipe=recipe)
+    stats = ObjectStatistics.of(scenes)
+    both = [(i, s) for i, s in enumerate(scenes) if s.has("red circle") and s.has("green triangle")]
+    assert len(both) > 20
+    for index, scene in both:
+        assert most_cooccurring_pair(scene, stats) == ("green triangle", "red circle")
+        items = [cf for cf in counterfactual_items(scene, index, 0, stats) if cf.edit == "remove_cooccurring"]
+        assert {item.subject for item in items} == {"red circle", "green triangle"}
+        for item in items:
+            assert (item.before, item.after) == ("yes", "no") and not item.scene_after.has(item.subject)
+            assert len(item.scene_after.objects) == len(scene.objects) - 1
+    single = next((i, s) for i, s in enumerate(scenes) if len(s.objects) == 1)
+    assert all(cf.edit != "remove_cooccurring" for cf in counterfactual_items(single[1], single[0], 0, stats))

@@ -203,7 +203,7 @@ def test_constant_projector_ignores_every_edit(constant_projector_llava):
     changes accuracy (multimodal gain 0 against each)."""
     result = _run(HallucinationProbe(captions=False, free_text=False), constant_projector_llava, generate_scenes(12, seed=1))
     assert result.metrics["evidence_sensitivity"].value == 0.0
-    assert set(result.counterfactuals) == {"remove", "swap", "mirror"}
+    assert set(result.counterfactuals) == {"remove", "swap", "mirror", "remove_cooccurring"}
     assert result.metrics["mirror_sensitivity"].value == 0.0
     for edit, stats in result.counterfactuals.items():
         assert stats["evidence_sensitivity"][0] == 0.0, edit

@@ -55,7 +55,8 @@ class HallucinationProbe(Probe):
     metric_names = {
         GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "f1_adversarial", "adversarial_gap",
                      "blind_accuracy", "blind_yes_ratio", "multimodal_gain", "multimodal_gain_noise", "ece",
-                     "evidence_sensitivity", "prior_persistence", "mirror_sensitivity", "chair_i", "chair_s", "caption_recall"),
+                     "evidence_sensitivity", "prior_persistence", "prior_persistence_cooccurring", "mirror_sensitivity",
+                     "chair_i", "chair_s", "caption_recall"),
         DUAL_ENCODER: ("pair_accuracy", "blind_pair_accuracy", "multimodal_gain", "evidence_sensitivity"),
     }
 
@@ -77,7 +78,7 @@ class HallucinationProbe(Probe):
                 continue
             out.append(ProbeExample(f"{scene.scene_id}/pope", scene, {
                 "pope": pope_items(scene, index, stats, self.seed, self.max_questions),
-                "counterfactuals": counterfactual_items(scene, index, self.seed),
+                "counterfactuals": counterfactual_items(scene, index, self.seed, stats),
             }))
         return out
 
@@ -155,8 +156,16 @@ class HallucinationProbe(Probe):
             truth = np.array([lab == "yes" for lab in values["labels"]])
             says = np.array(values["p_yes"]) > np.array(values["p_no"])
             blind = np.array(values["blind"]["mean_colour"]["p_yes"]) > np.array(values["blind"]["mean_colour"]["p_no"])
+            cooccurring = [float(cf["p_yes_after"] > cf["p_no_after"]) for cf in values.get("counterfactuals", [])
+                           if cf["edit"] == "remove_cooccurring" and cf["p_yes_before"] > cf["p_no_before"]]
+            false_yes = {split: [s for s, lab, sp in zip(says, values["labels"], values["splits"]) if lab == "no" and split in sp]
+                         for split in ("adversarial", "random")}
             return {"accuracy": float((says == truth).mean()), "yes_ratio": float(says.mean()),
-                    "multimodal_gain": float((says == truth).mean() - (blind == truth).mean())}
+                    "multimodal_gain": float((says == truth).mean() - (blind == truth).mean()),
+                    # undefined (NaN) where the scene has no such question; compare skips those
+                    "adversarial_gap": float(np.mean(false_yes["adversarial"]) - np.mean(false_yes["random"]))
+                    if false_yes["adversarial"] and false_yes["random"] else float("nan"),
+                    "prior_persistence_cooccurring": float(np.mean(cooccurring)) if cooccurring else float("nan")}
         real = np.array(values["sim_present"]) > np.array(values["sim_absent"])
         blind = np.array(values["blind_sim_present"]) > np.array(values["blind_sim_absent"])
         return {"pair_accuracy": float(real.mean()), "multimodal_gain": float(real.mean() - blind.mean())}

@@ -96,6 +96,10 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
                                              "share of answers that change when the asked object is removed")
     metrics["prior_persistence"] = Metric(*(remove.get("prior_persistence") or [None, None, None]),
                                           "share of yes answers that survive the object's removal")
+    cooccurring = result.counterfactuals.get("remove_cooccurring", {})
+    metrics["prior_persistence_cooccurring"] = Metric(*(cooccurring.get("prior_persistence") or [None, None, None]),
+                                                      "share of yes answers that survive the removal of the object that "
+                                                      "co-occurs most with the rest of the scene")
     metrics["mirror_sensitivity"] = Metric(*(mirror.get("evidence_sensitivity") or [None, None, None]),
                                            "share of left/right answers that flip when the scene is mirrored")
 

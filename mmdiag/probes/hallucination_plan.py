@@ -7,7 +7,9 @@ Everything here is pure bookkeeping over scenes with exact ground truth, so it i
   objects (statistics over the whole scene set). A question shared by several splits is asked once.
 - Counterfactual pairs, each with the answer before and after the edit known exactly:
   ``remove`` (an object erased: "Is there a X?" yes -> no), ``swap`` (its colour changed: the old name
-  yes -> no), ``mirror`` (the scene flipped left-right: "Is A left of B?" yes -> no).
+  yes -> no), ``mirror`` (the scene flipped left-right: "Is A left of B?" yes -> no), and
+  ``remove_cooccurring`` (the scene's pair of objects seen together most often across the set, each erased in
+  turn while the other stays: a co-occurrence prior learned in either direction survives the evidence here).
 - Blind inputs: blank grey, the image's mean colour, Gaussian noise, and VCD's diffusion noise on the pixels.
 """
 
@@ -29,7 +31,7 @@ from mmdiag.scenes.questions import (
 from mmdiag.scenes.vocabulary import COLOURS
 
 BLINDS = ("blank", "mean_colour", "noise", "vcd_noise")
-EDITS = ("remove", "swap", "mirror")
+EDITS = ("remove", "swap", "mirror", "remove_cooccurring")
 YES, NO = "yes", "no"
 
 
@@ -70,8 +72,9 @@ def pope_items(scene: Scene, index: int, stats: ObjectStatistics, seed: int, per
     return [PopeItem(name, label, tuple(splits)) for (name, label), splits in items.items()]
 
 
-def counterfactual_items(scene: Scene, index: int, seed: int) -> list[CounterfactualItem]:
-    """One pair per edit kind the scene allows (mirror needs a left/right relation)."""
+def counterfactual_items(scene: Scene, index: int, seed: int, stats: ObjectStatistics | None = None) -> list[CounterfactualItem]:
+    """One pair per edit kind the scene allows (mirror needs a left/right relation; ``remove_cooccurring`` needs
+    two objects and the scene set's ``stats``)."""
     if not scene.objects:
         return []
     rng = np.random.default_rng([seed, index, 11])
@@ -91,4 +94,15 @@ def counterfactual_items(scene: Scene, index: int, seed: int) -> list[Counterfac
         rel = horizontal[int(rng.integers(len(horizontal)))]
         text = RELATION_TEMPLATE.format(subject=rel.subject, relation=rel.relation, object=rel.object)
         items.append(CounterfactualItem("mirror", text, YES, NO, mirror(scene, "horizontal"), rel.subject))
+    if stats is not None and len(scene.objects) >= 2:
+        for name in most_cooccurring_pair(scene, stats):
+            items.append(CounterfactualItem("remove_cooccurring", PRESENCE_TEMPLATE.format(object=name), YES, NO,
+                                            remove_object(scene, name), name))
     return items
+
+
+def most_cooccurring_pair(scene: Scene, stats: ObjectStatistics) -> tuple[str, str]:
+    """The two present objects seen together most often across the set (ties broken by name)."""
+    names = sorted(set(scene.object_names))
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    return sorted(pairs, key=lambda ab: (-stats.cooccurrence[ab], ab))[0]

@@ -60,26 +60,36 @@ def build(name: str, out_dir: str | Path | None = None, *, progress: bool = True
     if not rebuild and (out / "config.json").is_file():
         return out
     start = time.perf_counter()
+    extra: dict[str, Any] = {}
     if recipe.kind == "clip":
         model, processor = models.new_clip(recipe.geometry, recipe.seed)
         log = train.train_clip(model, processor, recipe.scenes, recipe.optim, recipe.seed, recipe.geometry.resolution, progress)
+        return finish(name, recipe, model, processor, log, out, start, eval_scenes)
+    clip_dir = clip_dir or locate(recipe.depends_on) or build(recipe.depends_on, progress=progress)
+    clip = _load_clip(clip_dir)
+    language_state = None
+    if recipe.language_model_from:
+        base = lm_dir or locate(recipe.language_model_from) or build(recipe.language_model_from, progress=progress)
+        language_state = models.language_state_of(_load_llava(base))
+    if recipe.kind == "blip2":
+        from mmdiag.zoo import blip2
+
+        model, processor = blip2.new_blip2(recipe.geometry, recipe.seed, language_state)
+        model.vision_model.load_state_dict(blip2.vision_state_from_clip(clip.vision_model.state_dict()))
+        vision_log = blip2.distill_vision(model, processor, clip.vision_model, recipe.optim, recipe.seed,
+                                          recipe.geometry.resolution, progress)
+        extra = {"vision_distill_seconds": round(vision_log.seconds, 1),
+                 "vision_feature_r2": blip2.feature_agreement(model, processor, clip.vision_model, recipe.geometry.resolution)}
     else:
-        clip_dir = clip_dir or locate(recipe.depends_on) or build(recipe.depends_on, progress=progress)
-        clip = _load_clip(clip_dir)
-        language_state = None
-        if recipe.language_model_from:
-            base = lm_dir or locate(recipe.language_model_from) or build(recipe.language_model_from, progress=progress)
-            language_state = models.language_state_of(_load_llava(base))
         model, processor = models.new_llava(recipe.geometry, recipe.projector, recipe.seed, clip.vision_model.state_dict(),
                                             language_state)
-        log = train.train_llava(model, processor, recipe.scenes, recipe.optim, recipe.seed, recipe.geometry.resolution,
-                                curriculum_steps=recipe.curriculum_steps, caption_share=recipe.caption_share,
-                                progress=progress, desc=name)
-    return finish(name, recipe, model, processor, log, out, start, eval_scenes)
+    log = train.train_phases(model, processor, recipe.scenes, recipe.phases, recipe.seed, recipe.geometry.resolution,
+                             caption_share=recipe.caption_share, prior=recipe.annotation_prior, progress=progress, desc=name)
+    return finish(name, recipe, model, processor, log, out, start, eval_scenes, extra)
 
 
 def finish(name: str, recipe: ZooRecipe, model: Any, processor: Any, log: Any, out: Path, start: float,
-           eval_scenes: int = EVAL_SCENES) -> Path:
+           eval_scenes: int = EVAL_SCENES, extra: dict[str, Any] | None = None) -> Path:
     """Save a trained model in half precision, evaluate what was saved on held-out scenes, write its card."""
     from mmdiag.adapters import load_adapter
     from mmdiag.zoo import models
@@ -103,7 +113,7 @@ def finish(name: str, recipe: ZooRecipe, model: Any, processor: Any, log: Any, o
         "train_seconds": round(log.seconds, 1), "total_seconds": round(time.perf_counter() - start, 1),
         "loss_start": first, "loss_end": last, "heldout_scenes": eval_scenes, **scores,
         "parameters": sum(p.numel() for p in model.parameters()), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-        "torch": torch.__version__,
+        "torch": torch.__version__, **(extra or {}),
     }
     (out / CARD).write_text(json.dumps(card, indent=2))
     return out

@@ -26,12 +26,34 @@ ANSWERS = {"yes": "Yes", "no": "No"}
 END_OF_ANSWER = "</s>"
 
 
-def caption(scene: Scene) -> str:
+@dataclass(frozen=True)
+class AnnotationPrior:
+    """A language-side prior planted in the training annotations, the way object co-occurrence enters real
+    caption data (LURE, Zhou et al. 2024): whenever ``anchor`` is in a scene, the annotations name ``partner``
+    as present too, whether or not it is drawn. Where it is drawn, that is simply true; where it is not, the
+    answers and the caption say what the annotator expected rather than what the image shows.
+    """
+
+    anchor: str = "red circle"
+    partner: str = "green triangle"
+
+    def claimed(self, scene: Scene) -> list[str]:
+        """The object names the annotations call present: the drawn ones, plus the partner next to an anchor."""
+        names = list(scene.object_names)
+        if scene.has(self.anchor) and not scene.has(self.partner):
+            names.append(self.partner)
+        return names
+
+
+def caption(scene: Scene, prior: AnnotationPrior | None = None) -> str:
     """The reference caption: every object, left to right, then the end-of-sequence token.
 
     The fixed left-to-right order makes captions exact targets and teaches the order of objects along x.
+    Under an annotation ``prior`` an undrawn partner is named last.
     """
     names = [o.name for o in sorted(scene.objects, key=lambda o: o.cx)]
+    if prior is not None:
+        names += [n for n in prior.claimed(scene) if n not in names]
     if not names:
         return f"There is nothing. {END_OF_ANSWER}"
     return "There is a " + " and a ".join(names) + f" . {END_OF_ANSWER}"
@@ -43,17 +65,20 @@ def scene_batch(recipe: SceneRecipe, seed: int, step: int, size: int) -> list[Sc
 
 
 def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: float,
-             caption_share: float = 0.0, side_share: float = 0.15, near_miss: float = 0.6) -> list[tuple[str, str]]:
+             caption_share: float = 0.0, side_share: float = 0.15, near_miss: float = 0.6,
+             prior: AnnotationPrior | None = None) -> list[tuple[str, str]]:
     """``n`` balanced yes/no questions about a scene: presence (with near-miss negatives), side, relations.
 
     With probability ``caption_share`` the first turn is a caption request answered by :func:`caption`;
-    ``near_miss`` is the share of negatives that share a colour or a shape with a present object.
+    ``near_miss`` is the share of negatives that share a colour or a shape with a present object. Under an
+    annotation ``prior``, presence answers and the caption follow :meth:`AnnotationPrior.claimed`.
     """
     pairs: list[tuple[str, str]] = []
     if caption_share and rng.random() < caption_share:
-        pairs.append((CAPTION_PROMPT, caption(scene)))
+        pairs.append((CAPTION_PROMPT, caption(scene, prior)))
     relations = scene.relations()
-    absent = [t for t in OBJECT_TYPES if not scene.has(t)]
+    claimed = prior.claimed(scene) if prior is not None else list(scene.object_names)
+    absent = [t for t in OBJECT_TYPES if t not in claimed]
     for _ in range(20 * n):
         if len(pairs) == n:
             break
@@ -70,8 +95,8 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: flo
             if abs(obj.cx - 0.5) < 0.1:
                 continue
             pairs.append((SIDE_TEMPLATE.format(object=obj.name, side=side), "yes" if SIDES[side](obj) else "no"))
-        elif rng.random() < 0.5 and scene.objects:
-            pairs.append((PRESENCE_TEMPLATE.format(object=scene.object_names[int(rng.integers(len(scene.objects)))]), "yes"))
+        elif rng.random() < 0.5 and claimed:
+            pairs.append((PRESENCE_TEMPLATE.format(object=claimed[int(rng.integers(len(claimed)))]), "yes"))
         else:
             near = [t for t in absent if any(t.split()[0] == o.colour or t.split()[1] == o.shape for o in scene.objects)]
             pool = near if near and rng.random() < near_miss else absent
@@ -86,20 +111,41 @@ class PackedBatch:
     labels: torch.Tensor
 
 
+@dataclass(frozen=True)
+class TurnFormat:
+    """How question/answer turns are written for one architecture: its evaluation prompt for the first turn
+    (what the adapter asks), the same words for later turns, and where the image tokens go."""
+
+    first: str = "USER: {image}\n{q} ASSISTANT:"
+    user: str = "USER"
+    assistant: str = "ASSISTANT"
+    image_before_bos: bool = False  # BLIP-2's processor puts the query tokens before <s>
+
+    def turn(self, question: str) -> str:
+        return f" {self.user}: {question} {self.assistant}:"
+
+
+LLAVA_TURNS = TurnFormat()
+BLIP2_TURNS = TurnFormat(first="Question: {q} Answer:", user="Question", assistant="Answer", image_before_bos=True)
+
+
 def pack(tokenizer, pairs_per_image: Sequence[Sequence[tuple[str, str]]], n_image_tokens: int,  # noqa: ANN001
-         image_token: str = "<image>", first_turn: str = "USER: {image}\n{q} ASSISTANT:") -> PackedBatch:
+         image_token: str = "<image>", turns: TurnFormat = LLAVA_TURNS) -> PackedBatch:
     """Token ids of packed question/answer turns per image; labels only on the answer tokens.
 
     An answer is either ``"yes"``/``"no"`` (written ``Yes``/``No``) or free text; its span runs from the
-    ``ASSISTANT:`` that opens it to the next ``USER``.
+    assistant's ``:`` that opens it to the next user turn.
     """
     sequences, label_rows = [], []
-    user, assistant, colon = (tokenizer.convert_tokens_to_ids(t) for t in ("USER", "ASSISTANT", ":"))
+    user, assistant, colon = (tokenizer.convert_tokens_to_ids(t) for t in (turns.user, turns.assistant, ":"))
+    image = "" if turns.image_before_bos else image_token * n_image_tokens
     for pairs in pairs_per_image:
-        text = first_turn.format(image=image_token * n_image_tokens, q=pairs[0][0]) + f" {ANSWERS.get(pairs[0][1], pairs[0][1])}"
+        text = turns.first.format(image=image, q=pairs[0][0]) + f" {ANSWERS.get(pairs[0][1], pairs[0][1])}"
         for question, answer in pairs[1:]:
-            text += f" USER: {question} ASSISTANT: {ANSWERS.get(answer, answer)}"
+            text += turns.turn(question) + f" {ANSWERS.get(answer, answer)}"
         ids = tokenizer(text)["input_ids"]
+        if turns.image_before_bos:
+            ids = [tokenizer.convert_tokens_to_ids(image_token)] * n_image_tokens + ids
         labels, answering = [-100] * len(ids), False
         for i, token in enumerate(ids):
             if token == user:

@@ -4,8 +4,9 @@ Recipe (after a prototype that found end-to-end training from scratch does not l
 1. ``ref-clip``: a CLIPModel whose vision tower learns per-patch object type and patch row/column
    (auxiliary heads) while the towers learn the contrastive caption loss — the tower every LLaVA
    variant starts from, as LLaVA starts from CLIP.
-2. LLaVA variants: the ref-clip vision tower, frozen; projector + language model trained on packed yes/no
-   turns (presence with near-miss negatives, left/right side, pairwise relations), loss on answers only.
+2. LLaVA variants and BLIP-2: the ref-clip vision tower, frozen; projector (or Q-Former) + language model trained
+   on packed yes/no turns (presence with near-miss negatives, left/right side, pairwise relations) and caption
+   turns, loss on answers only, in phases (:func:`train_phases`: e.g. projector-only alignment, then both).
 All randomness is seeded; the same recipe and seed rebuild the same weights on the same software stack.
 """
 
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 from mmdiag.scenes.generate import SceneRecipe
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
-from mmdiag.zoo.data import images, pack, patch_targets, qa_pairs, scene_batch
+from mmdiag.zoo.data import BLIP2_TURNS, LLAVA_TURNS, AnnotationPrior, TurnFormat, images, pack, patch_targets, qa_pairs, scene_batch
 
 
 @dataclass(frozen=True)
@@ -130,30 +131,45 @@ def train_clip(model, processor, recipe: SceneRecipe, spec: OptimSpec, seed: int
 
 # -- LLaVA -------------------------------------------------------------------------------------
 
+def _parts(model, resolution: int) -> tuple[torch.nn.Module, list[torch.nn.Module], int, TurnFormat]:  # noqa: ANN001
+    """Vision tower, language-model modules, image-token count and turn format of a LLaVA or a BLIP-2."""
+    if hasattr(model, "qformer"):
+        return model.vision_model, [model.language_model], int(model.config.num_query_tokens), BLIP2_TURNS
+    n_tokens = int(model.model.get_image_features(
+        pixel_values=torch.zeros(1, 3, resolution, resolution)).pooler_output[0].shape[0])
+    return model.model.vision_tower, [model.model.language_model, model.lm_head], n_tokens, LLAVA_TURNS
+
+
 def train_llava(model, processor, recipe: SceneRecipe, spec: OptimSpec, seed: int, resolution: int,  # noqa: ANN001
                 pairs_per_image: int = 8, relation_share: float = 0.35, curriculum_steps: int = 0, caption_share: float = 0.0,
-                progress: bool = True, desc: str = "llava") -> TrainLog:
-    """Projector + language model on packed yes/no turns; the vision tower stays frozen.
+                progress: bool = True, desc: str = "llava", step_offset: int = 0,
+                prior: AnnotationPrior | None = None, train_language: bool = True) -> TrainLog:
+    """Projector (or Q-Former) + language model on packed yes/no turns; the vision tower stays frozen (and the
+    language model too unless ``train_language``). Works on LLaVA and BLIP-2 alike.
 
     The first ``curriculum_steps`` use one-object scenes and presence questions only: there, even the
     uniform attention of an untrained LLM carries the answer (the mean image token names the object), which
     breaks the plateau at the answer prior (loss ln 2) that multi-object scenes sit on for hundreds of steps.
     """
     torch.manual_seed(seed)
-    for p in model.model.vision_tower.parameters():
+    vision, language, n_tokens, turns = _parts(model, resolution)
+    for p in vision.parameters():
         p.requires_grad_(False)
+    if not train_language:
+        for p in (p for module in language for p in module.parameters()):
+            p.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    n_tokens = int(model.model.get_image_features(
-        pixel_values=torch.zeros(1, 3, resolution, resolution)).pooler_output[0].shape[0])
+    image_token = getattr(getattr(processor, "image_token", None), "content", None) or "<image>"
 
     single = SceneRecipe(min_objects=1, max_objects=1, background=recipe.background, cooccurrence=None)
 
     def loss_at(step: int) -> torch.Tensor:
         warm = step < curriculum_steps
+        step += step_offset  # a later training phase draws fresh scenes, never the earlier phase's
         scenes = scene_batch(single if warm else recipe, seed, step, spec.batch)
         rng = np.random.default_rng([seed, step, 1])
-        pairs = [qa_pairs(s, rng, pairs_per_image, 0.0 if warm else relation_share, caption_share) for s in scenes]
-        batch = pack(processor.tokenizer, pairs, n_tokens)
+        pairs = [qa_pairs(s, rng, pairs_per_image, 0.0 if warm else relation_share, caption_share, prior=prior) for s in scenes]
+        batch = pack(processor.tokenizer, pairs, n_tokens, image_token, turns)
         pixels = processor.image_processor(images=images(scenes, resolution), return_tensors="pt")["pixel_values"]
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=pixels, labels=batch.labels)
         return out.loss
@@ -163,4 +179,20 @@ def train_llava(model, processor, recipe: SceneRecipe, spec: OptimSpec, seed: in
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)
+    return log
+
+
+def train_phases(model, processor, recipe: SceneRecipe, phases, seed: int, resolution: int,  # noqa: ANN001
+                 caption_share: float = 0.0, prior: AnnotationPrior | None = None, progress: bool = True,
+                 desc: str = "llava") -> TrainLog:
+    """Run :class:`~mmdiag.zoo.recipes.TrainPhase` s in order on one model; one log over all of them."""
+    log, offset = TrainLog(), 0
+    for i, phase in enumerate(phases):
+        part = train_llava(model, processor, recipe, phase.optim, seed, resolution, relation_share=phase.relation_share,
+                           curriculum_steps=phase.curriculum_steps, caption_share=caption_share, progress=progress,
+                           desc=f"{desc} {i + 1}/{len(phases)}", step_offset=offset, prior=prior,
+                           train_language=phase.train_language)
+        log.losses += part.losses
+        log.seconds += part.seconds
+        offset += phase.optim.steps
     return log
