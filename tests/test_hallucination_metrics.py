@@ -107,3 +107,31 @@ def test_cooccurring_removal_erases_each_of_the_planted_pair():
             assert len(item.scene_after.objects) == len(scene.objects) - 1
     single = next((i, s) for i, s in enumerate(scenes) if len(s.objects) == 1)
     assert all(cf.edit != "remove_cooccurring" for cf in counterfactual_items(single[1], single[0], 0, stats))
+
+
+def test_paired_values_per_scene_known_answers():
+    """Per-scene adversarial gap and co-occurring persistence, computed by hand; undefined (NaN) where the scene
+    has no such question, which compare skips."""
+    import math
+
+    from mmdiag.probes.hallucination import HallucinationProbe
+
+    def cf(edit, before_yes, after_yes):
+        return {"edit": edit, "p_yes_before": 0.9 if before_yes else 0.1, "p_no_before": 0.1 if before_yes else 0.9,
+                "p_yes_after": 0.9 if after_yes else 0.1, "p_no_after": 0.1 if after_yes else 0.9}
+
+    values = {
+        "labels": ["yes", "no", "no", "no"],
+        "splits": [["random", "adversarial"], ["adversarial"], ["adversarial"], ["random"]],
+        "p_yes": [0.9, 0.8, 0.2, 0.1], "p_no": [0.1, 0.2, 0.8, 0.9],
+        "blind": {"mean_colour": {"p_yes": [0.5] * 4, "p_no": [0.6] * 4}},
+        "counterfactuals": [cf("remove_cooccurring", True, True), cf("remove_cooccurring", True, False),
+                            cf("remove_cooccurring", False, True), cf("remove", True, True)],
+    }
+    paired = HallucinationProbe.paired_values(values)
+    assert paired["adversarial_gap"] == pytest.approx(0.5 - 0.0)  # adversarial false yes 1 of 2, random 0 of 1
+    assert paired["prior_persistence_cooccurring"] == pytest.approx(0.5)  # of the two yes-before pairs, one survives
+    values["counterfactuals"] = [cf("remove", True, True)]
+    values["splits"] = [["random"]] * 4
+    paired = HallucinationProbe.paired_values(values)
+    assert math.isnan(paired["adversarial_gap"]) and math.isnan(paired["prior_persistence_cooccurring"])

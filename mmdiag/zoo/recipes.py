@@ -21,7 +21,7 @@ BLIP2_DISTILL = OptimSpec(steps=300, batch=32, lr=1e-3, warmup=20)
 
 @dataclass(frozen=True)
 class TrainPhase:
-    """One LLaVA training phase: its optimiser run, the data mix, and what is trained (the vision tower never is).
+    """One training phase of a LLaVA or BLIP-2: its optimiser run, the data mix, and what is trained (the vision tower never is).
 
     Each phase starts a fresh optimiser and draws fresh scenes (its steps continue the data index of the phases
     before it), so a recipe is a list of phases that rebuild the same weights from scratch.
