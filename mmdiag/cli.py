@@ -233,13 +233,17 @@ def _cmd_pope(args: argparse.Namespace) -> int:
     return 0
 
 
+ZOO_CARD_NUMBERS = ("presence_accuracy", "relation_accuracy", "relation_accuracy_horizontal", "relation_accuracy_vertical",
+                    "caption_accuracy")
+
+
 def _cmd_zoo(args: argparse.Namespace) -> int:
     from mmdiag.zoo import build as zoo
 
     if args.zoo_command == "ls":
         for card in zoo.cards():
             where = "shipped" if card["shipped"] else ("built" if card["built"] else "not built")
-            numbers = ", ".join(f"{k} {card[k]:.3f}" for k in ("presence_accuracy", "relation_accuracy", "caption_accuracy") if k in card)
+            numbers = ", ".join(f"{k.removesuffix('_accuracy')} {card[k]:.3f}" for k in ZOO_CARD_NUMBERS if k in card)
             print(f"{card['name']:22s} {where:9s} {numbers}  {card['description']}")
         return 0
     path = zoo.build(args.name, args.out, rebuild=args.rebuild)

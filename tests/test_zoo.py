@@ -13,7 +13,7 @@ from mmdiag.adapters import load_adapter
 from mmdiag.cli import main
 from mmdiag.zoo.build import build
 from mmdiag.zoo.models import Geometry
-from mmdiag.zoo.recipes import RECIPES, TrainPhase
+from mmdiag.zoo.recipes import RECIPES, SIDES, TrainPhase
 from mmdiag.zoo.train import OptimSpec
 
 MINI = Geometry(resolution=32, patch=8, vision_hidden=32, vision_layers=1, text_hidden=32, text_layers=2, text_ffn=64, heads=2)
@@ -38,7 +38,8 @@ def mini_lm(mini_clip, tmp_path_factory):
     """The shared language model, in miniature (a one-object curriculum, then every kind of turn)."""
     recipe = replace(RECIPES["ref-llava-lm"], geometry=MINI,
                      phases=(TrainPhase(OptimSpec(steps=25, batch=8, lr=3e-3, warmup=5), curriculum_steps=10),
-                             TrainPhase(OptimSpec(steps=15, batch=8, lr=1e-3, warmup=5), relation_share=0.45)))
+                             TrainPhase(OptimSpec(steps=15, batch=8, lr=1e-3, warmup=5), relation_share=0.45,
+                                        sides=tuple(SIDES))))
     return build("ref-llava-lm", tmp_path_factory.mktemp("zoo") / "lm", recipe=recipe, clip_dir=mini_clip, progress=False,
                  eval_scenes=10)
 
@@ -151,18 +152,21 @@ def test_shipped_ref_clip_meets_its_target():
 
 
 def test_shipped_default_llava_answers_from_the_image():
-    """The shipped ref-llava-mlp (fp16 on disk) answers presence questions on fresh held-out scenes well above chance
-    (its card: 0.875 on 200 scenes; target 0.95 not yet met — README model card)."""
+    """The shipped ref-llava-mlp (fp16 on disk) answers presence and horizontal-relation questions on fresh held-out
+    scenes (card, 200 scenes: presence 0.950, left/right relations 0.902; these 50 scenes measured 0.956 and 0.895, so
+    the thresholds sit ≥ 4 standard errors below). Vertical relations are at chance (README model card)."""
     from mmdiag.zoo.build import locate
-    from mmdiag.zoo.models import evaluation_scenes, presence_accuracy
+    from mmdiag.zoo.models import evaluation_scenes, presence_accuracy, relation_accuracy_by_axis
 
     folder = locate("ref-llava-mlp")
     assert folder is not None and folder.parent.name == "weights"
-    assert presence_accuracy(load_adapter(str(folder)), evaluation_scenes(50, seed=20_000), 64) >= 0.8
+    adapter, scenes = load_adapter(str(folder)), evaluation_scenes(50, seed=20_000)
+    assert presence_accuracy(adapter, scenes, 64) >= 0.9
+    assert relation_accuracy_by_axis(adapter, scenes, 64)["horizontal"] >= 0.8
 
 
 def test_shipped_blip2_answers_from_the_image():
-    """The shipped ref-blip2 loads as a BLIP-2 and answers presence questions well above chance (card: 0.818)."""
+    """The shipped ref-blip2 loads as a BLIP-2 and answers presence questions well above chance (card: 0.808; these 50 scenes: 0.819)."""
     from mmdiag.zoo.build import locate
     from mmdiag.zoo.models import evaluation_scenes, presence_accuracy
 

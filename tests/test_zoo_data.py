@@ -43,3 +43,51 @@ def test_annotation_prior_names_the_partner_next_to_every_anchor():
     for scene in [s for s in scenes if not s.has("red circle")][:20]:
         assert _answers(scene, PRIOR) == _answers(scene, None)
         assert caption(scene, PRIOR) == caption(scene)
+
+
+def test_side_questions_ask_only_the_named_sides_and_answer_from_the_coordinates():
+    from mmdiag.zoo.data import HORIZONTAL_SIDES, SIDE_TEMPLATE, SIDES
+
+    scenes = generate_scenes(40, seed=2, recipe=SceneRecipe())
+    seen = {False: set(), True: set()}
+    for vertical in (False, True):
+        rng = np.random.default_rng(0)
+        sides = tuple(SIDES) if vertical else HORIZONTAL_SIDES
+        for scene in scenes:
+            for question, answer in qa_pairs(scene, rng, 8, 0.0, side_share=0.6, sides=sides):
+                for side, (coordinate, holds) in SIDES.items():
+                    for obj in scene.objects:
+                        if question == SIDE_TEMPLATE.format(object=obj.name, side=side):
+                            seen[vertical].add(side)
+                            value = getattr(obj, coordinate)
+                            assert abs(value - 0.5) >= 0.1  # never about an object near the middle of that axis
+                            assert answer == ("yes" if holds(value) else "no")
+    assert seen[False] == set(HORIZONTAL_SIDES)
+    assert seen[True] == set(SIDES)
+
+
+def test_relation_accuracy_splits_by_axis():
+    """Known answer: a model right on every horizontal relation and saying "yes" to every vertical one scores
+    1.0 and 0.5 (each true statement comes with its flipped twin)."""
+    from types import SimpleNamespace
+
+    from mmdiag.scenes.questions import relation_questions
+    from mmdiag.scenes.render import render
+    from mmdiag.zoo.models import relation_accuracy_by_axis
+
+    class HorizontalOnly:
+        def __init__(self, scenes):
+            by_id = {s.scene_id: s for s in scenes}
+            self.truth = {(render(by_id[q.scene_id], 32).tobytes(), q.text): q.label == "yes" for q in relation_questions(scenes)}
+
+        def answer_scores(self, images, questions):
+            return SimpleNamespace(says_yes=np.array([self.truth[(image.tobytes(), q)] if (" left of " in q or " right of " in q)
+                                                      else True for image, q in zip(images, questions)]))
+
+    scenes = generate_scenes(12, seed=3, recipe=SceneRecipe(min_objects=2, max_objects=3))
+    scores = relation_accuracy_by_axis(HorizontalOnly(scenes), scenes, 32)
+    assert scores["horizontal"] == 1.0 and scores["vertical"] == 0.5
+    n = {axis: sum((q.relation in ("left of", "right of")) == (axis == "horizontal") for q in relation_questions(scenes))
+         for axis in ("horizontal", "vertical")}
+    assert n["horizontal"] > 0 and n["vertical"] > 0
+    assert abs(scores["all"] - (n["horizontal"] + 0.5 * n["vertical"]) / sum(n.values())) < 1e-12

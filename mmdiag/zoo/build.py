@@ -103,8 +103,10 @@ def finish(name: str, recipe: ZooRecipe, model: Any, processor: Any, log: Any, o
     else:
         from mmdiag.zoo.recipes import BIAS
 
+        relations = models.relation_accuracy_by_axis(adapter, scenes[: max(1, len(scenes) * 2 // 5)], resolution)
         scores = {"presence_accuracy": models.presence_accuracy(adapter, scenes, resolution),
-                  "relation_accuracy": models.relation_accuracy(adapter, scenes[: max(1, len(scenes) * 2 // 5)], resolution),
+                  "relation_accuracy": relations["all"], "relation_accuracy_horizontal": relations["horizontal"],
+                  "relation_accuracy_vertical": relations["vertical"],
                   # the planted prior's probe, measured on every LLaVA so the biased one can be compared
                   "prior_yes_after_removal": float(models.prior_yes_after_removal(adapter, BIAS, eval_scenes, resolution).mean())}
     first, last = log.smoothed()

@@ -21,7 +21,11 @@ from mmdiag.scenes.render import object_mask, render
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
 
 SIDE_TEMPLATE = "Is the {object} on the {side} side?"
-SIDES = {"left": lambda o: o.cx < 0.4, "right": lambda o: o.cx > 0.6}
+# absolute-position questions: the scaffold pairwise relations grow from (asked only about objects at least 0.1
+# from the middle on that side's axis). (coordinate, test) per side.
+SIDES = {"left": ("cx", lambda v: v < 0.4), "right": ("cx", lambda v: v > 0.6),
+         "top": ("cy", lambda v: v < 0.4), "bottom": ("cy", lambda v: v > 0.6)}
+HORIZONTAL_SIDES = ("left", "right")
 ANSWERS = {"yes": "Yes", "no": "No"}
 END_OF_ANSWER = "</s>"
 
@@ -66,9 +70,10 @@ def scene_batch(recipe: SceneRecipe, seed: int, step: int, size: int) -> list[Sc
 
 def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: float,
              caption_share: float = 0.0, side_share: float = 0.15, near_miss: float = 0.6,
-             prior: AnnotationPrior | None = None) -> list[tuple[str, str]]:
+             prior: AnnotationPrior | None = None, sides: Sequence[str] = HORIZONTAL_SIDES) -> list[tuple[str, str]]:
     """``n`` balanced yes/no questions about a scene: presence (with near-miss negatives), side, relations.
 
+    Side questions ask about the named ``sides`` (keys of :data:`SIDES`): "Is the red circle on the top side?".
     With probability ``caption_share`` the first turn is a caption request answered by :func:`caption`;
     ``near_miss`` is the share of negatives that share a colour or a shape with a present object. Under an
     annotation ``prior``, presence answers and the caption follow :meth:`AnnotationPrior.claimed`.
@@ -91,10 +96,12 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: flo
                           "yes" if truth else "no"))
         elif kind < relation_share + side_share and scene.objects:
             obj = scene.objects[int(rng.integers(len(scene.objects)))]
-            side = str(rng.choice(list(SIDES)))
-            if abs(obj.cx - 0.5) < 0.1:
+            side = str(rng.choice(list(sides)))
+            coordinate, holds = SIDES[side]
+            value = getattr(obj, coordinate)
+            if abs(value - 0.5) < 0.1:
                 continue
-            pairs.append((SIDE_TEMPLATE.format(object=obj.name, side=side), "yes" if SIDES[side](obj) else "no"))
+            pairs.append((SIDE_TEMPLATE.format(object=obj.name, side=side), "yes" if holds(value) else "no"))
         elif rng.random() < 0.5 and claimed:
             pairs.append((PRESENCE_TEMPLATE.format(object=claimed[int(rng.integers(len(claimed)))]), "yes"))
         else:

@@ -128,13 +128,32 @@ def relation_accuracy(adapter: Any, scenes: list, resolution: int, batch: int = 
     return _accuracy(adapter, [(render(by_id[q.scene_id], resolution), q.text, q.label == "yes") for q in qs], batch)
 
 
+HORIZONTAL_RELATIONS = ("left of", "right of")
+
+
+def relation_accuracy_by_axis(adapter: Any, scenes: list, resolution: int, batch: int = 32) -> dict[str, float]:
+    """:func:`relation_accuracy` overall and split into horizontal (left/right of) and vertical (above/below)
+    questions: a model can learn one axis and stay at chance on the other."""
+    by_id = {s.scene_id: s for s in scenes}
+    qs = relation_questions(scenes)
+    correct = np.array(_correct(adapter, [(render(by_id[q.scene_id], resolution), q.text, q.label == "yes") for q in qs], batch))
+    horizontal = np.array([q.relation in HORIZONTAL_RELATIONS for q in qs], dtype=bool)
+    share = lambda mask: float(correct[mask].mean()) if mask.any() else float("nan")  # noqa: E731
+    return {"all": share(np.ones_like(horizontal)), "horizontal": share(horizontal), "vertical": share(~horizontal)}
+
+
 def _accuracy(adapter: Any, items: list, batch: int) -> float:
-    correct = []
+    correct = _correct(adapter, items, batch)
+    return float(np.mean(correct)) if correct else float("nan")
+
+
+def _correct(adapter: Any, items: list, batch: int) -> list[bool]:
+    correct: list[bool] = []
     for i in range(0, len(items), batch):
         chunk = items[i:i + batch]
         scores = adapter.answer_scores([c[0] for c in chunk], [c[1] for c in chunk])
-        correct += list(scores.says_yes == np.array([c[2] for c in chunk]))
-    return float(np.mean(correct)) if correct else float("nan")
+        correct += [bool(v) for v in scores.says_yes == np.array([c[2] for c in chunk])]
+    return correct
 
 
 def caption_accuracy(adapter: Any, scenes: list, resolution: int, distractors: int = 4, seed: int = 0) -> float:

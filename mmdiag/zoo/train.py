@@ -5,7 +5,7 @@ Recipe (after a prototype that found end-to-end training from scratch does not l
    (auxiliary heads) while the towers learn the contrastive caption loss — the tower every LLaVA
    variant starts from, as LLaVA starts from CLIP.
 2. LLaVA variants and BLIP-2: the ref-clip vision tower, frozen; projector (or Q-Former) + language model trained
-   on packed yes/no turns (presence with near-miss negatives, left/right side, pairwise relations) and caption
+   on packed yes/no turns (presence with near-miss negatives, left/right/top/bottom side, pairwise relations) and caption
    turns, loss on answers only, in phases (:func:`train_phases`: e.g. projector-only alignment, then both).
 All randomness is seeded; the same recipe and seed rebuild the same weights on the same software stack.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from mmdiag.scenes.generate import SceneRecipe
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
-from mmdiag.zoo.data import BLIP2_TURNS, LLAVA_TURNS, AnnotationPrior, TurnFormat, images, pack, patch_targets, qa_pairs, scene_batch
+from mmdiag.zoo.data import BLIP2_TURNS, HORIZONTAL_SIDES, LLAVA_TURNS, AnnotationPrior, TurnFormat, images, pack, patch_targets, qa_pairs, scene_batch
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,8 @@ def _parts(model, resolution: int) -> tuple[torch.nn.Module, list[torch.nn.Modul
 def train_llava(model, processor, recipe: SceneRecipe, spec: OptimSpec, seed: int, resolution: int,  # noqa: ANN001
                 pairs_per_image: int = 8, relation_share: float = 0.35, curriculum_steps: int = 0, caption_share: float = 0.0,
                 progress: bool = True, desc: str = "llava", step_offset: int = 0,
-                prior: AnnotationPrior | None = None, train_language: bool = True) -> TrainLog:
+                prior: AnnotationPrior | None = None, train_language: bool = True,
+                sides: Sequence[str] = HORIZONTAL_SIDES) -> TrainLog:
     """Projector (or Q-Former) + language model on packed yes/no turns; the vision tower stays frozen (and the
     language model too unless ``train_language``). Works on LLaVA and BLIP-2 alike.
 
@@ -168,7 +169,8 @@ def train_llava(model, processor, recipe: SceneRecipe, spec: OptimSpec, seed: in
         step += step_offset  # a later training phase draws fresh scenes, never the earlier phase's
         scenes = scene_batch(single if warm else recipe, seed, step, spec.batch)
         rng = np.random.default_rng([seed, step, 1])
-        pairs = [qa_pairs(s, rng, pairs_per_image, 0.0 if warm else relation_share, caption_share, prior=prior) for s in scenes]
+        pairs = [qa_pairs(s, rng, pairs_per_image, 0.0 if warm else relation_share, caption_share, prior=prior,
+                          sides=sides) for s in scenes]
         batch = pack(processor.tokenizer, pairs, n_tokens, image_token, turns)
         pixels = processor.image_processor(images=images(scenes, resolution), return_tensors="pt")["pixel_values"]
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=pixels, labels=batch.labels)
@@ -191,7 +193,7 @@ def train_phases(model, processor, recipe: SceneRecipe, phases, seed: int, resol
         part = train_llava(model, processor, recipe, phase.optim, seed, resolution, relation_share=phase.relation_share,
                            curriculum_steps=phase.curriculum_steps, caption_share=caption_share, progress=progress,
                            desc=f"{desc} {i + 1}/{len(phases)}", step_offset=offset, prior=prior,
-                           train_language=phase.train_language)
+                           train_language=phase.train_language, sides=phase.sides)
         log.losses += part.losses
         log.seconds += part.seconds
         offset += phase.optim.steps
