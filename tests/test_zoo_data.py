@@ -55,13 +55,14 @@ def test_side_questions_ask_only_the_named_sides_and_answer_from_the_coordinates
         sides = tuple(SIDES) if vertical else HORIZONTAL_SIDES
         for scene in scenes:
             for question, answer in qa_pairs(scene, rng, 8, 0.0, side_share=0.6, sides=sides):
-                for side, (coordinate, holds) in SIDES.items():
+                for side in SIDES:
                     for obj in scene.objects:
                         if question == SIDE_TEMPLATE.format(object=obj.name, side=side):
                             seen[vertical].add(side)
-                            value = getattr(obj, coordinate)
+                            value = obj.cx if side in ("left", "right") else obj.cy  # y grows downwards
                             assert abs(value - 0.5) >= 0.1  # never about an object near the middle of that axis
-                            assert answer == ("yes" if holds(value) else "no")
+                            expected = value < 0.5 if side in ("left", "top") else value > 0.5
+                            assert answer == ("yes" if expected else "no")
     assert seen[False] == set(HORIZONTAL_SIDES)
     assert seen[True] == set(SIDES)
 

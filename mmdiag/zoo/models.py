@@ -123,17 +123,15 @@ def presence_accuracy(adapter: Any, scenes: list, resolution: int, seed: int = 0
 
 def relation_accuracy(adapter: Any, scenes: list, resolution: int, batch: int = 32) -> float:
     """Share of correct answers on true and flipped relation questions (balanced; chance 0.5)."""
-    by_id = {s.scene_id: s for s in scenes}
-    qs = relation_questions(scenes)
-    return _accuracy(adapter, [(render(by_id[q.scene_id], resolution), q.text, q.label == "yes") for q in qs], batch)
+    return relation_accuracy_by_axis(adapter, scenes, resolution, batch)["all"]
 
 
 HORIZONTAL_RELATIONS = ("left of", "right of")
 
 
 def relation_accuracy_by_axis(adapter: Any, scenes: list, resolution: int, batch: int = 32) -> dict[str, float]:
-    """:func:`relation_accuracy` overall and split into horizontal (left/right of) and vertical (above/below)
-    questions: a model can learn one axis and stay at chance on the other."""
+    """Accuracy on true and flipped relation questions, overall and split into horizontal (left/right of) and
+    vertical (above/below) ones: a model can learn one axis and stay at chance on the other."""
     by_id = {s.scene_id: s for s in scenes}
     qs = relation_questions(scenes)
     correct = np.array(_correct(adapter, [(render(by_id[q.scene_id], resolution), q.text, q.label == "yes") for q in qs], batch))
