@@ -48,15 +48,27 @@ class AuditConfig:
     n_scenes: int = 48
     seed: int = 0
     resolution: int = 64
-    gates: tuple[str, ...] = ()
+    gates: tuple[str, ...] = ()  # for every model
     batch_size: int = 8
     recipe: SceneRecipe = field(default_factory=SceneRecipe)
     probe_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # probe name -> extra constructor params
+    kind_gates: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model kind -> gates for that kind only
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["recipe"] = self.recipe.to_dict()
         return data
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the measurements (probes, scenes, seed, parameters): gates are left out, so runs that
+        differ only in their gates are still the same run for resume and for paired comparison."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("gates", "kind_gates")}
+
+    def gates_for(self, kind: str) -> tuple[str, ...]:
+        """The gates that apply to a model of ``kind``: the common ones, then that kind's (those of probes this
+        configuration runs: a suite's per-kind gates follow its probes)."""
+        own = tuple(g for g in self.kind_gates.get(kind, ()) if g.split(".", 1)[0].strip() in self.probes)
+        return (*self.gates, *own)
 
 
 @dataclass
@@ -117,19 +129,27 @@ def audit(
     resume: bool = False,
     progress: bool = True,
     registry: ProbeRegistry | None = None,
+    plant: str | None = None,
 ) -> AuditOutcome:
     """Run the configured probes on ``model`` and write results.json, examples.jsonl and the reports.
 
     ``model=None`` audits the embedded default model; ``config=None`` runs the default suite
     (probes/release.yaml). ``resume=True`` keeps the finished examples of an
-    interrupted run in ``out_dir`` and measures only the rest. Under a data-parallel launcher
-    (``WORLD_SIZE`` > 1) every process calls this; each measures its share, the main process writes.
+    interrupted run in ``out_dir`` and measures only the rest. ``plant`` names a known defect
+    (:data:`mmdiag.zoo.defects.DEFECTS`) planted into the loaded model, to prove that the gates catch it.
+    Under a data-parallel launcher (``WORLD_SIZE`` > 1) every process calls this; each measures its share,
+    the main process writes.
     """
     if config is None:
         from mmdiag.suites import default_suite
 
         config = default_suite().config
-    gates = [parse_gate(g) for g in config.gates]
+    for text in (*config.gates, *(g for group in config.kind_gates.values() for g in group)):
+        parse_gate(text)  # a malformed gate is refused before anything is touched
+    if plant:
+        from mmdiag.zoo.defects import check_defect_name
+
+        check_defect_name(plant)
     registry = registry or ProbeRegistry()
     probes = [registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
               for name in config.probes]
@@ -147,20 +167,29 @@ def audit(
         process.barrier()
         options = _options_for_process(options or LoadOptions(), process)
         adapter = load_adapter(model, processor, options=options)
+        if plant:
+            from mmdiag.zoo.defects import plant_defect
+
+            plant_defect(adapter, plant)
+            notes.append(f"planted defect: {plant} (a known-broken variant of the model, for proving the gates)")
+        gates = [parse_gate(g) for g in config.gates_for(adapter.kind)]
         _check_gates(gates, probes, adapter)
         metadata = RunMetadata(
-            model={**asdict(adapter.info()), "config_hash": _model_config_hash(adapter)},
+            model={**asdict(adapter.info()), "config_hash": _model_config_hash(adapter),
+                   **({"planted_defect": plant} if plant else {})},
             config=config.to_dict(),
             seed=config.seed,
-            config_hash=canonical_hash(config.to_dict()),
+            config_hash=canonical_hash(config.identity()),
             devices=sorted({str(adapter.device)} | {str(d) for d in (getattr(adapter.model, "hf_device_map", None) or {}).values()}),
             processes=process.world,
         )
         store = RunStore(run_dir, process.rank, process.world)
         probe_results: dict[str, dict[str, Any]] = {}
         failures: dict[str, int] = {}
+        skipped: dict[str, str] = {}
         for probe in probes:
             if not probe.supports(adapter):
+                skipped[probe.name] = f"not applicable to {adapter.kind} models"
                 notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
                 continue
             recipe = probe.scene_recipe() or config.recipe
@@ -178,7 +207,7 @@ def audit(
             else:
                 probe_results[probe.name] = result.to_dict()
         if process.is_main:
-            document = _results_document(metadata, probe_results, gates, failures, notes)
+            document = _results_document(metadata, probe_results, gates, failures, notes, skipped)
             write_results(run_dir, document)
             render_report(run_dir)
         process.barrier()
@@ -186,8 +215,8 @@ def audit(
 
 
 def _results_document(metadata: RunMetadata, probe_results: dict[str, dict[str, Any]], gates: list[Gate],
-                      failures: dict[str, int], notes: list[str]) -> dict[str, Any]:
-    outcomes = evaluate_gates(gates, probe_results)
+                      failures: dict[str, int], notes: list[str], skipped: dict[str, str]) -> dict[str, Any]:
+    outcomes = evaluate_gates(gates, probe_results, skipped)
     broken = [name for name, r in probe_results.items() if "error" in r]
     metadata.finished_at = now_iso()
     return {

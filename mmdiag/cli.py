@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--num-processes", type=int, default=1,
                        help="data-parallel processes on this machine (relaunches under torchrun; or use accelerate launch)")
     audit.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    audit.add_argument("--plant", default=None, metavar="DEFECT",
+                       help="plant a known defect into the loaded model to prove the gates catch it: image-blind, "
+                            "shuffled-image-tokens, untrained-vision-encoder, text-only-lm")
     _add_load_options(audit)
 
     report = sub.add_parser("report", help="rebuild report.html and report.md from a run folder")
@@ -97,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare audited runs side by side, pair by pair where examples match")
     compare.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
     compare.add_argument("--out", required=True, help="folder for compare.html, compare.md, compare.json")
+    compare.add_argument("--fail-on-regression", nargs="?", type=float, const=0.0, default=None, metavar="TOL",
+                         help="exit 1 when a run is worse than the baseline by more than TOL (default 0) on a gated "
+                              "metric, with a paired 95%% CI that excludes zero (same suite and seed)")
 
     pope = sub.add_parser("pope", help="score POPE answers of any system (no model loaded), or run --model first")
     pope.add_argument("--questions", action="append", required=True, help="POPE question file (repeat: one per split)")
@@ -143,12 +149,15 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return relaunch(args.num_processes, _without_option(argv, "--num-processes"))
     config = _audit_config(args)
     outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
-                        resume=args.resume, progress=not args.no_progress)
+                        resume=args.resume, progress=not args.no_progress, plant=args.plant)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0 if outcome.passed else 1  # the main process prints
+    from mmdiag.verdicts import describe_outcome, verdict_lines
+
+    print("\n".join(verdict_lines(outcome.results)))  # the verdict and every failed gate first
     for gate in outcome.results["gates"]:
-        status = "pass" if gate["passed"] else "FAIL"
-        print(f"gate {gate['gate']}: {status} (value {gate['value']}, margin {gate['margin']})")
+        if gate["passed"]:
+            print(f"gate {describe_outcome(gate)}")
     for name, probe in outcome.results["probes"].items():
         if "error" in probe:
             print(f"probe {name} failed: {probe['error']}", file=sys.stderr)
@@ -175,8 +184,9 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     if args.no_untrained_baseline:
         attention["untrained_baseline"] = False
     probes = overrides.get("probes", config.probes)
-    gates = tuple(g for g in config.gates if g.split(".")[0].strip() in probes) + tuple(args.gate)
-    return replace(config, **overrides, gates=gates, probe_params={k: v for k, v in params.items() if k in probes})
+    kept = tuple(g for g in config.gates if g.split(".")[0].strip() in probes)  # gates of probes left out are dropped
+    return replace(config, **overrides, gates=kept + tuple(args.gate),
+                   probe_params={k: v for k, v in params.items() if k in probes})
 
 
 def _without_option(argv: Sequence[str], flag: str) -> list[str]:
@@ -203,12 +213,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from mmdiag.compare import compare_runs, write_comparison
 
+    from mmdiag.compare import find_regressions
+
     comparison = compare_runs(args.runs)
     for warning in comparison.warnings:
         print(f"mmdiag: warning: {warning}", file=sys.stderr)
+    tolerance = args.fail_on_regression
+    if tolerance is not None:
+        paired_runs = {d.run for d in comparison.paired}
+        unpaired = [r.label for r in comparison.runs[1:] if r.label not in paired_runs]
+        if unpaired:
+            raise ConfigError(f"cannot check {', '.join(unpaired)} for regressions: no examples pair with the baseline "
+                              "(run both with the same suite and seed)")
+        find_regressions(comparison, tolerance)
     paths = write_comparison(comparison, args.out)
+    if tolerance is not None:
+        for d in comparison.regressions:
+            print(f"REGRESSION {d.probe}.{d.metric}: {d.run} - {d.baseline} = {d.mean_difference:+.3f} "
+                  f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}] over {d.n} examples (tolerance {tolerance:g})")
+        print(f"{'FAIL' if comparison.regressions else 'PASS'}: {len(comparison.regressions)} regression(s) "
+              f"beyond {tolerance:g} with a paired CI excluding zero")
     print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return 1 if tolerance is not None and comparison.regressions else 0
 
 
 def _cmd_pope(args: argparse.Namespace) -> int:

@@ -45,11 +45,21 @@ class PairedDifference:
     ci_high: float
 
 
+# which way is better for each paired per-example number (+1 higher, -1 lower); others are not regressions
+BETTER: dict[str, int] = {
+    "hallucination.accuracy": +1, "hallucination.multimodal_gain": +1, "hallucination.pair_accuracy": +1,
+    "hallucination.adversarial_gap": -1, "hallucination.prior_persistence_cooccurring": -1,
+    "attention.blind_answer_shift": +1,
+}
+
+
 @dataclass
 class Comparison:
     runs: list[RunSummary]
     paired: list[PairedDifference] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    regressions: list[PairedDifference] = field(default_factory=list)  # set by find_regressions
+    regression_tolerance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +122,23 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
                 comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, len(diff),
                                                           float(diff.mean()), low, high))
     return comparison
+
+
+def find_regressions(comparison: Comparison, tolerance: float = 0.0) -> list[PairedDifference]:
+    """Paired differences (candidate - baseline) that are worse by more than ``tolerance`` with a 95% CI that
+    excludes zero, for the metrics whose better direction is known (:data:`BETTER`). Stored on ``comparison``."""
+    if tolerance < 0:
+        raise MmdiagError(f"--fail-on-regression tolerance must be >= 0, got {tolerance:g}")
+    found = []
+    for d in comparison.paired:
+        better = BETTER.get(f"{d.probe}.{d.metric}", 0)
+        if better > 0 and d.ci_high < 0 and d.mean_difference < -tolerance:
+            found.append(d)
+        elif better < 0 and d.ci_low > 0 and d.mean_difference > tolerance:
+            found.append(d)
+    comparison.regressions = found
+    comparison.regression_tolerance = tolerance
+    return found
 
 
 def _values_by_example(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 import mmdiag
+from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE
 from mmdiag.errors import ConfigError
 from mmdiag.gates import parse_gate
 from mmdiag.probes.registry import ProbeRegistry
@@ -24,6 +25,7 @@ from mmdiag.scenes.generate import Cooccurrence, SceneRecipe
 
 TOP_KEYS = {"name", "description", "seed", "batch_size", "scenes", "probes", "gates"}
 SCENE_KEYS = {"n", "resolution", "min_objects", "max_objects", "background", "cooccurrence"}
+GATE_GROUPS = ("all", GENERATIVE, DUAL_ENCODER)  # a suite's gates apply to every model, or to one kind
 SUITES_DIR = Path(mmdiag.__file__).resolve().parent.parent / "probes"
 
 
@@ -80,11 +82,7 @@ def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -
             raise ConfigError(f"suite {source}: parameters of probe '{name}' must be a mapping")
         registry.create(name, **value)  # unknown probe or parameter -> ConfigError
         params[name] = value
-    gates = data.get("gates") or []
-    if not isinstance(gates, list):
-        raise ConfigError(f"suite {source}: 'gates' must be a list like ['hallucination.f1 >= 0.8']")
-    for gate in gates:
-        parse_gate(str(gate))
+    gates, kind_gates = _gates(data.get("gates") or [], source)
     try:
         recipe = SceneRecipe(
             min_objects=_int(scenes, "min_objects", 1, source), max_objects=_int(scenes, "max_objects", 3, source),
@@ -95,10 +93,27 @@ def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -
         raise ConfigError(f"suite {source}: bad scenes recipe ({err})") from err
     config = AuditConfig(
         probes=tuple(params), n_scenes=_int(scenes, "n", 48, source), seed=_int(data, "seed", 0, source),
-        resolution=_int(scenes, "resolution", 64, source), gates=tuple(str(g) for g in gates),
+        resolution=_int(scenes, "resolution", 64, source), gates=gates, kind_gates=kind_gates,
         batch_size=_int(data, "batch_size", 8, source), recipe=recipe, probe_params=params,
     )
     return Suite(str(data.get("name", Path(source).stem)), str(data.get("description", "")), config, source)
+
+
+def _gates(gates: Any, source: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """``gates`` is a list (every model) or a mapping ``{all: [...], generative: [...], dual_encoder: [...]}``:
+    the gates of a model kind apply only to models of that kind (their metrics differ)."""
+    if isinstance(gates, list):
+        gates = {"all": gates}
+    if not isinstance(gates, dict):
+        raise ConfigError(f"suite {source}: 'gates' must be a list like ['hallucination.f1 >= 0.8'] or a mapping "
+                          f"from model kind ({', '.join(GATE_GROUPS)}) to such lists")
+    _no_unknown(gates, set(GATE_GROUPS), source, "gates.")
+    groups: dict[str, tuple[str, ...]] = {}
+    for group, items in gates.items():
+        if not isinstance(items, list):
+            raise ConfigError(f"suite {source}: 'gates.{group}' must be a list like ['hallucination.f1 >= 0.8']")
+        groups[group] = tuple(str(parse_gate(str(g))) for g in items)
+    return groups.pop("all", ()), groups
 
 
 def _no_unknown(data: dict, known: set[str], source: str, prefix: str) -> None:
@@ -114,13 +129,28 @@ def _int(data: dict, key: str, default: int, source: str) -> int:
     return value
 
 
-
 BUILTIN_RELEASE: dict[str, Any] = {
     "name": "release",
-    "description": "The default audit: all three diagnostics on 48 seeded scenes, with integrity gates.",
+    "description": "The default audit: all three diagnostics on 48 seeded scenes, with integrity and quality gates "
+                   "calibrated on the reference zoo.",
     "seed": 0,
     "batch_size": 8,
     "scenes": {"n": 48, "resolution": 64, "min_objects": 1, "max_objects": 3, "background": "plain"},
     "probes": {"attention": {"generate_tokens": 0, "untrained_baseline": True}, "spatial": {}, "hallucination": {}},
-    "gates": ["attention.failed_examples <= 0", "spatial.failed_examples <= 0", "hallucination.failed_examples <= 0"],
+    "gates": {
+        "all": ["attention.failed_examples <= 0", "spatial.failed_examples <= 0", "hallucination.failed_examples <= 0"],
+        "generative": [
+            "hallucination.accuracy.ci_low >= 0.65",
+            "hallucination.multimodal_gain.ci_low >= 0.15",
+            "hallucination.evidence_sensitivity.ci_low >= 0.7",
+            "hallucination.prior_persistence_cooccurring.ci_high <= 0.4",
+            "hallucination.mirror_sensitivity.ci_low >= 0.65",
+            "attention.blind_answer_shift.ci_low >= 0.6",
+        ],
+        "dual_encoder": [
+            "hallucination.pair_accuracy.ci_low >= 0.85",
+            "hallucination.multimodal_gain.ci_low >= 0.3",
+            "hallucination.evidence_sensitivity.ci_low >= 0.75",
+        ],
+    },
 }

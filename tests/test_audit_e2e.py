@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from helpers import QUICK, integrity_suite
 from mmdiag.checkpoints.tiny import FAMILIES
 from mmdiag.cli import main
-from mmdiag.results import read_examples
+from mmdiag.results import SCHEMA_VERSION, read_examples
 
 OUTPUTS = ("results.json", "examples.jsonl", "report.html", "report.md")
 
@@ -17,11 +18,15 @@ OUTPUTS = ("results.json", "examples.jsonl", "report.html", "report.md")
 def test_audit_writes_the_four_files(tmp_path, tiny_paths, family):
     out = tmp_path / family
     code = main(["audit", "--model", str(tiny_paths[family]), "--out", str(out), "--n-scenes", "12", "--no-progress"])
-    assert code == 0
     for name in OUTPUTS:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_version"] == "1.0"
+    assert results["schema_version"] == SCHEMA_VERSION
+    # random weights: the integrity gates pass, the release suite's quality gates fail the model (exit 1)
+    assert code == 1 and results["verdict"] == "fail"
+    integrity = [g for g in results["gates"] if g["gate"].endswith("failed_examples <= 0")]
+    assert len(integrity) == 3 and all(g["passed"] for g in integrity)
+    assert any(not g["passed"] for g in results["gates"] if "multimodal_gain" in g["gate"])
     assert set(results["probes"]) == {"attention", "spatial", "hallucination"}
     meta = results["metadata"]
     assert meta["versions"]["torch"] and meta["versions"]["transformers"]
@@ -49,7 +54,8 @@ def test_repeated_audits_give_identical_results(tmp_path, tiny_paths):
 def test_failing_gate_exits_1_and_names_the_gate(tmp_path, tiny_paths, capsys):
     out = tmp_path / "run"
     code = main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(out), "--n-scenes", "6", "--no-progress",
-                 "--probes", "hallucination", "--gate", "hallucination.accuracy>=1.01", "--gate", "hallucination.yes_ratio>=0"])
+                 "--probes", "hallucination", "--gate", "hallucination.accuracy>=1.01", "--gate", "hallucination.yes_ratio>=0",
+                 "--suite", integrity_suite()])
     assert code == 1
     printed = capsys.readouterr().out
     assert "hallucination.accuracy >= 1.01: FAIL" in printed
@@ -66,7 +72,8 @@ def test_default_model_is_the_shipped_reference_llava(tmp_path, monkeypatch):
     from mmdiag.zoo.build import SHIPPED_DIR
 
     monkeypatch.setenv("MMDIAG_HOME", str(tmp_path / "home"))
-    code = main(["audit", "--out", str(tmp_path / "run"), "--n-scenes", "4", "--no-progress", "--probes", "hallucination"])
+    code = main(["audit", "--out", str(tmp_path / "run"), "--n-scenes", "4", "--no-progress", "--probes", "hallucination",
+                 "--suite", QUICK])
     assert code == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["metadata"]["model"]["family"] == "llava"

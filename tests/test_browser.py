@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from mmdiag.cli import main
+from helpers import integrity_suite
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
@@ -55,7 +56,8 @@ def load(page_url):
 
 def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, tiny_paths):
     run = tmp_path / "run"
-    assert main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(run), "--n-scenes", "12", "--no-progress"]) == 0
+    assert main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(run), "--n-scenes", "12", "--no-progress",
+                 "--suite", integrity_suite()]) == 0
     inject(run)
     assert main(["report", str(run)]) == 0
     state, problems = load((run / "report.html").as_uri())
@@ -68,7 +70,7 @@ def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, t
 def test_compare_page_renders(tmp_path, tiny_paths):
     for name in ("a", "b"):
         assert main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(tmp_path / name), "--n-scenes", "6",
-                     "--no-progress"]) == 0
+                     "--no-progress", "--suite", integrity_suite()]) == 0
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp")]) == 0
     state, problems = load((tmp_path / "cmp" / "compare.html").as_uri())
     assert problems == [] and state["scripts"] == 0

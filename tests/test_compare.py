@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from helpers import QUICK
 from mmdiag.checkpoints.tiny import TinySpec, build_tiny
 from mmdiag.cli import main
 from mmdiag.compare import compare_runs
@@ -19,7 +20,7 @@ def runs(tiny_paths, tmp_path_factory):
     other = build_tiny("llava", root / "other-llava", TinySpec(seed=1))
     for name, model, seed in (("a", tiny_paths["llava"], "0"), ("b", other, "0"), ("c", other, "5")):
         assert main(["audit", "--model", str(model), "--out", str(root / name), "--n-scenes", "10", "--seed", seed,
-                     "--no-progress", "--probes", "hallucination,attention"]) == 0
+                     "--no-progress", "--probes", "hallucination,attention", "--suite", QUICK]) == 0
     return root
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import integrity_suite
 from mmdiag.cli import main
 
 
@@ -85,7 +86,8 @@ def test_pickle_only_weights_are_refused_unless_allowed(capsys, tmp_path, tiny_p
     torch.save(load_file(tiny_paths["llava"] / "model.safetensors"), folder / "pytorch_model.bin")
     code, err = audit(capsys, str(folder), tmp_path / "run")
     assert_one_line_error(code, err, "pickle", "pytorch_model.bin", "--allow-pickle")
-    code, _ = audit(capsys, str(folder), tmp_path / "run2", "--allow-pickle", "--probes", "hallucination")
+    code, _ = audit(capsys, str(folder), tmp_path / "run2", "--allow-pickle", "--probes", "hallucination",
+                    "--suite", integrity_suite())
     assert code == 0
 
 
@@ -122,7 +124,7 @@ def test_bad_gate_and_unknown_probe(capsys, tmp_path, tiny_paths):
 
 def test_existing_run_is_not_overwritten(capsys, tmp_path, tiny_paths):
     out = tmp_path / "run"
-    assert audit(capsys, str(tiny_paths["clip"]), out, "--probes", "hallucination")[0] == 0
+    assert audit(capsys, str(tiny_paths["clip"]), out, "--probes", "hallucination", "--suite", integrity_suite())[0] == 0
     before = (out / "examples.jsonl").read_text()
     code, err = audit(capsys, str(tiny_paths["clip"]), out, "--probes", "hallucination")
     assert_one_line_error(code, err, "already holds a run", "--overwrite")

@@ -18,7 +18,9 @@ SCHEMA = json.loads(SCHEMA_PATH.read_text())
 @pytest.fixture(scope="module")
 def documents(tiny_paths, tmp_path_factory):
     out = tmp_path_factory.mktemp("schema")
-    config = api.AuditConfig(n_scenes=6, gates=("hallucination.failed_examples <= 0",))
+    config = api.AuditConfig(n_scenes=6, gates=("hallucination.failed_examples <= 0",),
+                             kind_gates={"generative": ("hallucination.multimodal_gain.ci_low >= 0.2",),
+                                         "dual_encoder": ("hallucination.pair_accuracy.ci_low >= 0.7",)})
     return {family: api.audit(str(tiny_paths[family]), out / family, config, progress=False).results for family in FAMILIES}
 
 

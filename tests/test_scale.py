@@ -17,12 +17,14 @@ import pytest
 
 from mmdiag.cli import main
 from mmdiag.results import read_examples
+from helpers import integrity_suite
 
 TOLERANCE = 1e-5  # stated float tolerance for per-example values across batchings, processes and shards
 
 
 def audit(model: Path, out: Path, *extra: str, n: int = 10) -> int:
-    return main(["audit", "--model", str(model), "--out", str(out), "--n-scenes", str(n), "--no-progress", *extra])
+    return main(["audit", "--model", str(model), "--out", str(out), "--n-scenes", str(n), "--no-progress",
+                 "--suite", integrity_suite(), *extra])
 
 
 def values_by_id(run: Path) -> dict[tuple[str, str], dict]:
@@ -77,7 +79,7 @@ def test_two_processes_equal_one(tmp_path, tiny_paths):
     assert audit(model, tmp_path / "one") == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(tmp_path / "two"),
-                           "--n-scenes", "10", "--no-progress", "--num-processes", "2"],
+                           "--n-scenes", "10", "--no-progress", "--num-processes", "2", "--suite", integrity_suite()],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "results.json").read_text())

@@ -15,6 +15,7 @@ from mmdiag.zoo.build import build
 from mmdiag.zoo.models import Geometry
 from mmdiag.zoo.recipes import RECIPES, SIDES, TrainPhase
 from mmdiag.zoo.train import OptimSpec
+from helpers import integrity_suite
 
 MINI = Geometry(resolution=32, patch=8, vision_hidden=32, vision_layers=1, text_hidden=32, text_layers=2, text_ffn=64, heads=2)
 
@@ -90,7 +91,7 @@ def test_llava_variants_train_save_and_load(mini_clip, mini_lm, tmp_path, projec
     assert stages[-1].tokens.shape[1] == tokens and stages[-1].grid == grid
     assert str(next(adapter.model.parameters()).dtype) == "torch.float32"
     assert main(["audit", "--model", str(folder), "--out", str(tmp_path / "run"), "--n-scenes", "4", "--no-progress",
-                 "--probes", "hallucination,attention"]) == 0
+                 "--probes", "hallucination,attention", "--suite", integrity_suite()]) == 0
 
 
 def test_blip2_trains_on_the_shared_language_model_saves_and_loads(mini_clip, mini_lm, tmp_path):
@@ -107,7 +108,7 @@ def test_blip2_trains_on_the_shared_language_model_saves_and_loads(mini_clip, mi
     adapter = load_adapter(str(folder))
     assert adapter.family == "blip2"
     assert main(["audit", "--model", str(folder), "--out", str(tmp_path / "run"), "--n-scenes", "4", "--no-progress",
-                 "--probes", "hallucination,attention"]) == 0
+                 "--probes", "hallucination,attention", "--suite", integrity_suite()]) == 0
 
 
 def test_blip2_language_model_equals_the_shared_one_word_for_word(mini_lm):

@@ -176,6 +176,19 @@ class Adapter(abc.ABC):
         clone.source = f"{self.source} (untrained copy, seed {seed})"
         return clone
 
+    # -- canonical modules (for planting defects and for hooks) --------------------------------
+    def vision_encoder_module(self) -> torch.nn.Module:
+        """The module that turns pixels into patch features (``vision_encoder``)."""
+        raise CapabilityError(f"{self.family} models expose no vision-encoder module")
+
+    def projector_module(self) -> torch.nn.Module:
+        """The module whose output is the image tokens the language side receives (``projector``)."""
+        raise CapabilityError(f"{self.family} models expose no projector module")
+
+    def language_model_module(self) -> torch.nn.Module:
+        """The language model that reads the image tokens (its forward takes ``attention_mask``)."""
+        raise CapabilityError(f"{self.family} models have no language model")
+
     # -- features ------------------------------------------------------------------------------
     @abc.abstractmethod
     def vision_grid(self) -> tuple[int, int]:

@@ -41,6 +41,15 @@ class Blip2Adapter(GenerativeAdapter):
     def image_token_id(self) -> int:
         return int(self.model.config.image_token_id)
 
+    def vision_encoder_module(self) -> torch.nn.Module:
+        return self.model.vision_model
+
+    def projector_module(self) -> torch.nn.Module:
+        return self.model.language_projection
+
+    def language_model_module(self) -> torch.nn.Module:
+        return self.model.language_model
+
     def language_model_config(self) -> Any:
         return self.lm_attention_modules()[0].config
 

@@ -29,6 +29,12 @@ class HFClipAdapter(DualEncoderAdapter):
         model = load_hf_model(CLIPModel, path, options)
         return cls(model, processor, source=path)
 
+    def vision_encoder_module(self) -> torch.nn.Module:
+        return self.model.vision_model
+
+    def projector_module(self) -> torch.nn.Module:
+        return self.model.visual_projection
+
     def vision_grid(self) -> tuple[int, int]:
         vision = self.model.config.vision_config
         height, width = _processor_image_size(self.processor.image_processor, vision.image_size)

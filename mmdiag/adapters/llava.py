@@ -46,6 +46,15 @@ class LlavaAdapter(GenerativeAdapter):
     def image_token_id(self) -> int:
         return int(self.model.config.image_token_id)
 
+    def vision_encoder_module(self) -> torch.nn.Module:
+        return self._core.vision_tower
+
+    def projector_module(self) -> torch.nn.Module:
+        return self._core.multi_modal_projector
+
+    def language_model_module(self) -> torch.nn.Module:
+        return self._core.language_model
+
     def language_model_config(self) -> Any:
         return self.lm_attention_modules()[0].config
 

@@ -73,7 +73,8 @@ class SpatialProbe(Probe):
     name = "spatial"
     kinds = (GENERATIVE, DUAL_ENCODER)
     _common = ("position_retention", "grid_cell_retention", "half_retention", "relation_retention", "colour_retention",
-               "grid_cell_selectivity", "projector_cka", "projector_knn_overlap", "untrained_grid_cell_accuracy")
+               "grid_cell_selectivity", "projector_cka", "projector_knn_overlap", "untrained_grid_cell_accuracy",
+               "projector_grid_cell_above_chance")
     metric_names = {GENERATIVE: _common, DUAL_ENCODER: (*_common, "whatsup_accuracy")}
 
     def __init__(self, resolution: int = 64, seed: int = 0, min_scenes: int = 40, untrained_baseline: bool = True,
@@ -210,7 +211,21 @@ class SpatialProbe(Probe):
             "projector_knn_overlap": Metric(result.knn_overlap.get(post), description=f"10-NN overlap of images, {post} vs {pre}"),
             "untrained_grid_cell_accuracy": Metric(final["grid_cell"].get("untrained"),
                                                    description=f"grid-cell accuracy at {post} of a randomly initialised copy"),
+            "projector_grid_cell_above_chance": _above_chance(
+                result.readouts.get("flattened", {}).get(post, {}).get("grid_cell", {}),
+                f"3x3 grid cell of the object decoded from the {post}'s tokens in order (flattened readout, out-of-fold) "
+                "minus its chance level (the majority cell); CI: bootstrap over scenes; null 0"),
         }
+
+
+def _above_chance(stats: dict[str, Any], description: str) -> Metric:
+    """A readout's out-of-fold accuracy minus its chance level, with the bootstrap CI shifted alike."""
+    score, chance = stats.get("score"), stats.get("chance")
+    if score is None or chance is None:
+        return Metric(None, description=description)
+    low, high = stats.get("ci_low"), stats.get("ci_high")
+    return Metric(score - chance, None if low is None else low - chance, None if high is None else high - chance,
+                  f"{description}; chance {chance:.3f}")
 
 
 def _derive(table: dict[str, dict[str, Any]], pre: str) -> None:

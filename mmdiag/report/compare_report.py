@@ -53,6 +53,12 @@ def render_compare_html(comparison: Any) -> str:
 def render_compare_markdown(comparison: Any) -> str:
     runs = comparison.runs
     lines = ["## mmdiag compare", ""]
+    if comparison.regression_tolerance is not None:
+        moved = comparison.regressions
+        lines += [f"**Regression check: {'FAIL' if moved else 'PASS'}** ({len(moved)} metric(s) worse by more than "
+                  f"{comparison.regression_tolerance:g} with a paired 95% CI excluding zero)", ""]
+        lines += [f"- {d.probe}.{d.metric}: {_cell(d.run)} − {_cell(d.baseline)} = {d.mean_difference:+.3f} "
+                  f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}], n = {d.n}" for d in moved]
     lines += [f"> warning: {_cell(w)}" for w in comparison.warnings]
     lines += ["", "| probe | metric | " + " | ".join(_cell(r.label) for r in runs) + " |",
               "|---|---|" + "---|" * len(runs)]

@@ -15,6 +15,7 @@ from mmdiag.report import figures
 from mmdiag.results import read_examples, read_results
 from mmdiag.scenes.model import Scene
 from mmdiag.scenes.render import render
+from mmdiag.verdicts import verdict_lines
 
 HTML_FILE = "report.html"
 MAX_EXAMPLES_SHOWN = 6
@@ -54,6 +55,7 @@ def build_context(run_dir: Path) -> dict[str, Any]:
     failures = [r for r in records if "error" in r]
     return {
         "results": results,
+        "verdict": verdict_lines(results),
         "meta": results["metadata"],
         "probes": probes,
         "failures": failures[:20],

@@ -7,6 +7,7 @@ from typing import Any
 
 from mmdiag.report.html import format_number
 from mmdiag.results import read_results
+from mmdiag.verdicts import verdict_lines
 
 MARKDOWN_FILE = "report.md"
 
@@ -20,19 +21,25 @@ def _cell(value: Any) -> str:
 
 def render_markdown(results: dict[str, Any]) -> str:
     meta = results["metadata"]
+    verdict, *failures = verdict_lines(results)
     lines = [
         f"## mmdiag audit: {_cell(meta['model']['source'])}",
         "",
-        f"**Verdict: {results['verdict'].upper()}** · {_cell(meta['model']['architecture'])} · "
-        f"seed {meta['seed']} · config `{meta['config_hash']}` · mmdiag {meta['versions'].get('mmdiag')}",
+        f"**{_cell(verdict)}**",
         "",
     ]
+    lines += [f"- {_cell(line.strip())}" for line in failures]
+    lines += ["", f"{_cell(meta['model']['architecture'])} · seed {meta['seed']} · config `{meta['config_hash']}` · "
+              f"mmdiag {meta['versions'].get('mmdiag')}", ""]
     lines += [f"> {_cell(note)}" for note in results.get("notes", [])]
     if results.get("gates"):
-        lines += ["", "| gate | value | margin | verdict |", "|---|---|---|---|"]
+        lines += ["", "| gate | metric [95% CI] | compared | margin | verdict |", "|---|---|---|---|---|"]
         for g in results["gates"]:
-            lines.append(f"| {_cell(g['gate'])} | {_cell(g['value'])} | {_cell(g['margin'])} | "
-                         f"{'pass' if g['passed'] else '**FAIL**'} |")
+            ci = (f" [{format_number(g.get('ci_low'))}, {format_number(g.get('ci_high'))}]"
+                  if g.get("ci_low") is not None else "")
+            verdict_cell = "pass" if g["passed"] else "**FAIL**" + (f": {_cell(g['reason'])}" if g.get("reason") else "")
+            lines.append(f"| {_cell(g['gate'])} | {_cell(g.get('estimate', g['value']))}{ci} | {_cell(g['value'])} | "
+                         f"{_cell(g['margin'])} | {verdict_cell} |")
     lines += ["", "| probe | metric | value | 95% CI |", "|---|---|---|---|"]
     for name, probe in results.get("probes", {}).items():
         if "error" in probe:

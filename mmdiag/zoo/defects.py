@@ -1,0 +1,130 @@
+"""Planted defects: known-broken variants of a trained model, to prove that each release gate can fail.
+
+Each defect edits a loaded model in place through the adapter's canonical modules (no retraining), so it
+applies to every zoo model and to any checkpoint of a family that exposes those modules:
+
+- ``image-blind``: the projector's output is replaced by its output for one mid-grey image, so every image
+  becomes the same tokens (the model cannot see);
+- ``shuffled-image-tokens``: each image's tokens are permuted across positions with a permutation drawn from
+  the image itself (content kept, layout destroyed);
+- ``untrained-vision-encoder``: the vision encoder's weights are replaced by a fresh initialisation (the
+  projector and LLM keep their training);
+- ``text-only-lm``: image-token positions are masked out of the language model's attention (the image tokens
+  are there, but nothing reads them).
+
+The zoo's ``ref-llava-biased`` (a co-occurrence prior trained in) is the fifth defect; it is a model, not an
+edit. The hooks stay on the model for its lifetime: a planted model is broken on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from PIL import Image
+
+from mmdiag.adapters.base import Adapter
+from mmdiag.errors import CapabilityError, ConfigError
+
+
+def _grey_tokens(adapter: Adapter) -> torch.Tensor:
+    """The projector module's output for one mid-grey image."""
+    seen: list[torch.Tensor] = []
+    handle = adapter.projector_module().register_forward_hook(lambda m, a, out: seen.append(_tensor(out).detach()))
+    try:
+        adapter.feature_stages([Image.new("RGB", (64, 64), (128, 128, 128))])
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
+def _tensor(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def image_blind(adapter: Adapter) -> None:
+    """Every image becomes the projector's tokens for a mid-grey image."""
+    constant = _grey_tokens(adapter)
+
+    def same_tokens(module: torch.nn.Module, args: Any, output: Any) -> torch.Tensor:
+        out = _tensor(output)
+        return constant.to(out.device, out.dtype).expand(out.shape[0], *constant.shape[1:]).clone()
+
+    adapter.projector_module().register_forward_hook(same_tokens)
+
+
+def shuffled_image_tokens(adapter: Adapter) -> None:
+    """Each image's tokens permuted across positions, the permutation seeded by the image's own tokens."""
+
+    def shuffle(module: torch.nn.Module, args: Any, output: Any) -> torch.Tensor:
+        out = _tensor(output)
+        if out.dim() != 3:
+            raise CapabilityError(f"{adapter.family} image features are not a token sequence: nothing to shuffle")
+        rows = []
+        for row in out:
+            generator = torch.Generator().manual_seed(int(round(float(row.float().abs().sum()))) % (2**31))
+            rows.append(row[torch.randperm(row.shape[0], generator=generator).to(row.device)])
+        return torch.stack(rows)
+
+    adapter.projector_module().register_forward_hook(shuffle)
+
+
+def untrained_vision_encoder(adapter: Adapter, seed: int = 0) -> None:
+    """The vision encoder's weights replaced by those of a freshly initialised copy of the model."""
+    fresh = adapter.untrained_copy(seed).vision_encoder_module().state_dict()
+    with torch.no_grad():
+        adapter.vision_encoder_module().load_state_dict(fresh)
+
+
+def text_only_lm(adapter: Adapter) -> None:
+    """Image-token positions masked out of the language model's attention mask.
+
+    The top-level forward sees ``input_ids`` and records where the image tokens are; the language model's
+    forward (also when it continues from a KV cache of that prefix, batch 1 or the same batch) gets an
+    attention mask with those positions zeroed.
+    """
+    image_id = adapter.image_token_id  # generative adapters only
+    state: dict[str, torch.Tensor | None] = {"image": None}
+
+    def record(module: torch.nn.Module, args: Any, kwargs: dict[str, Any]) -> None:
+        ids = kwargs.get("input_ids")
+        if ids is not None and bool((ids == image_id).any()):
+            state["image"] = ids == image_id
+
+    def mask(module: torch.nn.Module, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+        attention, image = kwargs.get("attention_mask"), state["image"]
+        if attention is None or image is None or attention.dim() != 2 or attention.shape[1] < image.shape[1]:
+            return None
+        if image.shape[0] not in (1, attention.shape[0]):
+            return None
+        attention = attention.clone()
+        prefix = image.shape[1]
+        attention[:, :prefix] = attention[:, :prefix] * (~image).to(attention.device, attention.dtype)
+        return args, {**kwargs, "attention_mask": attention}
+
+    adapter.model.register_forward_pre_hook(record, with_kwargs=True)
+    adapter.language_model_module().register_forward_pre_hook(mask, with_kwargs=True)
+
+
+DEFECTS: dict[str, Callable[[Adapter], None]] = {
+    "image-blind": image_blind,
+    "shuffled-image-tokens": shuffled_image_tokens,
+    "untrained-vision-encoder": untrained_vision_encoder,
+    "text-only-lm": text_only_lm,
+}
+
+
+def check_defect_name(name: str) -> None:
+    if name not in DEFECTS:
+        raise ConfigError(f"unknown defect '{name}': choose one of {', '.join(DEFECTS)}")
+
+
+def plant_defect(adapter: Adapter, name: str) -> Adapter:
+    """Plant the named defect into ``adapter``'s model (in place) and return the adapter."""
+    check_defect_name(name)
+    try:
+        DEFECTS[name](adapter)
+    except AttributeError as err:
+        raise CapabilityError(f"defect '{name}' cannot be planted into a {adapter.family} model ({err})") from err
+    return adapter
