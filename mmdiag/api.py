@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,13 @@ import torch
 
 from mmdiag.adapters.base import Adapter
 from mmdiag.adapters.hf_loading import LoadOptions
-from mmdiag.adapters.loading import load_adapter
-from mmdiag.errors import ConfigError, MmdiagError
+from mmdiag.adapters.loading import load_adapter, preflight_model
+from mmdiag import __version__
+from mmdiag.errors import ConfigError, write_error
 from mmdiag.gates import INTEGRITY_METRICS, Gate, evaluate_gates, parse_gate
 from mmdiag.probes.registry import ProbeRegistry
-from mmdiag.distributed import ProcessInfo, current_process, gpu_group
+from mmdiag.distributed import ProcessInfo, current_process, gpu_group, single_process_launch_note
 from mmdiag.results import (
-    EXAMPLES_FILE,
-    RESULTS_FILE,
     SCHEMA_VERSION,
     RunMetadata,
     canonical_hash,
@@ -33,9 +32,12 @@ from mmdiag.results import (
     read_results,
     write_results,
 )
-from mmdiag.runstore import ARRAYS_DIR, RunStore, run_lock
+from mmdiag.run_identity import check_or_write as check_or_write_identity
+from mmdiag.run_identity import weights_fingerprint
+from mmdiag.runstore import RunStore, claim_run_dir, clear_run
 from mmdiag.runtime import run_probe
 from mmdiag.scenes.generate import SceneRecipe, generate_scenes
+from mmdiag.validation import check_audit_config
 
 DEFAULT_PROBES = ("attention", "spatial", "hallucination")
 
@@ -61,8 +63,11 @@ class AuditConfig:
 
     def identity(self) -> dict[str, Any]:
         """What decides the measurements (probes, scenes, seed, parameters): gates are left out, so runs that
-        differ only in their gates are still the same run for resume and for paired comparison."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("gates", "kind_gates")}
+        differ only in their gates are still the same run for resume and for paired comparison. Probes measure
+        independently, so their order is left out too."""
+        data = {k: v for k, v in self.to_dict().items() if k not in ("gates", "kind_gates")}
+        data["probes"] = sorted(data["probes"])
+        return data
 
     def gates_for(self, kind: str) -> tuple[str, ...]:
         """The gates that apply to a model of ``kind``: the common ones, then that kind's (those of probes this
@@ -144,6 +149,7 @@ def audit(
         from mmdiag.suites import default_suite
 
         config = default_suite().config
+    check_audit_config(config)
     for text in (*config.gates, *(g for group in config.kind_gates.values() for g in group)):
         parse_gate(text)  # a malformed gate is refused before anything is touched
     if plant:
@@ -156,11 +162,16 @@ def audit(
     run_dir = Path(out_dir)
     process = current_process()
     with contextlib.ExitStack() as stack:
-        if process.is_main:
-            _prepare_run_dir(run_dir, overwrite, resume)
-            stack.enter_context(run_lock(run_dir))
-        process.barrier()
+        if isinstance(model, (str, Path)):
+            process.on_main(lambda: preflight_model(str(model), options))  # a bad path never creates --out
+        # the lock is taken before anything in the folder is touched
+        process.on_main(lambda: stack.enter_context(claim_run_dir(run_dir, overwrite, resume)))
         notes: list[str] = []
+        launch_note = single_process_launch_note()
+        if launch_note:
+            notes.append(launch_note)
+            if progress and process.is_main:
+                print(f"mmdiag: warning: {launch_note}", file=sys.stderr)
         if model is None:
             model = ensure_default_model() if process.is_main else default_model_dir()
             notes.append(default_model_note(Path(model)))
@@ -174,12 +185,18 @@ def audit(
             notes.append(f"planted defect: {plant} (a known-broken variant of the model, for proving the gates)")
         gates = [parse_gate(g) for g in config.gates_for(adapter.kind)]
         _check_gates(gates, probes, adapter)
+        config_hash = canonical_hash(config.identity())
+        model_hash = _model_config_hash(adapter)
+        identity = {"mmdiag": __version__, "model_config_hash": model_hash, "weights": weights_fingerprint(adapter.model),
+                    "dtype": _weights_dtype(adapter.model), "planted_defect": plant, "config_hash": config_hash}
+        # an --overwrite clears the old run only now, with the lock held and the model loaded
+        process.on_main(lambda: (overwrite and clear_run(run_dir), check_or_write_identity(run_dir, identity, resume)))
         metadata = RunMetadata(
-            model={**asdict(adapter.info()), "config_hash": _model_config_hash(adapter),
+            model={**asdict(adapter.info()), "config_hash": model_hash, "weights_fingerprint": identity["weights"],
                    **({"planted_defect": plant} if plant else {})},
             config=config.to_dict(),
             seed=config.seed,
-            config_hash=canonical_hash(config.identity()),
+            config_hash=config_hash,
             devices=sorted({str(adapter.device)} | {str(d) for d in (getattr(adapter.model, "hf_device_map", None) or {}).values()}),
             processes=process.world,
         )
@@ -206,11 +223,8 @@ def audit(
                                              "n_examples": 0, "n_failed": len(failed), "metrics": {}}
             else:
                 probe_results[probe.name] = result.to_dict()
-        if process.is_main:
-            document = _results_document(metadata, probe_results, gates, failures, notes, skipped)
-            write_results(run_dir, document)
-            render_report(run_dir)
-        process.barrier()
+        document = _results_document(metadata, probe_results, gates, failures, notes, skipped) if process.is_main else {}
+        process.on_main(lambda: (write_results(run_dir, document), render_report(run_dir)))
     return AuditOutcome(run_dir, read_results(run_dir))
 
 
@@ -248,24 +262,10 @@ def render_report(run_dir: str | Path) -> list[Path]:
     from mmdiag.report.markdown import write_markdown_report
 
     run_dir = Path(run_dir)
-    return [write_html_report(run_dir), write_markdown_report(run_dir)]
-
-
-def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Path:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise MmdiagError(f"output path {run_dir} is a file: pass a folder for the run")
-    if overwrite and resume:
-        raise MmdiagError("--overwrite and --resume contradict each other: pick one")
-    examples = run_dir / EXAMPLES_FILE
-    if examples.exists() and not resume:
-        if not overwrite:
-            raise MmdiagError(f"{run_dir} already holds a run (examples.jsonl): pass --resume to finish it, "
-                              "--overwrite to replace it, or another --out")
-        for stale in [examples, *run_dir.glob("examples.rank*.jsonl"), run_dir / RESULTS_FILE]:
-            stale.unlink(missing_ok=True)
-        shutil.rmtree(run_dir / ARRAYS_DIR, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    try:
+        return [write_html_report(run_dir), write_markdown_report(run_dir)]
+    except OSError as err:
+        raise write_error(run_dir, err, "run 'mmdiag report' on the folder (results.json is kept)") from err
 
 
 def _check_gates(gates: list[Gate], probes: list[Any], adapter: Adapter) -> None:
@@ -277,8 +277,24 @@ def _check_gates(gates: list[Gate], probes: list[Any], adapter: Adapter) -> None
                               + ", ".join(sorted(available)))
 
 
+PATH_KEYS = frozenset({"_name_or_path", "name_or_path"})  # where the folder lay, not what the model is
+
+
 def _model_config_hash(adapter: Adapter) -> str:
+    """Hash of the model's config, nested configs included, without the folder it was loaded from
+    (a moved or copied checkpoint is the same model)."""
     config = getattr(adapter.model, "config", None)
     if config is not None and hasattr(config, "to_dict"):
-        return canonical_hash(config.to_dict())
+        return canonical_hash(_without_paths(config.to_dict()))
     return canonical_hash(repr(adapter.model))
+
+
+def _without_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items() if k not in PATH_KEYS}
+    return value
+
+
+def _weights_dtype(model: torch.nn.Module) -> str | None:
+    first = next(iter(model.parameters()), None)
+    return str(first.dtype) if first is not None else None

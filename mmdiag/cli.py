@@ -49,8 +49,16 @@ def _json_arg(text: str, flag: str) -> object:
         raise MmdiagError(f"{flag} is not valid JSON ({err.msg}): e.g. '{{\"0\": \"20GiB\"}}'") from err
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with mmdiag's error format: one line naming the problem and where help is, exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"mmdiag: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmdiag", description="Audit vision-language models for multimodal misalignment.")
+    parser = OneLineParser(prog="mmdiag", description="Audit vision-language models for multimodal misalignment.")
     parser.add_argument("--version", action="version", version=f"mmdiag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -139,15 +147,19 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import os
 
     from mmdiag import api
-    from mmdiag.errors import ConfigError
+    from mmdiag.validation import check_audit_config
 
-    if any(v is not None and v < 1 for v in (args.n_scenes, args.batch_size, args.num_processes)):
-        raise ConfigError("--n-scenes, --batch-size and --num-processes must be at least 1")
+    if args.num_processes < 1:
+        raise ConfigError(f"--num-processes must be at least 1, got {args.num_processes}")
+    if args.gpus_per_process < 0:
+        raise ConfigError(f"--gpus-per-process must be 0 (no sharding) or more, got {args.gpus_per_process}")
+    config = _audit_config(args)
+    check_audit_config(config)
     if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from mmdiag.distributed import relaunch
 
+        _preflight_audit(args, config)  # every refusal that needs no model, once, before processes start
         return relaunch(args.num_processes, _without_option(argv, "--num-processes"))
-    config = _audit_config(args)
     outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
                         resume=args.resume, progress=not args.no_progress, plant=args.plant)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -165,6 +177,27 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0 if outcome.passed else 1
 
 
+def _preflight_audit(args: argparse.Namespace, config: object) -> None:
+    """Refuse bad input in the launching process: gates, defect name, probe parameters, --out, model path."""
+    from mmdiag.adapters.loading import preflight_model
+    from mmdiag.gates import parse_gate
+    from mmdiag.probes.registry import ProbeRegistry
+    from mmdiag.runstore import preflight_run_dir
+
+    for text in (*config.gates, *(g for group in config.kind_gates.values() for g in group)):
+        parse_gate(text)
+    if args.plant:
+        from mmdiag.zoo.defects import check_defect_name
+
+        check_defect_name(args.plant)
+    registry = ProbeRegistry()
+    for name in config.probes:
+        registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
+    preflight_run_dir(Path(args.out), args.overwrite, args.resume)
+    if args.model is not None:
+        preflight_model(args.model, _load_options(args))
+
+
 def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, imported lazily
     """The suite's configuration with every flag the user gave laid over it."""
     from dataclasses import replace
@@ -175,7 +208,7 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     overrides = {key: value for key, value in (("n_scenes", args.n_scenes), ("seed", args.seed),
                                                ("resolution", args.resolution), ("batch_size", args.batch_size))
                  if value is not None}
-    if args.probes:
+    if args.probes is not None:
         overrides["probes"] = tuple(p.strip() for p in args.probes.split(",") if p.strip())
     params = {name: dict(values) for name, values in config.probe_params.items()}
     attention = params.setdefault("attention", {})
@@ -255,8 +288,17 @@ def _cmd_pope(args: argparse.Namespace) -> int:
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        _write_text(Path(args.out), text + "\n")
     return 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    from mmdiag.errors import write_error
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise write_error(path, err, "pass a writable --out path") from err
 
 
 ZOO_CARD_NUMBERS = ("presence_accuracy", "relation_accuracy", "relation_accuracy_horizontal", "relation_accuracy_vertical",
@@ -301,16 +343,50 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
     try:
         prior = None
         if args.cooccur:
-            anchor, partner, p = (part.strip() for part in args.cooccur.split(","))
-            prior = Cooccurrence(anchor, partner, float(p))
+            parts = [part.strip() for part in args.cooccur.split(",")]
+            if len(parts) != 3:
+                raise ConfigError(f"--cooccur {args.cooccur!r} must be ANCHOR,PARTNER,P, "
+                                  "e.g. 'red circle,green triangle,0.9'")
+            prior = Cooccurrence(parts[0], parts[1], float(parts[2]))
         recipe = SceneRecipe(args.min_objects, args.max_objects, args.background, cooccurrence=prior)
     except ValueError as err:
         raise ConfigError(f"bad scene recipe: {err}") from err
-    if args.n < 1:
-        raise ConfigError("--n must be at least 1")
+    from mmdiag.validation import check_bound
+
+    check_bound("n_scenes", args.n, label="--n")
+    check_bound("seed", args.seed)
+    check_bound("resolution", args.resolution)
     written = export_scene_set(args.out, args.n, args.seed, recipe, args.resolution)
     print(f"wrote {args.n} scenes to {args.out}: " + ", ".join(p.name for p in written.values()))
     return 0
+
+
+def _report_error(err: MmdiagError) -> int:
+    """Print the one-line error once: in a data-parallel run only rank 0 speaks. Under ``--num-processes``
+    rank 0 hands the line to the launching process (which prints it and exits 2) and every rank exits 0,
+    so torchrun adds no tracebacks of its own."""
+    import os
+
+    from mmdiag.distributed import STATUS_FILE_ENV
+
+    rank = int(os.environ.get("RANK", "0"))
+    status = os.environ.get(STATUS_FILE_ENV) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    if status:
+        if rank == 0:
+            Path(status).write_text(str(err))
+        return 0
+    if rank == 0:
+        print(f"mmdiag: error: {err}", file=sys.stderr)
+    return err.exit_code
+
+
+def _file_error(err: OSError) -> MmdiagError:
+    """The one-line error for an OSError on a named file (missing, unreadable, unwritable, disk full)."""
+    from mmdiag.errors import write_error
+
+    if isinstance(err, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return MmdiagError(f"{err.filename}: {err.strerror}: check the path")
+    return write_error(err.filename, err, "run the command again")
 
 
 COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "pope": _cmd_pope, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
@@ -319,15 +395,21 @@ COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "po
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmdiag`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error already printed as one line
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         _quiet_libraries()
         if args.command == "audit":
             return _cmd_audit(args, argv)
         return COMMANDS[args.command](args)
     except MmdiagError as err:
-        print(f"mmdiag: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _report_error(err)
+    except OSError as err:  # a file the command had to read or write, not a bug: one line, no traceback
+        if err.filename is None:
+            raise
+        return _report_error(_file_error(err))
     except KeyboardInterrupt:
         print("mmdiag: interrupted; finished examples are kept in examples.jsonl", file=sys.stderr)
         return 130

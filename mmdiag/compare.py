@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mmdiag.errors import MmdiagError
+from mmdiag.errors import MmdiagError, write_error
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.results import read_examples, read_results
@@ -154,9 +154,14 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> list[Path]:
     from mmdiag.report.compare_report import render_compare_html, render_compare_markdown
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise MmdiagError(f"--out {out} is a file: pass a folder for compare.html, compare.md and compare.json")
     paths = [out / "compare.json", out / "compare.md", out / "compare.html"]
-    paths[0].write_text(json.dumps(comparison.to_dict(), indent=2))
-    paths[1].write_text(render_compare_markdown(comparison), encoding="utf-8")
-    paths[2].write_text(render_compare_html(comparison), encoding="utf-8")
+    texts = [json.dumps(comparison.to_dict(), indent=2), render_compare_markdown(comparison), render_compare_html(comparison)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path, text in zip(paths, texts):
+            path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise write_error(err.filename or out, err, "pass a writable --out folder") from err
     return paths

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -36,6 +36,30 @@ class ProcessInfo:
         if self.state is not None:
             self.state.wait_for_everyone()
 
+    def on_main(self, step: Callable[[], T]) -> T | None:
+        """Run ``step`` on the main process only; a one-line error there is raised on every process.
+
+        Without this, a refusal on rank 0 (a locked folder, a refused resume, a full disk) would leave the
+        other ranks waiting at the next barrier until the process group times out with tracebacks.
+        """
+        from mmdiag.errors import MmdiagError
+
+        result, message = None, None
+        if self.is_main:
+            try:
+                result = step()
+            except MmdiagError as err:
+                message = str(err)
+                if self.state is None:
+                    raise
+        if self.state is not None:
+            from accelerate.utils import broadcast_object_list
+
+            message = broadcast_object_list([message], from_process=0)[0]
+            if message is not None:
+                raise MmdiagError(message)
+        return result
+
     def split(self, items: Sequence[T]) -> list[T]:
         """This process's contiguous share of ``items`` (all of them with one process)."""
         if self.state is None:
@@ -59,6 +83,22 @@ def current_process() -> ProcessInfo:
 
     state = PartialState(cpu=not torch.cuda.is_available())
     return ProcessInfo(rank=state.process_index, world=state.num_processes, local_rank=state.local_process_index, state=state)
+
+
+def single_process_launch_note() -> str | None:
+    """A note when ``accelerate launch --num_processes N`` (N > 1) started this run as one process.
+
+    Without GPUs, accelerate's launcher runs the script once (it starts several CPU processes only through
+    MPI, ``--mpirun_hostfile``); it still sets ``MASTER_ADDR`` for the processes it meant to start, which is
+    how this is recognised. The run is correct, only not parallel: the note says so and names the fix.
+    """
+    env = os.environ
+    if "ACCELERATE_USE_CPU" not in env or "MASTER_ADDR" not in env or int(env.get("WORLD_SIZE", "1")) > 1:
+        return None
+    if any(key in env for key in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")):
+        return None
+    return ("accelerate launch started one process (without GPUs it starts several only through MPI, "
+            "--mpirun_hostfile): this run used 1 process; for N CPU processes run mmdiag audit --num-processes N")
 
 
 def gpu_group(local_rank: int, gpus_per_process: int, memory: str = "auto") -> dict[Any, str] | None:
@@ -87,8 +127,25 @@ def gpu_group(local_rank: int, gpus_per_process: int, memory: str = "auto") -> d
     return budget
 
 
+STATUS_FILE_ENV = "MMDIAG_STATUS_FILE"  # where rank 0 of a relaunched run leaves its one-line error
+
+
 def relaunch(num_processes: int, argv: Sequence[str]) -> int:
-    """Run ``mmdiag`` again under torchrun with ``num_processes`` processes; returns their exit code."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}",
-               "-m", "mmdiag", *argv]
-    return subprocess.call(command)
+    """Run ``mmdiag`` again under torchrun with ``num_processes`` processes; returns their exit code.
+
+    A one-line error in the processes comes back through a status file and is printed here once (exit 2).
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mmdiag-launch-") as folder:
+        status = os.path.join(folder, "error.txt")
+        env = {**os.environ, STATUS_FILE_ENV: status}
+        env.setdefault("OMP_NUM_THREADS", "1")  # what torchrun sets anyway, without its warning
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}",
+                   "-m", "mmdiag", *argv]
+        code = subprocess.call(command, env=env)
+        if os.path.isfile(status):
+            with open(status, encoding="utf-8") as f:
+                print(f"mmdiag: error: {f.read().strip()}", file=sys.stderr)
+            return 2
+        return code

@@ -31,3 +31,16 @@ class CapabilityError(MmdiagError):
 
 class ConfigError(MmdiagError):
     """A suite, gate or option is malformed."""
+
+
+def write_error(path: object, err: OSError, fix: str = "re-run with --resume (finished examples are kept)") -> MmdiagError:
+    """The one-line error for a failed write (full disk, no permission, read-only file system)."""
+    import errno
+
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "the disk is full"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "no permission to write there"
+    else:
+        reason = err.strerror or err.__class__.__name__
+    return MmdiagError(f"could not write {path}: {reason}; free space or fix permissions, then {fix}")

@@ -6,6 +6,7 @@ from a run folder at any later time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -87,8 +88,14 @@ def write_results(run_dir: Path, document: dict[str, Any]) -> Path:
     """Write ``results.json`` atomically (a killed run never leaves half a file)."""
     path = run_dir / RESULTS_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=False, allow_nan=False))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(document, indent=2, sort_keys=False, allow_nan=False))
+        tmp.replace(path)
+    except OSError as err:
+        from mmdiag.errors import write_error
+
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, err, "re-run with --resume (every example is kept; only the summary is rewritten)") from err
     return path
 
 
@@ -99,9 +106,33 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise MmdiagError(f"{path} does not exist: pass a run folder written by 'mmdiag audit'")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MmdiagError(f"{path} is not valid JSON ({err}): re-run the audit") from err
+    except OSError as err:
+        raise MmdiagError(f"cannot read {path} ({err.strerror or err.__class__.__name__}): check its permissions") from err
+    problem = schema_problem(document)
+    if problem:
+        raise MmdiagError(f"{path} does not follow the results schema ({problem}): it was not written by this "
+                          "mmdiag audit, or was edited; re-run the audit")
+    return document
+
+
+def schema_problem(document: Any) -> str | None:
+    """The first way ``document`` breaks the published results schema (a short path and message), or None."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "top level"
+    return f"at {where}: {' '.join(error.message.split())[:160]}"
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
 
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:

@@ -6,7 +6,10 @@
   written *before* its record, so a record always has its arrays.
 * ``examples.rank<R>.jsonl``: in a data-parallel run each process appends to its own shard; the main
   process merges the shards into ``examples.jsonl`` after each probe.
-* ``.mmdiag.lock``: one writer per folder; a lock left by a dead process on this host is taken over.
+* ``.mmdiag.lock``: one writer per folder, taken before anything in the folder is touched; a lock left by
+  a dead process on this host is taken over.
+* ``run-identity.json``: the model, weights and configuration the records were measured with; a resume
+  must match it (:mod:`mmdiag.run_identity`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +26,67 @@ from typing import IO, Any
 
 import numpy as np
 
-from mmdiag.errors import MmdiagError
+from mmdiag.errors import MmdiagError, write_error
 from mmdiag.probes.base import _jsonable
-from mmdiag.results import EXAMPLES_FILE, iter_records
+from mmdiag.results import EXAMPLES_FILE, RESULTS_FILE, iter_records
 
 LOCK_FILE = ".mmdiag.lock"
 ARRAYS_DIR = "arrays"
+IDENTITY_FILE = "run-identity.json"  # what a resumed run must match (see mmdiag.run_identity)
+
+
+def preflight_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
+    """The refusals of :func:`claim_run_dir` that can be known without touching the folder (used before
+    spawning processes): a file in the way, contradicting flags, an existing run, a live writer."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MmdiagError(f"output path {run_dir} is a file: pass a folder for the run")
+    if overwrite and resume:
+        raise MmdiagError("--overwrite and --resume contradict each other: pick one")
+    if (run_dir / EXAMPLES_FILE).exists() and not (resume or overwrite):
+        raise MmdiagError(f"{run_dir} already holds a run (examples.jsonl): pass --resume to finish it, "
+                          "--overwrite to replace it, or another --out")
+    holder = _read_lock(run_dir / LOCK_FILE) if (run_dir / LOCK_FILE).exists() else None
+    if holder and (holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))):
+        raise MmdiagError(f"{run_dir} is being written by another mmdiag run (pid {holder.get('pid')} on "
+                          f"{holder.get('host')}): wait for it, or remove {run_dir / LOCK_FILE} if that run is dead")
+
+
+@contextlib.contextmanager
+def claim_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Iterator[Path]:
+    """Create ``run_dir`` and take its writer lock for the block; refuse an existing run unless
+    ``overwrite`` or ``resume``.
+
+    Nothing in the folder is touched before the lock is held, and nothing of an old run is removed here:
+    an ``--overwrite`` clears it only with :func:`clear_run`, once the model has loaded, so a bad model
+    or a live second writer never costs the old run its files. Refusals are one-line MmdiagErrors.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MmdiagError(f"output path {run_dir} is a file: pass a folder for the run")
+    if overwrite and resume:
+        raise MmdiagError("--overwrite and --resume contradict each other: pick one")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(run_dir, err, "pass a writable --out folder") from err
+    with run_lock(run_dir):
+        if (run_dir / EXAMPLES_FILE).exists() and not (resume or overwrite):
+            raise MmdiagError(f"{run_dir} already holds a run (examples.jsonl): pass --resume to finish it, "
+                              "--overwrite to replace it, or another --out")
+        yield run_dir
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove an old run's records, arrays, results and identity (the caller holds the folder's lock)."""
+    run_dir = Path(run_dir)
+    try:
+        for stale in [run_dir / EXAMPLES_FILE, *run_dir.glob("examples.rank*.jsonl"), run_dir / RESULTS_FILE,
+                      run_dir / IDENTITY_FILE]:
+            stale.unlink(missing_ok=True)
+        shutil.rmtree(run_dir / ARRAYS_DIR, ignore_errors=True)
+    except OSError as err:
+        raise write_error(run_dir, err, "pass a writable --out folder") from err
 
 
 @contextlib.contextmanager
@@ -38,7 +97,9 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
+        except OSError as err:
+            if not isinstance(err, FileExistsError):
+                raise write_error(path, err, "pass a writable --out folder") from err
             holder = _read_lock(path)
             if holder and holder.get("host") == me["host"] and not _alive(int(holder.get("pid", -1))):
                 path.unlink(missing_ok=True)  # stale: its process is gone
@@ -46,8 +107,12 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
             raise MmdiagError(f"{run_dir} is being written by another mmdiag run ({who}): wait for it, "
                               f"or remove {path} if that run is dead") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+        except OSError as err:
+            path.unlink(missing_ok=True)
+            raise write_error(path, err, "pass a writable --out folder") from err
         break
     try:
         yield
@@ -101,21 +166,37 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass  # a failed write was already reported; a torn tail is cut on resume
             self._file = None
 
     def write(self, record: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
-        """Persist one example: arrays first, then its JSON line (flushed)."""
+        """Persist one example: arrays first, then its JSON line (flushed).
+
+        A failed write (full disk, lost permission) is a one-line MmdiagError; every record written before
+        it stays, and a half-written line or array is dropped, so ``--resume`` continues cleanly.
+        """
         assert self._file is not None, "use RunStore as a context manager"
+        line = json.dumps(_jsonable(record), allow_nan=False) + "\n"
+        target = None
         if arrays:
             folder = self.run_dir / ARRAYS_DIR / record["probe"]
-            folder.mkdir(parents=True, exist_ok=True)
             target = folder / _array_name(record["example_id"])
             tmp = target.with_suffix(f".rank{self.rank}.tmp.npz")
-            np.savez(tmp, **arrays)
-            tmp.replace(target)
-        self._file.write(json.dumps(_jsonable(record), allow_nan=False) + "\n")
-        self._file.flush()
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                np.savez(tmp, **arrays)
+                tmp.replace(target)
+            except OSError as err:
+                tmp.unlink(missing_ok=True)
+                raise write_error(target, err) from err
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError as err:
+            raise write_error(self.my_path, err) from err
 
     def merge_shards(self) -> None:
         """Main process: append every rank's shard to examples.jsonl, then remove the shards."""
@@ -123,11 +204,15 @@ class RunStore:
         if not shards:
             return
         _cut_torn_tail(self.main_path)
-        with self.main_path.open("a", encoding="utf-8") as out:
-            for shard in shards:
-                _cut_torn_tail(shard)
-                out.write(shard.read_text(encoding="utf-8"))
-                shard.unlink()
+        try:
+            with self.main_path.open("a", encoding="utf-8") as out:
+                for shard in shards:
+                    _cut_torn_tail(shard)
+                    out.write(shard.read_text(encoding="utf-8"))
+                    out.flush()
+                    shard.unlink()
+        except OSError as err:
+            raise write_error(self.main_path, err) from err
 
     def latest(self, probe: str) -> dict[str, dict[str, Any]]:
         """The latest record of each example of ``probe`` (from examples.jsonl and any shards)."""

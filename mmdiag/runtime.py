@@ -1,10 +1,13 @@
 """Running one probe over its examples: batches, per-example records, resume, data-parallel shares.
 
-Each process measures its contiguous share of the examples not finished yet, in batches of
-``batch_size`` (a batch that fails is re-run one example at a time, so a bad example or an
-out-of-memory batch costs only itself), and appends every record as it finishes. The main process
-then merges the shards and aggregates from the run folder — always from the stored records, in the
-probes' example order — so a resumed run and an uninterrupted one aggregate identical inputs.
+The examples are cut into fixed batches of ``batch_size`` by their position in the full example list;
+a batch is the unit of work everywhere: a resumed run re-measures every batch that holds an unfinished
+example (writing only the unfinished ones), and data-parallel processes split whole batches. So every
+example is always computed inside the same batch, and a resumed or multi-process run is bit-identical
+to an uninterrupted single-process one (batched float kernels differ in the last bits across batch
+compositions). A batch that fails is re-run one example at a time, so a bad example or an
+out-of-memory batch costs only itself. Every record is appended as it finishes; the main process
+then merges the shards and aggregates from the run folder, in the probes' example order.
 """
 
 from __future__ import annotations
@@ -41,23 +44,26 @@ def run_probe(
     Returns the result (``None`` on other processes, or when no example succeeded) and the failure
     records (main process).
     """
+    size = max(1, batch_size)
     finished = {eid for eid, r in store.latest(probe.name).items() if "error" not in r} if resume else set()
-    todo = [ex for ex in examples if ex.example_id not in finished]
+    groups = [list(examples[start:start + size]) for start in range(0, len(examples), size)]
+    todo = [group for group in groups if any(ex.example_id not in finished for ex in group)]
     mine = process.split(todo)
     if mine:
         probe.setup(adapter)
-    bar = tqdm(total=len(mine), desc=probe.name, unit="ex", disable=not (progress and process.is_main),
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=sum(ex.example_id not in finished for group in mine for ex in group), desc=probe.name, unit="ex",
+               disable=not (progress and process.is_main), file=sys.stderr, dynamic_ncols=True)
     with store:
-        for start in range(0, len(mine), max(1, batch_size)):
-            chunk = mine[start:start + max(1, batch_size)]
-            for example, outcome in zip(chunk, _run_chunk(probe, adapter, chunk)):
+        for group in mine:
+            for example, outcome in zip(group, _run_chunk(probe, adapter, group)):
+                if example.example_id in finished:
+                    continue  # re-measured only so the rest of its batch is computed exactly as uninterrupted
                 base = {"probe": probe.name, "example_id": example.example_id, "scene": example.scene.to_dict()}
                 if isinstance(outcome, str):
                     store.write({**base, "error": outcome})
                 else:
                     store.write({**base, "values": outcome.values}, outcome.arrays)
-            bar.update(len(chunk))
+                bar.update(1)
     bar.close()
     process.barrier()  # every shard is complete
     if process.is_main:

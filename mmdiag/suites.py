@@ -22,6 +22,7 @@ from mmdiag.errors import ConfigError
 from mmdiag.gates import parse_gate
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.scenes.generate import Cooccurrence, SceneRecipe
+from mmdiag.validation import check_bound
 
 TOP_KEYS = {"name", "description", "seed", "batch_size", "scenes", "probes", "gates"}
 SCENE_KEYS = {"n", "resolution", "min_objects", "max_objects", "background", "cooccurrence"}
@@ -92,9 +93,12 @@ def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -
     except (TypeError, ValueError) as err:
         raise ConfigError(f"suite {source}: bad scenes recipe ({err})") from err
     config = AuditConfig(
-        probes=tuple(params), n_scenes=_int(scenes, "n", 48, source), seed=_int(data, "seed", 0, source),
-        resolution=_int(scenes, "resolution", 64, source), gates=gates, kind_gates=kind_gates,
-        batch_size=_int(data, "batch_size", 8, source), recipe=recipe, probe_params=params,
+        probes=tuple(params), n_scenes=check_bound("n_scenes", scenes.get("n", 48), f"suite {source}", "scenes.n"),
+        seed=check_bound("seed", data.get("seed", 0), f"suite {source}", "seed"),
+        resolution=check_bound("resolution", scenes.get("resolution", 64), f"suite {source}", "scenes.resolution"),
+        gates=gates, kind_gates=kind_gates,
+        batch_size=check_bound("batch_size", data.get("batch_size", 8), f"suite {source}", "batch_size"),
+        recipe=recipe, probe_params=params,
     )
     return Suite(str(data.get("name", Path(source).stem)), str(data.get("description", "")), config, source)
 

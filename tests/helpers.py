@@ -22,5 +22,5 @@ def integrity_suite() -> str:
     data = yaml.safe_load((ROOT / "probes" / "release.yaml").read_text())
     data["gates"] = list(data["gates"]["all"])
     path = Path(tempfile.mkdtemp(prefix="mmdiag-suite-")) / "release-integrity.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)

@@ -29,7 +29,14 @@ def test_release_yaml_is_the_default_and_equals_the_builtin_copy():
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d.update(sceens={"n": 3}), "unknown key 'sceens'"),
-    (lambda d: d["scenes"].update(n="many"), "'n' must be a non-negative integer"),
+    (lambda d: d["scenes"].update(n="many"), "'scenes.n' must be an integer from 1"),
+    (lambda d: d["scenes"].update(n=0), "'scenes.n' must be from 1 to 100000"),
+    (lambda d: d["scenes"].update(resolution=-4), "'scenes.resolution' must be from 16"),
+    (lambda d: d.update(seed=-1), "'seed' must be from 0"),
+    (lambda d: d["probes"]["attention"].update(untrained_baseline="nope"),
+     "'untrained_baseline' must be true or false"),
+    (lambda d: d["probes"]["hallucination"].update(max_questions=-2), "'max_questions' must be non-negative"),
+    (lambda d: d["probes"]["spatial"].update(llm_layers="last"), "'llm_layers' must be a list"),
     (lambda d: d["probes"].update(telepathy={}), "unknown probe 'telepathy'"),
     (lambda d: d["probes"]["spatial"].update(folds=3), "probe 'spatial' does not take these parameters"),
     (lambda d: d.update(gates=["f1 is high"]), "probe.metric>=number"),

@@ -66,9 +66,19 @@ def load_hf_model(model_cls: Any, path: str, options: LoadOptions) -> torch.nn.M
             f"out of memory while loading {path}: pass --device-map auto (and --max-memory) to shard it, "
             f"or --dtype bfloat16 ({err.__class__.__name__})"
         ) from err
-    except (OSError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError, safetensors_error()) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise ModelLoadError(f"could not load the model weights from {path}: {first}") from err
+        raise ModelLoadError(f"could not load the model weights from {path} ({err.__class__.__name__}: {first}): "
+                             "the files may be truncated or corrupt; re-save or re-download them") from err
+
+
+def safetensors_error() -> type[BaseException]:
+    """safetensors' own error type (a truncated or corrupt file), which is not an OSError."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:
+        return OSError
+    return SafetensorError
 
 
 def load_hf_processor(path: str, options: LoadOptions, required: tuple[str, ...] = ("image_processor", "tokenizer")) -> Any:

@@ -49,6 +49,25 @@ def load_adapter(
     return adapter
 
 
+def preflight_model(spec: str, options: LoadOptions | None = None, registry: AdapterRegistry | None = None) -> None:
+    """The cheap checks of :func:`load_adapter` for a local folder (path, config, weights format, architecture),
+    without loading weights: run before spawning processes, so a bad path is one line, not one per process."""
+    options = options or LoadOptions()
+    if spec.startswith(OPEN_CLIP_PREFIX):
+        return
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if (path / OPEN_CLIP_CONFIG).is_file():
+            return
+        architectures = _read_architectures(path)
+        _check_weights(path, options.allow_pickle)
+        _lookup(architectures, registry or default_registry(), source=str(path))
+    elif path.exists():
+        raise ModelLoadError(f"{spec} is a file, not a model folder: pass the folder that holds config.json")
+    elif not (_HUB_ID.match(spec) and not spec.startswith((".", "~"))):
+        raise ModelLoadError(f"model path {spec} does not exist: check the path, or pass a hub id like org/name")
+
+
 def _wrap_built(model: torch.nn.Module, processor: Any, registry: AdapterRegistry, kwargs: dict[str, Any]) -> Adapter:
     if processor is None:
         raise ModelLoadError("a pre-built model needs its processor too: load_adapter(model, processor)")

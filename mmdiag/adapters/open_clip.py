@@ -15,7 +15,7 @@ from PIL import Image
 
 from mmdiag.adapters.base import StageFeatures
 from mmdiag.adapters.dual_encoder import DualEncoderAdapter
-from mmdiag.adapters.hf_loading import LoadOptions
+from mmdiag.adapters.hf_loading import LoadOptions, safetensors_error
 from mmdiag.errors import ModelLoadError
 
 SPEC_PREFIX = "open_clip:"
@@ -64,8 +64,10 @@ class OpenClipAdapter(DualEncoderAdapter):
                 name, pretrained=pretrained, weights_only=not options.allow_pickle
             )
             tokenizer = open_clip.get_tokenizer(name)
-        except (OSError, RuntimeError, ValueError) as err:
-            raise ModelLoadError(f"open_clip could not build {path}: {str(err).splitlines()[0]}") from err
+        except (OSError, RuntimeError, ValueError, KeyError, safetensors_error()) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+            raise ModelLoadError(f"open_clip could not build {path} ({err.__class__.__name__}: {first}): the weights "
+                                 "may be truncated or corrupt, or not match the config") from err
         if options.dtype is not None:
             from mmdiag.adapters.hf_loading import resolve_dtype
 

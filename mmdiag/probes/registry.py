@@ -11,6 +11,7 @@ from typing import Any
 
 from mmdiag.adapters.registry import _import_object
 from mmdiag.errors import ConfigError
+from mmdiag.validation import check_probe_params
 
 ENTRY_POINT_GROUP = "mmdiag.probes"
 
@@ -49,8 +50,9 @@ class ProbeRegistry:
         return target
 
     def create(self, name: str, **params: Any) -> Any:
-        """An instance of probe ``name``; an unknown parameter is a one-line ConfigError."""
+        """An instance of probe ``name``; an unknown or mistyped parameter is a one-line ConfigError."""
         cls = self.get(name)
+        check_probe_params(name, cls, params)
         try:
             return cls(**params)
         except TypeError as err:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import MmdiagError
 from mmdiag.scenes.pope_io import PopeQuestion, read_pope_jsonl
 
@@ -214,4 +215,6 @@ class PopePhotoSet:
 
     def __iter__(self) -> Iterator[tuple[PopeQuestion, Image.Image]]:
         for question in self.questions:
-            yield question, load_image(self.image_dir / question.image)
+            path = resolve_inside(self.image_dir, question.image, source=str(self.questions_path),
+                                  entry=f"question_id {question.question_id}")
+            yield question, load_image(path)
