@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import MmdiagError
-from mmdiag.metrics.pope import RULES, parse_answer, pope_scores
+from mmdiag.metrics.pope import RULE_SPECS, RULES, score_answers
 from mmdiag.scenes.pope_io import jsonl_rows, read_pope_jsonl
 
-FIELDS = ("accuracy", "precision", "recall", "f1", "yes_ratio", "n", "unparsed")
+FIELDS = ("accuracy", "precision", "recall", "f1", "yes_ratio", "n", "unparsed", "tp", "fp", "tn", "fn",
+          "unparsed_yes_label", "undefined", "peer_metrics")
 
 
 def read_answers(path: str | Path) -> dict[str, str]:
@@ -39,13 +41,12 @@ def score_pope(question_files: list[str | Path], answer_files: list[str | Path],
     for index, question_file in enumerate(question_files):
         answers = shared if shared is not None else read_answers(answer_files[index])
         questions = read_pope_jsonl(question_file)
-        decisions = [parse_answer(answers[str(q.question_id)], rule, q.label) if str(q.question_id) in answers else None
-                     for q in questions]
-        scores = pope_scores(decisions, [q.label for q in questions]).to_dict()
+        scores = score_answers([answers.get(str(q.question_id)) for q in questions], [q.label for q in questions],
+                               rule).to_dict()
         stem = Path(question_file).stem
         if stem in results:
             raise MmdiagError(f"two question files share the name {stem!r}: results are keyed by file stem, rename one")
-        results[stem] = {key: scores[key] for key in FIELDS} | {"rule": rule,
+        results[stem] = {key: scores[key] for key in FIELDS} | {"rule": rule, "reference": RULE_SPECS[rule].reference,
                                                                  "missing": sum(str(q.question_id) not in answers for q in questions)}
     return results
 
@@ -57,7 +58,8 @@ def answer_pope(adapter: Any, question_file: str | Path, answers_path: str | Pat
     Decisions come from first-token logits (P(yes) > P(no)), with every question about one image sharing its
     encoded image and prompt prefix; the answer is written as "Yes"/"No" with ``p_yes``/``p_no``. Images are
     read from ``image_dir`` (default: the question file's folder, or its ``images/`` subfolder as
-    ``mmdiag scenes`` writes it). Questions already answered in ``answers_path`` are skipped, so a killed run
+    ``mmdiag scenes`` writes it); an image path that leaves that folder (``..``, absolute, a symlink out) is a
+    one-line error and is never read. Questions already answered in ``answers_path`` are skipped, so a killed run
     resumes where it stopped.
     """
     import json
@@ -69,12 +71,16 @@ def answer_pope(adapter: Any, question_file: str | Path, answers_path: str | Pat
     answers_path = Path(answers_path)
     done = set(read_answers(answers_path)) if answers_path.is_file() else set()
     folder = Path(image_dir) if image_dir else Path(question_file).parent
+    if not folder.is_dir():
+        raise MmdiagError(f"image folder {folder} does not exist: pass --image-dir, the folder of the POPE images")
     by_image: dict[Path, list[Any]] = {}
     for q in read_pope_jsonl(question_file):
         if str(q.question_id) not in done:
-            path = folder / q.image
-            if not path.is_file() and image_dir is None and (folder / "images" / q.image).is_file():
-                path = folder / "images" / q.image
+            entry = f"question_id {q.question_id}"
+            path = resolve_inside(folder, q.image, source=str(question_file), entry=entry)
+            if image_dir is None and not path.exists() and (folder / "images").is_dir():
+                inner = resolve_inside(folder / "images", q.image, source=str(question_file), entry=entry)
+                path = inner if inner.is_file() else path  # images/ as ``mmdiag scenes`` writes it
             by_image.setdefault(path, []).append(q)
     answers_path.parent.mkdir(parents=True, exist_ok=True)
     with answers_path.open("a", encoding="utf-8") as sink:

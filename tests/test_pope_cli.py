@@ -53,8 +53,10 @@ def test_vlmevalkit_counts_unknowns_and_splits_are_keyed_by_stem(files, tmp_path
     out = json.loads(capsys.readouterr().out)
     # vlmevalkit: Yes -> yes; "Not really." / "" / "I don't know" -> unknown; the two "No..." -> no
     assert out["pope_random"]["unparsed"] == 3
-    # unknowns count as negative (VLMEvalKit without a judge): right on ids 1, 4, 5, 6; wrong on 2 and 3
-    assert out["pope_random"]["accuracy"] == pytest.approx(4 / 6)
+    # VLMEvalKit without a judge scores extracted == label: an unknown is wrong whatever the label, so only
+    # ids 1 and 4 are right; for recall an unknown on a yes question is a false negative
+    assert out["pope_random"]["accuracy"] == pytest.approx(2 / 6)
+    assert out["pope_random"]["recall"] == pytest.approx(1 / 3) and out["pope_random"]["precision"] == 1.0
     assert out["pope_random"]["yes_ratio"] == pytest.approx(1 / 6)
     assert out["pope_adversarial"]["n"] == 1 and out["pope_adversarial"]["accuracy"] == 1.0
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from mmdiag.metrics.calibration import expected_calibration_error, reliability_bins
 from mmdiag.metrics.chair import SynonymTable, chair
-from mmdiag.metrics.pope import NO, RULES, YES, parse_answer, pope_scores
+from mmdiag.metrics.pope import NO, RULES, YES, pope_scores, score_answers
 from mmdiag.metrics.stats import bootstrap_ci, mcnemar
 from mmdiag.probes.base import Metric, ProbeResult
 from mmdiag.probes.hallucination_plan import BLINDS, EDITS
@@ -52,7 +52,7 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
         result.pope[split] = pope_scores(decisions, labels).to_dict()
         answers = _answers(records, split)
         if answers is not None:
-            result.pope_rules[split] = {rule: pope_scores([parse_answer(a, rule, lab) for a, lab in answers], [lab for _, lab in answers]).to_dict()
+            result.pope_rules[split] = {rule: score_answers([a for a, _ in answers], [lab for _, lab in answers], rule).to_dict()
                                         for rule in RULES}
     random_idx = [i for i, row in enumerate(rows) if "random" in row[4]]
     clusters = [rows[i][0] for i in random_idx]
