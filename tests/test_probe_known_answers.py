@@ -228,3 +228,21 @@ def test_kv_cache_reuse_gives_the_same_scores(adapters, family):
         full = adapter.answer_scores([image] * len(questions), questions)
         np.testing.assert_allclose(scores.p_yes, full.p_yes, rtol=1e-5, atol=1e-8)
         np.testing.assert_allclose(scores.p_no, full.p_no, rtol=1e-5, atol=1e-8)
+
+
+def test_examples_keep_the_exact_prompt_and_a_noise_seed_per_image(adapters):
+    """Every question's prompt string as the processor received it, and the noise seeds, are in the record, so
+    an example can be re-run outside mmdiag; the two noise images of two scenes differ."""
+    from mmdiag.probes.hallucination import HallucinationProbe, image_seed
+
+    adapter = adapters["llava"]
+    probe = HallucinationProbe(free_text=False, captions=False)
+    probe.setup(adapter)
+    examples = probe.examples(generate_scenes(2, seed=5), adapter)
+    outputs = [probe.run_example(adapter, ex).values for ex in examples]
+    for example, values in zip(examples, outputs):
+        assert values["prompts"] == [adapter.format_prompt(q) for q in values["questions"]]
+        assert all(q in p and p != q for q, p in zip(values["questions"], values["prompts"]))  # the template is there
+        assert values["noise_seeds"] == {k: image_seed(probe.seed, example.example_id, k) for k in ("noise", "vcd_noise")}
+        assert all(cf["prompt"] == adapter.format_prompt(cf["question"]) for cf in values["counterfactuals"])
+    assert outputs[0]["noise_seeds"]["vcd_noise"] != outputs[1]["noise_seeds"]["vcd_noise"]

@@ -96,16 +96,21 @@ def test_pope_export_round_trips(tmp_path):
 
 # -- real photos ---------------------------------------------------------------------------------
 
-def rle_encode(mask: np.ndarray) -> str:
-    """pycocotools' rleToString, written independently of the decoder under test."""
-    flat = mask.T.flatten()
+def rle_counts(mask: np.ndarray) -> list[int]:
+    """Uncompressed COCO RLE: column-major run lengths, zeros first."""
     counts, value, run = [], False, 0
-    for v in flat:
+    for v in mask.T.flatten():
         if bool(v) != value:
             counts.append(run)
             value, run = not value, 0
         run += 1
     counts.append(run)
+    return counts
+
+
+def rle_encode(mask: np.ndarray) -> str:
+    """pycocotools' rleToString, written independently of the decoder under test."""
+    counts = rle_counts(mask)
     out = []
     for i, x in enumerate(counts):
         if i > 2:
@@ -149,9 +154,9 @@ def photo_set(tmp_path):
                    {"id": 2, "file_name": names[1], "height": h, "width": w}],
         "categories": [{"id": 18, "name": "dog"}, {"id": 17, "name": "cat"}],
         "annotations": [
-            {"image_id": 1, "category_id": 18, "bbox": [100, 150, 120, 80],
+            {"id": 1, "image_id": 1, "category_id": 18, "bbox": [100, 150, 120, 80],
              "segmentation": [[100, 150, 220, 150, 220, 230, 100, 230]], "iscrowd": 0},
-            {"image_id": 1, "category_id": 17, "bbox": [390, 140, 120, 120],
+            {"id": 2, "image_id": 1, "category_id": 17, "bbox": [390, 140, 120, 120],
              "segmentation": {"counts": rle_encode(disc), "size": [h, w]}, "iscrowd": 0},
         ],
     }
@@ -183,7 +188,48 @@ def test_object_removal_on_a_real_photo_changes_only_the_mask(photo_set, method)
     # the filled region takes the colours around it
     assert np.abs(edited[disc].mean(0) - original[ring].mean(0)).max() < 40
     dog = next(o for o in objects if o.category == "dog")
-    assert dog.mask[150:231, 100:221].all() and dog.mask.sum() == 121 * 81  # PIL fills polygon edges inclusively
+    assert np.array_equal(dog.mask, coco_api_mask(ann_path, 1, 18))  # pixel-exact with the COCO API
+    assert dog.mask[150:230, 100:220].all() and dog.mask.sum() == 120 * 80  # COCO's polygon rasterisation
+
+
+def coco_api_mask(ann_path, image_id: int, category_id: int) -> np.ndarray:
+    """The mask the COCO API itself gives (pycocotools.coco.COCO.annToMask)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(ann_path))
+    ann = next(a for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id])) if a["category_id"] == category_id)
+    return coco.annToMask(ann).astype(bool)
+
+
+def test_polygon_and_rle_masks_equal_the_coco_api(tmp_path):
+    """Random polygons (several parts, fractional and edge coordinates), uncompressed and compressed RLE."""
+    rng = np.random.default_rng(7)
+    h, w = 97, 131
+    name = "COCO_val2014_000000000009.jpg"
+    Image.fromarray(np.zeros((h, w, 3), dtype=np.uint8)).save(tmp_path / name)
+    anns = []
+    for cat in range(1, 61):
+        parts = [list(np.round(rng.uniform([-2, -2], [w + 2, h + 2], size=(int(rng.integers(3, 9)), 2)).ravel(), 2))
+                 for _ in range(int(rng.integers(1, 4)))]
+        anns.append({"id": cat, "image_id": 1, "category_id": cat, "bbox": [0, 0, 1, 1], "segmentation": parts,
+                     "iscrowd": 0})
+    blob = rng.random((h, w)) < 0.2
+    anns.append({"id": 61, "image_id": 1, "category_id": 61, "bbox": [0, 0, 1, 1], "iscrowd": 1,
+                 "segmentation": {"counts": rle_encode(blob), "size": [h, w]}})
+    anns.append({"id": 62, "image_id": 1, "category_id": 62, "bbox": [0, 0, 1, 1], "iscrowd": 1,
+                 "segmentation": {"counts": rle_counts(blob), "size": [h, w]}})
+    data = {"images": [{"id": 1, "file_name": name, "height": h, "width": w}], "annotations": anns,
+            "categories": [{"id": c, "name": f"thing{c}"} for c in range(1, 63)]}
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    objects = {o.category: o for o in CocoAnnotations(path).objects(name)}
+    for cat in range(1, 63):
+        assert np.array_equal(objects[f"thing{cat}"].mask, coco_api_mask(path, 1, cat)), f"thing{cat}"
+    assert np.array_equal(objects["thing61"].mask, blob) and np.array_equal(objects["thing62"].mask, blob)
 
 
 def test_mirror_photo_flips_image_and_boxes(photo_set):

@@ -1,4 +1,5 @@
-"""Calibration of yes/no probabilities: expected calibration error and reliability bins."""
+"""Calibration of yes/no probabilities: the top-label expected calibration error of the decision, the binary
+calibration error of P(yes), and the reliability bins both are read from."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ def expected_calibration_error(p_yes: np.ndarray, is_yes: np.ndarray, bins: int 
         if members.any():
             ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return float(ece)
+
+
+def binary_calibration_error(p_yes: np.ndarray, is_yes: np.ndarray, bins: int = 10) -> float | None:
+    """Calibration error of the probability of the positive class itself: P(yes) in ``bins`` equal-width bins
+    over [0, 1] (those of :func:`reliability_bins`), sum_b (n_b / N) |share of yes_b - mean P(yes)_b|."""
+    table = reliability_bins(p_yes, is_yes, bins)
+    total = sum(row["count"] for row in table)
+    if total == 0:
+        return None
+    return float(sum(row["count"] / total * abs(row["share_yes"] - row["mean_p_yes"]) for row in table))
 
 
 def reliability_bins(p_yes: np.ndarray, is_yes: np.ndarray, bins: int = 10) -> list[dict[str, float]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -70,6 +72,45 @@ def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict[str, float | 
     log_terms = [_log_binom(n, i) - n * np.log(2.0) for i in range(k + 1)]
     tail = float(np.exp(np.logaddexp.reduce(log_terms)))
     return {"b": b, "c": c, "p_value": min(1.0, 2 * tail)}
+
+
+CLUSTER_FLIPS = 20_000  # Monte Carlo sign flips when there are too many clusters to enumerate
+EXACT_CLUSTERS = 16
+
+
+def mcnemar_clustered(before: Sequence[bool], after: Sequence[bool], clusters: Sequence[str],
+                      seed: int = 0) -> dict[str, Any]:
+    """McNemar's test for paired binary outcomes that come in clusters (several questions about one image).
+
+    Per cluster, d = (pairs right before and wrong after) - (wrong before and right after). Under the null of
+    no change the before/after labels are exchangeable within a pair, so each cluster's d is equally likely
+    to carry either sign, whatever the dependence inside the cluster: the two-sided p-value is the share of
+    sign flips of the clusters whose |sum| reaches the observed one (exact for up to ``EXACT_CLUSTERS``
+    clusters with a non-zero d, else ``CLUSTER_FLIPS`` seeded Monte Carlo flips, p = (1 + hits) / (1 + flips)).
+    With one pair per cluster it is the exact McNemar test. ``independent_p_value`` is McNemar treating every
+    pair as independent, for comparison.
+    """
+    before_a, after_a = np.asarray(before, dtype=bool), np.asarray(after, dtype=bool)
+    if before_a.shape != after_a.shape or len(clusters) != len(before_a):
+        raise ValueError("paired outcomes and clusters differ in length")
+    plain = mcnemar(before_a, after_a)
+    per_cluster: dict[str, int] = {}
+    for cluster, was, now in zip(clusters, before_a, after_a):
+        per_cluster[cluster] = per_cluster.get(cluster, 0) + int(was and not now) - int(now and not was)
+    d = np.array([v for v in per_cluster.values() if v != 0], dtype=float)
+    out = {"b": plain["b"], "c": plain["c"], "clusters": len(per_cluster), "discordant_clusters": int(len(d)),
+           "independent_p_value": plain["p_value"]}
+    if len(d) == 0:
+        return {**out, "p_value": 1.0, "method": "no discordant cluster"}
+    observed = abs(d.sum())
+    if len(d) <= EXACT_CLUSTERS:
+        signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
+        totals = np.abs(signs @ d)
+        return {**out, "p_value": float(np.mean(totals >= observed - 1e-9)), "method": "exact cluster sign flips"}
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(CLUSTER_FLIPS, len(d)))
+    hits = int(np.sum(np.abs(signs @ d) >= observed - 1e-9))
+    return {**out, "p_value": (1 + hits) / (1 + CLUSTER_FLIPS), "method": f"{CLUSTER_FLIPS} seeded cluster sign flips"}
 
 
 def _log_binom(n: int, k: int) -> float:

@@ -38,12 +38,18 @@ class ExampleOutput:
 
 @dataclass
 class Metric:
-    """A headline number with its confidence interval (``None`` where none applies)."""
+    """A headline number with its confidence interval (``None`` where none applies), and where one is defined
+    the value it would take with no signal (``null``: chance level or a permutation null's mean), the p-value
+    of the value against that null, the n behind it, and why the value is undefined when it is ``None``."""
 
     value: float | None
     ci_low: float | None = None
     ci_high: float | None = None
     description: str = ""
+    null: float | None = None
+    p_value: float | None = None
+    n: int | None = None
+    undefined: str | None = None
 
 
 @dataclass

@@ -17,6 +17,8 @@ Dual encoders (CLIP) are scored pairwise by image-text similarity on the same co
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,12 @@ class HallucinationResult(ProbeResult):
     question_template: str = "Is there a {object} in the image?"
 
 
+def image_seed(seed: int, example_id: str, kind: str) -> int:
+    """A seed of its own for each image and noise kind (stable across runs, processes and batchings)."""
+    digest = hashlib.sha256(f"{seed}:{example_id}:{kind}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
 class HallucinationProbe(Probe):
     """Does the model answer from the image, or from its language prior?"""
 
@@ -55,6 +63,7 @@ class HallucinationProbe(Probe):
     metric_names = {
         GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "f1_adversarial", "adversarial_gap",
                      "blind_accuracy", "blind_yes_ratio", "multimodal_gain", "multimodal_gain_noise", "ece",
+                     "calibration_error_p_yes",
                      "evidence_sensitivity", "prior_persistence", "prior_persistence_cooccurring", "mirror_sensitivity",
                      "chair_i", "chair_s", "caption_recall"),
         DUAL_ENCODER: ("pair_accuracy", "blind_pair_accuracy", "multimodal_gain", "evidence_sensitivity"),
@@ -99,18 +108,21 @@ class HallucinationProbe(Probe):
         real, *after = adapter.answer_scores_per_image([image, *edited], [questions + [cf.question for cf in cfs]]
                                                        + [[cf.question] for cf in cfs])
         k = len(questions)
+        noise_seeds = {kind: image_seed(self.seed, example.example_id, kind) for kind in ("noise", "vcd_noise")}
         blind_images = {"blank": blank(image.size), "mean_colour": mean_colour(image),
-                        "noise": gaussian_noise(image.size, seed=self.seed)}
+                        "noise": gaussian_noise(image.size, seed=noise_seeds["noise"])}
         blind = {kind: adapter.answer_scores_per_image([img], [questions])[0] for kind, img in blind_images.items()}
         blind["vcd_noise"] = adapter.answer_scores_per_image(
-            [image], [questions], pixel_transform=lambda px: vcd_noise(px, t=self.vcd_t, seed=self.seed))[0]
+            [image], [questions], pixel_transform=lambda px: vcd_noise(px, t=self.vcd_t, seed=noise_seeds["vcd_noise"]))[0]
         values: dict[str, Any] = {
-            "questions": questions, "objects": [i.object for i in pope], "labels": [i.label for i in pope],
+            "questions": questions, "prompts": [adapter.format_prompt(q) for q in questions], "noise_seeds": noise_seeds,
+            "objects": [i.object for i in pope], "labels": [i.label for i in pope],
             "splits": [list(i.splits) for i in pope],
             "p_yes": real.p_yes[:k].tolist(), "p_no": real.p_no[:k].tolist(),
             "blind": {kind: {"p_yes": blind[kind].p_yes.tolist(), "p_no": blind[kind].p_no.tolist()} for kind in BLINDS},
             "counterfactuals": [
-                {"edit": cf.edit, "question": cf.question, "before": cf.before, "after": cf.after,
+                {"edit": cf.edit, "question": cf.question, "prompt": adapter.format_prompt(cf.question),
+                 "before": cf.before, "after": cf.after,
                  "scene_after": cf.scene_after.to_dict(),
                  "p_yes_before": float(real.p_yes[k + j]), "p_no_before": float(real.p_no[k + j]),
                  "p_yes_after": float(scores.p_yes[0]), "p_no_after": float(scores.p_no[0])}
@@ -121,6 +133,7 @@ class HallucinationProbe(Probe):
             values["answers"] = adapter.generate([image] * k, questions, max_new_tokens=4)
         if self.captions:
             values["caption"] = adapter.generate([image], [CAPTION_PROMPT], max_new_tokens=self.caption_tokens)[0]
+            values["caption_prompt"] = adapter.format_prompt(CAPTION_PROMPT)
             values["caption_truth"] = example.scene.object_names
         return ExampleOutput(values)
 

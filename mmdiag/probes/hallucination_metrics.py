@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from mmdiag.metrics.calibration import expected_calibration_error, reliability_bins
+from mmdiag.metrics.calibration import binary_calibration_error, expected_calibration_error, reliability_bins
 from mmdiag.metrics.chair import SynonymTable, chair
 from mmdiag.metrics.pope import NO, RULES, YES, pope_scores, score_answers
-from mmdiag.metrics.stats import bootstrap_ci, mcnemar
+from mmdiag.metrics.stats import bootstrap_ci, mcnemar_clustered
 from mmdiag.probes.base import Metric, ProbeResult
 from mmdiag.probes.hallucination_plan import BLINDS, EDITS
 
@@ -68,7 +68,14 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
     metrics["f1_adversarial"] = Metric(result.pope.get("adversarial", {}).get("f1"), description="POPE F1, adversarial split")
     metrics["adversarial_gap"] = _adversarial_gap(rows, seed)
     metrics["ece"] = Metric(expected_calibration_error(p_yes, truth) if len(truth) else None,
-                            description="expected calibration error of P(yes), 10 bins, random split")
+                            description="top-label expected calibration error (Guo et al. 2017) of the yes/no decision: "
+                                        "confidence max(P(yes), 1 - P(yes)) in 10 bins over [0.5, 1], random split",
+                            n=len(truth), undefined=None if len(truth) else "no random-split questions")
+    metrics["calibration_error_p_yes"] = Metric(
+        binary_calibration_error(p_yes, truth) if len(truth) else None,
+        description="binary calibration error of P(yes): |share of yes - mean P(yes)| in 10 bins over [0, 1], weighted "
+                    "by bin size (the bins of the reliability diagram), random split",
+        n=len(truth), undefined=None if len(truth) else "no random-split questions")
     result.reliability = reliability_bins(p_yes, truth) if len(truth) else []
 
     # blind baselines on the random split's questions
@@ -144,7 +151,7 @@ def _counterfactual_stats(pairs: list[tuple[str, dict[str, Any]]], seed: int) ->
     right_after = after == np.array([cf["after"] == YES for _, cf in pairs])
     changed = (before != after).astype(float)
     survived = after[before].astype(float)
-    test = mcnemar(right_before, right_after)
+    test = mcnemar_clustered(right_before, right_after, clusters, seed)
 
     def triple(values: np.ndarray, groups: Sequence[str]) -> list[float | None]:
         if len(values) == 0:
@@ -191,6 +198,6 @@ def dual_encoder_result(name: str, records: list[dict[str, Any]], seed: int) -> 
             "n": len(swaps), "evidence_sensitivity": [m.value, m.ci_low, m.ci_high], "prior_persistence": None,
             "accuracy_before": [float(right_before.mean()), *_ci(right_before.astype(float), groups, seed)],
             "accuracy_after": [float(right_after.mean()), *_ci(right_after.astype(float), groups, seed)],
-            "mcnemar": mcnemar(right_before, right_after)}
+            "mcnemar": mcnemar_clustered(right_before, right_after, groups, seed)}
     return HallucinationResult(probe=name, n_examples=len(records), n_failed=0, metrics=metrics, question_template=CAPTION,
                                counterfactuals=counterfactuals)

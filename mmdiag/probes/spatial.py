@@ -13,19 +13,21 @@ grid-cell labels replaced by a fixed random cell per object type). Selectivity =
 Readouts (see :mod:`mmdiag.probes.spatial_readouts`): an attention-pooled per-token probe and a flattened
 PCA probe, the same at every stage. Retention = (stage - chance) / (pre - chance), pre = vision encoder,
 defined only where pre beats chance by ``MIN_DECODABLE``. The same probes run on a randomly initialised copy
-of the model (the untrained baseline). Also: linear CKA and 10-NN overlap of every stage against the vision
+of the model (the untrained baseline). Also: debiased linear CKA and 10-NN overlap (raw tokens, with CIs and nulls;
+:mod:`mmdiag.metrics.similarity`) of every stage against the vision
 encoder. CLIP (no projector into an LLM): patch tokens vs the pooled embedding, plus a What'sUp-style test —
 does "a A left of a B" beat "a B left of a A" (chance 0.5).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
+from mmdiag.metrics.similarity import cka_with_null, knn_overlap_with_null
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.spatial_readouts import (
@@ -34,8 +36,7 @@ from mmdiag.probes.spatial_readouts import (
     READOUTS,
     TOKEN_DIMS,
     cross_validated,
-    knn_overlap,
-    linear_cka,
+    similarity_features,
     project_tokens,
 )
 from mmdiag.scenes.edits import EditError, insert_object
@@ -51,6 +52,7 @@ POSITION_TASKS = ("half", "grid_cell", "centre_x", "centre_y")
 RELATION_TASKS = ("left_of", "above")
 REFERENCE = ("red circle", "blue square")  # the inserted object (the second when the scene holds the first)
 PAIR = "@pair"
+SIMILARITY = "similarity:"  # raw-token features of a stage, for CKA and kNN overlap
 
 
 @dataclass
@@ -64,6 +66,7 @@ class SpatialResult(ProbeResult):
     readouts: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)  # readout -> stage -> task
     cka: dict[str, float | None] = field(default_factory=dict)  # stage -> CKA with the vision encoder
     knn_overlap: dict[str, float | None] = field(default_factory=dict)
+    similarity: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> CKA and kNN with CI and null
     whatsup: dict[str, Any] = field(default_factory=dict)
 
 
@@ -120,6 +123,8 @@ class SpatialProbe(Probe):
                     if not prefix and not suffix:
                         stage_names.append(stage.name)
                         tokens[stage.name] = int(stage.tokens.shape[1])
+                        for i in range(len(examples)):
+                            arrays[i][SIMILARITY + stage.name] = similarity_features(stage.tokens[i], self.seed)
                     for i in range(len(examples)):
                         arrays[i][prefix + stage.name + suffix] = project_tokens(stage.tokens[i], self.seed)
         return [ExampleOutput({"labels": _labels(ex, self.seed), "stages": stage_names, "tokens": tokens,
@@ -173,11 +178,13 @@ class SpatialProbe(Probe):
             _derive(table, stages[0])
             result.readouts[readout] = table
         result.scores = result.readouts[READOUTS[0]]
-        pre = np.stack([a[stages[0]] for a in arrays])
+        pre = np.stack([a[SIMILARITY + stages[0]] for a in arrays])
         for stage in stages[1:]:
-            post = np.stack([a[stage] for a in arrays])
-            result.cka[stage] = linear_cka(pre, post)
-            result.knn_overlap[stage] = knn_overlap(pre, post)
+            post = np.stack([a[SIMILARITY + stage] for a in arrays])
+            result.similarity[stage] = {"cka": asdict(cka_with_null(pre, post, self.seed)),
+                                        "knn_overlap": asdict(knn_overlap_with_null(pre, post, seed=self.seed))}
+            result.cka[stage] = result.similarity[stage]["cka"]["value"]
+            result.knn_overlap[stage] = result.similarity[stage]["knn_overlap"]["value"]
         post_stage = "projector" if "projector" in stages else stages[-1]
         result.metrics = self._metrics(result, stages[0], post_stage)
         if adapter.kind == DUAL_ENCODER:
@@ -207,8 +214,12 @@ class SpatialProbe(Probe):
                                          description="mean retention of left-of / above between two objects"),
             "colour_retention": Metric(final["colour"].get("retention"), description="control attribute: should stay near 1"),
             "grid_cell_selectivity": Metric(final["grid_cell"].get("selectivity"), description="grid-cell accuracy - control-task accuracy"),
-            "projector_cka": Metric(result.cka.get(post), description=f"linear CKA, {post} vs {pre}"),
-            "projector_knn_overlap": Metric(result.knn_overlap.get(post), description=f"10-NN overlap of images, {post} vs {pre}"),
+            "projector_cka": _similarity_metric(result.similarity.get(post, {}).get("cka"),
+                                                f"debiased linear CKA of the raw tokens, {post} vs {pre}; CI: jackknife "
+                                                "over images; null: images of one side permuted"),
+            "projector_knn_overlap": _similarity_metric(result.similarity.get(post, {}).get("knn_overlap"),
+                                                        f"10-NN overlap of images, {post} vs {pre}; CI: bootstrap over "
+                                                        "images; null: k/(n-1)"),
             "untrained_grid_cell_accuracy": Metric(final["grid_cell"].get("untrained"),
                                                    description=f"grid-cell accuracy at {post} of a randomly initialised copy"),
             "projector_grid_cell_above_chance": _above_chance(
@@ -216,6 +227,13 @@ class SpatialProbe(Probe):
                 f"3x3 grid cell of the object decoded from the {post}'s tokens in order (flattened readout, out-of-fold) "
                 "minus its chance level (the majority cell); CI: bootstrap over scenes; null 0"),
         }
+
+
+def _similarity_metric(stats: dict[str, Any] | None, description: str) -> Metric:
+    if stats is None:
+        return Metric(None, description=description, undefined="no stage after the vision encoder")
+    return Metric(stats["value"], stats["ci_low"], stats["ci_high"], description, null=stats["null"],
+                  p_value=stats["p_value"], n=stats["n"], undefined=stats["undefined"])
 
 
 def _above_chance(stats: dict[str, Any], description: str) -> Metric:

@@ -11,7 +11,8 @@ every stage of the same width), so storage and probe capacity do not grow with t
   each training fold), then logistic / ridge regression (scikit-learn).
 
 Scores come from out-of-fold predictions of ``FOLDS``-fold cross-validation (fixed seeds) with a bootstrap CI
-over scenes: accuracy for classification, R² for regression. Also linear CKA and kNN overlap between stages.
+over scenes: accuracy for classification, R² for regression. CKA and kNN overlap between stages are computed
+on :func:`similarity_features` (the raw tokens), in :mod:`mmdiag.metrics.similarity`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,23 @@ def project_tokens(tokens: torch.Tensor, seed: int) -> np.ndarray:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + dim)
     projection = torch.randn(dim, TOKEN_DIMS, generator=generator) / dim**0.5
     return (tokens.float().cpu() @ projection).numpy().astype(np.float32)
+
+
+SIMILARITY_BUDGET = 65_536  # values per image kept for CKA / kNN: every token at full width up to this
+
+
+def similarity_features(tokens: torch.Tensor, seed: int) -> np.ndarray:
+    """One image's tokens for CKA and kNN overlap: the raw [n_tokens, dim] tokens (float32) when they hold at
+    most ``SIMILARITY_BUDGET`` values (every zoo model), else each token through a seeded Gaussian map to
+    ``SIMILARITY_BUDGET // n_tokens`` dims (inner products kept in expectation; the report names which)."""
+    n_tokens, dim = tokens.shape[-2], tokens.shape[-1]
+    tokens = tokens.float().cpu()
+    if n_tokens * dim <= SIMILARITY_BUDGET:
+        return tokens.numpy().astype(np.float32)
+    width = max(TOKEN_DIMS, SIMILARITY_BUDGET // n_tokens)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + dim + 7)
+    projection = torch.randn(dim, width, generator=generator) / width**0.5
+    return (tokens @ projection).numpy().astype(np.float32)
 
 
 def cross_validated(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int) -> dict[str, Any]:
@@ -117,32 +135,3 @@ def _attention_fit(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     model = make_pipeline(StandardScaler(), head)
     model.fit(pooled(train_x), train_y)
     return model.predict(pooled(test_x))
-
-
-def linear_cka(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Linear CKA (Kornblith et al. 2019) between [n, p] and [n, q] representations of the same n images."""
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    cross = np.linalg.norm(a.T @ b) ** 2
-    norm = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
-    return float(cross / norm) if norm > 0 else None
-
-
-def knn_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float | None:
-    """Mean share of each image's k nearest neighbours (cosine) kept between two representations."""
-    n = len(a)
-    if n <= k:
-        return None
-
-    def neighbours(x: np.ndarray) -> np.ndarray:
-        x = x.reshape(n, -1).astype(np.float64)
-        x = x - x.mean(0)
-        x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
-        sims = x @ x.T
-        np.fill_diagonal(sims, -np.inf)
-        return np.argsort(-sims, axis=1, kind="stable")[:, :k]
-
-    na, nb = neighbours(a), neighbours(b)
-    return float(np.mean([len(set(na[i]) & set(nb[i])) / k for i in range(n)]))

@@ -2,8 +2,8 @@
 counterfactual edits from masks (object removal by masked fill or inpaint-by-blur, mirroring).
 
 Only the masked pixels ever change when an object is removed; everything else is bit-identical.
-COCO segmentations are polygons or RLE (uncompressed counts, or the compressed string format of
-pycocotools, decoded here without that dependency).
+COCO segmentations are polygons or RLE (uncompressed counts, or the compressed string format), decoded
+by pycocotools, so every mask is pixel-exact with COCO's own API.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import MmdiagError
@@ -48,56 +48,27 @@ def load_image(path: str | Path) -> Image.Image:
 
 # -- masks ---------------------------------------------------------------------------------------
 
-def polygon_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
-    """Boolean mask of COCO polygons ([x1, y1, x2, y2, ...] each)."""
-    canvas = Image.new("1", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    for poly in polygons:
-        if len(poly) >= 6:
-            draw.polygon([(poly[i], poly[i + 1]) for i in range(0, len(poly), 2)], fill=1)
-    return np.array(canvas, dtype=bool)
+def segmentation_mask(segmentation: list | dict, height: int, width: int) -> np.ndarray:
+    """Boolean [height, width] mask of a COCO segmentation, decoded by pycocotools exactly as the COCO API's
+    ``annToMask`` does: polygons (several are merged), uncompressed RLE (``counts`` a list) and compressed RLE
+    (``counts`` a string)."""
+    from pycocotools import mask as coco_mask
 
-
-def rle_counts_from_string(encoded: str) -> list[int]:
-    """Decode pycocotools' compressed RLE string (rleFrString) into run lengths."""
-    counts: list[int] = []
-    p = 0
-    while p < len(encoded):
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(encoded[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
+    if isinstance(segmentation, list):
+        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation.get("counts"), list):
+        rle = coco_mask.frPyObjects(segmentation, *segmentation.get("size", (height, width)))
+    else:
+        counts = segmentation["counts"]
+        rle = {"size": list(segmentation.get("size", (height, width))),
+               "counts": counts.encode() if isinstance(counts, str) else counts}
+    return coco_mask.decode(rle).astype(bool)
 
 
 def rle_mask(rle: dict, height: int | None = None, width: int | None = None) -> np.ndarray:
     """Boolean mask of a COCO RLE (``counts`` list or compressed string; column-major runs, 0s first)."""
     h, w = rle.get("size", (height, width))
-    counts = rle["counts"]
-    if isinstance(counts, (str, bytes)):
-        counts = rle_counts_from_string(counts.decode() if isinstance(counts, bytes) else counts)
-    flat = np.zeros(int(h) * int(w), dtype=bool)
-    position, value = 0, False
-    for run in counts:
-        if value:
-            flat[position:position + run] = True
-        position += run
-        value = not value
-    return flat.reshape((int(w), int(h))).T
-
-
-def segmentation_mask(segmentation: list | dict, height: int, width: int) -> np.ndarray:
-    if isinstance(segmentation, dict):
-        return rle_mask(segmentation, height, width)
-    return polygon_mask(segmentation, height, width)
+    return segmentation_mask(rle, int(h), int(w))
 
 
 # -- edits ---------------------------------------------------------------------------------------
