@@ -11,8 +11,10 @@ other — identities fixed by construction, sides drawn by a seeded coin so clas
 grid-cell labels replaced by a fixed random cell per object type). Selectivity = accuracy - control accuracy.
 
 Readouts (see :mod:`mmdiag.probes.spatial_readouts`): an attention-pooled per-token probe and a flattened
-PCA probe, the same at every stage. Retention = (stage - chance) / (pre - chance), pre = vision encoder,
-defined only where pre beats chance by ``MIN_DECODABLE``. The same probes run on a randomly initialised copy
+PCA probe, the same at every stage. Chance is a label-permutation null run through the same cross-validation
+(before and after the projector, primary readout). Every stage is compared with the vision encoder as a paired
+difference (bootstrap over scenes, CI and p-value); retention = (stage - chance) / (pre - chance) is reported only
+where the pre-projector score beats its null (p < 0.05), else "not measurable" with the reason. The same probes run on a randomly initialised copy
 of the model (the untrained baseline). Also: debiased linear CKA and 10-NN overlap (raw tokens, with CIs and nulls;
 :mod:`mmdiag.metrics.similarity`) of every stage against the vision
 encoder. CLIP (no projector into an LLM): patch tokens vs the pooled embedding, plus a What'sUp-style test —
@@ -35,9 +37,12 @@ from mmdiag.probes.spatial_readouts import (
     PCA_BUDGET,
     READOUTS,
     TOKEN_DIMS,
-    cross_validated,
-    similarity_features,
+    OutOfFold,
+    out_of_fold,
     project_tokens,
+    score_of,
+    similarity_features,
+    summarise,
 )
 from mmdiag.scenes.edits import EditError, insert_object
 from mmdiag.scenes.generate import SceneRecipe
@@ -45,7 +50,6 @@ from mmdiag.scenes.model import Scene, relations_between
 from mmdiag.scenes.render import render
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
 
-MIN_DECODABLE = 0.05
 CLASSIFICATION = ("colour", "shape", "half", "grid_cell", "left_of", "above", "control")
 REGRESSION = ("centre_x", "centre_y")
 POSITION_TASKS = ("half", "grid_cell", "centre_x", "centre_y")
@@ -81,7 +85,8 @@ class SpatialProbe(Probe):
     metric_names = {GENERATIVE: _common, DUAL_ENCODER: (*_common, "whatsup_accuracy")}
 
     def __init__(self, resolution: int = 64, seed: int = 0, min_scenes: int = 40, untrained_baseline: bool = True,
-                 llm_layers: tuple[str, ...] = ("middle", "last")) -> None:
+                 llm_layers: tuple[str, ...] = ("middle", "last"), null_permutations: int = 39) -> None:
+        self.null_permutations = null_permutations  # label permutations behind each chance level (39: p down to 0.025)
         self.resolution = resolution
         self.seed = seed
         self.min_scenes = min_scenes
@@ -168,14 +173,22 @@ class SpatialProbe(Probe):
         if not stages:
             return result
         has_untrained = "untrained:" + stages[0] in arrays[0]
+        post_stage = "projector" if "projector" in stages else stages[-1]
         for readout in READOUTS:
             table: dict[str, dict[str, Any]] = {}
+            predictions: dict[tuple[str, str], OutOfFold | None] = {}
             for stage in stages:
-                table[stage] = {task: self._task(arrays, records, stage, task, readout) for task in result.tasks}
+                # the permutation null where retention is read (the primary readout, before and after the projector)
+                permutations = self.null_permutations if readout == READOUTS[0] and stage in (stages[0], post_stage) else 0
+                table[stage] = {}
+                for task in result.tasks:
+                    predictions[stage, task] = self._task(arrays, records, stage, task, readout, permutations)
+                    table[stage][task] = summarise(predictions[stage, task], task in REGRESSION, self.seed)
                 if has_untrained:
                     for task in result.tasks:
-                        table[stage][task]["untrained"] = self._task(arrays, records, "untrained:" + stage, task, readout)["score"]
-            _derive(table, stages[0])
+                        untrained = self._task(arrays, records, "untrained:" + stage, task, readout)
+                        table[stage][task]["untrained"] = summarise(untrained, task in REGRESSION, self.seed)["score"]
+            _derive(table, predictions, stages[0], self.seed)
             result.readouts[readout] = table
         result.scores = result.readouts[READOUTS[0]]
         pre = np.stack([a[SIMILARITY + stages[0]] for a in arrays])
@@ -185,35 +198,33 @@ class SpatialProbe(Probe):
                                         "knn_overlap": asdict(knn_overlap_with_null(pre, post, seed=self.seed))}
             result.cka[stage] = result.similarity[stage]["cka"]["value"]
             result.knn_overlap[stage] = result.similarity[stage]["knn_overlap"]["value"]
-        post_stage = "projector" if "projector" in stages else stages[-1]
         result.metrics = self._metrics(result, stages[0], post_stage)
         if adapter.kind == DUAL_ENCODER:
             result.whatsup, result.metrics["whatsup_accuracy"] = _whatsup_summary(records, self.seed)
         return result
 
     def _task(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
-              readout: str) -> dict[str, Any]:
+              readout: str, permutations: int = 0) -> OutOfFold | None:
         key = stage + PAIR if task in RELATION_TASKS else stage
         rows = [(a[key], r["labels"][task]) for a, r in zip(arrays, records) if r["labels"].get(task) is not None]
         if not rows:
-            return {"score": None, "ci_low": None, "ci_high": None, "chance": None, "metric": "accuracy"}
+            return None
         features = np.stack([f for f, _ in rows])
-        return cross_validated(features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed)
+        return out_of_fold(features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed, permutations)
 
     @staticmethod
     def _metrics(result: SpatialResult, pre: str, post: str) -> dict[str, Metric]:
         final = result.scores[post]
-        position = [final[t]["retention"] for t in POSITION_TASKS if final[t].get("retention") is not None]
-        relation = [final[t]["retention"] for t in RELATION_TASKS if final[t].get("retention") is not None]
         return {
-            "position_retention": Metric(float(np.mean(position)) if position else None,
-                                         description=f"mean retention of position tasks, {post} vs {pre} (attention readout)"),
-            "grid_cell_retention": Metric(final["grid_cell"].get("retention"), description="3x3 cell, (post-chance)/(pre-chance)"),
-            "half_retention": Metric(final["half"].get("retention"), description="left/right half"),
-            "relation_retention": Metric(float(np.mean(relation)) if relation else None,
-                                         description="mean retention of left-of / above between two objects"),
-            "colour_retention": Metric(final["colour"].get("retention"), description="control attribute: should stay near 1"),
-            "grid_cell_selectivity": Metric(final["grid_cell"].get("selectivity"), description="grid-cell accuracy - control-task accuracy"),
+            "position_retention": _mean_retention(final, POSITION_TASKS, f"mean retention of the position tasks, {post} vs {pre}"),
+            "grid_cell_retention": _retention_metric(final["grid_cell"], f"3x3 cell, {post} vs {pre}"),
+            "half_retention": _retention_metric(final["half"], f"left/right half, {post} vs {pre}"),
+            "relation_retention": _mean_retention(final, RELATION_TASKS, "mean retention of left-of / above between two objects"),
+            "colour_retention": _retention_metric(final["colour"], "control attribute: should stay near 1"),
+            "grid_cell_selectivity": Metric(final["grid_cell"].get("selectivity"), *final["grid_cell"].get("selectivity_ci", [None, None]),
+                                            description="grid-cell accuracy - control-task accuracy (Hewitt & Liang 2019), "
+                                                        "paired bootstrap CI over scenes; null 0", null=0.0,
+                                            p_value=final["grid_cell"].get("selectivity_p"), n=final["grid_cell"].get("n")),
             "projector_cka": _similarity_metric(result.similarity.get(post, {}).get("cka"),
                                                 f"debiased linear CKA of the raw tokens, {post} vs {pre}; CI: jackknife "
                                                 "over images; null: images of one side permuted"),
@@ -243,26 +254,108 @@ def _above_chance(stats: dict[str, Any], description: str) -> Metric:
         return Metric(None, description=description)
     low, high = stats.get("ci_low"), stats.get("ci_high")
     return Metric(score - chance, None if low is None else low - chance, None if high is None else high - chance,
-                  f"{description}; chance {chance:.3f}")
+                  f"{description}; chance {chance:.3f}", null=0.0, n=stats.get("n"))
 
 
-def _derive(table: dict[str, dict[str, Any]], pre: str) -> None:
-    """Retention against the pre-projector stage and selectivity against the control task, in place."""
+RETENTION_ALPHA = 0.05
+RETENTION_BOOT = 2000
+
+
+def _derive(table: dict[str, dict[str, Any]], predictions: dict[tuple[str, str], OutOfFold | None], pre: str,
+            seed: int) -> None:
+    """Per stage and task, in place: the paired difference to the pre-projector stage (bootstrap over scenes,
+    CI and p-value), retention where the pre-projector score beats its null (else the reason), selectivity."""
     for stage, tasks in table.items():
         for task, stats in tasks.items():
-            stats["retention"] = _retention(stats, table[pre][task])
+            if stage != pre:
+                stats.update(_paired(predictions[pre, task], predictions[stage, task], table[pre][task], stats, seed))
             if task in CLASSIFICATION and task != "control":
                 control = tasks["control"]["score"]
                 stats["selectivity"] = None if stats["score"] is None or control is None else stats["score"] - control
+                if task == "grid_cell":  # the headline selectivity: with its paired CI
+                    stats.update(_selectivity(predictions[stage, task], predictions[stage, "control"], seed))
 
 
-def _retention(stats: dict[str, Any], pre: dict[str, Any]) -> float | None:
-    if stats["score"] is None or pre["score"] is None or pre["chance"] is None or stats["chance"] is None:
+def _measurable(pre: dict[str, Any]) -> str | None:
+    """Why retention against this pre-projector row cannot be measured, or None."""
+    if pre["score"] is None:
+        return f"no pre-projector score ({pre.get('undefined')})"
+    if pre.get("null_p") is not None:
+        if pre["null_p"] >= RETENTION_ALPHA:
+            return (f"the pre-projector score {pre['score']:.3f} does not beat its permutation null {pre['chance']:.3f} "
+                    f"(p = {pre['null_p']:.3f}): nothing decodable to retain")
         return None
-    denominator = pre["score"] - pre["chance"]
-    if denominator < MIN_DECODABLE:  # nothing decodable before the projector: retention is undefined
-        return None
-    return float((stats["score"] - stats["chance"]) / denominator)
+    if pre["ci_low"] is None or pre["ci_low"] <= pre["chance"]:
+        return f"the pre-projector score's CI reaches its chance level {pre['chance']:.3f}: nothing decodable to retain"
+    return None
+
+
+def _paired(before: OutOfFold | None, after: OutOfFold | None, pre: dict[str, Any], post: dict[str, Any],
+            seed: int) -> dict[str, Any]:
+    """post - pre on the same scenes (paired bootstrap CI, two-sided bootstrap p-value), and retention
+    (post - chance) / (pre - chance) with its paired bootstrap CI where the pre-projector score is measurable."""
+    out: dict[str, Any] = {"difference": None, "difference_ci": [None, None], "difference_p": None, "retention": None,
+                           "retention_ci": [None, None], "retention_undefined": None}
+    if before is None or after is None or len(before.y) != len(after.y) or not np.array_equal(before.y, after.y):
+        out["retention_undefined"] = post.get("undefined") or pre.get("undefined") or "no paired scores"
+        return out
+    regression = before.regression
+    rng = np.random.default_rng(seed + 104729)
+    n = len(before.y)
+    draws = [rng.integers(0, n, n) for _ in range(RETENTION_BOOT)]
+    pre_boot = np.array([score_of(before.y[i], before.pred[i], regression) for i in draws])
+    post_boot = np.array([score_of(after.y[i], after.pred[i], regression) for i in draws])
+    diff = post_boot - pre_boot
+    diff = diff[np.isfinite(diff)]
+    out["difference"] = post["score"] - pre["score"]
+    out["difference_ci"] = [float(q) for q in np.quantile(diff, [0.025, 0.975])]
+    out["difference_p"] = _bootstrap_p(diff)
+    reason = _measurable(pre)
+    if reason:
+        out["retention_undefined"] = reason
+        return out
+    chance_pre = pre["chance"]
+    chance_post = post["chance"] if post.get("null_p") is not None else chance_pre
+    out["retention"] = float((post["score"] - chance_post) / (pre["score"] - chance_pre))
+    above = pre_boot - chance_pre > 0
+    ratio = (post_boot[above] - chance_post) / (pre_boot[above] - chance_pre)
+    ratio = ratio[np.isfinite(ratio)]
+    out["retention_ci"] = [float(q) for q in np.quantile(ratio, [0.025, 0.975])] if len(ratio) else [None, None]
+    return out
+
+
+def _bootstrap_p(draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of 0 for a statistic's bootstrap draws, never below 1 / (1 + draws)."""
+    tail = min(int(np.sum(draws <= 0)), int(np.sum(draws >= 0)))
+    return float(min(1.0, 2 * (1 + tail) / (1 + len(draws))))
+
+
+def _selectivity(task: OutOfFold | None, control: OutOfFold | None, seed: int) -> dict[str, Any]:
+    """Accuracy on the task - on the control task (Hewitt & Liang 2019), paired over the same scenes."""
+    if task is None or control is None or len(task.y) != len(control.y):
+        return {"selectivity_ci": [None, None], "selectivity_p": None}
+    hits = (task.pred == task.y).astype(float) - (control.pred == control.y).astype(float)
+    rng = np.random.default_rng(seed + 130363)
+    draws = np.array([hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(RETENTION_BOOT)])
+    return {"selectivity_ci": [float(q) for q in np.quantile(draws, [0.025, 0.975])], "selectivity_p": _bootstrap_p(draws)}
+
+
+def _retention_metric(stats: dict[str, Any], description: str) -> Metric:
+    low, high = stats.get("retention_ci", [None, None])
+    return Metric(stats.get("retention"), low, high,
+                  f"{description}: (post - chance) / (pre - chance), chance = the label-permutation null; CI: paired "
+                  "bootstrap over scenes; null 1 = nothing lost, p-value: paired test of post - pre",
+                  null=1.0, p_value=stats.get("difference_p"), n=stats.get("n"), undefined=stats.get("retention_undefined"))
+
+
+def _mean_retention(final: dict[str, dict[str, Any]], tasks: tuple[str, ...], description: str) -> Metric:
+    kept = [t for t in tasks if final[t].get("retention") is not None]
+    left = {t: final[t].get("retention_undefined") or "undefined" for t in tasks if t not in kept}
+    note = "; not measurable: " + "; ".join(f"{t}: {why}" for t, why in left.items()) if left else ""
+    if not kept:
+        return Metric(None, description=description, undefined="no task measurable" + note, null=1.0)
+    return Metric(float(np.mean([final[t]["retention"] for t in kept])),
+                  description=f"{description} over {', '.join(kept)}{note}", null=1.0, n=final[kept[0]].get("n"))
 
 
 def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ on :func:`similarity_features` (the raw tokens), in :mod:`mmdiag.metrics.similar
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,66 +63,131 @@ def similarity_features(tokens: torch.Tensor, seed: int) -> np.ndarray:
     return (tokens @ projection).numpy().astype(np.float32)
 
 
-def cross_validated(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int) -> dict[str, Any]:
-    """Out-of-fold score of one readout on [n, T, d] token features; ``score`` None when it cannot be fitted."""
-    n = len(labels)
-    metric = "r2" if regression else "accuracy"
-    empty = {"score": None, "ci_low": None, "ci_high": None, "chance": 0.0 if regression else None, "metric": metric}
-    if n < 2 * FOLDS:
-        return empty
-    if regression:
-        y = np.asarray(labels, dtype=float)
-        folds = KFold(FOLDS, shuffle=True, random_state=seed).split(tokens)
-        pred = np.zeros(n)
-    else:
-        y_raw = np.asarray(labels)
-        classes, y = np.unique(y_raw, return_inverse=True)
-        counts = np.bincount(y)
-        empty["chance"] = float(counts.max() / n)
-        if len(classes) < 2:
-            return empty
-        splitter = StratifiedKFold(FOLDS, shuffle=True, random_state=seed) if counts.min() >= FOLDS else KFold(FOLDS, shuffle=True, random_state=seed)
-        folds = splitter.split(tokens, y)
-        pred = np.zeros(n, dtype=int)
-    for train, test in folds:
-        if not regression and len(np.unique(y[train])) < 2:
-            return empty
-        fit = _attention_fit if readout == "attention" else _flattened_fit
-        pred[test] = fit(tokens[train], y[train], tokens[test], regression, seed, 0 if regression else len(classes))
-    if regression:
-        total = float(((y - y.mean()) ** 2).sum())
-        if total <= 0:
-            return empty
-        squared = (y - pred) ** 2
-        r2 = 1 - float(squared.sum()) / total
-        low, high = bootstrap_ci(np.stack([y, pred], axis=1), _r2_of_rows, seed=seed)
-        return {"score": r2, "ci_low": low, "ci_high": high, "chance": 0.0, "metric": metric}
-    correct = (pred == y).astype(float)
-    low, high = bootstrap_ci(correct, seed=seed)
-    return {"score": float(correct.mean()), "ci_low": low, "ci_high": high, "chance": empty["chance"], "metric": metric}
+@dataclass
+class OutOfFold:
+    """Out-of-fold predictions of one readout on one stage, and its label-permutation null."""
+
+    y: np.ndarray
+    pred: np.ndarray
+    regression: bool
+    majority: float | None  # share of the most frequent class (classification)
+    null_scores: np.ndarray  # the same cross-validation with the labels permuted, one score per permutation
 
 
-def _r2_of_rows(rows: np.ndarray) -> float:
-    y, pred = rows[:, 0], rows[:, 1]
+def score_of(y: np.ndarray, pred: np.ndarray, regression: bool) -> float:
+    """Accuracy, or R² = 1 - SSE / SST (nan with no variance)."""
+    if not regression:
+        return float(np.mean(pred == y))
     total = float(((y - y.mean()) ** 2).sum())
     return 1 - float(((y - pred) ** 2).sum()) / total if total > 0 else float("nan")
 
 
-def _flattened_fit(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, regression: bool, seed: int,
-                   n_classes: int) -> np.ndarray:
+def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
+                permutations: int = 0) -> OutOfFold | None:
+    """``FOLDS``-fold out-of-fold predictions of one readout on [n, T, d] tokens (None when it cannot be fitted),
+    plus ``permutations`` scores of the same cross-validation (same folds, same features) on permuted labels.
+
+    The readouts' features (pooled or PCA tokens) depend on the training fold's tokens only, never on its labels,
+    so they are computed once per fold and only the head is refitted for each permutation.
+    """
+    n = len(labels)
+    if n < 2 * FOLDS:
+        return None
+    if regression:
+        y = np.asarray(labels, dtype=float)
+        if float(((y - y.mean()) ** 2).sum()) <= 0:
+            return None
+        folds = list(KFold(FOLDS, shuffle=True, random_state=seed).split(tokens))
+        majority = None
+    else:
+        classes, y = np.unique(np.asarray(labels), return_inverse=True)
+        counts = np.bincount(y)
+        majority = float(counts.max() / n)
+        if len(classes) < 2:
+            return None
+        splitter = (StratifiedKFold(FOLDS, shuffle=True, random_state=seed) if counts.min() >= FOLDS
+                    else KFold(FOLDS, shuffle=True, random_state=seed))
+        folds = list(splitter.split(tokens, y))
+        if any(len(np.unique(y[train])) < 2 for train, _ in folds):
+            return None
+    features = [(_readout_features(readout, tokens[train], tokens[test], seed), train, test) for train, test in folds]
+
+    def predict(targets: np.ndarray) -> np.ndarray | None:
+        pred = np.zeros(n) if regression else np.zeros(n, dtype=int)
+        for (train_f, test_f), train, test in features:
+            if not regression and len(np.unique(targets[train])) < 2:
+                return None
+            pred[test] = _head(regression).fit(train_f, targets[train]).predict(test_f)
+        return pred
+
+    pred = predict(y)
+    rng = np.random.default_rng(seed + 7919)
+    null = []
+    for _ in range(permutations):
+        shuffled = y[rng.permutation(n)]
+        permuted = predict(shuffled)
+        if permuted is not None:
+            null.append(score_of(shuffled, permuted, regression))
+    return OutOfFold(y, pred, regression, majority, np.array(null))
+
+
+def cross_validated(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
+                    permutations: int = 0) -> dict[str, Any]:
+    """Out-of-fold score of one readout with a bootstrap CI over scenes; ``chance`` is the mean of the
+    label-permutation null when ``permutations`` > 0 (with ``null_p``, the share of null scores at or above the
+    score, (1 + k) / (1 + permutations)), else the majority-class share (classification) or 0 (R²)."""
+    return summarise(out_of_fold(tokens, labels, regression, readout, seed, permutations), regression, seed)
+
+
+def summarise(oof: OutOfFold | None, regression: bool, seed: int) -> dict[str, Any]:
+    """The table row of one readout on one stage (see :func:`cross_validated`)."""
+    metric = "r2" if regression else "accuracy"
+    if oof is None:
+        return {"score": None, "ci_low": None, "ci_high": None, "chance": None, "chance_from": None, "null_p": None,
+                "n": 0, "metric": metric, "undefined": "too few scenes with this label, or a single class"}
+    score = score_of(oof.y, oof.pred, regression)
+    if regression:
+        low, high = bootstrap_ci(np.stack([oof.y, oof.pred], axis=1), _r2_of_rows, seed=seed)
+    else:
+        low, high = bootstrap_ci((oof.pred == oof.y).astype(float), seed=seed)
+    row = {"score": score, "ci_low": low, "ci_high": high, "n": len(oof.y), "metric": metric}
+    if len(oof.null_scores):
+        hits = int(np.sum(oof.null_scores >= score - 1e-12))
+        row.update(chance=float(oof.null_scores.mean()), chance_from=f"label-permutation null ({len(oof.null_scores)} "
+                   "permutations, same folds)", null_p=(1 + hits) / (1 + len(oof.null_scores)))
+    else:
+        row.update(chance=0.0 if regression else oof.majority,
+                   chance_from="R² of the mean prediction" if regression else "majority class", null_p=None)
+    return row
+
+
+def _r2_of_rows(rows: np.ndarray) -> float:
+    return score_of(rows[:, 0], rows[:, 1], True)
+
+
+def _head(regression: bool) -> Any:
+    return make_pipeline(StandardScaler(), Ridge(alpha=1.0) if regression else LogisticRegression(max_iter=2000))
+
+
+def _readout_features(readout: str, train_x: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The head's inputs for one fold: fitted on the training fold's tokens alone (no labels)."""
+    if readout == "flattened":
+        return _flattened_features(train_x, test_x, seed)
+    return _attention_features(train_x, test_x)
+
+
+def _flattened_features(train_x: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """All tokens flattened, standardised, PCA to at most ``PCA_BUDGET`` components (fitted on the fold)."""
     flat_train, flat_test = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
     components = max(1, min(PCA_BUDGET, len(train_x) - 1, flat_train.shape[1]))
-    head = Ridge(alpha=1.0) if regression else LogisticRegression(max_iter=2000)
-    model = make_pipeline(StandardScaler(), PCA(n_components=components, random_state=seed), head)
-    model.fit(flat_train, train_y)
-    return model.predict(flat_test)
+    reduce = make_pipeline(StandardScaler(), PCA(n_components=components, random_state=seed)).fit(flat_train)
+    return reduce.transform(flat_train), reduce.transform(flat_test)
 
 
-def _attention_fit(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, regression: bool, seed: int,
-                   n_classes: int) -> np.ndarray:
-    """Salience-attention pooled probe: tokens pooled by a softmax over their distance from the typical
+def _attention_features(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Salience-attention pooling: tokens pooled by a softmax over their distance from the typical
     (training-fold mean) token, so the pool attends to the object's tokens whatever the token count; the
-    pooled token and the mean token feed a logistic / ridge head."""
+    pooled token and the mean token feed the head."""
     centre = train_x.reshape(-1, train_x.shape[-1]).mean(0)
     scale = float(np.linalg.norm(train_x - centre, axis=-1).std()) + 1e-6
 
@@ -131,7 +197,4 @@ def _attention_fit(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
         weights /= weights.sum(axis=1, keepdims=True)
         return np.concatenate([(weights[..., None] * x).sum(1), x.mean(1)], axis=1)
 
-    head = Ridge(alpha=1.0) if regression else LogisticRegression(max_iter=2000)
-    model = make_pipeline(StandardScaler(), head)
-    model.fit(pooled(train_x), train_y)
-    return model.predict(pooled(test_x))
+    return pooled(train_x), pooled(test_x)

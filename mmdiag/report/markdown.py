@@ -40,14 +40,17 @@ def render_markdown(results: dict[str, Any]) -> str:
             verdict_cell = "pass" if g["passed"] else "**FAIL**" + (f": {_cell(g['reason'])}" if g.get("reason") else "")
             lines.append(f"| {_cell(g['gate'])} | {_cell(g.get('estimate', g['value']))}{ci} | {_cell(g['value'])} | "
                          f"{_cell(g['margin'])} | {verdict_cell} |")
-    lines += ["", "| probe | metric | value | 95% CI |", "|---|---|---|---|"]
+    lines += ["", "| probe | metric | value | 95% CI | null | p | n |", "|---|---|---|---|---|---|---|"]
     for name, probe in results.get("probes", {}).items():
         if "error" in probe:
             lines.append(f"| {name} | error | {_cell(probe['error'])} | |")
             continue
         for metric, m in probe.get("metrics", {}).items():
             ci = f"[{format_number(m.get('ci_low'))}, {format_number(m.get('ci_high'))}]" if m.get("ci_low") is not None else ""
-            lines.append(f"| {name} | {metric} | {_cell(m.get('value'))} | {ci} |")
+            value = _cell(m.get("value")) if m.get("value") is not None or not m.get("undefined") else \
+                f"undefined: {_cell(m['undefined'])}"
+            lines.append(f"| {name} | {metric} | {value} | {ci} | {_cell(m.get('null'))} | {_cell(m.get('p_value'))} | "
+                         f"{_cell(m.get('n'))} |")
     failed = {k: v for k, v in results.get("failed_examples", {}).items() if v}
     if failed:
         lines += ["", "Failed examples: " + ", ".join(f"{k}: {v}" for k, v in failed.items())]
