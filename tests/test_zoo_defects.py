@@ -60,7 +60,11 @@ def test_spatial_probe_sees_position_in_the_clean_projector_and_none_in_the_blin
     for readout in blind.readouts.values():
         for task in ("half", "grid_cell", "left_of"):
             stats = readout["projector"][task]
-            assert stats["score"] <= stats["chance"] + 1e-9 and stats["ci_low"] <= stats["chance"], (task, stats)
+            assert stats["ci_low"] <= stats["chance"], (task, stats)
+            if stats["null_p"] is not None:  # a permutation null: the blinded projector never beats it
+                assert stats["null_p"] > 0.05, (task, stats)
+            else:  # majority-class chance: constant tokens predict the training fold's majority at best
+                assert stats["score"] <= stats["chance"] + 1e-9, (task, stats)
 
 
 def test_spatial_probe_catches_the_resamplers_lost_locality():

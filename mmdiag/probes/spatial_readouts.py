@@ -85,10 +85,11 @@ def score_of(y: np.ndarray, pred: np.ndarray, regression: bool) -> float:
 def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
                 permutations: int = 0) -> OutOfFold | None:
     """``FOLDS``-fold out-of-fold predictions of one readout on [n, T, d] tokens (None when it cannot be fitted),
-    plus ``permutations`` scores of the same cross-validation (same folds, same features) on permuted labels.
+    plus ``permutations`` scores of the same cross-validation procedure on permuted labels (folds stratified on the
+    permuted labels, as they are on the real ones, so the null is that of the procedure, not of one fold split).
 
-    The readouts' features (pooled or PCA tokens) depend on the training fold's tokens only, never on its labels,
-    so they are computed once per fold and only the head is refitted for each permutation.
+    The readouts' features (pooled or PCA tokens) depend on a training fold's tokens only, never on its labels,
+    so they are cached per fold and only the head is refitted when a fold recurs.
     """
     n = len(labels)
     if n < 2 * FOLDS:
@@ -97,30 +98,36 @@ def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, rea
         y = np.asarray(labels, dtype=float)
         if float(((y - y.mean()) ** 2).sum()) <= 0:
             return None
-        folds = list(KFold(FOLDS, shuffle=True, random_state=seed).split(tokens))
         majority = None
+        stratified = False
     else:
         classes, y = np.unique(np.asarray(labels), return_inverse=True)
         counts = np.bincount(y)
         majority = float(counts.max() / n)
         if len(classes) < 2:
             return None
-        splitter = (StratifiedKFold(FOLDS, shuffle=True, random_state=seed) if counts.min() >= FOLDS
-                    else KFold(FOLDS, shuffle=True, random_state=seed))
-        folds = list(splitter.split(tokens, y))
-        if any(len(np.unique(y[train])) < 2 for train, _ in folds):
-            return None
-    features = [(_readout_features(readout, tokens[train], tokens[test], seed), train, test) for train, test in folds]
+        stratified = counts.min() >= FOLDS  # a permutation keeps the class counts, so this holds for it too
+    cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def predict(targets: np.ndarray) -> np.ndarray | None:
+        """The whole cross-validation procedure on ``targets``: its folds (stratified on these targets), the
+        fold's features (cached: they depend on the fold's tokens only) and the head."""
+        splitter = StratifiedKFold if stratified else KFold
         pred = np.zeros(n) if regression else np.zeros(n, dtype=int)
-        for (train_f, test_f), train, test in features:
+        for train, test in splitter(FOLDS, shuffle=True, random_state=seed).split(tokens, targets):
             if not regression and len(np.unique(targets[train])) < 2:
                 return None
-            pred[test] = _head(regression).fit(train_f, targets[train]).predict(test_f)
+            key = train.tobytes()
+            if key not in cache:
+                cache[key] = _readout_features(readout, tokens[train], tokens[test], seed)
+            train_f, test_f = cache[key]
+            # the flattened readout's features are already standardised tokens through PCA
+            pred[test] = _head(regression, readout != "flattened").fit(train_f, targets[train]).predict(test_f)
         return pred
 
     pred = predict(y)
+    if pred is None:
+        return None
     rng = np.random.default_rng(seed + 7919)
     null = []
     for _ in range(permutations):
@@ -154,7 +161,7 @@ def summarise(oof: OutOfFold | None, regression: bool, seed: int) -> dict[str, A
     if len(oof.null_scores):
         hits = int(np.sum(oof.null_scores >= score - 1e-12))
         row.update(chance=float(oof.null_scores.mean()), chance_from=f"label-permutation null ({len(oof.null_scores)} "
-                   "permutations, same folds)", null_p=(1 + hits) / (1 + len(oof.null_scores)))
+                   "permutations, same cross-validation)", null_p=(1 + hits) / (1 + len(oof.null_scores)))
     else:
         row.update(chance=0.0 if regression else oof.majority,
                    chance_from="R² of the mean prediction" if regression else "majority class", null_p=None)
@@ -165,8 +172,9 @@ def _r2_of_rows(rows: np.ndarray) -> float:
     return score_of(rows[:, 0], rows[:, 1], True)
 
 
-def _head(regression: bool) -> Any:
-    return make_pipeline(StandardScaler(), Ridge(alpha=1.0) if regression else LogisticRegression(max_iter=2000))
+def _head(regression: bool, standardise: bool = True) -> Any:
+    model = Ridge(alpha=1.0) if regression else LogisticRegression(max_iter=2000)
+    return make_pipeline(StandardScaler(), model) if standardise else model
 
 
 def _readout_features(readout: str, train_x: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
