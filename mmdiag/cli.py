@@ -124,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     pope.add_argument("--rule", default="pope", help="parsing rule: pope (official), vcd, lmms-eval, vlmevalkit")
     pope.add_argument("--out", default=None, help="also write the JSON here")
 
+    chair = sub.add_parser("chair", help="CHAIR of generated captions on COCO, as the original 2018 code computes it")
+    chair.add_argument("--captions", required=True,
+                       help='captions JSON: [{"image_id": ..., "caption": ...}] (or the original\'s imgToEval file)')
+    chair.add_argument("--coco-annotations", required=True,
+                       help="COCO annotations folder holding instances_*.json and captions_*.json")
+    chair.add_argument("--sentence-splitter", default="auto", choices=("auto", "trained", "untrained"),
+                       help="nltk Punkt: trained English model (as the original) or untrained; auto = trained "
+                            "when nltk's punkt_tab data is installed")
+    chair.add_argument("--out", default=None, help="also write the JSON here")
+
     zoo = sub.add_parser("zoo", help="reference models trained on the synthetic scenes")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     zoo_sub.add_parser("ls", help="list the zoo with measured accuracies")
@@ -292,6 +302,17 @@ def _cmd_pope(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_chair(args: argparse.Namespace) -> int:
+    from mmdiag.metrics.coco_chair import chair_on_coco
+
+    result = chair_on_coco(args.captions, args.coco_annotations, args.sentence_splitter)
+    text = json.dumps(result.to_dict(), indent=2)
+    print(text)
+    if args.out:
+        _write_text(Path(args.out), text + "\n")
+    return 0
+
+
 def _write_text(path: Path, text: str) -> None:
     from mmdiag.errors import write_error
 
@@ -389,7 +410,7 @@ def _file_error(err: OSError) -> MmdiagError:
     return write_error(err.filename, err, "run the command again")
 
 
-COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "pope": _cmd_pope, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
+COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "pope": _cmd_pope, "chair": _cmd_chair, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,8 @@ CHAIR_i = hallucinated object mentions / all object mentions; CHAIR_s = captions
 hallucinated object / all captions; recall = |ground truth ∩ mentioned| / |ground truth|. Mentions are
 found with a synonym table mapping surface words (longest phrase first) to canonical objects: for the
 synthetic scenes every ``<colour> <shape>`` pair (a shape named without a colour maps to no object, since it
-cannot be checked); for COCO the 80 classes with the synonym file shipped in ``data/chair/``.
+cannot be checked). This is the scene-vocabulary CHAIR; CHAIR on COCO, with the original's rules and numbers,
+is :mod:`mmdiag.metrics.coco_chair`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
-
-SYNONYMS_FILE = "coco_synonyms.txt"
 
 
 @dataclass
@@ -97,9 +96,3 @@ def chair(captions: Sequence[str], truths: Sequence[Iterable[str]], table: Synon
         mentions=mentions, hallucinated=hallucinated, captions=n, per_caption=rows,
     )
 
-
-def coco_table() -> SynonymTable:
-    """The COCO 80-class synonym table shipped with mmdiag."""
-    from importlib.resources import files
-
-    return SynonymTable.from_file(str(files("mmdiag.metrics").joinpath("data", SYNONYMS_FILE)))
