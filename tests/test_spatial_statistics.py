@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmdiag.probes.spatial import _paired
+from mmdiag.probes.spatial import _mean_retention, _paired
 from mmdiag.probes.spatial_readouts import out_of_fold, summarise
 
 
@@ -44,7 +44,8 @@ def test_retention_is_not_measurable_when_the_pre_score_is_noise():
     pre_oof = out_of_fold(x, labels, False, "attention", seed=0, permutations=39)
     post_oof = out_of_fold(x[:, :, ::-1].copy(), labels, False, "attention", seed=0, permutations=39)
     pre, post = summarise(pre_oof, False, 0), summarise(post_oof, False, 0)
-    out = _paired(pre_oof, post_oof, pre, post, seed=0)
+    out, draws = _paired(pre_oof, post_oof, pre, post, seed=0)
+    assert draws is None
     assert out["retention"] is None and "does not beat its permutation null" in out["retention_undefined"]
     assert out["difference_ci"][0] <= 0 <= out["difference_ci"][1]  # the paired difference is still reported
 
@@ -56,9 +57,35 @@ def test_retention_and_paired_difference_when_the_projector_loses_the_signal():
     pre_oof = out_of_fold(x, labels, False, "attention", seed=0, permutations=39)
     post_oof = out_of_fold(lost, labels, False, "attention", seed=0, permutations=39)
     pre, post = summarise(pre_oof, False, 0), summarise(post_oof, False, 0)
-    out = _paired(pre_oof, post_oof, pre, post, seed=0)
+    out, draws = _paired(pre_oof, post_oof, pre, post, seed=0)
     assert out["retention"] is not None and out["retention"] < 0.3
     assert out["retention_ci"][0] <= out["retention"] <= out["retention_ci"][1]
     assert out["difference"] < -0.3 and out["difference_ci"][1] < 0 and out["difference_p"] < 0.01
-    same = _paired(pre_oof, pre_oof, pre, pre, seed=0)
+    same, _ = _paired(pre_oof, pre_oof, pre, pre, seed=0)
     assert same["retention"] == pytest.approx(1.0) and same["difference"] == 0.0
+
+
+def test_mean_retention_has_a_joint_ci_from_the_same_scene_draws():
+    """Two tasks on the same scenes: one kept by the projector, one lost. The mean's CI comes from averaging the
+    two tasks' retentions draw by draw (the same scene indices), so it is narrower than the spread of the two
+    tasks' own intervals put together, contains the mean, and excludes 1 (something was lost)."""
+    rows, draws = {}, {}
+    for task, seed in (("a", 6), ("b", 7)):
+        x, labels = tokens_with_signal(60, 3.0, seed=6)
+        post_x = x.copy()
+        if task == "b":
+            post_x[:, :, 0] = np.random.default_rng(seed).standard_normal(post_x.shape[:2])
+        pre_oof = out_of_fold(x, labels, False, "attention", seed=0, permutations=39)
+        post_oof = out_of_fold(post_x, labels, False, "attention", seed=0, permutations=39)
+        pre, post = summarise(pre_oof, False, 0), summarise(post_oof, False, 0)
+        out, draws[task] = _paired(pre_oof, post_oof, pre, post, seed=0)
+        rows[task] = {**post, **out}
+    metric = _mean_retention(rows, ("a", "b"), "test", draws)
+    assert metric.value == pytest.approx((rows["a"]["retention"] + rows["b"]["retention"]) / 2)
+    assert metric.ci_low <= metric.value <= metric.ci_high
+    assert metric.ci_high < 1 and metric.p_value < 0.05 and metric.n == 60
+    # a task with no draws (not measurable) is named and left out of the mean and of its CI
+    rows["c"] = {"retention": None, "retention_undefined": "the pre-projector score does not beat its permutation null"}
+    partial = _mean_retention(rows, ("a", "b", "c"), "test", draws)
+    assert partial.value == pytest.approx(metric.value) and (partial.ci_low, partial.ci_high) == (metric.ci_low, metric.ci_high)
+    assert "c: the pre-projector score does not beat" in partial.description

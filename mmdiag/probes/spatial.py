@@ -188,7 +188,9 @@ class SpatialProbe(Probe):
                     for task in result.tasks:
                         untrained = self._task(arrays, records, "untrained:" + stage, task, readout)
                         table[stage][task]["untrained"] = summarise(untrained, task in REGRESSION, self.seed)["score"]
-            _derive(table, predictions, stages[0], self.seed)
+            retention_draws = _derive(table, predictions, stages[0], self.seed)
+            if readout == READOUTS[0]:
+                primary_draws = {task: d for (stage, task), d in retention_draws.items() if stage == post_stage}
             result.readouts[readout] = table
         result.scores = result.readouts[READOUTS[0]]
         pre = np.stack([a[SIMILARITY + stages[0]] for a in arrays])
@@ -198,7 +200,7 @@ class SpatialProbe(Probe):
                                         "knn_overlap": asdict(knn_overlap_with_null(pre, post, seed=self.seed))}
             result.cka[stage] = result.similarity[stage]["cka"]["value"]
             result.knn_overlap[stage] = result.similarity[stage]["knn_overlap"]["value"]
-        result.metrics = self._metrics(result, stages[0], post_stage)
+        result.metrics = self._metrics(result, stages[0], post_stage, primary_draws)
         if adapter.kind == DUAL_ENCODER:
             result.whatsup, result.metrics["whatsup_accuracy"] = _whatsup_summary(records, self.seed)
         return result
@@ -213,13 +215,15 @@ class SpatialProbe(Probe):
         return out_of_fold(features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed, permutations)
 
     @staticmethod
-    def _metrics(result: SpatialResult, pre: str, post: str) -> dict[str, Metric]:
+    def _metrics(result: SpatialResult, pre: str, post: str, draws: dict[str, np.ndarray]) -> dict[str, Metric]:
         final = result.scores[post]
         return {
-            "position_retention": _mean_retention(final, POSITION_TASKS, f"mean retention of the position tasks, {post} vs {pre}"),
+            "position_retention": _mean_retention(final, POSITION_TASKS, f"mean retention of the position tasks, {post} vs {pre}",
+                                                  draws),
             "grid_cell_retention": _retention_metric(final["grid_cell"], f"3x3 cell, {post} vs {pre}"),
             "half_retention": _retention_metric(final["half"], f"left/right half, {post} vs {pre}"),
-            "relation_retention": _mean_retention(final, RELATION_TASKS, "mean retention of left-of / above between two objects"),
+            "relation_retention": _mean_retention(final, RELATION_TASKS, "mean retention of left-of / above between two objects",
+                                                  draws),
             "colour_retention": _retention_metric(final["colour"], "control attribute: should stay near 1"),
             "grid_cell_selectivity": Metric(final["grid_cell"].get("selectivity"), *final["grid_cell"].get("selectivity_ci", [None, None]),
                                             description="grid-cell accuracy - control-task accuracy (Hewitt & Liang 2019), "
@@ -262,18 +266,26 @@ RETENTION_BOOT = 2000
 
 
 def _derive(table: dict[str, dict[str, Any]], predictions: dict[tuple[str, str], OutOfFold | None], pre: str,
-            seed: int) -> None:
+            seed: int) -> dict[tuple[str, str], np.ndarray]:
     """Per stage and task, in place: the paired difference to the pre-projector stage (bootstrap over scenes,
-    CI and p-value), retention where the pre-projector score beats its null (else the reason), selectivity."""
+    CI and p-value), retention where the pre-projector score beats its null (else the reason), selectivity.
+    Returns each (stage, task)'s retention bootstrap draws (NaN where a draw is not measurable); every task draws
+    the same scene indices, so draws of tasks on the same scenes can be combined (:func:`_mean_retention`)."""
+    draws: dict[tuple[str, str], np.ndarray] = {}
     for stage, tasks in table.items():
         for task, stats in tasks.items():
             if stage != pre:
-                stats.update(_paired(predictions[pre, task], predictions[stage, task], table[pre][task], stats, seed))
+                paired, retention_draws = _paired(predictions[pre, task], predictions[stage, task], table[pre][task],
+                                                  stats, seed)
+                stats.update(paired)
+                if retention_draws is not None:
+                    draws[stage, task] = retention_draws
             if task in CLASSIFICATION and task != "control":
                 control = tasks["control"]["score"]
                 stats["selectivity"] = None if stats["score"] is None or control is None else stats["score"] - control
                 if task == "grid_cell":  # the headline selectivity: with its paired CI
                     stats.update(_selectivity(predictions[stage, task], predictions[stage, "control"], seed))
+    return draws
 
 
 def _measurable(pre: dict[str, Any]) -> str | None:
@@ -291,14 +303,15 @@ def _measurable(pre: dict[str, Any]) -> str | None:
 
 
 def _paired(before: OutOfFold | None, after: OutOfFold | None, pre: dict[str, Any], post: dict[str, Any],
-            seed: int) -> dict[str, Any]:
+            seed: int) -> tuple[dict[str, Any], np.ndarray | None]:
     """post - pre on the same scenes (paired bootstrap CI, two-sided bootstrap p-value), and retention
-    (post - chance) / (pre - chance) with its paired bootstrap CI where the pre-projector score is measurable."""
+    (post - chance) / (pre - chance) with its paired bootstrap CI where the pre-projector score is measurable;
+    with the retention's bootstrap draws (NaN where a draw's pre-projector score is at chance), or None."""
     out: dict[str, Any] = {"difference": None, "difference_ci": [None, None], "difference_p": None, "retention": None,
                            "retention_ci": [None, None], "retention_undefined": None}
     if before is None or after is None or len(before.y) != len(after.y) or not np.array_equal(before.y, after.y):
         out["retention_undefined"] = post.get("undefined") or pre.get("undefined") or "no paired scores"
-        return out
+        return out, None
     regression = before.regression
     rng = np.random.default_rng(seed + 104729)
     n = len(before.y)
@@ -313,15 +326,16 @@ def _paired(before: OutOfFold | None, after: OutOfFold | None, pre: dict[str, An
     reason = _measurable(pre)
     if reason:
         out["retention_undefined"] = reason
-        return out
+        return out, None
     chance_pre = pre["chance"]
     chance_post = post["chance"] if post.get("null_p") is not None else chance_pre
     out["retention"] = float((post["score"] - chance_post) / (pre["score"] - chance_pre))
-    above = pre_boot - chance_pre > 0
-    ratio = (post_boot[above] - chance_post) / (pre_boot[above] - chance_pre)
-    ratio = ratio[np.isfinite(ratio)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        all_draws = np.where(pre_boot - chance_pre > 0, (post_boot - chance_post) / (pre_boot - chance_pre), np.nan)
+    all_draws[~np.isfinite(all_draws)] = np.nan
+    ratio = all_draws[np.isfinite(all_draws)]
     out["retention_ci"] = [float(q) for q in np.quantile(ratio, [0.025, 0.975])] if len(ratio) else [None, None]
-    return out
+    return out, all_draws
 
 
 def _bootstrap_p(draws: np.ndarray) -> float:
@@ -348,14 +362,29 @@ def _retention_metric(stats: dict[str, Any], description: str) -> Metric:
                   null=1.0, p_value=stats.get("difference_p"), n=stats.get("n"), undefined=stats.get("retention_undefined"))
 
 
-def _mean_retention(final: dict[str, dict[str, Any]], tasks: tuple[str, ...], description: str) -> Metric:
+def _mean_retention(final: dict[str, dict[str, Any]], tasks: tuple[str, ...], description: str,
+                    draws: dict[str, np.ndarray]) -> Metric:
+    """Mean retention over the measurable ``tasks``, its CI from the same bootstrap draws of scenes for every task
+    (a joint CI: a draw where any task is not measurable is left out) and a bootstrap p-value against 1."""
     kept = [t for t in tasks if final[t].get("retention") is not None]
     left = {t: final[t].get("retention_undefined") or "undefined" for t in tasks if t not in kept}
     note = "; not measurable: " + "; ".join(f"{t}: {why}" for t, why in left.items()) if left else ""
     if not kept:
         return Metric(None, description=description, undefined="no task measurable" + note, null=1.0)
-    return Metric(float(np.mean([final[t]["retention"] for t in kept])),
-                  description=f"{description} over {', '.join(kept)}{note}", null=1.0, n=final[kept[0]].get("n"))
+    value = float(np.mean([final[t]["retention"] for t in kept]))
+    ns = {final[t].get("n") for t in kept}
+    low = high = p_value = None
+    if len(ns) == 1 and all(t in draws for t in kept):
+        joint = np.mean(np.stack([draws[t] for t in kept]), axis=0)
+        joint = joint[np.isfinite(joint)]
+        if len(joint):
+            low, high = (float(q) for q in np.quantile(joint, [0.025, 0.975]))
+            p_value = _bootstrap_p(joint - 1.0)
+    else:
+        note += "; no joint CI: the tasks were scored on different scenes"
+    return Metric(value, low, high, description=f"{description} over {', '.join(kept)}{note}; CI: the same "
+                  "bootstrap draws of scenes for every task; p-value: against 1 (nothing lost)",
+                  null=1.0, p_value=p_value, n=ns.pop() if len(ns) == 1 else None)
 
 
 def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:
