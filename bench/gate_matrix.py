@@ -43,7 +43,7 @@ VARIANTS = [  # (label, zoo model, planted defect, suites it runs)
 
 def main() -> None:
     from mmdiag import api
-    from mmdiag.suites import load_suite
+    from mmdiag.run.suites import load_suite
     from mmdiag.zoo.build import SHIPPED_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -76,7 +76,7 @@ def main() -> None:
 def markdown_table(folder: Path, config) -> str:  # noqa: ANN001 - AuditConfig
     """One table per model kind: variants as rows, the suite's quality gates as columns, the metric [CI] and
     pass / FAIL as the gates evaluate now on the stored results."""
-    from mmdiag.gates import evaluate_gates, parse_gate
+    from mmdiag.run.gates import evaluate_gates, parse_gate
 
     by_kind: dict[str, list[tuple[str, dict]]] = {}
     for label, *_ in VARIANTS:

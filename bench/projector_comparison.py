@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from mmdiag import api
-from mmdiag.suites import load_suite
+from mmdiag.run.suites import load_suite
 from mmdiag.zoo.build import SHIPPED_DIR
 
 MODELS = ("ref-llava-mlp", "ref-llava-linear", "ref-llava-pool", "ref-llava-resampler", "ref-blip2")

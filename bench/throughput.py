@@ -37,16 +37,15 @@ def build_model(folder: Path) -> Path:
 def probe_rate(model: Path, probe_name: str, n_scenes: int, batch_size: int, workdir: Path) -> float:
     """Examples per second of one probe's measuring loop (model already loaded)."""
     from mmdiag.adapters import load_adapter
-    from mmdiag.distributed import ProcessInfo
     from mmdiag.probes.registry import ProbeRegistry
-    from mmdiag.runstore import RunStore
-    from mmdiag.runtime import run_probe
-    from mmdiag.scenes.generate import generate_scenes
+    from mmdiag.run.distributed import ProcessInfo
+    from mmdiag.run.runtime import run_probe
+    from mmdiag.run.store import RunStore
+    from mmdiag.sources.scenes import SceneSource
 
     adapter = load_adapter(str(model))
     probe = ProbeRegistry().create(probe_name, untrained_baseline=False) if probe_name == "attention" else ProbeRegistry().create(probe_name)
-    scenes = generate_scenes(n_scenes, 0, probe.scene_recipe())
-    examples = probe.examples(scenes, adapter)
+    examples = probe.examples(SceneSource().examples(n_scenes, 0, probe.data_request()), adapter)
     warm = workdir / f"{probe_name}-b{batch_size}-warmup"
     warm.mkdir()
     run_probe(probe, adapter, examples[:batch_size], RunStore(warm), ProcessInfo(), batch_size=batch_size, progress=False)

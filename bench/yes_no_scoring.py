@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mmdiag.adapters import load_adapter
-from mmdiag.adapters.base import yes_no_token_ids
+from mmdiag.adapters.generative import yes_no_token_ids
 from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.questions import PRESENCE_TEMPLATE
 from mmdiag.scenes.render import render

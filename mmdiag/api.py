@@ -10,20 +10,18 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mmdiag import __version__
 from mmdiag.adapters.base import Adapter
 from mmdiag.adapters.hf_loading import LoadOptions
 from mmdiag.adapters.loading import load_adapter, preflight_model
-from mmdiag import __version__
 from mmdiag.errors import ConfigError, write_error
-from mmdiag.gates import INTEGRITY_METRICS, Gate, evaluate_gates, parse_gate
 from mmdiag.probes.registry import ProbeRegistry
-from mmdiag.distributed import ProcessInfo, current_process, gpu_group, single_process_launch_note
 from mmdiag.results import (
     SCHEMA_VERSION,
     RunMetadata,
@@ -32,48 +30,20 @@ from mmdiag.results import (
     read_results,
     write_results,
 )
-from mmdiag.run_identity import check_or_write as check_or_write_identity
-from mmdiag.run_identity import weights_fingerprint
-from mmdiag.runstore import RunStore, claim_run_dir, clear_run
-from mmdiag.runtime import run_probe
-from mmdiag.scenes.generate import SceneRecipe, generate_scenes
+from mmdiag.run.config import DEFAULT_PROBES, AuditConfig  # noqa: F401 - AuditConfig is public here
+from mmdiag.run.distributed import (
+    ProcessInfo,
+    current_process,
+    gpu_group,
+    single_process_launch_note,
+)
+from mmdiag.run.gates import INTEGRITY_METRICS, Gate, evaluate_gates, parse_gate
+from mmdiag.run.identity import check_or_write as check_or_write_identity
+from mmdiag.run.identity import weights_fingerprint
+from mmdiag.run.runtime import run_probe
+from mmdiag.run.store import RunStore, claim_run_dir, clear_run
+from mmdiag.sources import DataSource, SourceRegistry
 from mmdiag.validation import check_audit_config
-
-DEFAULT_PROBES = ("attention", "spatial", "hallucination")
-
-
-@dataclass
-class AuditConfig:
-    """What an audit runs: which probes, on how many seeded scenes, with which gates."""
-
-    probes: tuple[str, ...] = DEFAULT_PROBES
-    n_scenes: int = 48
-    seed: int = 0
-    resolution: int = 64
-    gates: tuple[str, ...] = ()  # for every model
-    batch_size: int = 8
-    recipe: SceneRecipe = field(default_factory=SceneRecipe)
-    probe_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # probe name -> extra constructor params
-    kind_gates: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model kind -> gates for that kind only
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["recipe"] = self.recipe.to_dict()
-        return data
-
-    def identity(self) -> dict[str, Any]:
-        """What decides the measurements (probes, scenes, seed, parameters): gates are left out, so runs that
-        differ only in their gates are still the same run for resume and for paired comparison. Probes measure
-        independently, so their order is left out too."""
-        data = {k: v for k, v in self.to_dict().items() if k not in ("gates", "kind_gates")}
-        data["probes"] = sorted(data["probes"])
-        return data
-
-    def gates_for(self, kind: str) -> tuple[str, ...]:
-        """The gates that apply to a model of ``kind``: the common ones, then that kind's (those of probes this
-        configuration runs: a suite's per-kind gates follow its probes)."""
-        own = tuple(g for g in self.kind_gates.get(kind, ()) if g.split(".", 1)[0].strip() in self.probes)
-        return (*self.gates, *own)
 
 
 @dataclass
@@ -135,6 +105,7 @@ def audit(
     progress: bool = True,
     registry: ProbeRegistry | None = None,
     plant: str | None = None,
+    sources: SourceRegistry | None = None,
 ) -> AuditOutcome:
     """Run the configured probes on ``model`` and write results.json, examples.jsonl and the reports.
 
@@ -142,11 +113,13 @@ def audit(
     (probes/release.yaml). ``resume=True`` keeps the finished examples of an
     interrupted run in ``out_dir`` and measures only the rest. ``plant`` names a known defect
     (:data:`mmdiag.zoo.defects.DEFECTS`) planted into the loaded model, to prove that the gates catch it.
+    ``config.data`` names the data source in ``sources`` (default: the built-ins and ``mmdiag.sources`` entry
+    points; the synthetic scenes unless the config says otherwise).
     Under a data-parallel launcher (``WORLD_SIZE`` > 1) every process calls this; each measures its share,
     the main process writes.
     """
     if config is None:
-        from mmdiag.suites import default_suite
+        from mmdiag.run.suites import default_suite
 
         config = default_suite().config
     check_audit_config(config)
@@ -157,6 +130,7 @@ def audit(
 
         check_defect_name(plant)
     registry = registry or ProbeRegistry()
+    source = _data_source(config, sources or SourceRegistry())
     probes = [registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
               for name in config.probes]
     run_dir = Path(out_dir)
@@ -209,10 +183,8 @@ def audit(
                 skipped[probe.name] = f"not applicable to {adapter.kind} models"
                 notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
                 continue
-            recipe = probe.scene_recipe() or config.recipe
-            prefix = "scene" if recipe == config.recipe else f"{probe.name}-scene"
-            scenes = generate_scenes(config.n_scenes, config.seed, recipe, prefix=prefix)
-            result, failed = run_probe(probe, adapter, probe.examples(scenes, adapter), store, process,
+            data = source.examples(config.n_scenes, config.seed, probe.data_request(), id_prefix=probe.name)
+            result, failed = run_probe(probe, adapter, probe.examples(data, adapter), store, process,
                                        batch_size=config.batch_size, resume=resume, progress=progress)
             if not process.is_main:
                 continue
@@ -224,7 +196,7 @@ def audit(
             else:
                 probe_results[probe.name] = result.to_dict()
         document = _results_document(metadata, probe_results, gates, failures, notes, skipped) if process.is_main else {}
-        process.on_main(lambda: (write_results(run_dir, document), render_report(run_dir)))
+        process.on_main(lambda: (write_results(run_dir, document), render_report(run_dir, sources)))
     return AuditOutcome(run_dir, read_results(run_dir))
 
 
@@ -244,6 +216,13 @@ def _results_document(metadata: RunMetadata, probe_results: dict[str, dict[str, 
     }
 
 
+def _data_source(config: AuditConfig, sources: SourceRegistry) -> DataSource:
+    """The configured data source: the scenes of ``config.recipe``, or ``config.data`` with its parameters."""
+    if config.data == "scenes" and not config.data_params:
+        return sources.create("scenes", recipe=config.recipe)
+    return sources.create(config.data, **config.data_params)
+
+
 def _options_for_process(options: LoadOptions, process: ProcessInfo) -> LoadOptions:
     """Data-parallel on GPUs: each process takes its own GPU, or its own group with --gpus-per-process."""
     if process.world == 1 or not torch.cuda.is_available():
@@ -256,14 +235,15 @@ def _options_for_process(options: LoadOptions, process: ProcessInfo) -> LoadOpti
     return options
 
 
-def render_report(run_dir: str | Path) -> list[Path]:
-    """(Re)build report.html and report.md from results.json + examples.jsonl alone."""
+def render_report(run_dir: str | Path, sources: SourceRegistry | None = None) -> list[Path]:
+    """(Re)build report.html and report.md from results.json + examples.jsonl alone (``sources``: where the
+    run's data source is found, to re-make example images; default: the built-ins and entry points)."""
     from mmdiag.report.html import write_html_report
     from mmdiag.report.markdown import write_markdown_report
 
     run_dir = Path(run_dir)
     try:
-        return [write_html_report(run_dir), write_markdown_report(run_dir)]
+        return [write_html_report(run_dir, sources), write_markdown_report(run_dir)]
     except OSError as err:
         raise write_error(run_dir, err, "run 'mmdiag report' on the folder (results.json is kept)") from err
 

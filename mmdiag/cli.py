@@ -166,7 +166,7 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     config = _audit_config(args)
     check_audit_config(config)
     if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        from mmdiag.distributed import relaunch
+        from mmdiag.run.distributed import relaunch
 
         _preflight_audit(args, config)  # every refusal that needs no model, once, before processes start
         return relaunch(args.num_processes, _without_option(argv, "--num-processes"))
@@ -190,9 +190,9 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _preflight_audit(args: argparse.Namespace, config: object) -> None:
     """Refuse bad input in the launching process: gates, defect name, probe parameters, --out, model path."""
     from mmdiag.adapters.loading import preflight_model
-    from mmdiag.gates import parse_gate
     from mmdiag.probes.registry import ProbeRegistry
-    from mmdiag.runstore import preflight_run_dir
+    from mmdiag.run.gates import parse_gate
+    from mmdiag.run.store import preflight_run_dir
 
     for text in (*config.gates, *(g for group in config.kind_gates.values() for g in group)):
         parse_gate(text)
@@ -212,7 +212,7 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     """The suite's configuration with every flag the user gave laid over it."""
     from dataclasses import replace
 
-    from mmdiag.suites import default_suite, load_suite
+    from mmdiag.run.suites import default_suite, load_suite
 
     config = (load_suite(args.suite) if args.suite else default_suite()).config
     overrides = {key: value for key, value in (("n_scenes", args.n_scenes), ("seed", args.seed),
@@ -254,9 +254,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from mmdiag.compare import compare_runs, write_comparison
-
-    from mmdiag.compare import find_regressions
+    from mmdiag.run.compare import compare_runs, find_regressions, write_comparison
 
     comparison = compare_runs(args.runs)
     for warning in comparison.warnings:
@@ -281,11 +279,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_pope(args: argparse.Namespace) -> int:
-    from mmdiag.pope_scoring import score_pope
+    from mmdiag.metrics.pope_files import score_pope
 
     if args.model:
         from mmdiag.adapters import load_adapter
-        from mmdiag.pope_scoring import answer_pope
+        from mmdiag.run.pope_answers import answer_pope
 
         if len(args.answers) > 1:
             raise ConfigError("with --model give at most one --answers folder: the model's answers are written there")
@@ -388,7 +386,7 @@ def _report_error(err: MmdiagError) -> int:
     so torchrun adds no tracebacks of its own."""
     import os
 
-    from mmdiag.distributed import STATUS_FILE_ENV
+    from mmdiag.run.distributed import STATUS_FILE_ENV
 
     rank = int(os.environ.get("RANK", "0"))
     status = os.environ.get(STATUS_FILE_ENV) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None

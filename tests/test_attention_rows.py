@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from mmdiag.adapters import load_adapter
-from mmdiag.attention_rows import AttentionRows, eager_rows
+from mmdiag.adapters.attention_rows import AttentionRows, eager_rows
 from mmdiag.checkpoints.tiny import TinySpec, build_tiny
 
 IMAGES = [Image.new("RGB", (32, 32), (200, 30, 30)), Image.new("RGB", (32, 32), (30, 30, 200))]
@@ -54,8 +54,14 @@ def test_streamed_rows_equal_eager_reference(adapters, family):
 @pytest.mark.parametrize("text_model", ["mistral_window", "qwen3_norms"])
 def test_sliding_window_and_head_norms(tmp_path, text_model):
     """Mistral's sliding window and Qwen3's per-head q/k norms, in a LLaVA shell."""
-    from transformers import (AutoProcessor, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration,
-                              MistralConfig, Qwen3Config)
+    from transformers import (
+        AutoProcessor,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        MistralConfig,
+        Qwen3Config,
+    )
 
     base = build_tiny("llava", tmp_path / "base", TinySpec())
     processor = AutoProcessor.from_pretrained(base)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import QUICK, integrity_suite
+
 from mmdiag.checkpoints.tiny import FAMILIES
 from mmdiag.cli import main
 from mmdiag.results import SCHEMA_VERSION, read_examples

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import QUICK
+
 from mmdiag.cli import main
 
 # an audit that would replace the finished run if the input were good: every refusal must come first

@@ -7,9 +7,9 @@ import json
 import shutil
 
 import pytest
+from helpers import integrity_suite
 
 from mmdiag.cli import main
-from helpers import integrity_suite
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")

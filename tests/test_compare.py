@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import QUICK
+
 from mmdiag.checkpoints.tiny import TinySpec, build_tiny
 from mmdiag.cli import main
-from mmdiag.compare import compare_runs
 from mmdiag.results import read_examples
+from mmdiag.run.compare import compare_runs
 
 
 @pytest.fixture(scope="module")

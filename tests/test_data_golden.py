@@ -17,8 +17,8 @@ def test_sample_set_regenerates_byte_for_byte(tmp_path):
     assert committed == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     for rel in committed:
         if rel.suffix == ".png":  # PNG encoder settings may differ across Pillow versions: compare pixels
-            from PIL import Image
             import numpy as np
+            from PIL import Image
 
             assert np.array_equal(np.asarray(Image.open(SAMPLE / rel)), np.asarray(Image.open(out / rel))), rel
         else:

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import QUICK
+
 from mmdiag.cli import main
 from mmdiag.results import read_examples
 
@@ -101,7 +101,7 @@ class FullDisk:
 
 
 def test_disk_full_simulated_is_one_line_and_resumes(tmp_path, tiny_paths, uninterrupted, monkeypatch, capsys):
-    from mmdiag.runstore import RunStore
+    from mmdiag.run.store import RunStore
 
     enter = RunStore.__enter__
 

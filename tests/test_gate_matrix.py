@@ -15,8 +15,8 @@ import pytest
 
 from mmdiag import api
 from mmdiag.cli import main
-from mmdiag.compare import compare_runs, find_regressions
-from mmdiag.suites import load_suite
+from mmdiag.run.compare import compare_runs, find_regressions
+from mmdiag.run.suites import load_suite
 from mmdiag.zoo.build import SHIPPED_DIR
 
 ROOT = Path(__file__).resolve().parent.parent

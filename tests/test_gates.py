@@ -4,15 +4,15 @@ per-kind suite gates, and the regression gate of ``mmdiag compare``."""
 from __future__ import annotations
 
 import json
+
 import pytest
-
 from helpers import QUICK
-from mmdiag.cli import main
-from mmdiag.compare import BETTER, PairedDifference, Comparison, find_regressions
-from mmdiag.errors import ConfigError
-from mmdiag.gates import Gate, evaluate_gates, parse_gate
-from mmdiag.suites import parse_suite
 
+from mmdiag.cli import main
+from mmdiag.errors import ConfigError
+from mmdiag.run.compare import BETTER, Comparison, PairedDifference, find_regressions
+from mmdiag.run.gates import Gate, evaluate_gates, parse_gate
+from mmdiag.run.suites import parse_suite
 
 
 @pytest.mark.parametrize("text, expected", [

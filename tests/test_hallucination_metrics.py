@@ -6,14 +6,18 @@ import pytest
 
 from mmdiag.metrics.chair import SynonymTable, chair
 from mmdiag.metrics.stats import mcnemar
-from mmdiag.probes.hallucination_metrics import _adversarial_gap, _counterfactual_stats
-from mmdiag.probes.hallucination_plan import counterfactual_items, pope_items
+from mmdiag.probes.hallucination.metrics import _adversarial_gap, _counterfactual_stats
+from mmdiag.probes.hallucination.plan import counterfactual_items, pope_items
 from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.questions import ObjectStatistics
+from mmdiag.sources.scenes import SceneSource, as_data
+
+COLOURS_ = SceneSource().attribute_values("colour")
+EDITS_ = SceneSource.edits
 
 
 def test_chair_on_hand_built_captions():
-    table = SynonymTable.scenes()
+    table = SynonymTable.of_names(SceneSource().vocabulary())
     captions = ["There is a red circle and a blue square .", "two green triangles", "nothing here", "a circle"]
     truths = [["red circle"], ["green triangle", "red square"], ["blue circle"], ["red circle"]]
     scores = chair(captions, truths, table)
@@ -34,9 +38,9 @@ def test_mcnemar_exact_values():
 
 
 def test_counterfactual_plan_has_exact_answers():
-    scenes = generate_scenes(30, seed=3)
+    scenes = as_data(generate_scenes(30, seed=3))
     for index, scene in enumerate(scenes):
-        for item in counterfactual_items(scene, index, 0):
+        for item in counterfactual_items(scene, index, 0, None, COLOURS_, EDITS_):
             after = item.scene_after
             if item.edit in ("remove", "swap"):
                 assert scene.has(item.subject) and not after.has(item.subject)
@@ -49,10 +53,10 @@ def test_counterfactual_plan_has_exact_answers():
 
 
 def test_pope_items_merge_splits_and_balance_labels():
-    scenes = generate_scenes(20, seed=3)
+    scenes = as_data(generate_scenes(20, seed=3))
     stats = ObjectStatistics.of(scenes)
     for index, scene in enumerate(scenes):
-        items = pope_items(scene, index, stats, 0, 3)
+        items = pope_items(scene, index, stats, 0, 3, scenes.source.vocabulary())
         for split in ("random", "popular", "adversarial"):
             labels = [i.label for i in items if split in i.splits]
             assert labels.count("yes") == labels.count("no") == min(3, len(scene.objects))
@@ -84,23 +88,23 @@ def test_adversarial_gap_known_answer():
 def test_cooccurring_removal_erases_each_of_the_planted_pair():
     """In a set where green triangles accompany red circles, a scene holding both yields two pairs: the green
     triangle erased (the red circle stays) and the red circle erased; each answer flips to no."""
-    from mmdiag.probes.hallucination_plan import most_cooccurring_pair
+    from mmdiag.probes.hallucination.plan import most_cooccurring_pair
     from mmdiag.scenes.generate import Cooccurrence, SceneRecipe
 
     recipe = SceneRecipe(cooccurrence=Cooccurrence("red circle", "green triangle", p=1.0, anchor_rate=0.6))
-    scenes = generate_scenes(80, seed=3, recipe=recipe)
+    scenes = as_data(generate_scenes(80, seed=3, recipe=recipe))
     stats = ObjectStatistics.of(scenes)
     both = [(i, s) for i, s in enumerate(scenes) if s.has("red circle") and s.has("green triangle")]
     assert len(both) > 20
     for index, scene in both:
         assert most_cooccurring_pair(scene, stats) == ("green triangle", "red circle")
-        items = [cf for cf in counterfactual_items(scene, index, 0, stats) if cf.edit == "remove_cooccurring"]
+        items = [cf for cf in counterfactual_items(scene, index, 0, stats, COLOURS_, EDITS_) if cf.edit == "remove_cooccurring"]
         assert {item.subject for item in items} == {"red circle", "green triangle"}
         for item in items:
             assert (item.before, item.after) == ("yes", "no") and not item.scene_after.has(item.subject)
             assert len(item.scene_after.objects) == len(scene.objects) - 1
     single = next((i, s) for i, s in enumerate(scenes) if len(s.objects) == 1)
-    assert all(cf.edit != "remove_cooccurring" for cf in counterfactual_items(single[1], single[0], 0, stats))
+    assert all(cf.edit != "remove_cooccurring" for cf in counterfactual_items(single[1], single[0], 0, stats, COLOURS_, EDITS_))
 
 
 def test_paired_values_per_scene_known_answers():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import integrity_suite
+
 from mmdiag.cli import main
 
 

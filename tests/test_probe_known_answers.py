@@ -8,16 +8,17 @@ import torch
 
 from mmdiag.adapters import load_adapter
 from mmdiag.probes.attention import AttentionProbe
-from mmdiag.probes.attention_parts import PARTS, sink_free
+from mmdiag.probes.attention.parts import PARTS, sink_free
 from mmdiag.probes.hallucination import HallucinationProbe
 from mmdiag.probes.spatial import SpatialProbe
 from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.render import render
+from mmdiag.sources.scenes import SceneSource, as_data
 
 
 def _run(probe, adapter, scenes):
     probe.setup(adapter)
-    examples = probe.examples(scenes, adapter)
+    examples = probe.examples(as_data(scenes), adapter)
     outputs = [probe.run_example(adapter, ex) for ex in examples]
     records = [{"example_id": ex.example_id, **o.values} for ex, o in zip(examples, outputs)]
     return probe.aggregate(adapter, records, [o.arrays for o in outputs])
@@ -148,7 +149,7 @@ def test_constant_projector_has_no_multimodal_gain(constant_projector_llava):
 
 def test_constant_projector_keeps_no_position_information(constant_projector_llava):
     probe = SpatialProbe()
-    scenes = generate_scenes(60, seed=2, recipe=probe.scene_recipe())
+    scenes = SceneSource().examples(60, 2, probe.data_request())
     result = _run(probe, constant_projector_llava, scenes)
     projector = result.scores["projector"]
     for task in ("half", "grid_cell", "colour"):  # constant features: never better than the permutation null
@@ -174,7 +175,7 @@ def test_identity_projector_keeps_everything(tiny_paths):
     adapter = load_adapter(str(tiny_paths["llava"]))
     adapter.model.model.multi_modal_projector = torch.nn.Identity()  # vision and text widths are equal here
     probe = SpatialProbe(untrained_baseline=False, llm_layers=())
-    result = _run(probe, adapter, generate_scenes(50, seed=2, recipe=probe.scene_recipe()))
+    result = _run(probe, adapter, SceneSource().examples(50, 2, probe.data_request()))
     for readout in result.readouts.values():
         for task, stats in readout["projector"].items():
             assert stats["score"] == readout["vision_encoder"][task]["score"], task
@@ -186,7 +187,7 @@ def test_identity_projector_keeps_everything(tiny_paths):
 
 def test_spatial_results_repeat_exactly(adapters):
     probe = SpatialProbe(llm_layers=("last",))
-    scenes = generate_scenes(30, seed=4, recipe=probe.scene_recipe())
+    scenes = SceneSource().examples(30, 4, probe.data_request())
     first = _run(probe, adapters["llava"], scenes).to_dict()
     second = _run(SpatialProbe(llm_layers=("last",)), adapters["llava"], scenes).to_dict()
     assert first == second
@@ -196,7 +197,7 @@ def test_vision_features_carry_colour_above_chance(adapters):
     """Random patch embeddings still carry pixel colour: the flattened readout must find some of it
     (measured 0.50 against a chance of 0.30 on these 60 scenes), unlike the constant projector above."""
     probe = SpatialProbe()
-    scenes = generate_scenes(60, seed=2, recipe=probe.scene_recipe())
+    scenes = SceneSource().examples(60, 2, probe.data_request())
     result = _run(probe, adapters["llava"], scenes)
     colour = result.scores["vision_encoder"]["colour"]
     assert colour["score"] >= colour["chance"] + 0.1
@@ -242,7 +243,7 @@ def test_examples_keep_the_exact_prompt_and_a_noise_seed_per_image(adapters):
     adapter = adapters["llava"]
     probe = HallucinationProbe(free_text=False, captions=False)
     probe.setup(adapter)
-    examples = probe.examples(generate_scenes(2, seed=5), adapter)
+    examples = probe.examples(as_data(generate_scenes(2, seed=5)), adapter)
     outputs = [probe.run_example(adapter, ex).values for ex in examples]
     for example, values in zip(examples, outputs):
         assert values["prompts"] == [adapter.format_prompt(q) for q in values["questions"]]

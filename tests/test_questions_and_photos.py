@@ -12,6 +12,7 @@ from PIL import Image
 
 from mmdiag.cli import main
 from mmdiag.errors import MmdiagError
+from mmdiag.metrics.pope_io import read_pope_jsonl, write_pope_jsonl
 from mmdiag.scenes.generate import Cooccurrence, SceneRecipe, generate_scenes
 from mmdiag.scenes.photos import (
     CocoAnnotations,
@@ -22,8 +23,11 @@ from mmdiag.scenes.photos import (
     remove_region,
     rle_mask,
 )
-from mmdiag.scenes.pope_io import read_pope_jsonl, write_pope_jsonl
-from mmdiag.scenes.questions import ObjectStatistics, presence_questions, relation_questions
+from mmdiag.scenes.questions import (
+    ObjectStatistics,
+    presence_questions,
+    relation_questions,
+)
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
 
 PRIOR = Cooccurrence("red circle", "green triangle", p=0.95)

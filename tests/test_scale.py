@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import integrity_suite
 
 from mmdiag.cli import main
 from mmdiag.results import read_examples
-from helpers import integrity_suite
 
 TOLERANCE = 1e-5  # stated float tolerance for per-example values across batchings, processes and shards
 
@@ -179,7 +179,7 @@ def test_gpu_groups_confine_each_process(monkeypatch):
     """Sharding and data-parallel together: process r owns GPUs r*k..r*k+k-1 (logic checked without GPUs)."""
     import torch
 
-    from mmdiag.distributed import gpu_group
+    from mmdiag.run.distributed import gpu_group
 
     class Props:
         total_memory = 80 * 2**30

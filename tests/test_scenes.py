@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from mmdiag.scenes import blind
-from mmdiag.scenes.edits import EditError, insert_object, mirror, remove_object, swap_colour, swap_shape
-from mmdiag.scenes.generate import Cooccurrence, SceneRecipe, generate_scene, generate_scenes
+from mmdiag.probes import blind_inputs as blind
+from mmdiag.scenes.edits import (
+    EditError,
+    insert_object,
+    mirror,
+    remove_object,
+    swap_colour,
+    swap_shape,
+)
+from mmdiag.scenes.generate import (
+    Cooccurrence,
+    SceneRecipe,
+    generate_scene,
+    generate_scenes,
+)
 from mmdiag.scenes.model import RELATION_MARGIN, Scene, SceneObject, relations_between
 from mmdiag.scenes.render import background, object_mask, render
 from mmdiag.scenes.vocabulary import COLOURS

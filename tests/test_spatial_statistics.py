@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mmdiag.probes.spatial import _mean_retention, _paired
-from mmdiag.probes.spatial_readouts import out_of_fold, summarise
+from mmdiag.probes.spatial.readouts import out_of_fold, summarise
 
 
 def tokens_with_signal(n: int, signal: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from mmdiag.metrics.calibration import binary_calibration_error, expected_calibration_error
+from mmdiag.metrics.calibration import (
+    binary_calibration_error,
+    expected_calibration_error,
+)
 from mmdiag.metrics.stats import mcnemar_clustered
 
 

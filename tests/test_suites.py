@@ -10,7 +10,13 @@ import yaml
 
 from mmdiag.cli import main
 from mmdiag.errors import ConfigError
-from mmdiag.suites import BUILTIN_RELEASE, SUITES_DIR, default_suite, load_suite, parse_suite
+from mmdiag.run.suites import (
+    BUILTIN_RELEASE,
+    SUITES_DIR,
+    default_suite,
+    load_suite,
+    parse_suite,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

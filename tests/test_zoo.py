@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from helpers import integrity_suite
 
 from mmdiag.adapters import load_adapter
 from mmdiag.cli import main
@@ -15,7 +16,6 @@ from mmdiag.zoo.build import build
 from mmdiag.zoo.models import Geometry
 from mmdiag.zoo.recipes import RECIPES, SIDES, TrainPhase
 from mmdiag.zoo.train import OptimSpec
-from helpers import integrity_suite
 
 MINI = Geometry(resolution=32, patch=8, vision_hidden=32, vision_layers=1, text_hidden=32, text_layers=2, text_ffn=64, heads=2)
 
@@ -157,7 +157,11 @@ def test_shipped_default_llava_answers_from_the_image():
     scenes (card, 200 scenes: presence 0.950, left/right relations 0.902; these 50 scenes measured 0.956 and 0.895, so
     the thresholds sit ≥ 4 standard errors below). Vertical relations are at chance (README model card)."""
     from mmdiag.zoo.build import locate
-    from mmdiag.zoo.models import evaluation_scenes, presence_accuracy, relation_accuracy_by_axis
+    from mmdiag.zoo.models import (
+        evaluation_scenes,
+        presence_accuracy,
+        relation_accuracy_by_axis,
+    )
 
     folder = locate("ref-llava-mlp")
     assert folder is not None and folder.parent.name == "weights"

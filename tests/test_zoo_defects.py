@@ -9,7 +9,6 @@ the other planted defects: tests/test_gate_matrix.py.
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -17,6 +16,7 @@ from mmdiag.adapters import load_adapter
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.spatial import SpatialProbe
 from mmdiag.scenes.generate import generate_scenes
+from mmdiag.sources.scenes import SceneSource, as_data
 from mmdiag.zoo.build import SHIPPED_DIR
 from mmdiag.zoo.recipes import BIAS
 
@@ -30,7 +30,7 @@ def _shipped(name: str) -> str:
 
 def _run(probe, adapter, scenes):
     probe.setup(adapter)
-    examples = probe.examples(scenes, adapter)
+    examples = probe.examples(as_data(scenes), adapter)
     outputs = probe.run_batch(adapter, examples)
     records = [{"example_id": ex.example_id, **o.values} for ex, o in zip(examples, outputs)]
     result = probe.aggregate(adapter, records, [o.arrays for o in outputs])
@@ -52,7 +52,7 @@ def scenes():
 
 def test_spatial_probe_sees_position_in_the_clean_projector_and_none_in_the_blinded_one():
     probe = SpatialProbe(untrained_baseline=False, llm_layers=())
-    scenes = generate_scenes(80, seed=50_001, recipe=probe.scene_recipe())
+    scenes = SceneSource().examples(80, 50_001, probe.data_request())
     clean = _run(probe, load_adapter(_shipped("ref-llava-mlp")), scenes)
     cell = clean.readouts["flattened"]["projector"]["grid_cell"]
     assert cell["ci_low"] > cell["chance"], cell
@@ -71,7 +71,7 @@ def test_spatial_probe_catches_the_resamplers_lost_locality():
     """Same encoder, same LLM, same data: the 16-query resampler's tokens carry far less of the object's grid cell
     than the MLP projector's (CIs apart), as the projector comparison in the README reports."""
     probe = SpatialProbe(untrained_baseline=False, llm_layers=())
-    scenes = generate_scenes(80, seed=50_004, recipe=probe.scene_recipe())
+    scenes = SceneSource().examples(80, 50_004, probe.data_request())
     mlp = _run(probe, load_adapter(_shipped("ref-llava-mlp")), scenes).readouts["flattened"]["projector"]["grid_cell"]
     resampler = _run(SpatialProbe(untrained_baseline=False, llm_layers=()), load_adapter(_shipped("ref-llava-resampler")),
                      scenes).readouts["flattened"]["projector"]["grid_cell"]

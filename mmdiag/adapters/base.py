@@ -9,98 +9,29 @@ Probes speak only these names. A family adapter maps them onto its model:
 * image-token spans in the LLM input, located from the processor's ``input_ids``;
 * ``answer_scores``: P(yes), P(no) of the first answer token; ``generate``: free text;
 * ``similarity``: image-text cosine similarity (dual encoders).
+
+The contract is :class:`Adapter`; the data it returns are in :mod:`mmdiag.adapters.types`; the machinery shared
+by image-to-text families (prompting, yes/no scoring, generation) is :class:`mmdiag.adapters.generative.GenerativeAdapter`.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from PIL import Image
 
+from mmdiag.adapters.types import (  # noqa: F401 - the contract's data types, importable from here
+    DUAL_ENCODER,
+    GENERATIVE,
+    AdapterInfo,
+    PreparedBatch,
+    StageFeatures,
+    YesNoScores,
+)
 from mmdiag.errors import CapabilityError
-
-GENERATIVE = "generative"
-DUAL_ENCODER = "dual_encoder"
-
-
-@dataclass
-class PreparedBatch:
-    """Model inputs for a batch of (image, prompt) pairs and where the image tokens are.
-
-    ``image_spans[b]`` lists ``(start, end)`` half-open ranges of image-token positions in row ``b``
-    of ``inputs["input_ids"]``; ``token_grid`` is the (rows, cols) layout of those tokens when they
-    form a patch grid (LLaVA), else ``None`` (BLIP-2 query tokens).
-    """
-
-    inputs: dict[str, torch.Tensor]
-    prompts: list[str]
-    image_spans: list[list[tuple[int, int]]]
-    token_grid: tuple[int, int] | None
-    padding_side: str = "right"
-
-    @property
-    def input_ids(self) -> torch.Tensor:
-        return self.inputs["input_ids"]
-
-    @property
-    def attention_mask(self) -> torch.Tensor:
-        return self.inputs["attention_mask"]
-
-    def last_positions(self) -> torch.Tensor:
-        """Index of the last real (non-padding) token of each row: where the first answer token is read."""
-        mask = self.attention_mask.long()
-        return mask.shape[1] - 1 - mask.flip(dims=[1]).argmax(dim=1)
-
-
-@dataclass
-class YesNoScores:
-    """First-answer-token probabilities, summed over the tokenizer's yes/no spellings.
-
-    ``p_yes`` and ``p_no`` are shares of the full next-token distribution; ``p_yes_norm`` renormalises
-    them over the two answers. The decision is yes iff ``p_yes > p_no``.
-    """
-
-    p_yes: np.ndarray
-    p_no: np.ndarray
-
-    @property
-    def p_yes_norm(self) -> np.ndarray:
-        total = self.p_yes + self.p_no
-        return np.divide(self.p_yes, total, out=np.full_like(self.p_yes, 0.5), where=total > 0)
-
-    @property
-    def says_yes(self) -> np.ndarray:
-        return self.p_yes > self.p_no
-
-
-@dataclass
-class StageFeatures:
-    """Per-image token features of one stage, ``tokens`` shaped [batch, n_tokens, dim].
-
-    ``grid`` is the (rows, cols) layout of the tokens when they are patches, else ``None``.
-    """
-
-    name: str
-    tokens: torch.Tensor
-    grid: tuple[int, int] | None = None
-
-
-@dataclass
-class AdapterInfo:
-    """What a report says about the model under audit."""
-
-    family: str
-    kind: str
-    architecture: str
-    source: str
-    n_parameters: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Adapter(abc.ABC):
@@ -227,208 +158,3 @@ class Adapter(abc.ABC):
 
     def embeddings(self, images: Sequence[Image.Image], texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         raise CapabilityError(f"{self.family} models have no joint image-text embedding")
-
-
-def image_token_spans(input_ids: torch.Tensor, image_token_id: int) -> list[list[tuple[int, int]]]:
-    """Contiguous runs of ``image_token_id`` in each row of ``input_ids``, as half-open ranges."""
-    spans: list[list[tuple[int, int]]] = []
-    for row in (input_ids == image_token_id).cpu().numpy():
-        runs: list[tuple[int, int]] = []
-        start = None
-        for i, is_image in enumerate(row):
-            if is_image and start is None:
-                start = i
-            elif not is_image and start is not None:
-                runs.append((start, i))
-                start = None
-        if start is not None:
-            runs.append((start, len(row)))
-        spans.append(runs)
-    return spans
-
-
-def yes_no_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """Ids of every vocabulary entry that spells "yes" / "no" (any case, with or without a word marker)."""
-    yes, no = [], []
-    for token, idx in tokenizer.get_vocab().items():
-        word = token.replace("\u2581", "").replace("\u0120", "").strip().lower()
-        if word == "yes":
-            yes.append(idx)
-        elif word == "no":
-            no.append(idx)
-    if not yes or not no:
-        from mmdiag.errors import ProcessorMismatchError
-
-        raise ProcessorMismatchError(
-            "the tokenizer has no 'yes'/'no' token, so yes/no answers cannot be scored from logits; "
-            "use a tokenizer whose vocabulary spells them"
-        )
-    return sorted(yes), sorted(no)
-
-
-class GenerativeAdapter(Adapter):
-    """Shared machinery of image-to-text families (LLaVA, BLIP-2): prompting, scoring, generating."""
-
-    kind = GENERATIVE
-    prompt_template: ClassVar[str] = "{question}"
-
-    def __init__(self, model: torch.nn.Module, processor: Any, *, source: str = "<in-memory>", prompt_template: str | None = None) -> None:
-        super().__init__(model, processor, source=source)
-        if prompt_template is not None:
-            self.prompt_template = prompt_template
-        self._yes_no_ids: tuple[list[int], list[int]] | None = None
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.processor.tokenizer
-
-    @property
-    @abc.abstractmethod
-    def image_token_id(self) -> int:
-        """Id of the placeholder token the processor expands into image tokens."""
-
-    @abc.abstractmethod
-    def format_prompt(self, question: str) -> str:
-        """The family's prompt template around one question (what the processor receives as text)."""
-
-    @abc.abstractmethod
-    def language_model_config(self) -> Any:
-        """The LLM's config (where ``_attn_implementation`` lives)."""
-
-    def prepare(self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right") -> PreparedBatch:
-        prompts = [self.format_prompt(q) for q in questions]
-        with self._padding_side(padding_side):
-            encoded = self.processor(images=list(images), text=prompts, return_tensors="pt", padding=True)
-        inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in encoded.items()}
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        return PreparedBatch(
-            inputs=inputs,
-            prompts=prompts,
-            image_spans=image_token_spans(inputs["input_ids"], self.image_token_id),
-            token_grid=self.token_grid(),
-            padding_side=padding_side,
-        )
-
-    def token_grid(self) -> tuple[int, int] | None:
-        """(rows, cols) of the LLM's image tokens when they are a patch grid; ``None`` otherwise."""
-        return None
-
-    @contextlib.contextmanager
-    def _padding_side(self, side: str) -> Iterator[None]:
-        previous = self.tokenizer.padding_side
-        self.tokenizer.padding_side = side
-        try:
-            yield
-        finally:
-            self.tokenizer.padding_side = previous
-
-    @torch.no_grad()
-    def forward(self, batch: PreparedBatch, **kwargs: Any) -> Any:
-        """One forward pass of the whole model on a prepared batch."""
-        return self.model(**batch.inputs, **kwargs)
-
-    @torch.no_grad()
-    def image_token_states(self, images: Sequence[Image.Image], layers: Sequence[int],
-                           prompt: str = "Describe the image.") -> list[StageFeatures]:
-        """LLM hidden states at the image-token positions after each of ``layers`` (0 = the embeddings).
-
-        Image tokens precede the prompt, so under causal attention their states do not depend on it.
-        """
-        batch = self.prepare(images, [prompt] * len(images), padding_side="right")
-        output = self.forward(batch, output_hidden_states=True)
-        hidden = output.hidden_states if getattr(output, "hidden_states", None) is not None else output.language_model_outputs.hidden_states
-        out = []
-        for layer in layers:
-            states = hidden[layer]
-            rows = [torch.cat([states[b, start:end] for start, end in spans]) for b, spans in enumerate(batch.image_spans)]
-            out.append(StageFeatures(f"llm_layer_{layer}", torch.stack(rows).float(), batch.token_grid))
-        return out
-
-    @torch.no_grad()
-    def answer_scores(self, images: Sequence[Image.Image], questions: Sequence[str]) -> YesNoScores:
-        batch = self.prepare(images, questions, padding_side="right")
-        return self.scores_from_logits(self.forward(batch).logits, batch)
-
-    @torch.no_grad()
-    def answer_scores_per_image(self, images: Sequence[Image.Image], questions: Sequence[Sequence[str]],
-                                pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[YesNoScores]:
-        """Yes/no scores for several questions per image, encoding each image and the shared prompt prefix once.
-
-        The questions of one image are tokenised exactly as :meth:`answer_scores` would; their longest
-        common token prefix (which holds every image token) runs once with the image, and its KV cache,
-        repeated over the questions, serves every question's remaining tokens in one batch. Decisions and
-        probabilities match :meth:`answer_scores` up to floating-point summation order. ``pixel_transform``
-        edits the preprocessed pixel tensor (e.g. VCD's diffusion noise, defined on that tensor).
-        """
-        return [self._shared_prefix_scores(image, list(qs), pixel_transform) for image, qs in zip(images, questions)]
-
-    def _shared_prefix_scores(self, image: Image.Image, questions: list[str],
-                              pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> YesNoScores:
-        if not questions:
-            return YesNoScores(p_yes=np.zeros(0), p_no=np.zeros(0))
-        batch = self.prepare([image] * len(questions), questions, padding_side="right")
-        if pixel_transform is not None and "pixel_values" in batch.inputs:
-            pixels = batch.inputs["pixel_values"]
-            batch.inputs["pixel_values"] = pixel_transform(pixels.float()).to(pixels.dtype)
-        ids, mask = batch.input_ids, batch.attention_mask
-        lengths = mask.sum(dim=1)
-        same = (ids == ids[:1]).all(dim=0).long()
-        shared = min(int(torch.cumprod(same, dim=0).sum()), int(lengths.min()) - 1)
-        last_image_token = max((end for spans in batch.image_spans for _, end in spans), default=0)
-        if shared < last_image_token or shared < 1:  # image tokens not all in the shared prefix: no reuse possible
-            return self.scores_from_logits(self.forward(batch).logits, batch)
-        prefix_inputs = {k: (v[:1, :shared] if k in ("input_ids", "attention_mask") else v[:1])
-                         for k, v in batch.inputs.items() if isinstance(v, torch.Tensor)}
-        cache = self._prefix_cache(prefix_inputs)
-        if len(questions) > 1:
-            cache.batch_repeat_interleave(len(questions))
-        logits = self._continue_from_cache(ids[:, shared:], mask, cache)
-        rows = torch.arange(len(questions), device=logits.device)
-        last = (lengths - 1 - shared).to(logits.device)
-        return self._yes_no_from_last(logits[rows, last])
-
-    def _prefix_cache(self, inputs: dict[str, torch.Tensor]) -> Any:
-        """The KV cache after running the shared prefix (with its image)."""
-        return self.model(**inputs, use_cache=True).cache
-
-    def _continue_from_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: Any) -> torch.Tensor:
-        """Logits of ``input_ids`` that follow the cached prefix (``attention_mask`` covers prefix + these)."""
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, cache=cache, use_cache=True).logits
-
-    def scores_from_logits(self, logits: torch.Tensor, batch: PreparedBatch) -> YesNoScores:
-        """P(yes), P(no) from the logits at each row's last prompt token."""
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        return self._yes_no_from_last(logits[rows, batch.last_positions().to(logits.device)])
-
-    def _yes_no_from_last(self, last: torch.Tensor) -> YesNoScores:
-        if self._yes_no_ids is None:
-            self._yes_no_ids = yes_no_token_ids(self.tokenizer)
-        yes_ids, no_ids = self._yes_no_ids
-        probs = torch.softmax(last.float(), dim=-1)
-        return YesNoScores(
-            p_yes=probs[:, yes_ids].sum(-1).cpu().numpy().astype(np.float64),
-            p_no=probs[:, no_ids].sum(-1).cpu().numpy().astype(np.float64),
-        )
-
-    @torch.no_grad()
-    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], max_new_tokens: int = 20) -> list[str]:
-        """Greedy free-text answers (one example at a time, so padding never shifts image tokens)."""
-        answers = []
-        for image, prompt in zip(images, prompts):
-            batch = self.prepare([image], [prompt], padding_side="left")
-            out = self.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False)
-            new_tokens = out[0, batch.input_ids.shape[1]:]
-            answers.append(self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
-        return answers
-
-    @contextlib.contextmanager
-    def eager_attention(self) -> Iterator[None]:
-        """Within the block the LLM computes explicit attention probabilities (its modules return them)."""
-        config = self.language_model_config()
-        previous = config._attn_implementation
-        config._attn_implementation = "eager"
-        try:
-            yield
-        finally:
-            config._attn_implementation = previous

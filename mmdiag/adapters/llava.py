@@ -14,10 +14,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from mmdiag.adapters.base import GenerativeAdapter, StageFeatures, image_token_spans
+from mmdiag.adapters.base import StageFeatures
+from mmdiag.adapters.capture import capture_io
+from mmdiag.adapters.generative import GenerativeAdapter, image_token_spans
 from mmdiag.adapters.hf_loading import LoadOptions, load_hf_model, load_hf_processor
 from mmdiag.adapters.lm_layers import decoder_layers, self_attention
-from mmdiag.capture import capture_io
 from mmdiag.errors import ProcessorMismatchError
 
 

@@ -5,7 +5,8 @@ A third-party package adds a family without touching mmdiag by declaring, in its
     [project.entry-points."mmdiag.adapters"]
     Qwen2VLForConditionalGeneration = "their_pkg.adapters:Qwen2VLAdapter"
 
-or, at run time, ``AdapterRegistry.register("Arch", "pkg.module:Class")`` on a registry it owns.
+or, at run time, ``AdapterRegistry.register("Arch", "pkg.module:Class")`` on a registry it owns. mmdiag's own
+reference zoo registers its architecture that way (``pyproject.toml``), so this module names no zoo code.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ ENTRY_POINT_GROUP = "mmdiag.adapters"
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "LlavaForConditionalGeneration": "mmdiag.adapters.llava:LlavaAdapter",
-    "MmdiagLlavaForConditionalGeneration": "mmdiag.zoo.adapter:MmdiagLlavaAdapter",
     "Blip2ForConditionalGeneration": "mmdiag.adapters.blip2:Blip2Adapter",
     "CLIPModel": "mmdiag.adapters.clip_hf:HFClipAdapter",
     "open_clip": "mmdiag.adapters.open_clip:OpenClipAdapter",

@@ -69,7 +69,13 @@ def _vision_kwargs(spec: TinySpec) -> dict:
 
 
 def _llava(out: Path, spec: TinySpec) -> None:
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     tokenizer = build_word_tokenizer(image_token=True)
     n_tokens = (spec.image_size // spec.patch_size) ** 2
@@ -105,12 +111,12 @@ def _llava(out: Path, spec: TinySpec) -> None:
 
 def _blip2(out: Path, spec: TinySpec) -> None:
     from transformers import (
-        BlipImageProcessor,
         Blip2Config,
         Blip2ForConditionalGeneration,
         Blip2Processor,
         Blip2QFormerConfig,
         Blip2VisionConfig,
+        BlipImageProcessor,
         OPTConfig,
     )
 

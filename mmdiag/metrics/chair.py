@@ -3,7 +3,7 @@
 CHAIR_i = hallucinated object mentions / all object mentions; CHAIR_s = captions with at least one
 hallucinated object / all captions; recall = |ground truth ∩ mentioned| / |ground truth|. Mentions are
 found with a synonym table mapping surface words (longest phrase first) to canonical objects: for the
-synthetic scenes every ``<colour> <shape>`` pair (a shape named without a colour maps to no object, since it
+synthetic scenes every ``<colour> <shape>`` pair (:meth:`SynonymTable.of_names` over a source's vocabulary) (a shape named without a colour maps to no object, since it
 cannot be checked). This is the scene-vocabulary CHAIR; CHAIR on COCO, with the original's rules and numbers,
 is :mod:`mmdiag.metrics.coco_chair`.
 """
@@ -14,8 +14,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from mmdiag.scenes.vocabulary import OBJECT_TYPES
 
 
 @dataclass
@@ -41,10 +39,11 @@ class SynonymTable:
         self._pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in phrases) + r")\b") if phrases else None
 
     @classmethod
-    def scenes(cls) -> SynonymTable:
-        """The synthetic scene vocabulary: "red circle", "red circles", "circle that is red" is not parsed."""
+    def of_names(cls, names: Iterable[str]) -> SynonymTable:
+        """A closed vocabulary of object names, each also in its "s" plural ("red circle", "red circles"; the
+        synthetic scenes' table. "circle that is red" is not parsed)."""
         table = {}
-        for name in OBJECT_TYPES:
+        for name in names:
             table[name] = name
             table[name + "s"] = name
         return cls(table)

@@ -1,9 +1,10 @@
 """The probe contract.
 
 A probe's ``__init__`` only stores parameters. The runner asks it for its examples (derived from a
-scene set, deterministic ids), calls ``run_example`` on each (returning a JSON-able record, plus
-optional arrays kept in memory for aggregation), and finally ``aggregate`` turns the records into a
-typed :class:`ProbeResult`. Probes speak only the adapter contract's canonical names.
+data source's :class:`~mmdiag.sources.contract.Dataset`, deterministic ids), calls ``run_example`` on each
+(returning a JSON-able record, plus optional arrays kept in memory for aggregation), and finally
+``aggregate`` turns the records into a typed :class:`ProbeResult`. Probes speak only the adapter contract's
+canonical names and the data-source contract (:mod:`mmdiag.sources.contract`), never a source's own modules.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mmdiag.adapters.base import Adapter
-from mmdiag.scenes.generate import SceneRecipe
-from mmdiag.scenes.model import Scene
+from mmdiag.sources.contract import DataRequest, Dataset, Example
 
 
 @dataclass
 class ProbeExample:
-    """One unit of work: an id, the scene it is about (re-renderable from its dict), and inputs."""
+    """One unit of work: an id, the data-source example it is about (``scene``: any
+    :class:`~mmdiag.sources.contract.Example`, synthetic or not), and inputs."""
 
     example_id: str
-    scene: Scene
+    scene: Example
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,8 +99,9 @@ class Probe(abc.ABC):
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     @abc.abstractmethod
-    def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
-        """The probe's examples over a scene set, with stable ids."""
+    def examples(self, data: Dataset, adapter: Adapter) -> list[ProbeExample]:
+        """The probe's examples over a data source's examples (``data.source`` gives its vocabulary and the
+        counterfactuals it can make), with stable ids."""
 
     @abc.abstractmethod
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
@@ -122,8 +124,8 @@ class Probe(abc.ABC):
         (``mmdiag compare``); the default offers none."""
         return {}
 
-    def scene_recipe(self) -> SceneRecipe | None:
-        """The scene recipe this probe needs, or ``None`` for the audit's shared scenes."""
+    def data_request(self) -> DataRequest | None:
+        """What this probe needs of the examples (e.g. one object each), or ``None`` for the audit's shared set."""
         return None
 
     def setup(self, adapter: Adapter) -> None:  # noqa: B027 - optional hook

@@ -13,9 +13,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mmdiag.scenes.model import Scene  # noqa: E402
-from mmdiag.scenes.render import render  # noqa: E402
-
 PART_COLOURS = {"image": "#1f77b4", "system": "#ff7f0e", "instruction": "#2ca02c", "bos": "#7f7f7f"}
 
 
@@ -87,9 +84,9 @@ def head_layer_heatmap(result: dict[str, Any]) -> str | None:
     return _to_uri(fig)
 
 
-def attention_overlay(scene: dict[str, Any], attention: list[float], grid: tuple[int, int], resolution: int) -> str:
-    """The scene with its image-token attention (mean over layers and heads) laid over the patch grid."""
-    image = np.asarray(render(Scene.from_dict(scene), resolution))
+def attention_overlay(image: np.ndarray, attention: list[float], grid: tuple[int, int]) -> str:
+    """The example's image with its image-token attention (mean over layers and heads) laid over the patch grid."""
+    resolution = image.shape[0]
     heat = np.array(attention, dtype=float).reshape(grid)
     fig, axes = plt.subplots(1, 2, figsize=(4.4, 2.2))
     axes[0].imshow(image)

@@ -12,9 +12,9 @@ from typing import Any
 import jinja2
 
 from mmdiag.report import figures
+from mmdiag.report.examples import ExampleImages
 from mmdiag.results import read_examples, read_results
-from mmdiag.scenes.model import Scene
-from mmdiag.scenes.render import render
+from mmdiag.sources import SourceRegistry
 from mmdiag.verdicts import verdict_lines
 
 HTML_FILE = "report.html"
@@ -43,11 +43,12 @@ def format_number(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def build_context(run_dir: Path) -> dict[str, Any]:
+def build_context(run_dir: Path, sources: SourceRegistry | None = None) -> dict[str, Any]:
     """Everything the template shows, computed from results.json and examples.jsonl alone."""
     results = read_results(run_dir)
     records = read_examples(run_dir)
     resolution = int(results["metadata"]["config"].get("resolution", 64))
+    images = ExampleImages.of_run(results["metadata"]["config"], resolution, sources)
     probes = results.get("probes", {})
     by_probe: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -60,13 +61,13 @@ def build_context(run_dir: Path) -> dict[str, Any]:
         "probes": probes,
         "failures": failures[:20],
         "n_failures": len(failures),
-        "attention": _attention_section(probes.get("attention"), by_probe.get("attention", []), resolution),
+        "attention": _attention_section(probes.get("attention"), by_probe.get("attention", []), images),
         "spatial": _spatial_section(probes.get("spatial")),
-        "hallucination": _hallucination_section(probes.get("hallucination"), by_probe.get("hallucination", []), resolution),
+        "hallucination": _hallucination_section(probes.get("hallucination"), by_probe.get("hallucination", []), images),
     }
 
 
-def _attention_section(result: dict[str, Any] | None, records: list[dict[str, Any]], resolution: int) -> dict[str, Any] | None:
+def _attention_section(result: dict[str, Any] | None, records: list[dict[str, Any]], images: ExampleImages) -> dict[str, Any] | None:
     if not result or "error" in result:
         return None
     overlays = []
@@ -78,8 +79,9 @@ def _attention_section(result: dict[str, Any] | None, records: list[dict[str, An
         attention = values.get("image_token_attention")
         if attention is None and values.get("cls_patch_attention"):
             attention = [sum(col) / len(col) for col in zip(*values["cls_patch_attention"])]
-        if attention and len(attention) == grid[0] * grid[1]:
-            overlays.append({"uri": figures.attention_overlay(record["scene"], attention, tuple(grid), resolution),
+        image = images.array(record["scene"])
+        if attention and len(attention) == grid[0] * grid[1] and image is not None:
+            overlays.append({"uri": figures.attention_overlay(image, attention, tuple(grid)),
                              "caption": values.get("question") or values.get("caption", "")})
     blind = None
     gen_records = [r["values"] for r in records if r.get("values") and "blind" in r["values"]]
@@ -98,7 +100,7 @@ def _spatial_section(result: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"bars": figures.retention_bars(result)}
 
 
-def _hallucination_section(result: dict[str, Any] | None, records: list[dict[str, Any]], resolution: int) -> dict[str, Any] | None:
+def _hallucination_section(result: dict[str, Any] | None, records: list[dict[str, Any]], images: ExampleImages) -> dict[str, Any] | None:
     if not result or "error" in result:
         return None
     shown, pairs = [], []
@@ -114,10 +116,13 @@ def _hallucination_section(result: dict[str, Any] | None, records: list[dict[str
                                                           values["p_no"], blind["p_yes"], blind["p_no"],
                                                           values.get("answers") or [""] * len(values["questions"]))
         ]
-        image = figures.image_uri(render(Scene.from_dict(record["scene"]), resolution))
+        image = images.uri(record["scene"])
+        if image is None:  # the run's data source is not installed here: the example is listed without pictures
+            continue
         for cf in values.get("counterfactuals", []):
-            if len(pairs) < 3 * MAX_EXAMPLES_SHOWN:
-                pairs.append({"image": image, "edited": figures.image_uri(render(Scene.from_dict(cf["scene_after"]), resolution)),
+            edited = images.uri(cf["scene_after"])
+            if len(pairs) < 3 * MAX_EXAMPLES_SHOWN and edited is not None:
+                pairs.append({"image": image, "edited": edited,
                               "edit": cf["edit"], "question": cf["question"], "before": cf["before"], "after": cf["after"],
                               "p_yes_before": _share(cf["p_yes_before"], cf["p_no_before"]),
                               "p_yes_after": _share(cf["p_yes_after"], cf["p_no_after"])})
@@ -129,9 +134,9 @@ def _share(p_yes: float, p_no: float) -> float:
     return p_yes / (p_yes + p_no) if p_yes + p_no else 0.5
 
 
-def write_html_report(run_dir: Path) -> Path:
+def write_html_report(run_dir: Path, sources: SourceRegistry | None = None) -> Path:
     """Render ``report.html`` into the run folder."""
-    html = _environment().get_template("report.html").render(**build_context(Path(run_dir)))
+    html = _environment().get_template("report.html").render(**build_context(Path(run_dir), sources))
     path = Path(run_dir) / HTML_FILE
     path.write_text(html, encoding="utf-8")
     return path

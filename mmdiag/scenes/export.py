@@ -8,10 +8,17 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from mmdiag.metrics.pope_io import write_pope_jsonl
 from mmdiag.scenes.generate import SceneRecipe, generate_scenes
 from mmdiag.scenes.model import Scene
-from mmdiag.scenes.pope_io import write_pope_jsonl
-from mmdiag.scenes.questions import POPE_SPLITS, ObjectStatistics, caption_prompts, image_name, presence_questions, relation_questions
+from mmdiag.scenes.questions import (
+    POPE_SPLITS,
+    ObjectStatistics,
+    caption_prompts,
+    image_name,
+    presence_questions,
+    relation_questions,
+)
 from mmdiag.scenes.render import render
 
 MANIFEST = "manifest.jsonl"

@@ -34,6 +34,11 @@ class SceneObject:
         return f"{self.colour} {self.shape}"
 
     @property
+    def attributes(self) -> dict[str, str]:
+        """What the object is besides where: colour, shape and size class."""
+        return {"colour": self.colour, "shape": self.shape, "size": self.size}
+
+    @property
     def extent(self) -> float:
         return SIZES[self.size]
 

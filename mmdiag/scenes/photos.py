@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import MmdiagError
-from mmdiag.scenes.pope_io import PopeQuestion, read_pope_jsonl
+from mmdiag.metrics.pope_io import PopeQuestion, read_pope_jsonl
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",

@@ -1,29 +1,24 @@
-"""Question sets over scenes: POPE presence splits, relation questions, caption prompts.
-
-POPE (Li et al., EMNLP 2023) asks "Is there a <object> in the image?" for present objects (yes) and as
-many absent ones (no). The splits differ only in how absent objects are chosen:
-``random`` (uniformly among absent types), ``popular`` (the most frequent types in the set),
-``adversarial`` (the types that co-occur most with the scene's present objects). Frequencies and
-co-occurrences are computed over the scene set itself.
-"""
+"""Question sets over scenes: POPE presence splits, relation questions, caption prompts (the POPE recipe
+itself is :mod:`mmdiag.metrics.pope_sampling`, shared by every data source)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from itertools import permutations
 
 import numpy as np
 
+from mmdiag.metrics.pope_sampling import (  # noqa: F401 - the scene sets' question vocabulary, re-exported
+    CAPTION_PROMPT,
+    OPPOSITE,
+    POPE_SPLITS,
+    PRESENCE_TEMPLATE,
+    RELATION_TEMPLATE,
+    ObjectStatistics,
+)
+from mmdiag.metrics.pope_sampling import absent_objects as _absent_objects
 from mmdiag.scenes.model import Scene
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
-
-POPE_SPLITS = ("random", "popular", "adversarial")
-PRESENCE_TEMPLATE = "Is there a {object} in the image?"
-RELATION_TEMPLATE = "Is the {subject} {relation} the {object}?"
-CAPTION_PROMPT = "Describe the image."
-OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
 
 @dataclass(frozen=True)
@@ -43,23 +38,12 @@ class Question:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-@dataclass(frozen=True)
-class ObjectStatistics:
-    """How often each object type appears, and how often each ordered pair appears together."""
-
-    frequency: Counter
-    cooccurrence: Counter
-
-    @classmethod
-    def of(cls, scenes: Sequence[Scene]) -> ObjectStatistics:
-        frequency: Counter = Counter()
-        cooccurrence: Counter = Counter()
-        for scene in scenes:
-            names = scene.object_names
-            frequency.update(names)
-            cooccurrence.update(permutations(names, 2))
-        return cls(frequency, cooccurrence)
+    def pope_extra(self) -> dict:
+        """The fields written after POPE's four official ones."""
+        extra = {"scene_id": self.scene_id, "split": self.split, "object": self.subject}
+        if self.relation:
+            extra.update({"relation": self.relation, "other": self.other})
+        return extra
 
 
 def image_name(scene: Scene) -> str:
@@ -68,19 +52,8 @@ def image_name(scene: Scene) -> str:
 
 
 def absent_objects(scene: Scene, split: str, k: int, stats: ObjectStatistics, rng: np.random.Generator) -> list[str]:
-    """``k`` absent object types chosen by the split's rule (ties broken by name, so it is deterministic)."""
-    absent = [t for t in OBJECT_TYPES if not scene.has(t)]
-    k = min(k, len(absent))
-    if split == "random":
-        return [str(t) for t in rng.choice(absent, size=k, replace=False)]
-    if split == "popular":
-        return sorted(absent, key=lambda t: (-stats.frequency[t], t))[:k]
-    if split == "adversarial":
-        def together(t: str) -> int:
-            return sum(stats.cooccurrence[(p, t)] for p in scene.object_names)
-
-        return sorted(absent, key=lambda t: (-together(t), -stats.frequency[t], t))[:k]
-    raise ValueError(f"unknown POPE split '{split}': choose one of {', '.join(POPE_SPLITS)}")
+    """``k`` absent object types of the scene vocabulary chosen by the split's rule (see :mod:`pope_sampling`)."""
+    return _absent_objects(scene.object_names, OBJECT_TYPES, split, k, stats, rng)
 
 
 def presence_questions(scenes: Sequence[Scene], split: str = "random", per_scene: int = 3, seed: int = 0,

@@ -16,7 +16,12 @@ import torch
 
 from mmdiag.scenes.generate import SceneRecipe, generate_scene
 from mmdiag.scenes.model import Scene
-from mmdiag.scenes.questions import CAPTION_PROMPT, OPPOSITE, PRESENCE_TEMPLATE, RELATION_TEMPLATE
+from mmdiag.scenes.questions import (
+    CAPTION_PROMPT,
+    OPPOSITE,
+    PRESENCE_TEMPLATE,
+    RELATION_TEMPLATE,
+)
 from mmdiag.scenes.render import object_mask, render
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 from mmdiag.checkpoints.tiny import IMAGE_MEAN, IMAGE_STD
+from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 from mmdiag.scenes.generate import SceneRecipe, generate_scenes
 from mmdiag.scenes.questions import PRESENCE_TEMPLATE, relation_questions
 from mmdiag.scenes.render import render
@@ -64,9 +64,18 @@ def new_llava(g: Geometry, projector: str, seed: int, vision_state: dict[str, to
     ``language_state`` (keys ``language_model.*`` and ``lm_head.*``, see :func:`language_state_of`) starts
     the LLM from a trained one; the projector is always fresh.
     """
-    from transformers import LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers import (
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
-    from mmdiag.zoo.projectors import MmdiagLlavaConfig, MmdiagLlavaForConditionalGeneration, register
+    from mmdiag.zoo.projectors import (
+        MmdiagLlavaConfig,
+        MmdiagLlavaForConditionalGeneration,
+        register,
+    )
 
     tokenizer = build_word_tokenizer(image_token=True)
     text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=g.text_hidden, intermediate_size=g.text_ffn,

@@ -24,7 +24,18 @@ from tqdm.auto import tqdm
 
 from mmdiag.scenes.generate import SceneRecipe
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
-from mmdiag.zoo.data import BLIP2_TURNS, HORIZONTAL_SIDES, LLAVA_TURNS, AnnotationPrior, TurnFormat, images, pack, patch_targets, qa_pairs, scene_batch
+from mmdiag.zoo.data import (
+    BLIP2_TURNS,
+    HORIZONTAL_SIDES,
+    LLAVA_TURNS,
+    AnnotationPrior,
+    TurnFormat,
+    images,
+    pack,
+    patch_targets,
+    qa_pairs,
+    scene_batch,
+)
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from mmdiag.metrics.calibration import binary_calibration_error, expected_calibration_error, reliability_bins
+from mmdiag.metrics.calibration import (
+    binary_calibration_error,
+    expected_calibration_error,
+    reliability_bins,
+)
 from mmdiag.metrics.chair import SynonymTable, chair
 from mmdiag.metrics.pope import NO, RULES, YES, pope_scores, score_answers
 from mmdiag.metrics.stats import bootstrap_ci, mcnemar_clustered
 from mmdiag.probes.base import Metric, ProbeResult
-from mmdiag.probes.hallucination_plan import BLINDS, EDITS
+from mmdiag.probes.hallucination.plan import BLINDS, EDITS
+from mmdiag.probes.hallucination.result import CAPTION, HallucinationResult
 
 
 def _says(p_yes: Sequence[float], p_no: Sequence[float]) -> np.ndarray:
@@ -35,8 +40,10 @@ def _metric(values: np.ndarray, clusters: Sequence[str], seed: int, description:
     return Metric(float(np.mean(values)), *_ci(values, clusters, seed), description)
 
 
-def generative_result(name: str, records: list[dict[str, Any]], seed: int, splits: Sequence[str]) -> ProbeResult:
-    from mmdiag.probes.hallucination import HallucinationResult
+def generative_result(name: str, records: list[dict[str, Any]], seed: int, splits: Sequence[str],
+                      vocabulary: Sequence[str] | None = None) -> ProbeResult:
+    """The generative model's result; CHAIR reads captions for the names of ``vocabulary`` (the data source's
+    object names; by default every object the records asked about)."""
 
     rows = [(r["example_id"], q, obj, lab, sp, py, pn)
             for r in records
@@ -113,7 +120,8 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
     # CHAIR
     captioned = [r for r in records if "caption" in r]
     if captioned:
-        scores = chair([r["caption"] for r in captioned], [r["caption_truth"] for r in captioned], SynonymTable.scenes())
+        scores = chair([r["caption"] for r in captioned], [r["caption_truth"] for r in captioned], SynonymTable.of_names(
+            vocabulary or sorted({o for r in records for o in r["objects"]})))
         result.chair = {k: v for k, v in scores.to_dict().items() if k != "per_caption"}
         metrics["chair_i"] = Metric(scores.chair_i, description="hallucinated object mentions / all mentions in captions")
         metrics["chair_s"] = Metric(scores.chair_s, description="captions with a hallucinated object / all captions")
@@ -169,7 +177,6 @@ def _counterfactual_stats(pairs: list[tuple[str, dict[str, Any]]], seed: int) ->
 
 
 def dual_encoder_result(name: str, records: list[dict[str, Any]], seed: int) -> ProbeResult:
-    from mmdiag.probes.hallucination import CAPTION, HallucinationResult
 
     clusters, real, blind = [], [], []
     for r in records:

@@ -151,7 +151,10 @@ def _values_by_example(records: list[dict[str, Any]]) -> dict[str, dict[str, dic
 
 def write_comparison(comparison: Comparison, out_dir: str | Path) -> list[Path]:
     """compare.json, compare.md and a self-contained compare.html in ``out_dir``."""
-    from mmdiag.report.compare_report import render_compare_html, render_compare_markdown
+    from mmdiag.report.compare_report import (
+        render_compare_html,
+        render_compare_markdown,
+    )
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

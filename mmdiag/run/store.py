@@ -9,7 +9,7 @@
 * ``.mmdiag.lock``: one writer per folder, taken before anything in the folder is touched; a lock left by
   a dead process on this host is taken over.
 * ``run-identity.json``: the model, weights and configuration the records were measured with; a resume
-  must match it (:mod:`mmdiag.run_identity`).
+  must match it (:mod:`mmdiag.run.identity`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from mmdiag.results import EXAMPLES_FILE, RESULTS_FILE, iter_records
 
 LOCK_FILE = ".mmdiag.lock"
 ARRAYS_DIR = "arrays"
-IDENTITY_FILE = "run-identity.json"  # what a resumed run must match (see mmdiag.run_identity)
+IDENTITY_FILE = "run-identity.json"  # what a resumed run must match (see mmdiag.run.identity)
 
 
 def preflight_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from mmdiag.errors import MmdiagError, write_error
-from mmdiag.runstore import IDENTITY_FILE
 from mmdiag.results import EXAMPLES_FILE
+from mmdiag.run.store import IDENTITY_FILE
 
 SAMPLES_PER_TENSOR = 64
 

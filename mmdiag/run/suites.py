@@ -19,8 +19,9 @@ import yaml
 import mmdiag
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE
 from mmdiag.errors import ConfigError
-from mmdiag.gates import parse_gate
 from mmdiag.probes.registry import ProbeRegistry
+from mmdiag.run.config import AuditConfig
+from mmdiag.run.gates import parse_gate
 from mmdiag.scenes.generate import Cooccurrence, SceneRecipe
 from mmdiag.validation import check_bound
 
@@ -36,7 +37,7 @@ class Suite:
 
     name: str
     description: str
-    config: Any  # mmdiag.api.AuditConfig (imported lazily to keep this module light)
+    config: AuditConfig
     source: str
 
 
@@ -63,7 +64,6 @@ def load_suite(path: str | Path) -> Suite:
 
 def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -> Suite:
     """Validate a suite's data and turn it into an AuditConfig."""
-    from mmdiag.api import AuditConfig
 
     if not isinstance(data, dict):
         raise ConfigError(f"suite {source} must be a mapping of keys ({', '.join(sorted(TOP_KEYS))})")

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from mmdiag.capture import hooks
+from mmdiag.adapters.capture import hooks
 from mmdiag.errors import CapabilityError
 
 RowCallback = Callable[[int, torch.Tensor], None]  # (layer index, probs [batch, heads, queries, keys])

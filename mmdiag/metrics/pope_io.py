@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from mmdiag.errors import MmdiagError
-from mmdiag.scenes.questions import Question
 
 REQUIRED = ("question_id", "image", "text", "label")
 
@@ -30,18 +29,14 @@ class PopeQuestion:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def write_pope_jsonl(questions: Iterable[Question | PopeQuestion], path: str | Path) -> Path:
-    """Write questions in the official format (our extra fields go after the four official ones)."""
+def write_pope_jsonl(questions: Iterable[Any], path: str | Path) -> Path:
+    """Write questions in the official format (our extra fields go after the four official ones): any objects
+    with ``question_id``, ``image``, ``text`` and ``label``, and ``extra`` or ``pope_extra()`` for the rest."""
     path = Path(path)
     with path.open("w", encoding="utf-8") as f:
         for q in questions:
             row: dict[str, Any] = {"question_id": q.question_id, "image": q.image, "text": q.text, "label": q.label}
-            if isinstance(q, Question):
-                row.update({"scene_id": q.scene_id, "split": q.split, "object": q.subject})
-                if q.relation:
-                    row.update({"relation": q.relation, "other": q.other})
-            else:
-                row.update(q.extra)
+            row.update(q.pope_extra() if hasattr(q, "pope_extra") else getattr(q, "extra", {}))
             f.write(json.dumps(row) + "\n")
     return path
 

@@ -20,9 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from mmdiag.adapters.base import Adapter
-from mmdiag.distributed import ProcessInfo
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
-from mmdiag.runstore import RunStore
+from mmdiag.run.distributed import ProcessInfo
+from mmdiag.run.store import RunStore
 
 OOM_HINT = ("out of memory: lower --batch-size, shard the model with --device-map auto (and --max-memory), "
             "or use --dtype bfloat16")

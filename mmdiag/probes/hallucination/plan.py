@@ -1,6 +1,7 @@
 """What the hallucination probe asks about one scene: POPE questions per split, counterfactual pairs, blinds.
 
-Everything here is pure bookkeeping over scenes with exact ground truth, so it is tested without a model.
+Everything here is pure bookkeeping over data-source examples with exact ground truth (the contract of
+:mod:`mmdiag.sources.contract`), so it is tested without a model. An edit the source cannot make is skipped.
 
 - POPE (Li et al., EMNLP 2023): the present objects (label yes) and, per split, as many absent ones (label no)
   chosen at random, among the most frequent types, or among the types that co-occur most with the scene's
@@ -15,20 +16,19 @@ Everything here is pure bookkeeping over scenes with exact ground truth, so it i
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from mmdiag.scenes.edits import EditError, mirror, remove_object, swap_colour
-from mmdiag.scenes.model import Scene
-from mmdiag.scenes.questions import (
+from mmdiag.metrics.pope_sampling import (
     POPE_SPLITS,
     PRESENCE_TEMPLATE,
     RELATION_TEMPLATE,
     ObjectStatistics,
     absent_objects,
 )
-from mmdiag.scenes.vocabulary import COLOURS
+from mmdiag.sources.contract import EditUnavailable, Example
 
 BLINDS = ("blank", "mean_colour", "noise", "vcd_noise")
 EDITS = ("remove", "swap", "mirror", "remove_cooccurring")
@@ -56,52 +56,61 @@ class CounterfactualItem:
     question: str
     before: str
     after: str
-    scene_after: Scene
+    scene_after: Example
     subject: str  # the object the question is about
 
 
-def pope_items(scene: Scene, index: int, stats: ObjectStatistics, seed: int, per_scene: int) -> list[PopeItem]:
-    """Up to ``per_scene`` present objects, and as many absent ones per split, merged across splits."""
+def pope_items(scene: Example, index: int, stats: ObjectStatistics, seed: int, per_scene: int,
+               vocabulary: list[str]) -> list[PopeItem]:
+    """Up to ``per_scene`` present objects, and as many absent ones (of ``vocabulary``) per split, merged across
+    splits."""
     rng = np.random.default_rng([seed, index, 3])
     present = [str(t) for t in rng.permutation(scene.object_names)][:per_scene]
     items: dict[tuple[str, str], list[str]] = {(name, YES): list(POPE_SPLITS) for name in present}
     for split in POPE_SPLITS:
         split_rng = np.random.default_rng([seed, index, POPE_SPLITS.index(split)])
-        for name in absent_objects(scene, split, len(present), stats, split_rng):
+        for name in absent_objects(scene.object_names, vocabulary, split, len(present), stats, split_rng):
             items.setdefault((name, NO), []).append(split)
     return [PopeItem(name, label, tuple(splits)) for (name, label), splits in items.items()]
 
 
-def counterfactual_items(scene: Scene, index: int, seed: int, stats: ObjectStatistics | None = None) -> list[CounterfactualItem]:
-    """One pair per edit kind the scene allows (mirror needs a left/right relation; ``remove_cooccurring`` needs
-    two objects and the scene set's ``stats``)."""
+def counterfactual_items(scene: Example, index: int, seed: int, stats: ObjectStatistics | None = None,
+                         colours: list[str] | None = None,
+                         edits: frozenset[str] = frozenset({"remove", "recolour", "mirror"})) -> list[CounterfactualItem]:
+    """One pair per edit kind the example allows and its source can make (``edits``): ``remove``, ``swap``
+    (recolour into one of ``colours`` that makes a new object), ``mirror`` (needs a left/right relation) and
+    ``remove_cooccurring`` (needs two objects and the set's ``stats``)."""
     if not scene.objects:
         return []
     rng = np.random.default_rng([seed, index, 11])
     target = scene.objects[int(rng.integers(len(scene.objects)))]
-    items = [CounterfactualItem("remove", PRESENCE_TEMPLATE.format(object=target.name), YES, NO,
-                                remove_object(scene, target.name), target.name)]
-    colours = [c for c in COLOURS if c != target.colour and not scene.has(f"{c} {target.shape}")]
-    if colours:
-        try:
-            swapped = swap_colour(scene, target.name, colours[int(rng.integers(len(colours)))])
-            items.append(CounterfactualItem("swap", PRESENCE_TEMPLATE.format(object=target.name), YES, NO, swapped,
-                                            target.name))
-        except EditError:
-            pass
+    items = []
+    if "remove" in edits:
+        items.append(CounterfactualItem("remove", PRESENCE_TEMPLATE.format(object=target.name), YES, NO,
+                                        scene.without(target.name), target.name))
+    current = target.attributes.get("colour")
+    swaps = []
+    if "recolour" in edits and current is not None:
+        for colour in colours or []:
+            if colour != current:
+                with contextlib.suppress(EditUnavailable):
+                    swaps.append(scene.recoloured(target.name, colour))
+    if swaps:
+        items.append(CounterfactualItem("swap", PRESENCE_TEMPLATE.format(object=target.name), YES, NO,
+                                        swaps[int(rng.integers(len(swaps)))], target.name))
     horizontal = [r for r in scene.relations() if r.relation in ("left of", "right of")]
-    if horizontal:
+    if horizontal and "mirror" in edits:
         rel = horizontal[int(rng.integers(len(horizontal)))]
         text = RELATION_TEMPLATE.format(subject=rel.subject, relation=rel.relation, object=rel.object)
-        items.append(CounterfactualItem("mirror", text, YES, NO, mirror(scene, "horizontal"), rel.subject))
-    if stats is not None and len(scene.objects) >= 2:
+        items.append(CounterfactualItem("mirror", text, YES, NO, scene.mirrored("horizontal"), rel.subject))
+    if stats is not None and len(scene.objects) >= 2 and "remove" in edits:
         for name in most_cooccurring_pair(scene, stats):
             items.append(CounterfactualItem("remove_cooccurring", PRESENCE_TEMPLATE.format(object=name), YES, NO,
-                                            remove_object(scene, name), name))
+                                            scene.without(name), name))
     return items
 
 
-def most_cooccurring_pair(scene: Scene, stats: ObjectStatistics) -> tuple[str, str]:
+def most_cooccurring_pair(scene: Example, stats: ObjectStatistics) -> tuple[str, str]:
     """The two present objects seen together most often across the set (ties broken by name)."""
     names = sorted(set(scene.object_names))
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]

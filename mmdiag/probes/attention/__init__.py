@@ -2,7 +2,7 @@
 
 For each example the LLM reads "Is there a <object> in the image?" about a scene. At the last prompt
 token (and, with ``generate_tokens``, at each greedily generated answer token) every layer's attention
-row is recomputed from the layer's own q and k (:mod:`mmdiag.attention_rows`; the main forward keeps
+row is recomputed from the layer's own q and k (:mod:`mmdiag.adapters.attention_rows`; the main forward keeps
 SDPA) and reduced at once to the masses of the prompt's parts (:mod:`.attention_parts`), per head.
 Kept per example: [layers, heads, parts] masses and per-layer image-token rows (never L x H x N x N).
 
@@ -25,18 +25,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter, GenerativeAdapter, PreparedBatch
-from mmdiag.attention_rows import AttentionRows
-from mmdiag.capture import hooks
+from mmdiag.adapters.attention_rows import AttentionRows
+from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter, PreparedBatch
+from mmdiag.adapters.capture import hooks
+from mmdiag.adapters.generative import GenerativeAdapter
 from mmdiag.metrics.stats import bootstrap_ci, bootstrap_ci_columns
-from mmdiag.probes.attention_parts import (
-    BOS, GENERATED, IMAGE, INSTRUCTION, PARTS, SINK_THRESHOLD, SYSTEM, SinkTracker, part_labels, reduce_rows, sink_free,
+from mmdiag.probes.attention.parts import (
+    BOS,
+    GENERATED,
+    IMAGE,
+    INSTRUCTION,
+    PARTS,
+    SINK_THRESHOLD,
+    SYSTEM,
+    SinkTracker,
+    part_labels,
+    reduce_rows,
+    sink_free,
 )
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
-from mmdiag.scenes.blind import gaussian_noise, mean_colour
-from mmdiag.scenes.masks import object_patch_mask
-from mmdiag.scenes.model import Scene
-from mmdiag.scenes.render import render
+from mmdiag.probes.blind_inputs import gaussian_noise, mean_colour
+from mmdiag.sources.contract import Dataset, object_patch_mask
 
 QUESTION = "Is there a {name} in the image?"
 CAPTION = "a photo of a {name}"
@@ -91,12 +100,12 @@ class AttentionProbe(Probe):
     def setup(self, adapter: Adapter) -> None:
         self._untrained = adapter.untrained_copy(self.seed) if self.untrained_baseline else None
 
-    def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
-        return [ProbeExample(f"{s.scene_id}/attention", s, {"object": s.object_names[0]}) for s in scenes if s.objects]
+    def examples(self, data: Dataset, adapter: Adapter) -> list[ProbeExample]:
+        return [ProbeExample(f"{s.example_id}/attention", s, {"object": s.object_names[0]}) for s in data if s.objects]
 
     # -- one example ---------------------------------------------------------------------------
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
-        image = render(example.scene, self.resolution)
+        image = example.scene.image(self.resolution)
         if adapter.kind == DUAL_ENCODER:
             return self._run_dual(adapter, example, image)
         assert isinstance(adapter, GenerativeAdapter)

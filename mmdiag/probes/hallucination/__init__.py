@@ -1,6 +1,6 @@
 """Visual hallucination under counterfactual images (POPE, counterfactual pairs, blind baselines, CHAIR).
 
-Per scene (see :mod:`mmdiag.probes.hallucination_plan` for what is asked):
+Per scene (see :mod:`mmdiag.probes.hallucination.plan` for what is asked):
 - **POPE** per split (random / popular / adversarial), yes = positive class; decisions from first-token
   logits (yes iff P(yes) > P(no)) and, with ``free_text``, from short greedy answers parsed under every
   named rule (official ``pope``, ``vcd``, ``lmms-eval``, ``vlmevalkit``); calibration of P(yes) (ECE, bins).
@@ -18,35 +18,18 @@ Dual encoders (CLIP) are scored pairwise by image-text similarity on the same co
 from __future__ import annotations
 
 import hashlib
-
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
+from mmdiag.metrics.pope_sampling import CAPTION_PROMPT, POPE_SPLITS, ObjectStatistics
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
-from mmdiag.probes.hallucination_metrics import dual_encoder_result, generative_result
-from mmdiag.probes.hallucination_plan import BLINDS, counterfactual_items, pope_items
-from mmdiag.scenes.blind import blank, gaussian_noise, mean_colour, vcd_noise
-from mmdiag.scenes.model import Scene
-from mmdiag.scenes.questions import CAPTION_PROMPT, POPE_SPLITS, ObjectStatistics
-from mmdiag.scenes.render import render
-
-CAPTION = "a photo of a {name}"
-
-
-@dataclass
-class HallucinationResult(ProbeResult):
-    """POPE per split and rule, blind baselines, counterfactual pairs, CHAIR, calibration."""
-
-    pope: dict[str, Any] = field(default_factory=dict)  # split -> scores from logits
-    pope_rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> rule -> scores from free text
-    blind_pope: dict[str, Any] = field(default_factory=dict)  # blind kind -> scores (random split questions)
-    counterfactuals: dict[str, Any] = field(default_factory=dict)  # edit -> statistics
-    chair: dict[str, Any] = field(default_factory=dict)
-    reliability: list[dict[str, float]] = field(default_factory=list)
-    question_template: str = "Is there a {object} in the image?"
+from mmdiag.probes.blind_inputs import blank, gaussian_noise, mean_colour, vcd_noise
+from mmdiag.probes.hallucination.metrics import dual_encoder_result, generative_result
+from mmdiag.probes.hallucination.plan import BLINDS, counterfactual_items, pope_items
+from mmdiag.probes.hallucination.result import CAPTION, HallucinationResult  # noqa: F401 - public here
+from mmdiag.sources.contract import Dataset
 
 
 def image_seed(seed: int, example_id: str, kind: str) -> int:
@@ -79,15 +62,18 @@ class HallucinationProbe(Probe):
         self.caption_tokens = caption_tokens
         self.vcd_t = vcd_t
 
-    def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
-        stats = ObjectStatistics.of(scenes)
+    def examples(self, data: Dataset, adapter: Adapter) -> list[ProbeExample]:
+        stats = ObjectStatistics.of(data)
+        source = data.source
+        self._vocabulary = source.vocabulary()
+        colours = source.attribute_values("colour")
         out = []
-        for index, scene in enumerate(scenes):
+        for index, scene in enumerate(data):
             if not scene.objects:
                 continue
-            out.append(ProbeExample(f"{scene.scene_id}/pope", scene, {
-                "pope": pope_items(scene, index, stats, self.seed, self.max_questions),
-                "counterfactuals": counterfactual_items(scene, index, self.seed, stats),
+            out.append(ProbeExample(f"{scene.example_id}/pope", scene, {
+                "pope": pope_items(scene, index, stats, self.seed, self.max_questions, self._vocabulary),
+                "counterfactuals": counterfactual_items(scene, index, self.seed, stats, colours, source.edits),
             }))
         return out
 
@@ -101,10 +87,10 @@ class HallucinationProbe(Probe):
 
     # -- generative models ---------------------------------------------------------------------
     def _generative(self, adapter: Any, example: ProbeExample) -> ExampleOutput:
-        image = render(example.scene, self.resolution)
+        image = example.scene.image(self.resolution)
         pope, cfs = example.inputs["pope"], example.inputs["counterfactuals"]
         questions = [item.text for item in pope]
-        edited = [render(cf.scene_after, self.resolution) for cf in cfs]
+        edited = [cf.scene_after.image(self.resolution) for cf in cfs]
         real, *after = adapter.answer_scores_per_image([image, *edited], [questions + [cf.question for cf in cfs]]
                                                        + [[cf.question] for cf in cfs])
         k = len(questions)
@@ -140,7 +126,7 @@ class HallucinationProbe(Probe):
     # -- dual encoders ---------------------------------------------------------------------------
     def _similarities(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
         """Present vs absent captions on the image and a blind one; the swapped object's old vs new name."""
-        image = render(example.scene, self.resolution)
+        image = example.scene.image(self.resolution)
         pope = example.inputs["pope"]
         present = [i.object for i in pope if i.label == "yes"]
         absent = [i.object for i in pope if i.label == "no" and "random" in i.splits][: len(present)]
@@ -157,7 +143,7 @@ class HallucinationProbe(Probe):
         if swap is not None:
             old = swap.subject
             new = next(o.name for o in swap.scene_after.objects if o.name not in example.scene.object_names)
-            pair = adapter.similarity([image, render(swap.scene_after, self.resolution)],
+            pair = adapter.similarity([image, swap.scene_after.image(self.resolution)],
                                       [CAPTION.format(name=old), CAPTION.format(name=new)]).float().cpu().numpy()
             values["swap"] = {"old": old, "new": new, "scene_after": swap.scene_after.to_dict(),
                               "before": pair[0].tolist(), "after": pair[1].tolist()}
@@ -186,4 +172,4 @@ class HallucinationProbe(Probe):
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
         if adapter.kind == DUAL_ENCODER:
             return dual_encoder_result(self.name, records, self.seed)
-        return generative_result(self.name, records, self.seed, POPE_SPLITS)
+        return generative_result(self.name, records, self.seed, POPE_SPLITS, getattr(self, "_vocabulary", None))

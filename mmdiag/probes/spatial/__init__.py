@@ -10,7 +10,7 @@ Tasks: ``colour``, ``shape`` (controls that should survive everywhere), ``half``
 other — identities fixed by construction, sides drawn by a seeded coin so classes are near-balanced; chance is reported), and ``control`` (Hewitt & Liang 2019: the
 grid-cell labels replaced by a fixed random cell per object type). Selectivity = accuracy - control accuracy.
 
-Readouts (see :mod:`mmdiag.probes.spatial_readouts`): an attention-pooled per-token probe and a flattened
+Readouts (see :mod:`mmdiag.probes.spatial.readouts`): an attention-pooled per-token probe and a flattened
 PCA probe, the same at every stage. Chance is a label-permutation null run through the same cross-validation
 (before and after the projector, primary readout). Every stage is compared with the vision encoder as a paired
 difference (bootstrap over scenes, CI and p-value); retention = (stage - chance) / (pre - chance) is reported only
@@ -32,7 +32,7 @@ from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.metrics.similarity import cka_with_null, knn_overlap_with_null
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
-from mmdiag.probes.spatial_readouts import (
+from mmdiag.probes.spatial.readouts import (
     FOLDS,
     PCA_BUDGET,
     READOUTS,
@@ -44,17 +44,14 @@ from mmdiag.probes.spatial_readouts import (
     similarity_features,
     summarise,
 )
-from mmdiag.scenes.edits import EditError, insert_object
-from mmdiag.scenes.generate import SceneRecipe
-from mmdiag.scenes.model import Scene, relations_between
-from mmdiag.scenes.render import render
-from mmdiag.scenes.vocabulary import OBJECT_TYPES
+from mmdiag.sources.contract import DataRequest, Dataset, EditUnavailable, Example
 
 CLASSIFICATION = ("colour", "shape", "half", "grid_cell", "left_of", "above", "control")
 REGRESSION = ("centre_x", "centre_y")
 POSITION_TASKS = ("half", "grid_cell", "centre_x", "centre_y")
 RELATION_TASKS = ("left_of", "above")
-REFERENCE = ("red circle", "blue square")  # the inserted object (the second when the scene holds the first)
+REFERENCE = ("red circle", "blue square")  # the inserted object (the second when the scene holds the first); a
+# source whose vocabulary lacks them inserts its first two object names
 PAIR = "@pair"
 SIMILARITY = "similarity:"  # raw-token features of a stage, for CKA and kNN overlap
 
@@ -97,17 +94,21 @@ class SpatialProbe(Probe):
     def setup(self, adapter: Adapter) -> None:
         self._untrained = adapter.untrained_copy(self.seed) if self.untrained_baseline else None
 
-    def scene_recipe(self) -> SceneRecipe:
-        """Position labels need exactly one object per scene (the pair twin is built from it)."""
-        return SceneRecipe(min_objects=1, max_objects=1)
+    def data_request(self) -> DataRequest:
+        """Position labels need exactly one object per example (the pair twin is built from it)."""
+        return DataRequest(min_objects=1, max_objects=1)
 
-    def examples(self, scenes: list[Scene], adapter: Adapter) -> list[ProbeExample]:
+    def examples(self, data: Dataset, adapter: Adapter) -> list[ProbeExample]:
+        vocabulary = data.source.vocabulary()
+        reference = REFERENCE if all(r in vocabulary for r in REFERENCE) else tuple(vocabulary[:2])
+        can_insert = "insert" in data.source.edits and len(reference) == 2
         out = []
-        for index, scene in enumerate(scenes):
+        for index, scene in enumerate(data):
             if len(scene.objects) != 1:
                 continue
-            pair = _pair_scene(scene, self.seed, index)
-            out.append(ProbeExample(f"{scene.scene_id}/spatial", scene, {"pair": pair}))
+            pair = _pair_scene(scene, self.seed, index, reference) if can_insert else None
+            control = _control_label(scene.objects[0].name, self.seed, vocabulary)
+            out.append(ProbeExample(f"{scene.example_id}/spatial", scene, {"pair": pair, "control": control}))
         return out
 
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
@@ -115,8 +116,8 @@ class SpatialProbe(Probe):
 
     def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
         """Stage features of every example's scene and pair twin, from the model and its untrained copy."""
-        images = [render(ex.scene, self.resolution) for ex in examples]
-        pairs = [render(ex.inputs["pair"], self.resolution) if ex.inputs["pair"] is not None else images[i]
+        images = [ex.scene.image(self.resolution) for ex in examples]
+        pairs = [ex.inputs["pair"].image(self.resolution) if ex.inputs["pair"] is not None else images[i]
                  for i, ex in enumerate(examples)]
         models = {"": adapter, "untrained:": self._untrained} if self._untrained is not None else {"": adapter}
         arrays: list[dict[str, np.ndarray]] = [{} for _ in examples]
@@ -151,7 +152,7 @@ class SpatialProbe(Probe):
         if pair is None:
             return None
         reference, other = pair.objects[-1], pair.objects[0]
-        relations = relations_between(reference, other)
+        relations = pair.relations_between(reference, other)
         if not relations:
             return None
         relation = relations[0]
@@ -390,15 +391,16 @@ def _mean_retention(final: dict[str, dict[str, Any]], tasks: tuple[str, ...], de
 def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:
     obj = example.scene.objects[0]
     row, col = obj.grid_cell(3, 3)
+    attributes = obj.attributes  # a source without colour/shape leaves those tasks unlabelled (undefined, said why)
     labels: dict[str, Any] = {
-        "colour": obj.colour, "shape": obj.shape, "half": "left" if obj.cx < 0.5 else "right",
-        "grid_cell": f"{row},{col}", "control": _control_label(obj.name, seed), "centre_x": obj.cx, "centre_y": obj.cy,
+        "colour": attributes.get("colour"), "shape": attributes.get("shape"), "half": "left" if obj.cx < 0.5 else "right",
+        "grid_cell": f"{row},{col}", "control": example.inputs["control"], "centre_x": obj.cx, "centre_y": obj.cy,
         "left_of": None, "above": None,
     }
     pair = example.inputs["pair"]
     if pair is not None:
         reference, other = pair.objects[-1], pair.objects[0]
-        relations = relations_between(reference, other)
+        relations = pair.relations_between(reference, other)
         if "left of" in relations or "right of" in relations:
             labels["left_of"] = "yes" if "left of" in relations else "no"
         if "above" in relations or "below" in relations:
@@ -406,11 +408,10 @@ def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:
     return labels
 
 
-def _pair_scene(scene: Scene, seed: int, index: int) -> Scene | None:
-    """The scene with the reference object inserted at a seeded free place, on a seeded side of the object
+def _pair_scene(scene: Example, seed: int, index: int, reference: tuple[str, ...]) -> Example | None:
+    """The example with the reference object inserted at a seeded free place, on a seeded side of the object
     horizontally and vertically (left-of and above near-balanced: a side that does not fit falls back to anywhere)."""
-    name = REFERENCE[1] if scene.has(REFERENCE[0]) else REFERENCE[0]
-    colour, shape = name.split()
+    name = reference[1] if scene.has(reference[0]) else reference[0]
     obj = scene.objects[0]
     rng = np.random.default_rng([seed, index, 23])
     want_left, want_above = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
@@ -423,17 +424,17 @@ def _pair_scene(scene: Scene, seed: int, index: int) -> Scene | None:
         for _ in range(20):
             at = (float(rng.uniform(*xr)), float(rng.uniform(*yr)))
             try:
-                return insert_object(scene, colour, shape, "small", at=at)
-            except EditError:
+                return scene.with_object(name, at=at)
+            except EditUnavailable:
                 continue
     return None
 
 
-def _control_label(object_type: str, seed: int) -> str:
-    """A fixed random grid cell per object type (the Hewitt & Liang control task)."""
+def _control_label(object_type: str, seed: int, vocabulary: list[str]) -> str:
+    """A fixed random grid cell per object type of the source's vocabulary (the Hewitt & Liang control task)."""
     rng = np.random.default_rng([seed, 99])
-    cells = rng.integers(0, 9, size=len(OBJECT_TYPES))
-    cell = int(cells[OBJECT_TYPES.index(object_type)])
+    cells = rng.integers(0, 9, size=len(vocabulary))
+    cell = int(cells[vocabulary.index(object_type)])
     return f"{cell // 3},{cell % 3}"
 
 

@@ -1,0 +1,49 @@
+"""What an audit runs (:class:`AuditConfig`): the one object suites build and :func:`mmdiag.api.audit` takes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mmdiag.scenes.generate import SceneRecipe
+
+DEFAULT_PROBES = ("attention", "spatial", "hallucination")
+
+
+@dataclass
+class AuditConfig:
+    """What an audit runs: which probes, on how many examples of which data source (seeded synthetic scenes by
+    default), with which gates."""
+
+    probes: tuple[str, ...] = DEFAULT_PROBES
+    n_scenes: int = 48
+    seed: int = 0
+    resolution: int = 64
+    gates: tuple[str, ...] = ()  # for every model
+    batch_size: int = 8
+    recipe: SceneRecipe = field(default_factory=SceneRecipe)
+    probe_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # probe name -> extra constructor params
+    kind_gates: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model kind -> gates for that kind only
+    data: str = "scenes"  # the data source (:mod:`mmdiag.sources.registry`); ``recipe`` configures the scenes
+    data_params: dict[str, Any] = field(default_factory=dict)  # the source's constructor parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["recipe"] = self.recipe.to_dict()
+        if self.data == "scenes" and not self.data_params:  # runs on the default source keep the hashes they had
+            del data["data"], data["data_params"]
+        return data
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the measurements (probes, scenes, seed, parameters): gates are left out, so runs that
+        differ only in their gates are still the same run for resume and for paired comparison. Probes measure
+        independently, so their order is left out too."""
+        data = {k: v for k, v in self.to_dict().items() if k not in ("gates", "kind_gates")}
+        data["probes"] = sorted(data["probes"])
+        return data
+
+    def gates_for(self, kind: str) -> tuple[str, ...]:
+        """The gates that apply to a model of ``kind``: the common ones, then that kind's (those of probes this
+        configuration runs: a suite's per-kind gates follow its probes)."""
+        own = tuple(g for g in self.kind_gates.get(kind, ()) if g.split(".", 1)[0].strip() in self.probes)
+        return (*self.gates, *own)

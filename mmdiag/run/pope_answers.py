@@ -1,0 +1,53 @@
+"""``mmdiag pope --model``: a model answers POPE question files (logit decisions, resumable), for
+:func:`mmdiag.metrics.pope_files.score_pope` to score."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mmdiag.data_paths import resolve_inside
+from mmdiag.errors import MmdiagError
+from mmdiag.metrics.pope_files import read_answers
+from mmdiag.metrics.pope_io import read_pope_jsonl
+from mmdiag.scenes.photos import load_image
+
+
+def answer_pope(adapter: Any, question_file: str | Path, answers_path: str | Path, image_dir: str | Path | None = None,
+                progress: bool = True) -> Path:
+    """Run a generative model on one POPE question file, appending one JSON line per answer to ``answers_path``.
+
+    Decisions come from first-token logits (P(yes) > P(no)), with every question about one image sharing its
+    encoded image and prompt prefix; the answer is written as "Yes"/"No" with ``p_yes``/``p_no``. Images are
+    read from ``image_dir`` (default: the question file's folder, or its ``images/`` subfolder as
+    ``mmdiag scenes`` writes it); an image path that leaves that folder (``..``, absolute, a symlink out) is a
+    one-line error and is never read. Questions already answered in ``answers_path`` are skipped, so a killed run
+    resumes where it stopped.
+    """
+    answers_path = Path(answers_path)
+    done = set(read_answers(answers_path)) if answers_path.is_file() else set()
+    folder = Path(image_dir) if image_dir else Path(question_file).parent
+    if not folder.is_dir():
+        raise MmdiagError(f"image folder {folder} does not exist: pass --image-dir, the folder of the POPE images")
+    by_image: dict[Path, list[Any]] = {}
+    for q in read_pope_jsonl(question_file):
+        if str(q.question_id) not in done:
+            entry = f"question_id {q.question_id}"
+            path = resolve_inside(folder, q.image, source=str(question_file), entry=entry)
+            if image_dir is None and not path.exists() and (folder / "images").is_dir():
+                inner = resolve_inside(folder / "images", q.image, source=str(question_file), entry=entry)
+                path = inner if inner.is_file() else path  # images/ as ``mmdiag scenes`` writes it
+            by_image.setdefault(path, []).append(q)
+    answers_path.parent.mkdir(parents=True, exist_ok=True)
+    with answers_path.open("a", encoding="utf-8") as sink:
+        for image_path, questions in tqdm(by_image.items(), desc=Path(question_file).stem, disable=not progress):
+            scores = adapter.answer_scores_per_image([load_image(image_path)], [[q.text for q in questions]])[0]
+            for q, p_yes, p_no in zip(questions, scores.p_yes, scores.p_no):
+                row = {"question_id": q.question_id, "answer": "Yes" if p_yes > p_no else "No",
+                       "p_yes": float(p_yes), "p_no": float(p_no)}
+                sink.write(json.dumps(row) + "\n")
+            sink.flush()
+    return answers_path

@@ -1,0 +1,159 @@
+"""The data-source contract: examples with exact ground truth, as every probe reads them.
+
+A data source (the synthetic scenes, a COCO folder, a POPE file...) hands the probes a :class:`Dataset` of
+:class:`Example` objects. An example is an image with its ground truth — objects (class name, box, centre,
+attributes where the source knows them, pixel masks), pairwise relations — and, where the source can make
+them, counterfactual twins (object removed, recoloured, mirrored, inserted). A source declares which
+counterfactuals it can make in :attr:`DataSource.edits`; asking an example for another raises
+:class:`EditUnavailable`, and the probe records the gap instead of guessing. Probes import this module only,
+never a source's own modules.
+
+Coordinates are normalised to the image (0..1, y downwards), so ground truth holds at any resolution.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+EDIT_KINDS = ("remove", "recolour", "mirror", "insert")
+MASK_SUBSAMPLE = 8  # mask pixels per patch side in :func:`object_patch_mask`
+
+
+class EditUnavailable(ValueError):
+    """The source cannot make this counterfactual of this example (a gap to record, not a failure)."""
+
+
+@runtime_checkable
+class ExampleObject(Protocol):
+    """One annotated object."""
+
+    @property
+    def name(self) -> str: ...          # the class name questions and captions use ("red circle", "dog")
+
+    @property
+    def cx(self) -> float: ...          # centre, normalised
+
+    @property
+    def cy(self) -> float: ...
+
+    @property
+    def attributes(self) -> Mapping[str, str]: ...  # e.g. colour, shape; empty where the source has none
+
+    def bbox(self) -> tuple[float, float, float, float]: ...  # (x0, y0, x1, y1), normalised
+
+    def grid_cell(self, rows: int = 3, cols: int = 3) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class Relation:
+    """``subject relation object`` between two objects of one example, e.g. "dog" "left of" "cat"."""
+
+    subject: str
+    relation: str  # "left of" | "right of" | "above" | "below"
+    object: str
+
+
+@runtime_checkable
+class Example(Protocol):
+    """An image with exact ground truth, and its counterfactual twins where the source can make them."""
+
+    @property
+    def example_id(self) -> str: ...   # stable across runs (resume and paired comparison key on it)
+
+    @property
+    def objects(self) -> Sequence[ExampleObject]: ...
+
+    @property
+    def object_names(self) -> list[str]: ...
+
+    @property
+    def edit(self) -> str | None: ...  # the counterfactual edit that made this example, if any
+
+    def has(self, name: str) -> bool: ...
+
+    def relations(self) -> list[Relation]: ...
+
+    def relations_between(self, subject: ExampleObject, other: ExampleObject) -> list[str]: ...
+
+    def image(self, resolution: int) -> Image.Image: ...
+
+    def object_mask(self, side: int) -> np.ndarray: ...  # bool [side, side]: any object's pixels
+
+    def without(self, name: str) -> Example: ...                     # "remove"
+
+    def recoloured(self, name: str, colour: str) -> Example: ...     # "recolour"
+
+    def mirrored(self, axis: str = "horizontal") -> Example: ...     # "mirror": relations flip with it
+
+    def with_object(self, name: str, at: tuple[float, float]) -> Example: ...  # "insert"
+
+    def to_dict(self) -> dict[str, Any]: ...  # JSON; the source re-creates the example from it
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What a probe needs of the examples (``None``: the audit's shared examples will do)."""
+
+    min_objects: int | None = None
+    max_objects: int | None = None
+
+
+class Dataset(Sequence):
+    """The examples one probe runs on, with the source they came from (its vocabulary, attributes, edits)."""
+
+    def __init__(self, source: DataSource, examples: Sequence[Example]) -> None:
+        self.source = source
+        self._examples = list(examples)
+
+    def __len__(self) -> int:
+        return len(self._examples)
+
+    def __getitem__(self, index):  # noqa: ANN001, ANN204 - Sequence protocol
+        return self._examples[index]
+
+    def __iter__(self) -> Iterator[Example]:
+        return iter(self._examples)
+
+
+class DataSource(abc.ABC):
+    """A source of examples with ground truth. ``__init__`` only stores parameters."""
+
+    name: ClassVar[str]
+    edits: ClassVar[frozenset[str]] = frozenset()  # the counterfactuals of :data:`EDIT_KINDS` it can make
+
+    @abc.abstractmethod
+    def examples(self, n: int, seed: int, request: DataRequest | None = None, id_prefix: str = "") -> Dataset:
+        """``n`` examples (fewer if the source holds fewer), deterministic in ``seed``; ``id_prefix`` names the
+        requesting probe, for sources that make a different set when ``request`` asks for one."""
+
+    @abc.abstractmethod
+    def vocabulary(self) -> list[str]:
+        """Every object name an example may hold or a question may ask about (absent-object candidates)."""
+
+    def attribute_values(self, attribute: str) -> list[str]:
+        """The values an object attribute takes (e.g. the colours a recolouring can use); none by default."""
+        return []
+
+    @abc.abstractmethod
+    def example_from_dict(self, data: Mapping[str, Any]) -> Example:
+        """The example ``to_dict`` described (reports re-render stored examples)."""
+
+    def params(self) -> dict[str, Any]:
+        """The stored constructor parameters (recorded in the run's configuration)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def object_patch_mask(example: Example, grid: tuple[int, int]) -> np.ndarray:
+    """Boolean [rows, cols]: the patches (of a square image) that any object's pixels touch."""
+    rows, cols = grid
+    side = max(rows, cols) * MASK_SUBSAMPLE
+    mask = example.object_mask(side)
+    ys = np.linspace(0, side, rows + 1).astype(int)
+    xs = np.linspace(0, side, cols + 1).astype(int)
+    return np.array([[mask[ys[r]:ys[r + 1], xs[c]:xs[c + 1]].any() for c in range(cols)] for r in range(rows)])
