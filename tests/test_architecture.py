@@ -24,7 +24,7 @@ LAYERS = {
     "adapters": 5, "sources": 5, "checkpoints": 5,
     "scenes": 6,
     "metrics": 7,
-    "results": 8, "verdicts": 8, "validation": 8, "data_paths": 8, "errors": 9, "mmdiag": 10,
+    "results": 8, "verdicts": 8, "validation": 8, "data_paths": 8, "lazy_registry": 8, "errors": 9, "mmdiag": 10,
 }
 
 

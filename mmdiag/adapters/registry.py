@@ -11,9 +11,7 @@ reference zoo registers its architecture that way (``pyproject.toml``), so this 
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from mmdiag.lazy_registry import LazyRegistry
 
 ENTRY_POINT_GROUP = "mmdiag.adapters"
 
@@ -25,39 +23,18 @@ BUILTIN_ADAPTERS: dict[str, str] = {
 }
 
 
-def _import_object(target: str) -> Any:
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-class AdapterRegistry:
+class AdapterRegistry(LazyRegistry):
     """Architecture name -> adapter class, imported only when asked for."""
 
     def __init__(self, builtins: dict[str, str] | None = None, load_entry_points: bool = True) -> None:
-        self._targets: dict[str, Any] = dict(BUILTIN_ADAPTERS if builtins is None else builtins)
-        if load_entry_points:
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
-                self._targets.setdefault(ep.name, ep)
-
-    def register(self, architecture: str, target: str | type) -> None:
-        """Map ``architecture`` to an adapter class or a lazy ``"module:Class"`` string."""
-        self._targets[architecture] = target
+        super().__init__(BUILTIN_ADAPTERS if builtins is None else builtins, ENTRY_POINT_GROUP, load_entry_points)
 
     def supported(self) -> list[str]:
-        return sorted(self._targets)
-
-    def __contains__(self, architecture: str) -> bool:
-        return architecture in self._targets
+        return sorted(self.names())
 
     def get(self, architecture: str) -> type:
         """The adapter class for ``architecture`` (KeyError if none is registered)."""
-        target = self._targets[architecture]
-        if isinstance(target, str):
-            target = _import_object(target)
-        elif isinstance(target, EntryPoint):
-            target = target.load()
-        self._targets[architecture] = target
-        return target
+        return self._resolve(architecture)
 
 
 def default_registry() -> AdapterRegistry:

@@ -8,10 +8,10 @@ or at run time with :meth:`SourceRegistry.register` on a registry they own (``ap
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from mmdiag.errors import ConfigError
+from mmdiag.lazy_registry import LazyRegistry
 from mmdiag.sources.contract import DataSource
 
 ENTRY_POINT_GROUP = "mmdiag.sources"
@@ -21,35 +21,16 @@ BUILTIN_SOURCES: dict[str, str] = {
 }
 
 
-class SourceRegistry:
+class SourceRegistry(LazyRegistry):
     """Source name -> source class, imported on first use."""
 
     def __init__(self, load_entry_points: bool = True) -> None:
-        self._targets: dict[str, Any] = dict(BUILTIN_SOURCES)
-        if load_entry_points:
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
-                self._targets.setdefault(ep.name, ep)
-
-    def register(self, name: str, target: str | type) -> None:
-        """Add a source: a :class:`DataSource` subclass or a lazy ``"module:Class"`` string."""
-        self._targets[name] = target
-
-    def names(self) -> list[str]:
-        return list(self._targets)
+        super().__init__(BUILTIN_SOURCES, ENTRY_POINT_GROUP, load_entry_points)
 
     def get(self, name: str) -> type[DataSource]:
-        if name not in self._targets:
-            raise ConfigError(f"unknown data source '{name}': choose from {', '.join(self._targets)}")
-        target = self._targets[name]
-        if isinstance(target, str):
-            import importlib
-
-            module_name, _, attr = target.partition(":")
-            target = getattr(importlib.import_module(module_name), attr)
-        elif isinstance(target, EntryPoint):
-            target = target.load()
-        self._targets[name] = target
-        return target
+        if name not in self:
+            raise ConfigError(f"unknown data source '{name}': choose from {', '.join(self.names())}")
+        return self._resolve(name)
 
     def create(self, name: str, **params: Any) -> DataSource:
         """An instance of source ``name``; unknown parameters are a one-line ConfigError."""
