@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_build.add_argument("--out", default=None, help="folder to write (default: the cache, $MMDIAG_HOME/zoo/NAME)")
     zoo_build.add_argument("--rebuild", action="store_true", help="train again even if a built copy exists")
 
-    sub.add_parser("ls", help="list supported architectures and probes")
+    sub.add_parser("ls", help="list supported architectures, probes and data sources")
     return parser
 
 
@@ -348,9 +348,11 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
 def _cmd_ls(args: argparse.Namespace) -> int:
     from mmdiag.adapters.registry import default_registry
     from mmdiag.probes.registry import ProbeRegistry
+    from mmdiag.sources import SourceRegistry
 
     print("architectures: " + ", ".join(default_registry().supported()))
     print("probes: " + ", ".join(ProbeRegistry().names()))
+    print("data sources: " + ", ".join(SourceRegistry().names()))
     return 0
 
 

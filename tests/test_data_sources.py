@@ -101,3 +101,10 @@ def test_a_source_installed_as_an_entry_point_is_found(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text("[mmdiag.sources]\nphoto-boxes = photo_boxes_source:PhotoBoxSource\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert SourceRegistry().get("photo-boxes") is PhotoBoxSource
+
+
+def test_ls_lists_the_data_sources(capsys):
+    from mmdiag.cli import main
+
+    assert main(["ls"]) == 0
+    assert "data sources: scenes" in capsys.readouterr().out
