@@ -30,3 +30,19 @@ def test_yes_no_scoring_bench_gives_identical_decisions(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["questions"] == 12 and result["identical_decisions"]
+
+
+def test_audit_speed_bench_reports_every_phase(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "audit_speed.py"), "--suite", str(ROOT / "probes" / "quick.yaml"),
+                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["end_to_end_s"] > 0
+    phases = result["phases_s"]
+    for probe in ("attention", "spatial", "hallucination"):
+        assert phases[f"{probe}: measure"] > 0 and phases[f"{probe}: aggregate"] > 0
+    assert phases["model load"] > 0 and phases["report"] > 0
+    # the phases happen inside the audit: their sum cannot exceed it
+    inner = sum(v for k, v in phases.items() if k not in ("imports", "audit total (in process)"))
+    assert inner <= phases["audit total (in process)"] + 0.5

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import integrity_suite
+from helpers import QUICK, integrity_suite
 
 from mmdiag.cli import main
 from mmdiag.results import read_examples
@@ -71,6 +71,39 @@ def test_batch_size_does_not_change_per_example_values(tmp_path, tiny_paths, fam
     assert audit(tiny_paths[family], tmp_path / "b1", "--batch-size", "1", "--probes", "hallucination,spatial", n=12) == 0
     assert audit(tiny_paths[family], tmp_path / "b8", "--batch-size", "8", "--probes", "hallucination,spatial", n=12) == 0
     assert_close(values_by_id(tmp_path / "b1"), values_by_id(tmp_path / "b8"))
+
+
+def test_batching_across_scenes_keeps_the_quick_suites_metrics_and_decisions(tmp_path):
+    """The default model on the quick suite, batch 1 vs batch 8 (scenes scored, answered and captioned together):
+    every headline metric and CI bound to 1e-6, every yes/no decision, free-text answer and caption identical."""
+    runs = {}
+    for size in (1, 8):
+        assert main(["audit", "--suite", QUICK, "--batch-size", str(size), "--out", str(tmp_path / f"b{size}"),
+                     "--no-progress"]) == 0
+        runs[size] = json.loads((tmp_path / f"b{size}" / "results.json").read_text())["probes"]
+    compared = 0
+    for probe, result in runs[1].items():
+        for name, metric in result["metrics"].items():
+            other = runs[8][probe]["metrics"][name]
+            for key in ("value", "ci_low", "ci_high", "p_value"):
+                if metric[key] is None:
+                    assert other[key] is None, f"{probe}.{name}.{key}"
+                else:
+                    assert abs(metric[key] - other[key]) <= 1e-6, f"{probe}.{name}.{key}: {metric[key]} != {other[key]}"
+                    compared += 1
+    assert compared > 50
+    one, eight = values_by_id(tmp_path / "b1"), values_by_id(tmp_path / "b8")
+    answers = [(k, v) for k, v in one.items() if k[0] == "hallucination"]
+    assert answers
+    for key, values in answers:
+        batched = eight[key]
+        for field in ("answers", "caption"):
+            assert values[field] == batched[field], key
+        says = np.array(values["p_yes"]) > np.array(values["p_no"])
+        assert (says == (np.array(batched["p_yes"]) > np.array(batched["p_no"]))).all(), key
+        for kind, blind in values["blind"].items():
+            assert (np.array(blind["p_yes"]) > np.array(blind["p_no"])).tolist() == \
+                (np.array(batched["blind"][kind]["p_yes"]) > np.array(batched["blind"][kind]["p_no"])).tolist()
 
 
 def test_two_processes_equal_one(tmp_path, tiny_paths):

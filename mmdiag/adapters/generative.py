@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -53,11 +54,26 @@ def yes_no_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
     return sorted(yes), sorted(no)
 
 
+@dataclass
+class ScoreRequest:
+    """Yes/no questions about one image (``pixel_transform``: an edit of its preprocessed pixel tensor)."""
+
+    image: Image.Image
+    questions: list[str]
+    pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
 class GenerativeAdapter(Adapter):
-    """Shared machinery of image-to-text families (LLaVA, BLIP-2): prompting, scoring, generating."""
+    """Shared machinery of image-to-text families (LLaVA, BLIP-2): prompting, scoring, generating.
+
+    ``score_rows`` bounds the questions scored in one batch (their KV caches are held together) and
+    ``generate_rows`` the prompts generated in one batch; lower them for a large model on a small device.
+    """
 
     kind = GENERATIVE
     prompt_template: ClassVar[str] = "{question}"
+    score_rows: int = 64
+    generate_rows: int = 32
 
     def __init__(self, model: torch.nn.Module, processor: Any, *, source: str = "<in-memory>", prompt_template: str | None = None) -> None:
         super().__init__(model, processor, source=source)
@@ -140,40 +156,72 @@ class GenerativeAdapter(Adapter):
     @torch.no_grad()
     def answer_scores_per_image(self, images: Sequence[Image.Image], questions: Sequence[Sequence[str]],
                                 pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[YesNoScores]:
-        """Yes/no scores for several questions per image, encoding each image and the shared prompt prefix once.
+        """Yes/no scores for several questions per image (``pixel_transform`` applied to every image's pixels);
+        see :meth:`answer_scores_batch`."""
+        return self.answer_scores_batch([ScoreRequest(image, list(qs), pixel_transform)
+                                         for image, qs in zip(images, questions)])
 
-        The questions of one image are tokenised exactly as :meth:`answer_scores` would; their longest
-        common token prefix (which holds every image token) runs once with the image, and its KV cache,
-        repeated over the questions, serves every question's remaining tokens in one batch. Decisions and
-        probabilities match :meth:`answer_scores` up to floating-point summation order. ``pixel_transform``
-        edits the preprocessed pixel tensor (e.g. VCD's diffusion noise, defined on that tensor).
+    @torch.no_grad()
+    def answer_scores_batch(self, requests: Sequence[ScoreRequest]) -> list[YesNoScores]:
+        """Yes/no scores of many (image, questions) requests, each image and the shared prompt prefix encoded once.
+
+        Requests are cut into chunks of at most ``score_rows`` questions. In a chunk every question is tokenised
+        exactly as :meth:`answer_scores` would; the longest token prefix common to all of them (which holds
+        every image token) runs once per image, in one batch, and its KV cache, gathered per question, serves
+        every question's remaining tokens in one batch. Decisions and probabilities match :meth:`answer_scores`
+        up to floating-point summation order. A request's ``pixel_transform`` edits its preprocessed pixel
+        tensor (e.g. VCD's diffusion noise, defined on that tensor).
         """
-        return [self._shared_prefix_scores(image, list(qs), pixel_transform) for image, qs in zip(images, questions)]
+        out: list[YesNoScores | None] = [None] * len(requests)
+        chunk: list[int] = []
+        rows = 0
+        for index, request in enumerate(requests):
+            if not request.questions:
+                out[index] = YesNoScores(p_yes=np.zeros(0), p_no=np.zeros(0))
+                continue
+            if chunk and rows + len(request.questions) > self.score_rows:
+                self._score_chunk(requests, chunk, out)
+                chunk, rows = [], 0
+            chunk.append(index)
+            rows += len(request.questions)
+        if chunk:
+            self._score_chunk(requests, chunk, out)
+        return out  # type: ignore[return-value]
 
-    def _shared_prefix_scores(self, image: Image.Image, questions: list[str],
-                              pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> YesNoScores:
-        if not questions:
-            return YesNoScores(p_yes=np.zeros(0), p_no=np.zeros(0))
-        batch = self.prepare([image] * len(questions), questions, padding_side="right")
-        if pixel_transform is not None and "pixel_values" in batch.inputs:
+    def _score_chunk(self, requests: Sequence[ScoreRequest], chunk: list[int], out: list[YesNoScores | None]) -> None:
+        members = [requests[i] for i in chunk]
+        counts = [len(r.questions) for r in members]
+        batch = self.prepare([r.image for r in members for _ in r.questions], [q for r in members for q in r.questions],
+                             padding_side="right")
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        if "pixel_values" in batch.inputs:
             pixels = batch.inputs["pixel_values"]
-            batch.inputs["pixel_values"] = pixel_transform(pixels.float()).to(pixels.dtype)
+            for request, start, count in zip(members, first, counts):
+                if request.pixel_transform is not None:  # on the request's own rows, as for one image alone
+                    rows = slice(int(start), int(start) + count)
+                    pixels[rows] = request.pixel_transform(pixels[rows].float()).to(pixels.dtype)
         ids, mask = batch.input_ids, batch.attention_mask
         lengths = mask.sum(dim=1)
         same = (ids == ids[:1]).all(dim=0).long()
         shared = min(int(torch.cumprod(same, dim=0).sum()), int(lengths.min()) - 1)
         last_image_token = max((end for spans in batch.image_spans for _, end in spans), default=0)
         if shared < last_image_token or shared < 1:  # image tokens not all in the shared prefix: no reuse possible
-            return self.scores_from_logits(self.forward(batch).logits, batch)
-        prefix_inputs = {k: (v[:1, :shared] if k in ("input_ids", "attention_mask") else v[:1])
-                         for k, v in batch.inputs.items() if isinstance(v, torch.Tensor)}
-        cache = self._prefix_cache(prefix_inputs)
-        if len(questions) > 1:
-            cache.batch_repeat_interleave(len(questions))
-        logits = self._continue_from_cache(ids[:, shared:], mask, cache)
-        rows = torch.arange(len(questions), device=logits.device)
-        last = (lengths - 1 - shared).to(logits.device)
-        return self._yes_no_from_last(logits[rows, last])
+            scores = self.scores_from_logits(self.forward(batch).logits, batch)
+        else:
+            heads = torch.as_tensor(first, device=ids.device)
+            n_rows = ids.shape[0]
+            prefix_inputs = {k: (v[heads, :shared] if k in ("input_ids", "attention_mask") else v[heads])
+                             for k, v in batch.inputs.items() if isinstance(v, torch.Tensor) and v.shape[:1] == (n_rows,)}
+            cache = self._prefix_cache(prefix_inputs)
+            owner = torch.repeat_interleave(torch.arange(len(members)), torch.as_tensor(counts))
+            if len(owner) > len(members):
+                cache.batch_select_indices(owner.to(ids.device))
+            logits = self._continue_from_cache(ids[:, shared:], mask, cache)
+            positions = torch.arange(n_rows, device=logits.device)
+            scores = self._yes_no_from_last(logits[positions, (lengths - 1 - shared).to(logits.device)])
+        for index, start, count in zip(chunk, first, counts):
+            rows = slice(int(start), int(start) + count)
+            out[index] = YesNoScores(p_yes=scores.p_yes[rows], p_no=scores.p_no[rows])
 
     def _prefix_cache(self, inputs: dict[str, torch.Tensor]) -> Any:
         """The KV cache after running the shared prefix (with its image)."""
@@ -200,13 +248,16 @@ class GenerativeAdapter(Adapter):
 
     @torch.no_grad()
     def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], max_new_tokens: int = 20) -> list[str]:
-        """Greedy free-text answers (one example at a time, so padding never shifts image tokens)."""
-        answers = []
-        for image, prompt in zip(images, prompts):
-            batch = self.prepare([image], [prompt], padding_side="left")
-            out = self.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False)
-            new_tokens = out[0, batch.input_ids.shape[1]:]
-            answers.append(self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
+        """Greedy free-text answers, ``generate_rows`` prompts at a time (left padding: every row's prompt ends
+        where generation starts; a row that writes EOS stops there)."""
+        answers: list[str] = []
+        for start in range(0, len(prompts), self.generate_rows):
+            rows = slice(start, start + self.generate_rows)
+            batch = self.prepare(list(images[rows]), list(prompts[rows]), padding_side="left")
+            out = self.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+            new_tokens = out[:, batch.input_ids.shape[1]:]
+            answers += [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
         return answers
 
     @contextlib.contextmanager

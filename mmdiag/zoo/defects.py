@@ -81,7 +81,7 @@ def text_only_lm(adapter: Adapter) -> None:
     """Image-token positions masked out of the language model's attention mask.
 
     The top-level forward sees ``input_ids`` and records where the image tokens are; the language model's
-    forward (also when it continues from a KV cache of that prefix, batch 1 or the same batch) gets an
+    forward (also when it continues from a KV cache of that prefix, whatever the batch) gets an
     attention mask with those positions zeroed.
     """
     image_id = adapter.image_token_id  # generative adapters only
@@ -97,7 +97,9 @@ def text_only_lm(adapter: Adapter) -> None:
         if attention is None or image is None or attention.dim() != 2 or attention.shape[1] < image.shape[1]:
             return None
         if image.shape[0] not in (1, attention.shape[0]):
-            return None
+            if not bool((image == image[:1]).all()):
+                return None
+            image = image[:1]  # every prefix row holds its image at the same positions (a batched KV-cache continuation)
         attention = attention.clone()
         prefix = image.shape[1]
         attention[:, :prefix] = attention[:, :prefix] * (~image).to(attention.device, attention.dtype)

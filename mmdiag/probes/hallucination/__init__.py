@@ -11,18 +11,21 @@ Per scene (see :mod:`mmdiag.probes.hallucination.plan` for what is asked):
 - **Blind baselines**: the same POPE questions on a blank, mean-colour, Gaussian-noise and VCD-noised image;
   *multimodal gain* = accuracy with the image - accuracy blind.
 - **CHAIR** on greedy captions ("Describe the image.") against the scene's object list.
-Yes/no questions about one image share one encoded image + prompt prefix (KV cache reuse).
+Yes/no questions about one image share one encoded image + prompt prefix (KV cache reuse); a batch of scenes
+is scored, answered and captioned in batched calls.
 Dual encoders (CLIP) are scored pairwise by image-text similarity on the same counterfactuals.
 """
 
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
+from mmdiag.adapters.generative import ScoreRequest
 from mmdiag.metrics.pope_sampling import CAPTION_PROMPT, POPE_SPLITS, ObjectStatistics
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.blind_inputs import blank, gaussian_noise, mean_colour, vcd_noise
@@ -83,45 +86,60 @@ class HallucinationProbe(Probe):
     def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
         if adapter.kind == DUAL_ENCODER:
             return [self._similarities(adapter, ex) for ex in examples]
-        return [self._generative(adapter, ex) for ex in examples]
+        return self._generative(adapter, examples)
 
     # -- generative models ---------------------------------------------------------------------
-    def _generative(self, adapter: Any, example: ProbeExample) -> ExampleOutput:
-        image = example.scene.image(self.resolution)
-        pope, cfs = example.inputs["pope"], example.inputs["counterfactuals"]
-        questions = [item.text for item in pope]
-        edited = [cf.scene_after.image(self.resolution) for cf in cfs]
-        real, *after = adapter.answer_scores_per_image([image, *edited], [questions + [cf.question for cf in cfs]]
-                                                       + [[cf.question] for cf in cfs])
-        k = len(questions)
-        noise_seeds = {kind: image_seed(self.seed, example.example_id, kind) for kind in ("noise", "vcd_noise")}
-        blind_images = {"blank": blank(image.size), "mean_colour": mean_colour(image),
-                        "noise": gaussian_noise(image.size, seed=noise_seeds["noise"])}
-        blind = {kind: adapter.answer_scores_per_image([img], [questions])[0] for kind, img in blind_images.items()}
-        blind["vcd_noise"] = adapter.answer_scores_per_image(
-            [image], [questions], pixel_transform=lambda px: vcd_noise(px, t=self.vcd_t, seed=noise_seeds["vcd_noise"]))[0]
-        values: dict[str, Any] = {
-            "questions": questions, "prompts": [adapter.format_prompt(q) for q in questions], "noise_seeds": noise_seeds,
-            "objects": [i.object for i in pope], "labels": [i.label for i in pope],
-            "splits": [list(i.splits) for i in pope],
-            "p_yes": real.p_yes[:k].tolist(), "p_no": real.p_no[:k].tolist(),
-            "blind": {kind: {"p_yes": blind[kind].p_yes.tolist(), "p_no": blind[kind].p_no.tolist()} for kind in BLINDS},
-            "counterfactuals": [
-                {"edit": cf.edit, "question": cf.question, "prompt": adapter.format_prompt(cf.question),
-                 "before": cf.before, "after": cf.after,
-                 "scene_after": cf.scene_after.to_dict(),
-                 "p_yes_before": float(real.p_yes[k + j]), "p_no_before": float(real.p_no[k + j]),
-                 "p_yes_after": float(scores.p_yes[0]), "p_no_after": float(scores.p_no[0])}
-                for j, (cf, scores) in enumerate(zip(cfs, after))
-            ],
-        }
+    def _generative(self, adapter: Any, examples: list[ProbeExample]) -> list[ExampleOutput]:
+        """Every yes/no question of the batch (real, edited and blind images) in one batched scoring call, every
+        free-text answer in one batched generation and every caption in another."""
+        requests: list[ScoreRequest] = []
+        plans = []
+        for example in examples:
+            image = example.scene.image(self.resolution)
+            pope, cfs = example.inputs["pope"], example.inputs["counterfactuals"]
+            questions = [item.text for item in pope]
+            noise_seeds = {kind: image_seed(self.seed, example.example_id, kind) for kind in ("noise", "vcd_noise")}
+            first = len(requests)
+            requests.append(ScoreRequest(image, questions + [cf.question for cf in cfs]))
+            requests += [ScoreRequest(cf.scene_after.image(self.resolution), [cf.question]) for cf in cfs]
+            blind_images = {"blank": blank(image.size), "mean_colour": mean_colour(image),
+                            "noise": gaussian_noise(image.size, seed=noise_seeds["noise"])}
+            requests += [ScoreRequest(img, questions) for img in blind_images.values()]
+            requests.append(ScoreRequest(image, questions, partial(vcd_noise, t=self.vcd_t, seed=noise_seeds["vcd_noise"])))
+            plans.append((image, pope, cfs, questions, noise_seeds, first, list(blind_images)))
+        scores = adapter.answer_scores_batch(requests)
+        outputs = []
+        for image, pope, cfs, questions, noise_seeds, first, blind_kinds in plans:
+            real, after = scores[first], scores[first + 1:first + 1 + len(cfs)]
+            blind = dict(zip([*blind_kinds, "vcd_noise"], scores[first + 1 + len(cfs):first + 2 + len(cfs) + len(blind_kinds)]))
+            k = len(questions)
+            outputs.append({
+                "questions": questions, "prompts": [adapter.format_prompt(q) for q in questions], "noise_seeds": noise_seeds,
+                "objects": [i.object for i in pope], "labels": [i.label for i in pope],
+                "splits": [list(i.splits) for i in pope],
+                "p_yes": real.p_yes[:k].tolist(), "p_no": real.p_no[:k].tolist(),
+                "blind": {kind: {"p_yes": blind[kind].p_yes.tolist(), "p_no": blind[kind].p_no.tolist()} for kind in BLINDS},
+                "counterfactuals": [
+                    {"edit": cf.edit, "question": cf.question, "prompt": adapter.format_prompt(cf.question),
+                     "before": cf.before, "after": cf.after,
+                     "scene_after": cf.scene_after.to_dict(),
+                     "p_yes_before": float(real.p_yes[k + j]), "p_no_before": float(real.p_no[k + j]),
+                     "p_yes_after": float(cf_scores.p_yes[0]), "p_no_after": float(cf_scores.p_no[0])}
+                    for j, (cf, cf_scores) in enumerate(zip(cfs, after))
+                ],
+            })
         if self.free_text:
-            values["answers"] = adapter.generate([image] * k, questions, max_new_tokens=4)
+            answers = iter(adapter.generate([plan[0] for plan in plans for _ in plan[3]],
+                                            [q for plan in plans for q in plan[3]], max_new_tokens=4))
+            for values, plan in zip(outputs, plans):
+                values["answers"] = [next(answers) for _ in plan[3]]
         if self.captions:
-            values["caption"] = adapter.generate([image], [CAPTION_PROMPT], max_new_tokens=self.caption_tokens)[0]
-            values["caption_prompt"] = adapter.format_prompt(CAPTION_PROMPT)
-            values["caption_truth"] = example.scene.object_names
-        return ExampleOutput(values)
+            captions = adapter.generate([plan[0] for plan in plans], [CAPTION_PROMPT] * len(plans),
+                                        max_new_tokens=self.caption_tokens)
+            for values, caption, example in zip(outputs, captions, examples):
+                values.update(caption=caption, caption_prompt=adapter.format_prompt(CAPTION_PROMPT),
+                              caption_truth=example.scene.object_names)
+        return [ExampleOutput(values) for values in outputs]
 
     # -- dual encoders ---------------------------------------------------------------------------
     def _similarities(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:

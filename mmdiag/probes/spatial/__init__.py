@@ -40,7 +40,7 @@ from mmdiag.probes.spatial.readouts import (
     OutOfFold,
     out_of_fold,
     project_tokens,
-    score_of,
+    scores_of_draws,
     similarity_features,
     summarise,
 )
@@ -316,9 +316,9 @@ def _paired(before: OutOfFold | None, after: OutOfFold | None, pre: dict[str, An
     regression = before.regression
     rng = np.random.default_rng(seed + 104729)
     n = len(before.y)
-    draws = [rng.integers(0, n, n) for _ in range(RETENTION_BOOT)]
-    pre_boot = np.array([score_of(before.y[i], before.pred[i], regression) for i in draws])
-    post_boot = np.array([score_of(after.y[i], after.pred[i], regression) for i in draws])
+    draws = np.stack([rng.integers(0, n, n) for _ in range(RETENTION_BOOT)])
+    pre_boot = scores_of_draws(before.y, before.pred, regression, draws)
+    post_boot = scores_of_draws(after.y, after.pred, regression, draws)
     diff = post_boot - pre_boot
     diff = diff[np.isfinite(diff)]
     out["difference"] = post["score"] - pre["score"]

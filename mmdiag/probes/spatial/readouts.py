@@ -8,7 +8,12 @@ every stage of the same width), so storage and probe capacity do not grow with t
   32 queries, a pooled grid), concatenated with the mean token, then logistic / ridge regression. It reads
   what the *content* of the tokens says about position — not the token index.
 - ``flattened``: all tokens flattened, standardised, PCA to at most ``PCA_BUDGET`` components (fitted in
-  each training fold), then logistic / ridge regression (scikit-learn).
+  each training fold), then logistic / ridge regression.
+
+The heads are scikit-learn's ``LogisticRegression()`` (C = 1) and ``Ridge(alpha=1)``, each standardised first
+(attention readout), fitted in batches by :mod:`mmdiag.probes.spatial.heads` (the same estimators, solved to
+convergence, every fold and permutation of a task at once). Folds are scikit-learn's (``StratifiedKFold`` /
+``KFold``).
 
 Scores come from out-of-fold predictions of ``FOLDS``-fold cross-validation (fixed seeds) with a bootstrap CI
 over scenes: accuracy for classification, R² for regression. CKA and kNN overlap between stages are computed
@@ -23,13 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from mmdiag.metrics.stats import bootstrap_ci
+from mmdiag.probes.spatial.heads import HeadProblem, fit_predict
 
 TOKEN_DIMS = 16
 PCA_BUDGET = 32
@@ -82,6 +84,17 @@ def score_of(y: np.ndarray, pred: np.ndarray, regression: bool) -> float:
     return 1 - float(((y - pred) ** 2).sum()) / total if total > 0 else float("nan")
 
 
+def scores_of_draws(y: np.ndarray, pred: np.ndarray, regression: bool, draws: np.ndarray) -> np.ndarray:
+    """:func:`score_of` of every bootstrap draw at once (``draws``: [n_draws, n] row indices)."""
+    y_draw, pred_draw = y[draws], pred[draws]
+    if not regression:
+        return (pred_draw == y_draw).mean(axis=1)
+    total = ((y_draw - y_draw.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    error = ((y_draw - pred_draw) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 1 - error / np.where(total > 0, total, 1.0), np.nan)
+
+
 def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
                 permutations: int = 0) -> OutOfFold | None:
     """``FOLDS``-fold out-of-fold predictions of one readout on [n, T, d] tokens (None when it cannot be fitted),
@@ -89,7 +102,8 @@ def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, rea
     permuted labels, as they are on the real ones, so the null is that of the procedure, not of one fold split).
 
     The readouts' features (pooled or PCA tokens) depend on a training fold's tokens only, never on its labels,
-    so they are cached per fold and only the head is refitted when a fold recurs.
+    so they are cached per fold and only the head is refitted when a fold recurs. Every head of the call (the real
+    labels' folds and every permutation's) is fitted in one batch (:mod:`mmdiag.probes.spatial.heads`).
     """
     n = len(labels)
     if n < 2 * FOLDS:
@@ -108,34 +122,34 @@ def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, rea
             return None
         stratified = counts.min() >= FOLDS  # a permutation keeps the class counts, so this holds for it too
     cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-
-    def predict(targets: np.ndarray) -> np.ndarray | None:
-        """The whole cross-validation procedure on ``targets``: its folds (stratified on these targets), the
-        fold's features (cached: they depend on the fold's tokens only) and the head."""
-        splitter = StratifiedKFold if stratified else KFold
-        pred = np.zeros(n) if regression else np.zeros(n, dtype=int)
+    splitter = StratifiedKFold if stratified else KFold
+    rng = np.random.default_rng(seed + 7919)
+    target_sets = [y] + [y[rng.permutation(n)] for _ in range(permutations)]
+    problems: list[HeadProblem] = []
+    owners: list[tuple[int, np.ndarray]] = []
+    fittable = [True] * len(target_sets)
+    for which, targets in enumerate(target_sets):
+        # the whole cross-validation procedure on these targets: its folds (stratified on them), the fold's
+        # features (cached: they depend on the fold's tokens only) and the head
         for train, test in splitter(FOLDS, shuffle=True, random_state=seed).split(tokens, targets):
             if not regression and len(np.unique(targets[train])) < 2:
-                return None
+                fittable[which] = False
+                break
             key = train.tobytes()
             if key not in cache:
                 cache[key] = _readout_features(readout, tokens[train], tokens[test], seed)
             train_f, test_f = cache[key]
             # the flattened readout's features are already standardised tokens through PCA
-            pred[test] = _head(regression, readout != "flattened").fit(train_f, targets[train]).predict(test_f)
-        return pred
-
-    pred = predict(y)
-    if pred is None:
-        return None
-    rng = np.random.default_rng(seed + 7919)
-    null = []
-    for _ in range(permutations):
-        shuffled = y[rng.permutation(n)]
-        permuted = predict(shuffled)
-        if permuted is not None:
-            null.append(score_of(shuffled, permuted, regression))
-    return OutOfFold(y, pred, regression, majority, np.array(null))
+            problems.append(HeadProblem(train_f, targets[train], test_f, standardise=readout != "flattened"))
+            owners.append((which, test))
+        if not fittable[0]:
+            return None
+    predictions = [np.zeros(n) if regression else np.zeros(n, dtype=int) for _ in target_sets]
+    for (which, test), predicted in zip(owners, fit_predict(problems, regression)):
+        predictions[which][test] = predicted
+    null = [score_of(targets, pred, regression)
+            for targets, pred, ok in zip(target_sets[1:], predictions[1:], fittable[1:]) if ok]
+    return OutOfFold(y, predictions[0], regression, majority, np.array(null))
 
 
 def cross_validated(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
@@ -172,11 +186,6 @@ def _r2_of_rows(rows: np.ndarray) -> float:
     return score_of(rows[:, 0], rows[:, 1], True)
 
 
-def _head(regression: bool, standardise: bool = True) -> Any:
-    model = Ridge(alpha=1.0) if regression else LogisticRegression(max_iter=2000)
-    return make_pipeline(StandardScaler(), model) if standardise else model
-
-
 def _readout_features(readout: str, train_x: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The head's inputs for one fold: fitted on the training fold's tokens alone (no labels)."""
     if readout == "flattened":
@@ -185,11 +194,23 @@ def _readout_features(readout: str, train_x: np.ndarray, test_x: np.ndarray, see
 
 
 def _flattened_features(train_x: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """All tokens flattened, standardised, PCA to at most ``PCA_BUDGET`` components (fitted on the fold)."""
-    flat_train, flat_test = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
+    """All tokens flattened, standardised, PCA to at most ``PCA_BUDGET`` components (fitted on the fold).
+
+    scikit-learn's ``StandardScaler`` then ``PCA`` (full SVD, which it picks at these shapes) written out in
+    float64: the components span the same subspace, and the L2 head on them is invariant to the components'
+    signs and to rotations within it, so predictions are the pipeline's at a fraction of its per-call overhead
+    (``tests/test_spatial_heads.py`` compares them). ``seed`` is unused: a full SVD is not random.
+    """
+    flat_train = train_x.reshape(len(train_x), -1).astype(np.float64)
+    flat_test = test_x.reshape(len(test_x), -1).astype(np.float64)
     components = max(1, min(PCA_BUDGET, len(train_x) - 1, flat_train.shape[1]))
-    reduce = make_pipeline(StandardScaler(), PCA(n_components=components, random_state=seed)).fit(flat_train)
-    return reduce.transform(flat_train), reduce.transform(flat_test)
+    mean = flat_train.mean(axis=0)
+    scale = flat_train.std(axis=0)
+    scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+    train_s, test_s = (flat_train - mean) / scale, (flat_test - mean) / scale
+    centre = train_s.mean(axis=0)
+    basis = np.linalg.svd(train_s - centre, full_matrices=False)[2][:components].T
+    return (train_s - centre) @ basis, (test_s - centre) @ basis
 
 
 def _attention_features(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
