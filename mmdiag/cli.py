@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     audit = sub.add_parser("audit", help="run the diagnostics on a model and write a report")
-    audit.add_argument("--model", default=None, help="model folder, hub id, or open_clip:ARCH (default: the embedded model)")
+    audit.add_argument("--model", default=None, help="model folder, hub id, open_clip:ARCH, or a zoo model (ref-llava-biased or zoo:ref-llava-biased; "
+                       "default: the embedded model)")
     audit.add_argument("--out", default="runs/audit", help="run folder to write (default: runs/audit)")
-    audit.add_argument("--suite", default=None, help="audit suite YAML (default: probes/release.yaml)")
+    audit.add_argument("--suite", default=None, help="audit suite: a YAML file or a name (quick, release, projector, prior; default: release)")
     audit.add_argument("--probes", default=None, help="comma-separated probe names (overrides the suite)")
     audit.add_argument("--n-scenes", type=int, default=None, help="scenes per probe (suite default 48)")
     audit.add_argument("--seed", type=int, default=None)
@@ -165,6 +166,10 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise ConfigError(f"--gpus-per-process must be 0 (no sharding) or more, got {args.gpus_per_process}")
     config = _audit_config(args)
     check_audit_config(config)
+    if args.model is not None:
+        from mmdiag.zoo.build import resolve_model_name
+
+        args.model = resolve_model_name(args.model)  # zoo:NAME or a zoo model's bare name -> its folder
     if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from mmdiag.run.distributed import relaunch
 

@@ -46,3 +46,16 @@ def test_audit_speed_bench_reports_every_phase(tmp_path):
     # the phases happen inside the audit: their sum cannot exceed it
     inner = sum(v for k, v in phases.items() if k not in ("imports", "audit total (in process)"))
     assert inner <= phases["audit total (in process)"] + 0.5
+
+
+def test_gpu_bench_runs_on_a_tiny_geometry(tmp_path):
+    """The prepared accelerator benchmark, checked on the CPU at a tiny geometry: every figure, one JSON line each."""
+    out = tmp_path / "gpu.jsonl"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--tiny", "--images", "2", "--json-lines", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    figures = {line["figure"]: line for line in lines}
+    assert set(figures) == {"device", "parameters", "load", "attention_overhead", "yes_no", "audit_images_per_s"}
+    assert figures["yes_no"]["identical_decisions"] is True
+    assert figures["audit_images_per_s"]["scenes_per_s"] > 0

@@ -90,3 +90,38 @@ def test_flags_override_the_suite(tmp_path, tiny_paths):
                  "--out", str(tmp_path / "r"), "--no-progress", "--n-scenes", "5", "--seed", "3"]) == 0
     config = json.loads((tmp_path / "r" / "results.json").read_text())["metadata"]["config"]
     assert config["n_scenes"] == 5 and config["seed"] == 3
+
+
+def test_suites_by_name(tmp_path, monkeypatch):
+    """``--suite quick`` is probes/quick.yaml; ``release`` falls back to the built-in copy without the files; a
+    file path still wins, and an unknown name is refused with the names there are."""
+    from mmdiag.run import suites
+
+    assert load_suite("quick").config == load_suite(ROOT / "probes" / "quick.yaml").config
+    assert load_suite("quick.yaml").source.endswith("quick.yaml")
+    assert load_suite("release").config == default_suite().config
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quick").write_text((ROOT / "probes" / "prior.yaml").read_text())  # a file named like a suite wins
+    assert load_suite("quick").config == load_suite(ROOT / "probes" / "prior.yaml").config
+    with pytest.raises(ConfigError, match="suite nope does not exist: pass a YAML file or a suite name.*quick.yaml"):
+        load_suite("nope")
+    monkeypatch.setattr(suites, "SUITES_DIR", tmp_path / "no-suites-here")  # as from an installed wheel
+    assert load_suite("release").source == "<built-in release suite>"
+
+
+def test_zoo_models_by_name(tmp_path, monkeypatch):
+    from mmdiag.errors import MmdiagError
+    from mmdiag.zoo.build import locate, resolve_model_name
+
+    shipped = str(locate("ref-llava-biased"))
+    assert resolve_model_name("ref-llava-biased") == shipped
+    assert resolve_model_name("zoo:ref-llava-biased") == shipped
+    assert resolve_model_name("org/name") == "org/name" and resolve_model_name(str(tmp_path)) == str(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ref-llava-biased").mkdir()  # a local folder of that name is the user's, not the zoo's
+    assert resolve_model_name("ref-llava-biased") == "ref-llava-biased"
+    with pytest.raises(MmdiagError, match="unknown zoo model 'ref-nope'"):
+        resolve_model_name("zoo:ref-nope")
+    monkeypatch.setenv("MMDIAG_HOME", str(tmp_path / "home"))
+    with pytest.raises(MmdiagError, match="not shipped and not built here: run `mmdiag zoo build ref-llava-lm`"):
+        resolve_model_name("ref-llava-lm")

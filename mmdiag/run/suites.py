@@ -48,10 +48,18 @@ def default_suite() -> Suite:
 
 
 def load_suite(path: str | Path) -> Suite:
+    """A suite from a YAML file, or by name (``quick``, ``release``...: ``probes/<name>.yaml``; ``release`` also
+    from the built-in copy when the suite files are not at hand)."""
     path = Path(path)
+    named = str(path).removesuffix(".yaml")
+    if not path.is_file() and path.parent == Path(".") and "/" not in named:
+        if (SUITES_DIR / f"{named}.yaml").is_file():
+            path = SUITES_DIR / f"{named}.yaml"
+        elif named == "release":
+            return parse_suite(BUILTIN_RELEASE, "<built-in release suite>")
     if not path.is_file():
         known = ", ".join(sorted(p.name for p in SUITES_DIR.glob("*.yaml"))) if SUITES_DIR.is_dir() else "none found"
-        raise ConfigError(f"suite {path} does not exist: pass a YAML file (suites in probes/: {known})")
+        raise ConfigError(f"suite {path} does not exist: pass a YAML file or a suite name (suites in probes/: {known})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

@@ -39,6 +39,22 @@ def locate(name: str) -> Path | None:
     return None
 
 
+ZOO_PREFIX = "zoo:"
+
+
+def resolve_model_name(spec: str) -> str:
+    """A zoo model named as ``zoo:NAME`` or ``NAME`` (when no such folder exists here) -> its folder; any other
+    string unchanged. A zoo model that is neither shipped nor built is a one-line error naming the build command."""
+    name = spec.removeprefix(ZOO_PREFIX)
+    if not spec.startswith(ZOO_PREFIX) and (name not in RECIPES or Path(spec).exists()):
+        return spec
+    recipe_of(name)  # an unknown name is refused with the list of zoo models
+    folder = locate(name)
+    if folder is None:
+        raise MmdiagError(f"zoo model '{name}' is not shipped and not built here: run `mmdiag zoo build {name}` first")
+    return str(folder)
+
+
 def recipe_of(name: str) -> ZooRecipe:
     if name not in RECIPES:
         raise MmdiagError(f"unknown zoo model '{name}': choose one of {', '.join(RECIPES)}")
