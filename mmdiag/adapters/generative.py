@@ -54,6 +54,54 @@ def yes_no_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
     return sorted(yes), sorted(no)
 
 
+class _UniqueImages:
+    """An image processor that preprocesses each distinct image object once and repeats its rows (a batch asks
+    several questions about one image); everything else is the wrapped processor's."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __call__(self, images: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(images, (list, tuple)) or not all(isinstance(i, Image.Image) for i in images):
+            return self._inner(images, *args, **kwargs)
+        first: dict[int, int] = {}
+        unique: list[Image.Image] = []
+        for image in images:
+            if id(image) not in first:
+                first[id(image)] = len(unique)
+                unique.append(image)
+        index = [first[id(image)] for image in images]
+        if len(unique) == len(images):
+            return self._inner(images, *args, **kwargs)
+        out = self._inner(unique, *args, **kwargs)
+        for key in list(out.keys()):
+            value = out[key]
+            if isinstance(value, torch.Tensor) and value.shape[:1] == (len(unique),):
+                out[key] = value[torch.as_tensor(index)]
+            elif isinstance(value, (list, tuple)) and len(value) == len(unique):
+                out[key] = [value[i] for i in index]
+            else:  # a layout this wrapper does not know: preprocess every row as the processor would
+                return self._inner(images, *args, **kwargs)
+        return out
+
+
+@contextlib.contextmanager
+def _each_image_once(processor: Any, images: Sequence[Image.Image]) -> Iterator[None]:
+    """Within the block, ``processor``'s image processor preprocesses a repeated image object once (scoped)."""
+    inner = getattr(processor, "image_processor", None)
+    if inner is None or len({id(i) for i in images}) == len(images):
+        yield
+        return
+    processor.image_processor = _UniqueImages(inner)
+    try:
+        yield
+    finally:
+        processor.image_processor = inner
+
+
 @dataclass
 class ScoreRequest:
     """Yes/no questions about one image (``pixel_transform``: an edit of its preprocessed pixel tensor)."""
@@ -100,7 +148,7 @@ class GenerativeAdapter(Adapter):
 
     def prepare(self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right") -> PreparedBatch:
         prompts = [self.format_prompt(q) for q in questions]
-        with self._padding_side(padding_side):
+        with self._padding_side(padding_side), _each_image_once(self.processor, images):
             encoded = self.processor(images=list(images), text=prompts, return_tensors="pt", padding=True)
         inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in encoded.items()}
         if "pixel_values" in inputs:
