@@ -21,6 +21,7 @@ from mmdiag.adapters.base import Adapter
 from mmdiag.adapters.hf_loading import LoadOptions
 from mmdiag.adapters.loading import load_adapter, preflight_model
 from mmdiag.errors import ConfigError, write_error
+from mmdiag.probes.guidance import annotate_results
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.results import (
     SCHEMA_VERSION,
@@ -42,6 +43,7 @@ from mmdiag.run.identity import check_or_write as check_or_write_identity
 from mmdiag.run.identity import weights_fingerprint
 from mmdiag.run.runtime import run_probe
 from mmdiag.run.store import RunStore, claim_run_dir, clear_run
+from mmdiag.run.suites import release_gates_for
 from mmdiag.sources import DataSource, SourceRegistry
 from mmdiag.validation import check_audit_config
 
@@ -195,14 +197,18 @@ def audit(
                                              "n_examples": 0, "n_failed": len(failed), "metrics": {}}
             else:
                 probe_results[probe.name] = result.to_dict()
-        document = _results_document(metadata, probe_results, gates, failures, notes, skipped) if process.is_main else {}
+        document = (_results_document(metadata, probe_results, gates, failures, notes, skipped,
+                                      {p.name: type(p) for p in probes}) if process.is_main else {})
         process.on_main(lambda: (write_results(run_dir, document), render_report(run_dir, sources)))
     return AuditOutcome(run_dir, read_results(run_dir))
 
 
 def _results_document(metadata: RunMetadata, probe_results: dict[str, dict[str, Any]], gates: list[Gate],
-                      failures: dict[str, int], notes: list[str], skipped: dict[str, str]) -> dict[str, Any]:
+                      failures: dict[str, int], notes: list[str], skipped: dict[str, str],
+                      probe_classes: dict[str, type]) -> dict[str, Any]:
     outcomes = evaluate_gates(gates, probe_results, skipped)
+    annotate_results(probe_results, [o.to_dict() for o in outcomes], probe_classes,
+                     release_gates_for(metadata.model["kind"]))
     broken = [name for name, r in probe_results.items() if "error" in r]
     metadata.finished_at = now_iso()
     return {

@@ -149,6 +149,9 @@ def test_cli_verdicts_on_the_default_model_and_a_planted_defect(tmp_path, capsys
     assert "multimodal_gain 0 [0, 0]" in gain and "not using the image" in gain
     results = json.loads((tmp_path / "blind" / "results.json").read_text())
     assert results["metadata"]["model"]["planted_defect"] == "image-blind"
+    gain = results["probes"]["hallucination"]["metrics"]["multimodal_gain"]
+    assert gain["status"]["state"] == "alarming" and "not using the image" in gain["status"]["reason"]
+    assert gain["guide"]["better"] == "higher" and gain["guide"]["reference"] == 0.0
     md = (tmp_path / "blind" / "report.md").read_text().splitlines()
     assert md[2].startswith("**FAIL: ") and any("not using the image" in line for line in md[:12])
     assert "not using the image" in (tmp_path / "blind" / "report.html").read_text()

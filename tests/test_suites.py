@@ -81,7 +81,7 @@ def test_quick_suite_runs_and_a_failing_suite_gate_exits_1(tmp_path, tiny_paths,
     out = capsys.readouterr().out
     assert "hallucination.accuracy >= 0.99: FAIL" in out and "margin -" in out
     md = (tmp_path / "strict" / "report.md").read_text()
-    assert "hallucination.accuracy &gt;= 0.99" in md and "**FAIL**" in md  # markdown escapes HTML characters
+    assert "`hallucination.accuracy >= 0.99`" in md and "**FAIL**" in md  # gates as code: readable raw
     assert "spatial.failed_examples" not in md  # gates of probes the flags left out are dropped
 
 

@@ -90,6 +90,7 @@ class Probe(abc.ABC):
     name: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]]
     metric_names: ClassVar[dict[str, tuple[str, ...]]]  # adapter kind -> headline metrics it reports
+    guides: ClassVar[dict[str, Any]] = {}  # metric -> MetricGuide (mmdiag.probes.guidance): how to read it
 
     def supports(self, adapter: Adapter) -> bool:
         return adapter.kind in self.kinds

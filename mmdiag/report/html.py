@@ -11,6 +11,8 @@ from typing import Any
 
 import jinja2
 
+from mmdiag.metrics.pope import parse_answer
+from mmdiag.probes.guidance import state_rank
 from mmdiag.report import figures
 from mmdiag.report.examples import ExampleImages
 from mmdiag.results import read_examples, read_results
@@ -54,7 +56,16 @@ def build_context(run_dir: Path, sources: SourceRegistry | None = None) -> dict[
     for record in records:
         by_probe.setdefault(record.get("probe", "?"), []).append(record)
     failures = [r for r in records if "error" in r]
+    rows = metric_rows(probes)
+    flagged: dict[str, int] = {}
+    for row in rows:
+        state = (row["m"].get("status") or {}).get("state")
+        if state in FLAG_STATES:
+            flagged[state] = flagged.get(state, 0) + 1
     return {
+        "metric_rows": rows,
+        "attention_flags": [(state, flagged[state]) for state in FLAG_STATES if state in flagged],
+        "rule_notes": unparsed_notes(probes.get("hallucination"), by_probe.get("hallucination", [])),
         "results": results,
         "verdict": verdict_lines(results),
         "meta": results["metadata"],
@@ -65,6 +76,46 @@ def build_context(run_dir: Path, sources: SourceRegistry | None = None) -> dict[
         "spatial": _spatial_section(probes.get("spatial")),
         "hallucination": _hallucination_section(probes.get("hallucination"), by_probe.get("hallucination", []), images),
     }
+
+
+FLAG_STATES = ("alarming", "unstable", "undefined")  # the states the summary line under the verdict counts
+UNPARSED_NOTE_SHARE = 0.5  # a parsing rule that leaves more than this share unparsed gets a note saying why
+
+
+def metric_rows(probes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every headline metric of every probe as ``{probe, metric, m}``, most urgent first (failed gates, values
+    outside the healthy range, unstable, undefined...; gated before ungated), else in the probe's own order."""
+    rows = [{"probe": name, "metric": metric, "m": m}
+            for name, probe in probes.items() if "error" not in probe
+            for metric, m in probe.get("metrics", {}).items()]
+    return sorted(rows, key=lambda row: state_rank(row["m"]))  # stable: ties keep the probe's order
+
+
+def unparsed_notes(result: dict[str, Any] | None, records: list[dict[str, Any]]) -> list[str]:
+    """One note per parsing rule that could not read most free-text answers, quoting an answer it could not parse:
+    its numbers then say how the model words answers, not whether they are right."""
+    if not result or "error" in result:
+        return []
+    answers = [a for r in records for a in (r.get("values") or {}).get("answers") or [] if isinstance(a, str)]
+    notes = []
+    for split, rules in (result.get("pope_rules") or {}).items():
+        for rule, scores in rules.items():
+            n, unparsed = scores.get("n") or 0, scores.get("unparsed") or 0
+            if not n or unparsed / n <= UNPARSED_NOTE_SHARE:
+                continue
+            example = next((a for a in answers if _unparsed(a, rule)), None)
+            quoted = f', e.g. "{example[:60]}"' if example is not None else ""
+            notes.append(f"{split} / {rule}: {unparsed} of {n} answers unparsed - the model writes free text{quoted}, "
+                         f"which the {rule} rule does not read as yes or no; its accuracy and F1 measure the wording, "
+                         "not the answers (the logit decisions above do not depend on wording)")
+    return notes
+
+
+def _unparsed(answer: str, rule: str) -> bool:
+    try:
+        return parse_answer(answer, rule) is None
+    except ValueError:
+        return False
 
 
 def _attention_section(result: dict[str, Any] | None, records: list[dict[str, Any]], images: ExampleImages) -> dict[str, Any] | None:

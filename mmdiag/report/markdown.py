@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from mmdiag.report.html import format_number
+from mmdiag.report.html import format_number, metric_rows
 from mmdiag.results import read_results
 from mmdiag.verdicts import verdict_lines
 
 MARKDOWN_FILE = "report.md"
+_MARKUP = re.compile(r"<(?=[A-Za-z/!?])|&(?=#?\w+;)")  # a '<' that opens a tag / an '&' that starts an entity
 
 
 def _cell(value: Any) -> str:
-    """A table cell: numbers formatted, text with pipes, newlines and HTML-significant characters escaped."""
+    """A table cell: numbers formatted; in text, pipes and newlines escaped, and every '<' that could open an HTML
+    tag, comment or autolink and every '&' that could start an entity backslash-escaped, so that no markup from a
+    model or dataset string renders while the raw file stays readable (``>= 0.8``, not ``&gt;= 0.8``)."""
     text = format_number(value) if not isinstance(value, str) else value
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("\n", " "))
+    text = _MARKUP.sub(lambda m: "\\" + m.group(0), text.replace("\\", "\\\\")).replace("|", "\\|")
+    return text.replace("\n", " ").replace("\r", " ")
+
+
+def _code(text: str) -> str:
+    """Inline code (metric and gate names): no escaping inside, backticks in the text fenced by longer runs."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text.replace(chr(10), ' ').replace('|', '¦')}{fence}"
+
+
+ARROWS = {"higher": "↑", "lower": "↓", "near_reference": "≈", "neither": "·"}
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -38,19 +51,33 @@ def render_markdown(results: dict[str, Any]) -> str:
             ci = (f" [{format_number(g.get('ci_low'))}, {format_number(g.get('ci_high'))}]"
                   if g.get("ci_low") is not None else "")
             verdict_cell = "pass" if g["passed"] else "**FAIL**" + (f": {_cell(g['reason'])}" if g.get("reason") else "")
-            lines.append(f"| {_cell(g['gate'])} | {_cell(g.get('estimate', g['value']))}{ci} | {_cell(g['value'])} | "
+            lines.append(f"| {_code(g['gate'])} | {_cell(g.get('estimate', g['value']))}{ci} | {_cell(g['value'])} | "
                          f"{_cell(g['margin'])} | {verdict_cell} |")
-    lines += ["", "| probe | metric | value | 95% CI | null | p | n |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "### Headline metrics, most urgent first", "",
+              "Status: **alarming** (a gate fails, or outside the release gates' healthy range), **unstable** (a value "
+              "that is not a finding, why given), **undefined** (why given), healthy, at reference (the CI covers the "
+              "no-signal value), measured (no range set). Better: ↑ higher, ↓ lower, ≈ nearest the reference, · "
+              "descriptive.", "",
+              "| status | metric | value [95% CI] | better | reference | healthy range | n | meaning |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, probe in results.get("probes", {}).items():
         if "error" in probe:
-            lines.append(f"| {name} | error | {_cell(probe['error'])} | |")
-            continue
-        for metric, m in probe.get("metrics", {}).items():
-            ci = f"[{format_number(m.get('ci_low'))}, {format_number(m.get('ci_high'))}]" if m.get("ci_low") is not None else ""
-            value = _cell(m.get("value")) if m.get("value") is not None or not m.get("undefined") else \
-                f"undefined: {_cell(m['undefined'])}"
-            lines.append(f"| {name} | {metric} | {value} | {ci} | {_cell(m.get('null'))} | {_cell(m.get('p_value'))} | "
-                         f"{_cell(m.get('n'))} |")
+            lines.append(f"| **failed** | {_code(name)} | | | | | | {_cell(probe['error'])} |")
+    for row in metric_rows(results.get("probes", {})):
+        m, guide, status = row["m"], row["m"].get("guide") or {}, row["m"].get("status") or {}
+        state = status.get("state", "measured")
+        ci = f" [{format_number(m.get('ci_low'))}, {format_number(m.get('ci_high'))}]" if m.get("ci_low") is not None else ""
+        value = "undefined" if m.get("value") is None else f"{_cell(m.get('value'))}{ci}"
+        reference = "" if guide.get("reference") is None else \
+            f"{_cell(guide['reference'])} ({_cell(guide.get('reference_label', ''))})"
+        healthy = "" if not guide.get("healthy") else _code(guide["healthy"]) + (
+            "" if guide.get("healthy_source") == "this run's gates" else " (release suite, not gated here)")
+        meaning = _cell(guide.get("meaning") or m.get("description", ""))
+        why = f"<br>{_cell(status['reason'])}" if state in ("alarming", "unstable", "undefined", "at_reference") else ""
+        status_cell = f"**{state}**" if state in ("alarming", "unstable", "undefined") else state.replace("_", " ")
+        lines.append(f"| {status_cell} | {_code(row['probe'] + '.' + row['metric'])} | {value} | "
+                     f"{ARROWS.get(guide.get('better', 'neither'), '·')} | {reference} | {healthy} | {_cell(m.get('n'))} | "
+                     f"{meaning}{why} |")
     failed = {k: v for k, v in results.get("failed_examples", {}).items() if v}
     if failed:
         lines += ["", "Failed examples: " + ", ".join(f"{k}: {v}" for k, v in failed.items())]

@@ -47,6 +47,12 @@ def default_suite() -> Suite:
     return load_suite(path) if path.is_file() else parse_suite(BUILTIN_RELEASE, "<built-in release suite>")
 
 
+def release_gates_for(kind: str) -> list[str]:
+    """The release suite's gates for a model of ``kind``, normalised (``probe.metric[.bound] op threshold``):
+    the healthy ranges the reports show beside every metric."""
+    return [str(parse_gate(g)) for g in default_suite().config.gates_for(kind)]
+
+
 def load_suite(path: str | Path) -> Suite:
     """A suite from a YAML file, or by name (``quick``, ``release``...: ``probes/<name>.yaml``; ``release`` also
     from the built-in copy when the suite files are not at hand)."""

@@ -30,6 +30,7 @@ from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter, PreparedBatc
 from mmdiag.adapters.capture import hooks
 from mmdiag.adapters.generative import GenerativeAdapter
 from mmdiag.metrics.stats import bootstrap_ci, bootstrap_ci_columns
+from mmdiag.probes.attention.guide import GUIDES
 from mmdiag.probes.attention.parts import (
     BOS,
     GENERATED,
@@ -78,6 +79,7 @@ class AttentionProbe(Probe):
 
     name = "attention"
     kinds = (GENERATIVE, DUAL_ENCODER)
+    guides = GUIDES  # how to read each headline metric
     metric_names = {
         GENERATIVE: ("mean_image_mass", "sink_free_image_mass", "mean_sink_mass", "mean_bos_mass", "visual_sinks_per_example",
                      "image_text_efficiency_ratio", "blind_answer_shift", "blind_tv_distance", "noise_answer_shift",
@@ -281,8 +283,11 @@ class AttentionProbe(Probe):
             "blind_answer_shift": Metric(float(yes_shift.mean()), *ci(yes_shift), "mean |ΔP(yes)|, image -> its mean colour"),
             "blind_tv_distance": Metric(float(tv.mean()), *ci(tv), "total variation of the next-token distribution, same swap"),
             "noise_answer_shift": Metric(float(noise_shift.mean()), *ci(noise_shift), "mean |ΔP(yes)|, image -> Gaussian noise"),
-            "image_mass_low_from_layer": Metric(_first_of_tail(low, image_mass.shape[1]),
-                                                description=f"first layer from which image mass stays < {self.threshold}"),
+            "image_mass_low_from_layer": Metric(
+                low_from := _first_of_tail(low, image_mass.shape[1]),
+                description=f"first layer from which image mass stays < {self.threshold}",
+                undefined=None if low_from is not None else f"the image mass of the last layer is not below "
+                f"{self.threshold}: it never stays low"),
         }
         object_ratio = _object_attention_ratio([(r["image_token_attention"], r.get("object_patches")) for r in records])
         if object_ratio is not None:

@@ -29,6 +29,7 @@ from mmdiag.adapters.generative import ScoreRequest
 from mmdiag.metrics.pope_sampling import CAPTION_PROMPT, POPE_SPLITS, ObjectStatistics
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.blind_inputs import blank, gaussian_noise, mean_colour, vcd_noise
+from mmdiag.probes.hallucination.guide import GUIDES
 from mmdiag.probes.hallucination.metrics import dual_encoder_result, generative_result
 from mmdiag.probes.hallucination.plan import BLINDS, counterfactual_items, pope_items
 from mmdiag.probes.hallucination.result import CAPTION, HallucinationResult  # noqa: F401 - public here
@@ -46,6 +47,7 @@ class HallucinationProbe(Probe):
 
     name = "hallucination"
     kinds = (GENERATIVE, DUAL_ENCODER)
+    guides = GUIDES  # how to read each headline metric
     metric_names = {
         GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "f1_adversarial", "adversarial_gap",
                      "blind_accuracy", "blind_yes_ratio", "multimodal_gain", "multimodal_gain_noise", "ece",

@@ -32,6 +32,7 @@ from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.metrics.similarity import cka_with_null, knn_overlap_with_null
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
+from mmdiag.probes.spatial.guide import GUIDES
 from mmdiag.probes.spatial.readouts import (
     FOLDS,
     PCA_BUDGET,
@@ -79,6 +80,7 @@ class SpatialProbe(Probe):
     _common = ("position_retention", "grid_cell_retention", "half_retention", "relation_retention", "colour_retention",
                "grid_cell_selectivity", "projector_cka", "projector_knn_overlap", "untrained_grid_cell_accuracy",
                "projector_grid_cell_above_chance")
+    guides = GUIDES  # how to read each headline metric
     metric_names = {GENERATIVE: _common, DUAL_ENCODER: (*_common, "whatsup_accuracy")}
 
     def __init__(self, resolution: int = 64, seed: int = 0, min_scenes: int = 40, untrained_baseline: bool = True,
