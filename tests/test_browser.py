@@ -1,5 +1,6 @@
-"""The HTML reports in a real browser (headless Chromium): figures load, the console stays clean, and
-markup injected through model answers or dataset strings stays text."""
+"""The HTML reports in a real browser (headless Chromium), at desktop and narrow widths with full-page
+screenshots: figures load, the console stays clean, the verdict block and table of contents are on the first
+screen, nothing scrolls sideways, and markup injected through model answers or dataset strings stays text."""
 
 from __future__ import annotations
 
@@ -34,24 +35,61 @@ def inject(run):
     (run / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-def load(page_url):
+WIDTHS = {"desktop": 1280, "narrow": 390}
+
+
+def load(page_url, shots=None):
+    """Open the page at desktop and narrow widths; ``shots``: a folder for full-page screenshots. Returns the
+    desktop state, every console problem, and per width where the verdict block and table of contents sit and
+    how far the page overflows sideways."""
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
-        problems = []
-        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-        page.goto(page_url)
-        page.wait_for_load_state("load")
-        state = page.evaluate("""() => ({
-            images: Array.from(document.images).map(i => ({ok: i.complete && i.naturalWidth > 0, alt: i.alt})),
-            scripts: document.querySelectorAll('script').length,
-            handlers: document.querySelectorAll('[onerror], [onload], [onclick]').length,
-            pwned: window.__pwned === undefined ? null : window.__pwned,
-            text: document.body.innerText,
-        })""")
+        problems, layouts, state = [], {}, None
+        for name, width in WIDTHS.items():
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+            page.goto(page_url)
+            page.wait_for_load_state("load")
+            layouts[name] = page.evaluate("""() => {
+                const box = id => { const e = document.getElementById(id); if (!e) return null;
+                                    const r = e.getBoundingClientRect(); return {top: r.top, left: r.left, right: r.right}; };
+                return {verdict: box('verdict'), contents: box('contents'),
+                        overflow: document.documentElement.scrollWidth - window.innerWidth,
+                        links: Array.from(document.querySelectorAll('#contents a')).map(a => a.getAttribute('href')),
+                        targets: Array.from(document.querySelectorAll('#contents a'))
+                                      .every(a => document.getElementById(a.getAttribute('href').slice(1)) !== null)};
+            }""")
+            if shots is not None:
+                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            if state is None:
+                state = page.evaluate("""() => ({
+                    images: Array.from(document.images).map(i => ({ok: i.complete && i.naturalWidth > 0, alt: i.alt})),
+                    scripts: document.querySelectorAll('script').length,
+                    handlers: document.querySelectorAll('[onerror], [onload], [onclick]').length,
+                    pwned: window.__pwned === undefined ? null : window.__pwned,
+                    text: document.body.innerText,
+                })""")
+            page.close()
         browser.close()
+    state["layouts"] = layouts
     return state, problems
+
+
+def check_layout(state, shots):
+    """Verdict block and table of contents on the first screen at both widths, every contents link lands on a
+    section, the page does not scroll sideways, and the screenshots are real full-page PNGs of the right width."""
+    from PIL import Image
+
+    for name, width in WIDTHS.items():
+        layout = state["layouts"][name]
+        assert layout["contents"] is not None and layout["links"] and layout["targets"], (name, layout)
+        if layout["verdict"] is not None:
+            assert 0 <= layout["verdict"]["top"] < 900 and layout["verdict"]["right"] <= width + 1, (name, layout)
+        assert layout["contents"]["top"] < 900 and layout["contents"]["right"] <= width + 1, (name, layout)
+        assert layout["overflow"] <= 1, f"{name}: the page scrolls sideways by {layout['overflow']} px"
+        with Image.open(shots / f"{name}.png") as shot:
+            assert shot.format == "PNG" and shot.width == width and shot.height >= 900
 
 
 def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, tiny_paths):
@@ -60,8 +98,11 @@ def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, t
                  "--suite", integrity_suite()]) == 0
     inject(run)
     assert main(["report", str(run)]) == 0
-    state, problems = load((run / "report.html").as_uri())
+    state, problems = load((run / "report.html").as_uri(), shots=tmp_path)
     assert problems == []
+    check_layout(state, tmp_path)
+    assert state["layouts"]["desktop"]["verdict"] is not None
+    assert "#metrics" in state["layouts"]["desktop"]["links"]
     assert len(state["images"]) >= 6 and all(i["ok"] for i in state["images"]), state["images"]
     assert state["scripts"] == 0 and state["handlers"] == 0 and state["pwned"] is None
     assert ATTACKS[0] in state["text"] and ATTACKS[1] in state["text"]  # shown as text, not run
@@ -71,7 +112,10 @@ def test_compare_page_renders(tmp_path, tiny_paths):
     for name in ("a", "b"):
         assert main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(tmp_path / name), "--n-scenes", "6",
                      "--no-progress", "--suite", integrity_suite()]) == 0
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp")]) == 0
-    state, problems = load((tmp_path / "cmp" / "compare.html").as_uri())
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"),
+                 "--fail-on-regression", "0.5"]) == 0
+    state, problems = load((tmp_path / "cmp" / "compare.html").as_uri(), shots=tmp_path)
     assert problems == [] and state["scripts"] == 0
+    check_layout(state, tmp_path)
+    assert state["layouts"]["narrow"]["verdict"] is not None and "Regression check: PASS" in state["text"]
     assert "Paired differences" in state["text"]

@@ -18,9 +18,10 @@ from mmdiag.run.compare import compare_runs
 def runs(tiny_paths, tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     other = build_tiny("llava", root / "other-llava", TinySpec(seed=1))
-    for name, model, seed in (("a", tiny_paths["llava"], "0"), ("b", other, "0"), ("c", other, "5")):
+    for name, model, seed, extra in (("a", tiny_paths["llava"], "0", []), ("b", other, "0", []), ("c", other, "5", []),
+                                     ("gated", other, "0", ["--gate", "hallucination.f1>=0.0"])):
         assert main(["audit", "--model", str(model), "--out", str(root / name), "--n-scenes", "10", "--seed", seed,
-                     "--no-progress", "--probes", "hallucination,attention", "--suite", QUICK]) == 0
+                     "--no-progress", "--probes", "hallucination,attention", "--suite", QUICK, *extra]) == 0
     return root
 
 
@@ -53,7 +54,9 @@ def test_a_run_against_itself_differs_by_exactly_zero(runs):
 
 def test_mismatched_runs_get_a_warning_and_no_pairs(runs, capsys):
     assert main(["compare", str(runs / "a"), str(runs / "c"), "--out", str(runs / "cmp")]) == 0
-    assert "not run with the same suite/scenes/seed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not run with the same suite/scenes/seed" in err and "seed 0 vs 5" in err  # names the real difference
+    assert "n_scenes" not in err and "gates" not in err
     data = json.loads((runs / "cmp" / "compare.json").read_text())
     assert data["paired"] == [] and data["warnings"]
     html = (runs / "cmp" / "compare.html").read_text()
@@ -64,3 +67,24 @@ def test_mismatched_runs_get_a_warning_and_no_pairs(runs, capsys):
 def test_compare_needs_two_runs(runs, capsys):
     assert main(["compare", str(runs / "a"), "--out", str(runs / "x")]) == 2
     assert "at least two run folders" in capsys.readouterr().err
+
+
+def test_runs_that_differ_only_in_gates_pair_and_differences_carry_direction_and_meaning(runs):
+    comparison = compare_runs([runs / "a", runs / "gated"])
+    assert not comparison.warnings and comparison.paired  # an added --gate does not change what is measured
+    accuracy = next(d for d in comparison.paired if (d.probe, d.metric) == ("hallucination", "accuracy"))
+    assert accuracy.better == 1 and "POPE accuracy" in accuracy.meaning
+    expected = ("no detectable change" if accuracy.ci_low <= 0 <= accuracy.ci_high
+                else "better" if accuracy.ci_low > 0 else "worse")
+    assert accuracy.change == expected
+    yes_ratio = next(d for d in comparison.paired if d.metric == "yes_ratio")
+    assert yes_ratio.better == 0 and yes_ratio.change in ("no detectable change", "changed (no better direction)")
+
+
+def test_compare_pages_show_differences_cis_and_meanings(runs):
+    assert main(["compare", str(runs / "a"), str(runs / "b"), "--out", str(runs / "cmp2"), "--fail-on-regression", "0.5"]) == 0
+    md = (runs / "cmp2" / "compare.md").read_text()
+    assert "**Regression check: PASS**" in md and "| Δ b |" in md and "difference [95% CI]" in md
+    assert "POPE accuracy on the random split" in md
+    html = (runs / "cmp2" / "compare.html").read_text()
+    assert "Paired differences" in html and "Δ b" in html and "what it means" in html and 'id="contents"' in html

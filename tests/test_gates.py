@@ -10,7 +10,7 @@ from helpers import QUICK
 
 from mmdiag.cli import main
 from mmdiag.errors import ConfigError
-from mmdiag.run.compare import BETTER, Comparison, PairedDifference, find_regressions
+from mmdiag.run.compare import Comparison, PairedDifference, better_direction, find_regressions
 from mmdiag.run.gates import Gate, evaluate_gates, parse_gate
 from mmdiag.run.suites import parse_suite
 
@@ -93,7 +93,7 @@ def test_suite_gates_per_model_kind():
 
 
 def _difference(metric, mean, low, high, probe="hallucination"):
-    return PairedDifference(probe, metric, "cand", "base", 40, mean, low, high)
+    return PairedDifference(probe, metric, "cand", "base", 40, mean, low, high, better_direction(probe, metric))
 
 
 def test_regressions_need_the_worse_direction_beyond_tolerance_and_a_ci_excluding_zero():
@@ -105,7 +105,7 @@ def test_regressions_need_the_worse_direction_beyond_tolerance_and_a_ci_excludin
         _difference("yes_ratio", -0.30, -0.40, -0.20),          # no better direction -> never a regression
         _difference("blind_answer_shift", -0.04, -0.06, -0.02, probe="attention"),  # within a 0.05 tolerance
     ])
-    assert "hallucination.yes_ratio" not in BETTER
+    assert better_direction("hallucination", "yes_ratio") == 0 and better_direction("nope", "x") == 0
     assert [d.metric for d in find_regressions(comparison, 0.0)] == ["accuracy", "prior_persistence_cooccurring",
                                                                      "blind_answer_shift"]
     assert [d.metric for d in find_regressions(comparison, 0.05)] == ["accuracy", "prior_persistence_cooccurring"]

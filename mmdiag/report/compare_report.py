@@ -7,6 +7,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mmdiag.probes.guidance import state_rank
 from mmdiag.report.figures import _to_uri
 from mmdiag.report.html import _environment, format_number
 from mmdiag.report.markdown import _cell
@@ -35,39 +36,88 @@ def retention_comparison(comparison: Any) -> str | None:
 
 
 def _rows(comparison: Any) -> list[dict[str, Any]]:
+    """One row per metric, in the baseline's order of urgency (failed gates, gated, unstable... as in the audit
+    report), then metrics only other runs have: each run's value with its CI and status, the difference of values
+    from the baseline, the guide (direction, meaning) and the paired differences of the metric."""
+    runs = comparison.runs
+    base = runs[0]
+    seen: list[tuple[str, str]] = []
+    for name, metric, _ in sorted(((p, m, d) for p, ms in base.details.items() for m, d in ms.items()),
+                                  key=lambda item: state_rank(item[2])):
+        seen.append((name, metric))
+    for run in runs:
+        for name in run.metrics:
+            seen += [(name, m) for m in run.metrics[name] if (name, m) not in seen]
+    paired = {}
+    for d in comparison.paired:
+        paired.setdefault((d.probe, d.metric), []).append(d)
     rows = []
-    probes = sorted({p for r in comparison.runs for p in r.metrics})
-    for probe in probes:
-        metrics = sorted({m for r in comparison.runs for m in r.metrics.get(probe, {})})
-        for metric in metrics:
-            rows.append({"probe": probe, "metric": metric,
-                         "values": [r.metrics.get(probe, {}).get(metric) for r in comparison.runs]})
+    for name, metric in seen:
+        cells = []
+        base_value = base.metrics.get(name, {}).get(metric)
+        guide = next((r.details.get(name, {}).get(metric, {}).get("guide") for r in runs
+                      if r.details.get(name, {}).get(metric, {}).get("guide")), None) or {}
+        for run in runs:
+            value = run.metrics.get(name, {}).get(metric)
+            detail = run.details.get(name, {}).get(metric, {})
+            delta = None if run is base or value is None or base_value is None else value - base_value
+            cells.append({"value": value, "ci_low": detail.get("ci_low"), "ci_high": detail.get("ci_high"),
+                          "state": (detail.get("status") or {}).get("state"), "delta": delta})
+        rows.append({"probe": name, "metric": metric, "cells": cells, "values": [c["value"] for c in cells],
+                     "better": guide.get("better", "neither"), "meaning": guide.get("meaning", ""),
+                     "paired": paired.get((name, metric), [])})
     return rows
+
+
+ARROWS = {"higher": "↑", "lower": "↓", "near_reference": "≈", "neither": "·"}
 
 
 def render_compare_html(comparison: Any) -> str:
     template = _environment().get_template("compare.html")
-    return template.render(comparison=comparison, rows=_rows(comparison), retention=retention_comparison(comparison))
+    rows = _rows(comparison)
+    return template.render(comparison=comparison, rows=rows, arrows=ARROWS,
+                           paired_rows=[r for r in rows if r["paired"]], retention=retention_comparison(comparison))
+
+
+def _value(cell: dict[str, Any]) -> str:
+    if cell["value"] is None:
+        return "–"
+    ci = f" [{format_number(cell['ci_low'])}, {format_number(cell['ci_high'])}]" if cell["ci_low"] is not None else ""
+    return f"{format_number(cell['value'])}{ci}" + (f" ({cell['state'].replace('_', ' ')})" if cell["state"] else "")
+
+
+def _delta(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.3f}"
 
 
 def render_compare_markdown(comparison: Any) -> str:
     runs = comparison.runs
-    lines = ["## mmdiag compare", ""]
+    lines = ["## mmdiag compare", "", "Baseline: " + _cell(runs[0].label) + "; "
+             + "; ".join(f"{_cell(r.label)}: `{_cell(r.model)}`, verdict {r.verdict or '–'}" for r in runs), ""]
     if comparison.regression_tolerance is not None:
         moved = comparison.regressions
         lines += [f"**Regression check: {'FAIL' if moved else 'PASS'}** ({len(moved)} metric(s) worse by more than "
                   f"{comparison.regression_tolerance:g} with a paired 95% CI excluding zero)", ""]
-        lines += [f"- {d.probe}.{d.metric}: {_cell(d.run)} − {_cell(d.baseline)} = {d.mean_difference:+.3f} "
-                  f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}], n = {d.n}" for d in moved]
+        lines += [f"- `{d.probe}.{d.metric}`: {_cell(d.run)} − {_cell(d.baseline)} = {d.mean_difference:+.3f} "
+                  f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}], n = {d.n}: {_cell(d.meaning)}" for d in moved]
     lines += [f"> warning: {_cell(w)}" for w in comparison.warnings]
-    lines += ["", "| probe | metric | " + " | ".join(_cell(r.label) for r in runs) + " |",
-              "|---|---|" + "---|" * len(runs)]
-    for row in _rows(comparison):
-        lines.append(f"| {row['probe']} | {row['metric']} | " + " | ".join(_cell(format_number(v)) for v in row["values"]) + " |")
-    if comparison.paired:
-        lines += ["", "Paired differences over the same examples (run − baseline, 95% bootstrap CI):", "",
-                  "| probe | metric | run | baseline | n | difference | 95% CI |", "|---|---|---|---|---|---|---|"]
-        for d in comparison.paired:
-            lines.append(f"| {d.probe} | {d.metric} | {_cell(d.run)} | {_cell(d.baseline)} | {d.n} | "
-                         f"{d.mean_difference:+.3f} | [{d.ci_low:+.3f}, {d.ci_high:+.3f}] |")
+    rows = _rows(comparison)
+    paired = [d for r in rows for d in r["paired"]]
+    if paired:
+        lines += ["", "### Paired differences over the same examples (run − baseline, 95% bootstrap CI)", "",
+                  "| metric | better | run | n | difference [95% CI] | change | meaning |", "|---|---|---|---|---|---|---|"]
+        for row in rows:
+            for d in row["paired"]:
+                change = f"**{d.change}**" if d.change == "worse" else d.change
+                lines.append(f"| `{d.probe}.{d.metric}` | {ARROWS[row['better']]} | {_cell(d.run)} | {d.n} | "
+                             f"{d.mean_difference:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] | {change} | "
+                             f"{_cell(d.meaning)} |")
+    lines += ["", "### Side by side (value [95% CI] (status); Δ = run − baseline)", "",
+              "| probe | metric | better | " + " | ".join(_cell(r.label) for r in runs)
+              + "".join(f" | Δ {_cell(r.label)}" for r in runs[1:]) + " |",
+              "|---|---|---|" + "---|" * (2 * len(runs) - 1)]
+    for row in rows:
+        deltas = "".join(f" | {_delta(c['delta'])}" for c in row["cells"][1:])
+        lines.append(f"| {row['probe']} | {row['metric']} | {ARROWS[row['better']]} | "
+                     + " | ".join(_cell(_value(c)) for c in row["cells"]) + deltas + " |")
     return "\n".join(lines) + "\n"

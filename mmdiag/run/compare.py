@@ -1,9 +1,10 @@
 """Comparing audited runs: side by side, and pair by pair where the examples match.
 
-Runs *match* when they share the audit configuration (suite, scenes, seed: ``config_hash``) and hold
-the same example ids; then each probe's per-example numbers (``Probe.paired_values``) give paired
-differences against the first run (the baseline), with bootstrap CIs over the shared examples. When
-runs do not match, only the side-by-side table is given, with a warning saying why.
+Runs *match* when they share what decides the measurements (probes and parameters, scenes, seed, resolution,
+batch size: ``config_hash``; gates are left out) and hold the same example ids; then each probe's per-example
+numbers (``Probe.paired_values``) give paired differences against the first run (the baseline), with
+bootstrap CIs over the shared examples, read with the metric's guide (which way is better, what it means).
+When runs do not match, only the side-by-side table is given, with a warning naming the settings that differ.
 Everything is read from the run folders (results.json + examples.jsonl) alone.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from mmdiag.errors import MmdiagError, write_error
 from mmdiag.metrics.stats import bootstrap_ci
+from mmdiag.probes.guidance import guide_for
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.results import read_examples, read_results
 
@@ -31,6 +33,8 @@ class RunSummary:
     seed: int
     metrics: dict[str, dict[str, float | None]]  # probe -> metric -> value
     spatial: dict[str, Any] | None
+    details: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # probe -> metric -> CI, guide, status
+    verdict: str | None = None
 
 
 @dataclass
@@ -43,14 +47,27 @@ class PairedDifference:
     mean_difference: float
     ci_low: float
     ci_high: float
+    better: int = 0  # +1 higher is better, -1 lower is better, 0 no direction (from the metric's guide)
+    change: str = ""  # better / worse / no detectable change / changed (no direction), from the paired CI
+    meaning: str = ""
 
 
-# which way is better for each paired per-example number (+1 higher, -1 lower); others are not regressions
-BETTER: dict[str, int] = {
-    "hallucination.accuracy": +1, "hallucination.multimodal_gain": +1, "hallucination.pair_accuracy": +1,
-    "hallucination.adversarial_gap": -1, "hallucination.prior_persistence_cooccurring": -1,
-    "attention.blind_answer_shift": +1,
-}
+def better_direction(probe: str, metric: str, registry: ProbeRegistry | None = None) -> int:
+    """+1 when higher is better, -1 when lower is, 0 otherwise (near a reference, descriptive, no guide): the
+    metric's guide (:mod:`mmdiag.probes.guidance`) decides; only directed metrics can regress."""
+    try:
+        guide = guide_for((registry or ProbeRegistry()).get(probe), metric)
+    except MmdiagError:
+        return 0
+    return {"higher": 1, "lower": -1}.get(guide.better, 0) if guide is not None else 0
+
+
+def _change(better: int, low: float, high: float) -> str:
+    if low <= 0 <= high:
+        return "no detectable change"
+    if better == 0:
+        return "changed (no better direction)"
+    return "better" if (low > 0) == (better > 0) else "worse"
 
 
 @dataclass
@@ -89,16 +106,22 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
             config_hash=results["metadata"]["config_hash"], seed=results["metadata"]["seed"],
             metrics={p: {m: v.get("value") for m, v in r.get("metrics", {}).items()} for p, r in results["probes"].items()},
             spatial=results["probes"].get("spatial"),
+            details={p: {m: {k: v.get(k) for k in DETAIL_KEYS if k in v} for m, v in r.get("metrics", {}).items()}
+                     for p, r in results["probes"].items()},
+            verdict=results.get("verdict"),
         )
         for run_dir, results, _ in loaded
     ]
     comparison = Comparison(runs)
+    results_of = {summary.label: results for summary, (_, results, _) in zip(runs, loaded)}
     base, base_records = runs[0], _values_by_example(loaded[0][2])
     for summary, (_, _, records) in zip(runs[1:], loaded[1:]):
         if summary.config_hash != base.config_hash or summary.seed != base.seed:
+            differences = config_differences(loaded[0][1]["metadata"]["config"], results_of[summary.label]["metadata"]["config"])
             comparison.warnings.append(
-                f"{summary.label} was not run with the same suite/scenes/seed as {base.label} (config "
-                f"{summary.config_hash} vs {base.config_hash}): only side-by-side numbers, no paired differences")
+                f"{summary.label} was not run with the same suite/scenes/seed as {base.label} ("
+                + ("; ".join(differences) if differences else f"config {summary.config_hash} vs {base.config_hash}")
+                + "): only side-by-side numbers, no paired differences")
             continue
         other = _values_by_example(records)
         for probe in sorted(set(base_records) & set(other)):
@@ -119,19 +142,44 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
                 if len(diff) == 0:
                     continue
                 low, high = bootstrap_ci(diff, seed=seed)
+                better = better_direction(probe, metric, registry)
+                guide = guide_for(registry.get(probe), metric)
                 comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, len(diff),
-                                                          float(diff.mean()), low, high))
+                                                          float(diff.mean()), low, high, better, _change(better, low, high),
+                                                          guide.meaning if guide is not None else ""))
     return comparison
+
+
+DETAIL_KEYS = ("ci_low", "ci_high", "guide", "status")
+IDENTITY_IGNORED = ("gates", "kind_gates")  # they only judge: runs that differ in gates still pair
+
+
+def config_differences(base: dict[str, Any], other: dict[str, Any], prefix: str = "") -> list[str]:
+    """The measuring settings two runs' ``metadata.config`` differ in, as ``"n_scenes 48 vs 160"`` (gates and
+    the order of probes left out, as in the run identity)."""
+    out = []
+    for key in sorted(set(base) | set(other)):
+        if not prefix and key in IDENTITY_IGNORED:
+            continue
+        a, b = base.get(key), other.get(key)
+        if not prefix and key == "probes":
+            a, b = sorted(a or []), sorted(b or [])
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key} {json.dumps(a)} vs {json.dumps(b)}")
+    return out
 
 
 def find_regressions(comparison: Comparison, tolerance: float = 0.0) -> list[PairedDifference]:
     """Paired differences (candidate - baseline) that are worse by more than ``tolerance`` with a 95% CI that
-    excludes zero, for the metrics whose better direction is known (:data:`BETTER`). Stored on ``comparison``."""
+    excludes zero, for the metrics whose guide gives a better direction (:func:`better_direction`). Stored on
+    ``comparison``."""
     if tolerance < 0:
         raise MmdiagError(f"--fail-on-regression tolerance must be >= 0, got {tolerance:g}")
     found = []
     for d in comparison.paired:
-        better = BETTER.get(f"{d.probe}.{d.metric}", 0)
+        better = d.better
         if better > 0 and d.ci_high < 0 and d.mean_difference < -tolerance:
             found.append(d)
         elif better < 0 and d.ci_low > 0 and d.mean_difference > tolerance:
