@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_build.add_argument("--out", default=None, help="folder to write (default: the cache, $MMDIAG_HOME/zoo/NAME)")
     zoo_build.add_argument("--rebuild", action="store_true", help="train again even if a built copy exists")
 
-    sub.add_parser("ls", help="list supported architectures, probes and data sources")
+    sub.add_parser("ls", help="list supported architectures, probes, data sources, suites and zoo models")
     return parser
 
 
@@ -355,9 +355,19 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     from mmdiag.probes.registry import ProbeRegistry
     from mmdiag.sources import SourceRegistry
 
+    from mmdiag.run.suites import shipped_suites
+    from mmdiag.zoo import build as zoo
+
     print("architectures: " + ", ".join(default_registry().supported()))
     print("probes: " + ", ".join(ProbeRegistry().names()))
     print("data sources: " + ", ".join(SourceRegistry().names()))
+    print("suites (--suite NAME):")
+    for suite in shipped_suites():
+        print(f"  {suite.name:22s} {suite.config.n_scenes:5d} scenes  {suite.description}")
+    print("zoo models (--model NAME):")
+    for card in zoo.cards():
+        where = "shipped" if card["shipped"] else ("built" if card["built"] else "not built: mmdiag zoo build " + card["name"])
+        print(f"  {card['name']:22s} {where}")
     return 0
 
 

@@ -10,7 +10,12 @@ from helpers import QUICK
 
 from mmdiag.cli import main
 from mmdiag.errors import ConfigError
-from mmdiag.run.compare import Comparison, PairedDifference, better_direction, find_regressions
+from mmdiag.run.compare import (
+    Comparison,
+    PairedDifference,
+    better_direction,
+    find_regressions,
+)
 from mmdiag.run.gates import Gate, evaluate_gates, parse_gate
 from mmdiag.run.suites import parse_suite
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from mmdiag.probes.guidance import FAILED_EXAMPLES, MetricGuide, annotate_results, assess, guide_for, state_rank
+from mmdiag.probes.guidance import (
+    FAILED_EXAMPLES,
+    MetricGuide,
+    annotate_results,
+    assess,
+    guide_for,
+    state_rank,
+)
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.probes.spatial.guide import GUIDES as SPATIAL
 from mmdiag.run.suites import release_gates_for

@@ -1,4 +1,4 @@
-"""Audit suites: every shipped suite parses, the default equals the built-in copy, mistakes are named."""
+"""Audit suites: every suite in probes/ ships in the package and parses, release is the default, mistakes are named."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import yaml
 from mmdiag.cli import main
 from mmdiag.errors import ConfigError
 from mmdiag.run.suites import (
-    BUILTIN_RELEASE,
     SUITES_DIR,
     default_suite,
     load_suite,
     parse_suite,
+    shipped_suites,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,10 +27,15 @@ def test_shipped_suites_parse(name):
     assert suite.name == name and suite.config.gates and suite.config.probes
 
 
-def test_release_yaml_is_the_default_and_equals_the_builtin_copy():
-    assert SUITES_DIR == ROOT / "probes"
-    assert yaml.safe_load((ROOT / "probes" / "release.yaml").read_text()) == BUILTIN_RELEASE
-    assert default_suite().config == parse_suite(BUILTIN_RELEASE, "builtin").config
+RELEASE = yaml.safe_load((ROOT / "probes" / "release.yaml").read_text())
+
+
+def test_every_suite_in_probes_is_shipped_in_the_package_and_release_is_the_default():
+    """The package's suites are probes/*.yaml themselves (links in the source tree, copies in a wheel)."""
+    shipped = {p.name: p.read_bytes() for p in SUITES_DIR.glob("*.yaml")}
+    assert shipped == {p.name: p.read_bytes() for p in (ROOT / "probes").glob("*.yaml")}
+    assert default_suite().config == load_suite(ROOT / "probes" / "release.yaml").config
+    assert {s.name for s in shipped_suites()} == {"release", "quick", "projector", "prior"}
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -50,7 +55,7 @@ def test_release_yaml_is_the_default_and_equals_the_builtin_copy():
     (lambda d: d.update(probes={}), "'probes' must map probe names"),
 ])
 def test_mistakes_are_named(mutate, message):
-    data = json.loads(json.dumps(BUILTIN_RELEASE))
+    data = json.loads(json.dumps(RELEASE))
     mutate(data)
     with pytest.raises(ConfigError, match=message):
         parse_suite(data, "mine.yaml")
@@ -93,20 +98,16 @@ def test_flags_override_the_suite(tmp_path, tiny_paths):
 
 
 def test_suites_by_name(tmp_path, monkeypatch):
-    """``--suite quick`` is probes/quick.yaml; ``release`` falls back to the built-in copy without the files; a
-    file path still wins, and an unknown name is refused with the names there are."""
-    from mmdiag.run import suites
-
+    """``--suite quick`` is the shipped probes/quick.yaml; a file path still wins, and an unknown name is refused
+    with the names there are."""
     assert load_suite("quick").config == load_suite(ROOT / "probes" / "quick.yaml").config
     assert load_suite("quick.yaml").source.endswith("quick.yaml")
     assert load_suite("release").config == default_suite().config
     monkeypatch.chdir(tmp_path)
     (tmp_path / "quick").write_text((ROOT / "probes" / "prior.yaml").read_text())  # a file named like a suite wins
     assert load_suite("quick").config == load_suite(ROOT / "probes" / "prior.yaml").config
-    with pytest.raises(ConfigError, match="suite nope does not exist: pass a YAML file or a suite name.*quick.yaml"):
+    with pytest.raises(ConfigError, match="suite nope does not exist: pass a YAML file or a suite name.*quick"):
         load_suite("nope")
-    monkeypatch.setattr(suites, "SUITES_DIR", tmp_path / "no-suites-here")  # as from an installed wheel
-    assert load_suite("release").source == "<built-in release suite>"
 
 
 def test_zoo_models_by_name(tmp_path, monkeypatch):

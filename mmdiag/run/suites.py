@@ -2,8 +2,9 @@
 
 A suite names its probes (with parameters), the scene set (count, seed, recipe), the batch size and the
 release gates. Every key is validated; a mistake is a one-line ConfigError naming the file, the key and
-what is allowed. ``probes/release.yaml`` is the default suite; when mmdiag runs from an installed wheel
-without the repository, the identical built-in copy below is used (a test keeps the two equal).
+what is allowed. ``probes/release.yaml`` is the default suite. The package ships the suites in
+``mmdiag/suites/`` (links to ``probes/*.yaml`` in the source tree, copied into the wheel), so ``--suite NAME``
+works from an installed wheel too.
 
 Besides each probe's metrics, every probe offers the integrity metric ``failed_examples`` to gate on.
 """
@@ -28,7 +29,7 @@ from mmdiag.validation import check_bound
 TOP_KEYS = {"name", "description", "seed", "batch_size", "scenes", "probes", "gates"}
 SCENE_KEYS = {"n", "resolution", "min_objects", "max_objects", "background", "cooccurrence"}
 GATE_GROUPS = ("all", GENERATIVE, DUAL_ENCODER)  # a suite's gates apply to every model, or to one kind
-SUITES_DIR = Path(mmdiag.__file__).resolve().parent.parent / "probes"
+SUITES_DIR = Path(mmdiag.__file__).resolve().parent / "suites"  # shipped suites: links to probes/*.yaml
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,13 @@ class Suite:
 
 
 def default_suite() -> Suite:
-    """probes/release.yaml from the source tree, or the built-in identical copy."""
-    path = SUITES_DIR / "release.yaml"
-    return load_suite(path) if path.is_file() else parse_suite(BUILTIN_RELEASE, "<built-in release suite>")
+    """The release suite (probes/release.yaml, shipped as mmdiag/suites/release.yaml)."""
+    return load_suite(SUITES_DIR / "release.yaml")
+
+
+def shipped_suites() -> list[Suite]:
+    """Every suite shipped with mmdiag, by name (what ``--suite NAME`` accepts)."""
+    return [load_suite(path) for path in sorted(SUITES_DIR.glob("*.yaml"))]
 
 
 def release_gates_for(kind: str) -> list[str]:
@@ -54,18 +59,16 @@ def release_gates_for(kind: str) -> list[str]:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """A suite from a YAML file, or by name (``quick``, ``release``...: ``probes/<name>.yaml``; ``release`` also
-    from the built-in copy when the suite files are not at hand)."""
+    """A suite from a YAML file, or by name (``quick``, ``release``...: a shipped suite, see
+    :func:`shipped_suites`); a file of that name in the working folder wins."""
     path = Path(path)
     named = str(path).removesuffix(".yaml")
-    if not path.is_file() and path.parent == Path(".") and "/" not in named:
-        if (SUITES_DIR / f"{named}.yaml").is_file():
-            path = SUITES_DIR / f"{named}.yaml"
-        elif named == "release":
-            return parse_suite(BUILTIN_RELEASE, "<built-in release suite>")
+    if not path.is_file() and path.parent == Path(".") and "/" not in named and (SUITES_DIR / f"{named}.yaml").is_file():
+        path = SUITES_DIR / f"{named}.yaml"
     if not path.is_file():
-        known = ", ".join(sorted(p.name for p in SUITES_DIR.glob("*.yaml"))) if SUITES_DIR.is_dir() else "none found"
-        raise ConfigError(f"suite {path} does not exist: pass a YAML file or a suite name (suites in probes/: {known})")
+        known = ", ".join(sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))) if SUITES_DIR.is_dir() else "none found"
+        raise ConfigError(f"suite {path} does not exist: pass a YAML file or a suite name (shipped: {known}; "
+                          "'mmdiag ls' lists them)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -145,30 +148,3 @@ def _int(data: dict, key: str, default: int, source: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"suite {source}: '{key}' must be a non-negative integer, got {value!r}")
     return value
-
-
-BUILTIN_RELEASE: dict[str, Any] = {
-    "name": "release",
-    "description": "The default audit: all three diagnostics on 48 seeded scenes, with integrity and quality gates "
-                   "calibrated on the reference zoo.",
-    "seed": 0,
-    "batch_size": 8,
-    "scenes": {"n": 48, "resolution": 64, "min_objects": 1, "max_objects": 3, "background": "plain"},
-    "probes": {"attention": {"generate_tokens": 0, "untrained_baseline": True}, "spatial": {}, "hallucination": {}},
-    "gates": {
-        "all": ["attention.failed_examples <= 0", "spatial.failed_examples <= 0", "hallucination.failed_examples <= 0"],
-        "generative": [
-            "hallucination.accuracy.ci_low >= 0.65",
-            "hallucination.multimodal_gain.ci_low >= 0.15",
-            "hallucination.evidence_sensitivity.ci_low >= 0.7",
-            "hallucination.prior_persistence_cooccurring.ci_high <= 0.4",
-            "hallucination.mirror_sensitivity.ci_low >= 0.65",
-            "attention.blind_answer_shift.ci_low >= 0.6",
-        ],
-        "dual_encoder": [
-            "hallucination.pair_accuracy.ci_low >= 0.85",
-            "hallucination.multimodal_gain.ci_low >= 0.3",
-            "hallucination.evidence_sensitivity.ci_low >= 0.75",
-        ],
-    },
-}
