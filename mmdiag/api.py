@@ -108,6 +108,8 @@ def audit(
     registry: ProbeRegistry | None = None,
     plant: str | None = None,
     sources: SourceRegistry | None = None,
+    auto_batch: bool = False,
+    limited_from: int | None = None,
 ) -> AuditOutcome:
     """Run the configured probes on ``model`` and write results.json, examples.jsonl and the reports.
 
@@ -115,7 +117,9 @@ def audit(
     (probes/release.yaml). ``resume=True`` keeps the finished examples of an
     interrupted run in ``out_dir`` and measures only the rest. ``plant`` names a known defect
     (:data:`mmdiag.zoo.defects.DEFECTS`) planted into the loaded model, to prove that the gates catch it.
-    ``config.data`` names the data source in ``sources`` (default: the built-ins and ``mmdiag.sources`` entry
+    ``auto_batch=True`` replaces ``config.batch_size`` by the largest batch that fits in accelerator memory
+    (``--batch-size auto``); ``limited_from``: the suite's scene count when ``--limit`` cut it (noted in the
+    results). ``config.data`` names the data source in ``sources`` (default: the built-ins and ``mmdiag.sources`` entry
     points; the synthetic scenes unless the config says otherwise).
     Under a data-parallel launcher (``WORLD_SIZE`` > 1) every process calls this; each measures its share,
     the main process writes.
@@ -159,6 +163,19 @@ def audit(
 
             plant_defect(adapter, plant)
             notes.append(f"planted defect: {plant} (a known-broken variant of the model, for proving the gates)")
+        if config.prompting:
+            _configure_prompting(adapter, config.prompting)
+            notes.append("prompting overridden: " + ", ".join(f"{k}={v!r}" for k, v in sorted(config.prompting.items())
+                                                                if k != "chat_template")
+                         + (" (a custom chat template)" if config.prompting.get("chat_template") else ""))
+        if auto_batch:
+            config, note = _auto_batch_size(config, probes, adapter, source, process)
+            notes.append(note)
+            if progress and process.is_main:
+                print(f"mmdiag: {note}", file=sys.stderr)
+        if limited_from is not None:
+            notes.append(f"--limit: {config.n_scenes} of the suite's {limited_from} scenes - for trying things out, "
+                         "not for reporting (the CIs are those of the smaller sample)")
         gates = [parse_gate(g) for g in config.gates_for(adapter.kind)]
         _check_gates(gates, probes, adapter)
         config_hash = canonical_hash(config.identity())
@@ -220,6 +237,41 @@ def _results_document(metadata: RunMetadata, probe_results: dict[str, dict[str, 
         "notes": notes,
         "verdict": "pass" if all(o.passed for o in outcomes) and not broken else "fail",
     }
+
+
+def _configure_prompting(adapter: Adapter, prompting: dict[str, Any]) -> None:
+    """--system-prompt, --chat-template and --gen-kwargs, for image-to-text models only."""
+    configure = getattr(adapter, "configure_prompting", None)
+    if configure is None:
+        raise ConfigError(f"--system-prompt, --chat-template and --gen-kwargs apply to image-to-text models; "
+                          f"{adapter.family} is a {adapter.kind.replace('_', ' ')} model: drop them")
+    configure(**prompting)
+
+
+def _auto_batch_size(config: AuditConfig, probes: list[Any], adapter: Adapter, source: DataSource,
+                     process: Any) -> tuple[AuditConfig, str]:
+    """``--batch-size auto``: on an accelerator the largest batch (64, 32, ... 1, at most the scene count) that runs
+    every probe's first batch without running out of memory; elsewhere memory is not what limits a batch, so the
+    suite's size stays."""
+    from mmdiag.run.harness_flags import AUTO_BATCH_START, find_batch_size
+
+    if process.world > 1:
+        raise ConfigError("--batch-size auto with several processes: give a number, so every process cuts the "
+                          "same batches")
+    if adapter.device.type != "cuda":
+        return config, (f"--batch-size auto: on {adapter.device.type} memory does not limit the batch; the suite's "
+                        f"{config.batch_size} is kept")
+
+    def trial(size: int) -> None:
+        for probe in probes:
+            if probe.supports(adapter):
+                data = source.examples(size, config.seed, probe.data_request(), id_prefix=probe.name)
+                probe.setup(adapter)
+                probe.run_batch(adapter, probe.examples(data, adapter)[:size])
+
+    size = find_batch_size(trial, AUTO_BATCH_START, largest=config.n_scenes)
+    return replace(config, batch_size=size), (f"--batch-size auto: {size} examples per forward (the largest of "
+                                              f"{AUTO_BATCH_START}, {AUTO_BATCH_START // 2}, ... that fit in memory)")
 
 
 def _data_source(config: AuditConfig, sources: SourceRegistry) -> DataSource:

@@ -24,22 +24,46 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
                        help="with several processes: shard the model over this many GPUs per process")
     group.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (pickle can run code)")
     group.add_argument("--trust-remote-code", action="store_true", help="let transformers run code shipped with the model")
+    group.add_argument("--device", default=None, help="put the whole model on one device: cpu, cuda, cuda:N, mps "
+                                                      "(lm-eval's --device; --device-map shards instead)")
+    group.add_argument("--model-args", default=None, metavar="K=V,...",
+                       help="lm-eval style loading arguments: pretrained=PATH, dtype=bfloat16, device_map=auto, "
+                            "revision=..., attn_implementation=sdpa, trust_remote_code=true (or a JSON object)")
 
 
 def _load_options(args: argparse.Namespace):  # noqa: ANN202 - LoadOptions, imported lazily
     from mmdiag.adapters.hf_loading import LoadOptions
+    from mmdiag.run.harness_flags import device_map_for, parse_key_values, split_model_args
 
+    _, model_args, extras = split_model_args(parse_key_values(getattr(args, "model_args", None), "--model-args"))
     device_map = args.device_map
     if device_map and device_map.startswith("{"):
         device_map = _json_arg(device_map, "--device-map")
     max_memory = _json_arg(args.max_memory, "--max-memory") if args.max_memory else None
-    if isinstance(max_memory, dict):
-        max_memory = {int(k) if str(k).isdigit() else k: v for k, v in max_memory.items()}
-    return LoadOptions(
-        device_map=device_map, dtype=args.dtype, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
-        max_memory=max_memory, offload_folder=args.offload_dir, checkpoint=args.checkpoint,
-        gpus_per_process=args.gpus_per_process,
-    )
+    values = {"device_map": device_map, "dtype": args.dtype, "allow_pickle": args.allow_pickle,
+              "trust_remote_code": args.trust_remote_code, "max_memory": max_memory, "offload_folder": args.offload_dir}
+    for key, value in model_args.items():
+        if values.get(key) not in (None, False) and values[key] != value:
+            raise ConfigError(f"--model-args sets {key}={value!r} but a flag sets {values[key]!r}: give it once")
+        values[key] = value
+    if getattr(args, "device", None):
+        if values["device_map"] is not None:
+            raise ConfigError("give --device (the whole model on one device) or --device-map (sharded), not both")
+        values["device_map"] = device_map_for(args.device)
+    if isinstance(values["max_memory"], dict):
+        values["max_memory"] = {int(k) if str(k).isdigit() else k: v for k, v in values["max_memory"].items()}
+    return LoadOptions(**values, checkpoint=args.checkpoint, gpus_per_process=args.gpus_per_process,
+                       extra=tuple(sorted(extras.items())))
+
+
+def _model_from_args(args: argparse.Namespace) -> str | None:
+    """--model, or lm-eval's --model-args pretrained=PATH (not both)."""
+    from mmdiag.run.harness_flags import parse_key_values, split_model_args
+
+    pretrained, _, _ = split_model_args(parse_key_values(getattr(args, "model_args", None), "--model-args"))
+    if pretrained and args.model and pretrained != args.model:
+        raise ConfigError(f"--model {args.model} and --model-args pretrained={pretrained} name two models: give one")
+    return args.model or pretrained
 
 
 def _json_arg(text: str, flag: str) -> object:
@@ -76,7 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="attention: also measure at this many greedily generated answer tokens")
     audit.add_argument("--no-untrained-baseline", action="store_true",
                        help="skip the untrained copy of the model (it doubles memory for large models)")
-    audit.add_argument("--batch-size", type=int, default=None, help="examples per forward (suite default 8)")
+    audit.add_argument("--batch-size", default=None, help="examples per forward (suite default 8), or auto: the "
+                                                          "largest that fits in accelerator memory")
+    audit.add_argument("--limit", default=None, help="only this many scenes (a count, or a fraction of the suite's "
+                                                     "below 1: 0.25); for trying things out, noted in the results")
+    audit.add_argument("--gen-kwargs", default=None, metavar="K=V,...",
+                       help="generation arguments for free-text answers and captions, e.g. max_new_tokens=32,"
+                            "num_beams=3 (yes/no decisions read logits and ignore them)")
+    audit.add_argument("--system-prompt", default=None, help="a system prompt before every question (a system turn "
+                                                             "where the model has a chat template)")
+    audit.add_argument("--chat-template", default=None, metavar="FILE|none",
+                       help="a Jinja chat template file to prompt with instead of the model's own; none: the plain "
+                            "prompt template")
+    audit.add_argument("--verbosity", default="ERROR", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="log level of mmdiag's libraries (transformers, accelerate); default ERROR")
     audit.add_argument("--resume", action="store_true", help="finish an interrupted run in --out, keeping its finished examples")
     audit.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     audit.add_argument("--num-processes", type=int, default=1,
@@ -147,11 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(level: str = "ERROR") -> None:
+    """Libraries log at ``level`` (--verbosity); their own progress bars stay off below INFO."""
+    import logging
+
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity(getattr(logging, level))
+    logging.getLogger("accelerate").setLevel(getattr(logging, level))
+    if level in ("ERROR", "WARNING"):
+        hf_logging.disable_progress_bar()
 
 
 def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -166,6 +208,7 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise ConfigError(f"--gpus-per-process must be 0 (no sharding) or more, got {args.gpus_per_process}")
     config = _audit_config(args)
     check_audit_config(config)
+    args.model = _model_from_args(args)
     if args.model is not None:
         from mmdiag.zoo.build import resolve_model_name
 
@@ -176,7 +219,8 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _preflight_audit(args, config)  # every refusal that needs no model, once, before processes start
         return relaunch(args.num_processes, _without_option(argv, "--num-processes"))
     outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
-                        resume=args.resume, progress=not args.no_progress, plant=args.plant)
+                        resume=args.resume, progress=not args.no_progress, plant=args.plant,
+                        auto_batch=args.auto_batch, limited_from=args.limited_from)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0 if outcome.passed else 1  # the main process prints
     from mmdiag.verdicts import describe_outcome, verdict_lines
@@ -220,9 +264,23 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     from mmdiag.run.suites import default_suite, load_suite
 
     config = (load_suite(args.suite) if args.suite else default_suite()).config
-    overrides = {key: value for key, value in (("n_scenes", args.n_scenes), ("seed", args.seed),
-                                               ("resolution", args.resolution), ("batch_size", args.batch_size))
+    from mmdiag.run.harness_flags import check_gen_kwargs, limited_scenes, parse_batch_size, parse_key_values
+
+    batch_size = parse_batch_size(args.batch_size)
+    args.auto_batch = batch_size == "auto"
+    if args.limit is not None and args.n_scenes is not None:
+        raise ConfigError("give --limit or --n-scenes, not both")
+    args.limited_from = config.n_scenes if args.limit is not None else None
+    n_scenes = limited_scenes(args.limit, config.n_scenes) if args.limit is not None else args.n_scenes
+    overrides = {key: value for key, value in (("n_scenes", n_scenes), ("seed", args.seed),
+                                               ("resolution", args.resolution),
+                                               ("batch_size", None if args.auto_batch else batch_size))
                  if value is not None}
+    prompting = {"system_prompt": args.system_prompt, "chat_template": _chat_template(args.chat_template),
+                 "gen_kwargs": check_gen_kwargs(parse_key_values(args.gen_kwargs, "--gen-kwargs"))}
+    prompting = {k: v for k, v in prompting.items() if v}
+    if prompting:
+        overrides["prompting"] = prompting
     if args.probes is not None:
         overrides["probes"] = tuple(p.strip() for p in args.probes.split(",") if p.strip())
     params = {name: dict(values) for name, values in config.probe_params.items()}
@@ -235,6 +293,19 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     kept = tuple(g for g in config.gates if g.split(".")[0].strip() in probes)  # gates of probes left out are dropped
     return replace(config, **overrides, gates=kept + tuple(args.gate),
                    probe_params={k: v for k, v in params.items() if k in probes})
+
+
+def _chat_template(value: str | None) -> str | None:
+    """--chat-template: the text of a Jinja file, or "none" (use the plain prompt template)."""
+    if value is None or value.lower() == "none":
+        return None if value is None else "none"
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"--chat-template {value}: no such file; pass a Jinja template file or 'none'")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--chat-template {value} cannot be read ({err.__class__.__name__}): pass a UTF-8 text file") from err
 
 
 def _without_option(argv: Sequence[str], flag: str) -> list[str]:
@@ -353,9 +424,8 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
 def _cmd_ls(args: argparse.Namespace) -> int:
     from mmdiag.adapters.registry import default_registry
     from mmdiag.probes.registry import ProbeRegistry
-    from mmdiag.sources import SourceRegistry
-
     from mmdiag.run.suites import shipped_suites
+    from mmdiag.sources import SourceRegistry
     from mmdiag.zoo import build as zoo
 
     print("architectures: " + ", ".join(default_registry().supported()))
@@ -436,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version, or a usage error already printed as one line
         return stop.code if isinstance(stop.code, int) else 2
     try:
-        _quiet_libraries()
+        _quiet_libraries(getattr(args, "verbosity", "ERROR"))
         if args.command == "audit":
             return _cmd_audit(args, argv)
         return COMMANDS[args.command](args)

@@ -61,7 +61,7 @@ class Blip2Adapter(GenerativeAdapter):
         return [self_attention(layer) for layer in self.lm_layers()]
 
     def format_prompt(self, question: str) -> str:
-        return self.prompt_template.format(question=question)
+        return self.plain_prompt(question)
 
     def _prefix_cache(self, inputs: dict[str, torch.Tensor]) -> Any:
         return self.model(**inputs, use_cache=True).language_model_outputs.cache

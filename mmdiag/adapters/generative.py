@@ -15,6 +15,7 @@ from PIL import Image
 
 from mmdiag.adapters.base import Adapter
 from mmdiag.adapters.types import GENERATIVE, PreparedBatch, StageFeatures, YesNoScores
+from mmdiag.errors import ConfigError
 
 
 def image_token_spans(input_ids: torch.Tensor, image_token_id: int) -> list[list[tuple[int, int]]]:
@@ -120,6 +121,7 @@ class GenerativeAdapter(Adapter):
 
     kind = GENERATIVE
     prompt_template: ClassVar[str] = "{question}"
+    uses_chat_template: ClassVar[bool] = False  # does format_prompt follow the processor's chat template?
     score_rows: int = 64
     generate_rows: int = 32
 
@@ -128,6 +130,26 @@ class GenerativeAdapter(Adapter):
         if prompt_template is not None:
             self.prompt_template = prompt_template
         self._yes_no_ids: tuple[list[int], list[int]] | None = None
+        self.system_prompt: str | None = None
+        self.generation_kwargs: dict[str, Any] = {}
+
+    def configure_prompting(self, system_prompt: str | None = None, chat_template: str | None = None,
+                            gen_kwargs: dict[str, Any] | None = None) -> None:
+        """Override how this adapter prompts: a system prompt (a system turn of the chat template, else text before
+        the prompt), a chat template (Jinja text; ``"none"`` drops the model's own for ``prompt_template``), and
+        generation arguments for free-text answers and captions (yes/no decisions read logits and ignore them)."""
+        if chat_template is not None:
+            if not self.uses_chat_template:
+                raise ConfigError(f"{self.family} models are prompted with plain text ({self.prompt_template!r}), not "
+                                  "a chat template: drop --chat-template (a --system-prompt still applies)")
+            self.processor.chat_template = None if chat_template == "none" else chat_template
+        self.system_prompt = system_prompt or None
+        self.generation_kwargs = dict(gen_kwargs or {})
+
+    def plain_prompt(self, question: str) -> str:
+        """``prompt_template`` with the question, after the system prompt if one is set."""
+        text = self.prompt_template.format(question=question)
+        return f"{self.system_prompt} {text}" if self.system_prompt else text
 
     @property
     def tokenizer(self) -> Any:
@@ -296,14 +318,15 @@ class GenerativeAdapter(Adapter):
 
     @torch.no_grad()
     def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], max_new_tokens: int = 20) -> list[str]:
-        """Greedy free-text answers, ``generate_rows`` prompts at a time (left padding: every row's prompt ends
-        where generation starts; a row that writes EOS stops there)."""
+        """Free-text answers, ``generate_rows`` prompts at a time (left padding: every row's prompt ends where
+        generation starts; a row that writes EOS stops there): greedy, unless ``generation_kwargs`` (--gen-kwargs)
+        say otherwise; its ``max_new_tokens`` replaces the caller's."""
         answers: list[str] = []
         for start in range(0, len(prompts), self.generate_rows):
             rows = slice(start, start + self.generate_rows)
             batch = self.prepare(list(images[rows]), list(prompts[rows]), padding_side="left")
-            out = self.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                      pad_token_id=self.tokenizer.pad_token_id)
+            settings = {"max_new_tokens": max_new_tokens, "do_sample": False, **self.generation_kwargs}
+            out = self.model.generate(**batch.inputs, pad_token_id=self.tokenizer.pad_token_id, **settings)
             new_tokens = out[:, batch.input_ids.shape[1]:]
             answers += [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
         return answers

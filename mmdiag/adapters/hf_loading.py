@@ -17,7 +17,8 @@ class LoadOptions:
     ``allow_pickle`` permits ``.bin``/``.pt`` weights (pickle can run code: off by default);
     ``trust_remote_code`` is passed to transformers (off by default); ``device_map`` and ``dtype``
     go to ``from_pretrained`` (accelerate's big-model inference); ``max_memory`` and
-    ``offload_folder`` likewise.
+    ``offload_folder`` likewise; ``extra`` holds further ``from_pretrained`` arguments (``revision``,
+    ``attn_implementation``...).
     """
 
     device_map: Any = None
@@ -28,6 +29,7 @@ class LoadOptions:
     offload_folder: str | None = None
     checkpoint: str | None = None  # open_clip: a weights file for a named architecture
     gpus_per_process: int = 0  # data-parallel + sharding: each process shards over its own group of GPUs
+    extra: tuple[tuple[str, Any], ...] = ()  # further from_pretrained arguments (--model-args revision=..., ...)
 
     def model_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -42,6 +44,7 @@ class LoadOptions:
             kwargs["max_memory"] = self.max_memory
         if self.offload_folder is not None:
             kwargs["offload_folder"] = self.offload_folder
+        kwargs.update(dict(self.extra))
         return kwargs
 
 

@@ -19,7 +19,7 @@ from mmdiag.adapters.capture import capture_io
 from mmdiag.adapters.generative import GenerativeAdapter, image_token_spans
 from mmdiag.adapters.hf_loading import LoadOptions, load_hf_model, load_hf_processor
 from mmdiag.adapters.lm_layers import decoder_layers, self_attention
-from mmdiag.errors import ProcessorMismatchError
+from mmdiag.errors import ConfigError, ProcessorMismatchError
 
 
 class LlavaAdapter(GenerativeAdapter):
@@ -28,6 +28,7 @@ class LlavaAdapter(GenerativeAdapter):
     family = "llava"
     architectures = ("LlavaForConditionalGeneration",)
     prompt_template = "USER: <image>\n{question} ASSISTANT:"
+    uses_chat_template = True
 
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> LlavaAdapter:
@@ -68,8 +69,15 @@ class LlavaAdapter(GenerativeAdapter):
     def format_prompt(self, question: str) -> str:
         if getattr(self.processor, "chat_template", None):
             conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-            return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
-        return self.prompt_template.format(question=question)
+            if self.system_prompt:
+                conversation.insert(0, {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
+            try:
+                return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+            except Exception as err:  # noqa: BLE001 - a user's template (jinja2 errors of every kind): one line
+                raise ConfigError(f"the chat template cannot render this prompt ({err.__class__.__name__}: "
+                                  f"{str(err).splitlines()[0] if str(err) else ''}): fix --chat-template, or drop "
+                                  "--system-prompt if the template has no system turn") from err
+        return self.plain_prompt(question)
 
     # -- geometry ----------------------------------------------------------------------------
     def vision_grid(self) -> tuple[int, int]:

@@ -26,12 +26,15 @@ class AuditConfig:
     kind_gates: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model kind -> gates for that kind only
     data: str = "scenes"  # the data source (:mod:`mmdiag.sources.registry`); ``recipe`` configures the scenes
     data_params: dict[str, Any] = field(default_factory=dict)  # the source's constructor parameters
+    prompting: dict[str, Any] = field(default_factory=dict)  # system_prompt, chat_template, gen_kwargs (generative)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["recipe"] = self.recipe.to_dict()
         if self.data == "scenes" and not self.data_params:  # runs on the default source keep the hashes they had
             del data["data"], data["data_params"]
+        if not self.prompting:  # likewise runs with the model's own prompts
+            del data["prompting"]
         return data
 
     def identity(self) -> dict[str, Any]:
