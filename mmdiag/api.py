@@ -41,6 +41,7 @@ from mmdiag.run.distributed import (
 from mmdiag.run.gates import INTEGRITY_METRICS, Gate, evaluate_gates, parse_gate
 from mmdiag.run.identity import check_or_write as check_or_write_identity
 from mmdiag.run.identity import weights_fingerprint
+from mmdiag.run.progress import AuditProgress, audit_phases
 from mmdiag.run.runtime import run_probe
 from mmdiag.run.store import RunStore, claim_run_dir, clear_run
 from mmdiag.run.suites import release_gates_for
@@ -157,7 +158,9 @@ def audit(
             notes.append(default_model_note(Path(model)))
         process.barrier()
         options = _options_for_process(options or LoadOptions(), process)
-        adapter = load_adapter(model, processor, options=options)
+        tracker = AuditProgress(audit_phases(list(config.probes), config.n_scenes), enabled=progress and process.is_main)
+        with tracker.phase("loading the model"):
+            adapter = load_adapter(model, processor, options=options)
         if plant:
             from mmdiag.zoo.defects import plant_defect
 
@@ -199,12 +202,14 @@ def audit(
         skipped: dict[str, str] = {}
         for probe in probes:
             if not probe.supports(adapter):
+                tracker.skip(f"{probe.name}: measuring")
+                tracker.skip(f"{probe.name}: aggregating")
                 skipped[probe.name] = f"not applicable to {adapter.kind} models"
                 notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
                 continue
             data = source.examples(config.n_scenes, config.seed, probe.data_request(), id_prefix=probe.name)
             result, failed = run_probe(probe, adapter, probe.examples(data, adapter), store, process,
-                                       batch_size=config.batch_size, resume=resume, progress=progress)
+                                       batch_size=config.batch_size, resume=resume, progress=progress, tracker=tracker)
             if not process.is_main:
                 continue
             failures[probe.name] = len(failed)
@@ -216,7 +221,10 @@ def audit(
                 probe_results[probe.name] = result.to_dict()
         document = (_results_document(metadata, probe_results, gates, failures, notes, skipped,
                                       {p.name: type(p) for p in probes}) if process.is_main else {})
-        process.on_main(lambda: (write_results(run_dir, document), render_report(run_dir, sources)))
+        if process.is_main:
+            with tracker.phase("writing the reports"):
+                write_results(run_dir, document)
+                render_report(run_dir, sources)
     return AuditOutcome(run_dir, read_results(run_dir))
 
 

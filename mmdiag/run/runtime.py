@@ -12,6 +12,7 @@ then merges the shards and aggregates from the run folder, in the probes' exampl
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from mmdiag.adapters.base import Adapter
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
 from mmdiag.run.distributed import ProcessInfo
+from mmdiag.run.progress import AuditProgress
 from mmdiag.run.store import RunStore
 
 OOM_HINT = ("out of memory: lower --batch-size, shard the model with --device-map auto (and --max-memory), "
@@ -38,12 +40,28 @@ def run_probe(
     batch_size: int = 1,
     resume: bool = False,
     progress: bool = True,
+    tracker: AuditProgress | None = None,
 ) -> tuple[ProbeResult | None, list[dict[str, Any]]]:
     """Measure the examples not yet finished, then (main process) aggregate all of them.
 
     Returns the result (``None`` on other processes, or when no example succeeded) and the failure
-    records (main process).
+    records (main process). ``tracker``: the audit's phase lines (measuring, aggregating).
     """
+    with _phase(tracker, f"{probe.name}: measuring"):
+        _measure(probe, adapter, examples, store, process, batch_size, resume, progress)
+    if not process.is_main:
+        return None, []
+    with _phase(tracker, f"{probe.name}: aggregating"):
+        return _aggregate(probe, adapter, examples, store)
+
+
+def _phase(tracker: AuditProgress | None, name: str) -> contextlib.AbstractContextManager[None]:
+    return tracker.phase(name) if tracker is not None else contextlib.nullcontext()
+
+
+def _measure(probe: Probe, adapter: Adapter, examples: Sequence[ProbeExample], store: RunStore, process: ProcessInfo,
+             batch_size: int, resume: bool, progress: bool) -> None:
+    """Measure and store every unfinished example of this process's share; merge the shards."""
     size = max(1, batch_size)
     finished = {eid for eid, r in store.latest(probe.name).items() if "error" not in r} if resume else set()
     groups = [list(examples[start:start + size]) for start in range(0, len(examples), size)]
@@ -69,8 +87,11 @@ def run_probe(
     if process.is_main:
         store.merge_shards()
     process.barrier()  # shards are merged before any process appends to its shard again
-    if not process.is_main:
-        return None, []
+
+
+def _aggregate(probe: Probe, adapter: Adapter, examples: Sequence[ProbeExample],
+               store: RunStore) -> tuple[ProbeResult | None, list[dict[str, Any]]]:
+    """The probe's result from every stored example (main process), and the failure records."""
     latest = store.latest(probe.name)
     stored = [latest[ex.example_id] for ex in examples if ex.example_id in latest]
     failures = [r for r in stored if "error" in r]

@@ -1,0 +1,86 @@
+"""Progress of a whole audit: one line per phase on stderr (loading, each probe's measuring and aggregation,
+the reports), with the time it took and an overall ETA; measuring also shows a per-example bar.
+
+The ETA weighs the remaining phases by their share of the default audit measured on the reference model
+(``bench/audit_speed.py``: load 2 s; per 48 scenes attention 3 s, spatial 1 s + 13 s aggregation,
+hallucination 4 s; reports 1 s), scaled by the scene count, and calibrates the weights on the time the finished
+phases really took. A model whose phases keep other proportions gets a rougher ETA, which improves as phases
+finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import TextIO
+
+REFERENCE_SCENES = 48
+MEASURE_SECONDS = {"attention": 3.0, "spatial": 1.1, "hallucination": 3.6}  # per 48 scenes, reference model
+AGGREGATE_SECONDS = {"attention": 0.2, "spatial": 13.0, "hallucination": 0.4}
+LOAD_SECONDS, REPORT_SECONDS, OTHER_PROBE_SECONDS = 2.1, 1.0, 2.0
+
+
+def audit_phases(probes: list[str], n_scenes: int) -> list[tuple[str, float]]:
+    """The phases of an audit of ``probes`` on ``n_scenes`` scenes, with their expected weights in seconds."""
+    scale = n_scenes / REFERENCE_SCENES
+    phases = [("loading the model", LOAD_SECONDS)]
+    for probe in probes:
+        phases.append((f"{probe}: measuring", MEASURE_SECONDS.get(probe, OTHER_PROBE_SECONDS) * scale))
+        phases.append((f"{probe}: aggregating", AGGREGATE_SECONDS.get(probe, OTHER_PROBE_SECONDS / 4) * scale))
+    phases.append(("writing the reports", REPORT_SECONDS))
+    return phases
+
+
+class AuditProgress:
+    """Phase lines with elapsed time and an overall ETA (silent when ``enabled`` is false)."""
+
+    def __init__(self, phases: list[tuple[str, float]], enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.phases = phases
+        self.enabled = enabled
+        self.stream = stream
+        self._weights = dict(phases)
+        self._done: set[str] = set()
+        self._started = time.monotonic()
+        self._spent_weight = 0.0
+
+    def eta(self) -> float | None:
+        """Seconds left: the remaining phases' weight times (elapsed / the finished phases' weight)."""
+        if self._spent_weight <= 0:
+            return sum(w for name, w in self.phases if name not in self._done)
+        rate = (time.monotonic() - self._started) / self._spent_weight
+        return rate * sum(w for name, w in self.phases if name not in self._done)
+
+    def skip(self, name: str) -> None:
+        """A phase that will not run (a probe that does not apply to the model): out of the ETA."""
+        self._done.add(name)
+
+    def _say(self, text: str) -> None:
+        if self.enabled:
+            print(f"mmdiag: {text}", file=self.stream or sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Announce phase ``name`` (one of :attr:`phases`, or an extra one with no weight), time it, and after it
+        print the time taken, the elapsed total and the ETA of the rest."""
+        index = next((k for k, (n, _) in enumerate(self.phases) if n == name), None)
+        position = f"[{index + 1}/{len(self.phases)}] " if index is not None else ""
+        eta = self.eta()
+        self._say(f"{position}{name}..." + (f" (about {_duration(eta)} left in all)" if eta else ""))
+        start = time.monotonic()
+        yield
+        took = time.monotonic() - start
+        self._done.add(name)
+        self._spent_weight += self._weights.get(name, 0.0)
+        left = self.eta()
+        tail = f"; about {_duration(left)} left" if left else ""
+        self._say(f"{position}{name}: done in {_duration(took)} (elapsed {_duration(time.monotonic() - self._started)}"
+                  f"{tail})")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
