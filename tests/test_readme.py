@@ -18,3 +18,71 @@ def test_ci_runs_the_readme_test_command():
 def test_readme_main_command_audits_the_default_model():
     readme = (ROOT / "README.md").read_text()
     assert "pip install -e . && HF_HUB_OFFLINE=1 mmdiag audit --out runs/demo" in readme
+
+
+def _readme_commands() -> list[str]:
+    """Every ``mmdiag ...`` command of the README's bash blocks, continuation lines joined, comments cut."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split("  #")[0].split(" # ")[0].strip()
+            if line.startswith("pip install -e . && "):
+                line = line.split("&& ", 1)[1].replace("HF_HUB_OFFLINE=1 ", "")
+            if line.startswith("mmdiag "):
+                commands.append(line)
+    return commands
+
+
+def test_every_readme_command_parses():
+    """Each mmdiag command the README shows is accepted by the parser (options written [like this] as optional)."""
+    import re
+    import shlex
+
+    from mmdiag.cli import build_parser
+
+    commands = _readme_commands()
+    assert len(commands) >= 15
+    parser = build_parser()
+    for command in commands:
+        text = re.sub(r"\[([^\[\]]*)\]", lambda m: m.group(1).split(" | ")[0], command)  # [--a x | --b] -> --a x
+        words = [{"N": "2", "K": "1"}.get(w, w.split("|")[0] if "|" in w and not w.startswith("-") else w)
+                 for w in shlex.split(text)]
+        try:
+            parser.parse_args(words[1:])
+        except SystemExit as stop:
+            raise AssertionError(f"README command does not parse: {command}") from stop
+
+
+def test_readme_names_the_shipped_suites_and_zoo_models_that_exist():
+    import re
+
+    from mmdiag.run.suites import shipped_suites
+    from mmdiag.zoo import build as zoo
+
+    readme = (ROOT / "README.md").read_text()
+    suites = {s.name for s in shipped_suites()}
+    for name in re.findall(r"--suite ([a-z_]+)(?![\w/.])", readme):
+        assert name in suites, f"README uses --suite {name}, not a shipped suite ({sorted(suites)})"
+    for name in re.findall(r"`([a-z]+)\.yaml`", readme):
+        assert name in suites, f"README names {name}.yaml, not in probes/"
+    cards = {card["name"] for card in zoo.cards()}
+    for name in set(re.findall(r"\bref-[a-z0-9-]+[a-z0-9]\b", readme)):
+        assert name in cards, f"README names zoo model {name}, which the zoo does not have ({sorted(cards)})"
+
+
+def test_readme_file_list_is_what_an_audit_writes(tmp_path, tiny_paths):
+    """The walkthrough's `ls runs/...` line lists what a run folder holds."""
+    import re
+
+    from mmdiag.cli import main
+
+    readme = (ROOT / "README.md").read_text()
+    listed = re.search(r"^ls runs/\S+\s+# (.*)$", readme, re.M).group(1).split()
+    assert main(["audit", "--model", str(tiny_paths["llava"]), "--suite", "quick", "--out", str(tmp_path / "r"),
+                 "--n-scenes", "2", "--no-progress"]) == 0
+    written = sorted(p.name + ("/" if p.is_dir() else "") for p in (tmp_path / "r").iterdir() if not p.name.startswith("."))
+    assert sorted(listed) == written
