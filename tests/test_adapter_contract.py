@@ -50,6 +50,7 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
         "llava": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
         "blip2": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
+        "siglip": (["vision_encoder", "image_embedding"], (2, 1, SPEC.hidden)),
         "open_clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
     }[family]
     assert names == expected[0]
@@ -113,7 +114,7 @@ def test_generate_returns_text_and_lm_layers_are_exposed(adapters: dict, family:
     assert adapter.kind == GENERATIVE
 
 
-@pytest.mark.parametrize("family", ["clip", "open_clip"])
+@pytest.mark.parametrize("family", ["clip", "siglip", "open_clip"])
 def test_dual_encoder_similarity(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     texts = ["a photo of a red circle", "a photo of a blue square", "a photo of a green triangle"]
@@ -125,12 +126,34 @@ def test_dual_encoder_similarity(adapters: dict, family: str) -> None:
     assert adapter.kind == DUAL_ENCODER
 
 
-@pytest.mark.parametrize("family", ["clip", "open_clip"])
+@pytest.mark.parametrize("family", ["clip", "siglip", "open_clip"])
 def test_dual_encoders_refuse_generative_calls_with_a_clear_error(adapters: dict, family: str) -> None:
     from mmdiag.errors import CapabilityError
 
     with pytest.raises(CapabilityError, match="dual encoder|do not answer"):
         adapters[family].answer_scores(IMAGES, QUESTIONS)
+
+
+def test_siglip_reads_the_model_as_its_own_code_does(adapters: dict) -> None:
+    """SigLIP: image embeddings are the vision tower's pooled output, texts are pooled at the last position of a
+    max-length padding (as SigLIP is used), and the pooling head's per-head attention averages to the weights
+    torch's own MultiheadAttention returns, summing to 1 over the patches."""
+    adapter = adapters["siglip"]
+    model, processor = adapter.model, adapter.processor
+    pixels = processor(images=IMAGES, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(adapter.image_embeddings(IMAGES), model.get_image_features(pixel_values=pixels).pooler_output)
+    texts = ["a red circle", "a blue square left of a green triangle"]
+    enc = processor(text=texts, padding="max_length", max_length=model.config.text_config.max_position_embeddings,
+                    return_tensors="pt")
+    torch.testing.assert_close(adapter.text_embeddings(texts), model.get_text_features(input_ids=enc["input_ids"]).pooler_output)
+    heads = adapter.cls_attention(IMAGES)  # [images, 1 pooling "layer", heads, patches]
+    assert tuple(heads.shape) == (2, 1, 2, GRID[0] * GRID[1])
+    torch.testing.assert_close(heads.sum(-1), torch.ones(2, 1, 2))
+    hidden = model.vision_model(pixel_values=pixels).last_hidden_state
+    probe = model.vision_model.head.probe.repeat(2, 1, 1)
+    _, averaged = model.vision_model.head.attention(probe, hidden, hidden)  # torch's default: mean over heads
+    torch.testing.assert_close(heads[:, 0].mean(1), averaged[:, 0])
+    assert type(adapter.projector_module()).__name__ == "SiglipMultiheadAttentionPoolingHead"
 
 
 def test_prebuilt_model_and_processor_are_accepted(tiny_paths: dict) -> None:

@@ -36,6 +36,9 @@ def test_audit_writes_the_four_files(tmp_path, tiny_paths, family):
     for probe in results["probes"].values():
         assert "error" not in probe, probe.get("error")
         assert probe["n_failed"] == 0
+        for name, metric in probe["metrics"].items():  # a missing value always says why, and every value is read
+            assert metric["value"] is not None or metric["undefined"], f"{probe['probe']}.{name} is missing silently"
+            assert metric["guide"]["meaning"] and metric["status"]["reason"], name
     records = read_examples(out)
     probes_seen = {r["probe"] for r in records}
     assert probes_seen == {"attention", "spatial", "hallucination"}

@@ -15,6 +15,7 @@ class DualEncoderAdapter(Adapter):
     """An image tower and a text tower meeting in one embedding space."""
 
     kind = DUAL_ENCODER
+    pooling_query = "the CLS token"  # the token whose attention over patches cls_attention returns
 
     @abc.abstractmethod
     def image_embeddings(self, images: Sequence[Image.Image]) -> torch.Tensor:

@@ -19,6 +19,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "LlavaForConditionalGeneration": "mmdiag.adapters.llava:LlavaAdapter",
     "Blip2ForConditionalGeneration": "mmdiag.adapters.blip2:Blip2Adapter",
     "CLIPModel": "mmdiag.adapters.clip_hf:HFClipAdapter",
+    "SiglipModel": "mmdiag.adapters.siglip:SiglipAdapter",
     "open_clip": "mmdiag.adapters.open_clip:OpenClipAdapter",
 }
 

@@ -15,7 +15,7 @@ import torch
 
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
-FAMILIES = ("llava", "blip2", "clip", "open_clip")
+FAMILIES = ("llava", "blip2", "clip", "siglip", "open_clip")
 IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073]
 IMAGE_STD = [0.26862954, 0.26130258, 0.27577711]
 
@@ -36,7 +36,7 @@ class TinySpec:
 
 def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -> Path:
     """Build a random tiny ``family`` model with its processor and save both to ``out_dir``."""
-    builders = {"llava": _llava, "blip2": _blip2, "clip": _clip, "open_clip": _open_clip}
+    builders = {"llava": _llava, "blip2": _blip2, "clip": _clip, "siglip": _siglip, "open_clip": _open_clip}
     if family not in builders:
         raise ValueError(f"unknown family '{family}': choose one of {', '.join(FAMILIES)}")
     out = Path(out_dir)
@@ -181,6 +181,23 @@ def _clip(out: Path, spec: TinySpec) -> None:
     )
     CLIPModel(config).eval().save_pretrained(out)
     CLIPProcessor(image_processor=_clip_image_processor(spec), tokenizer=tokenizer).save_pretrained(out)
+
+
+def _siglip(out: Path, spec: TinySpec) -> None:
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+    tokenizer = build_word_tokenizer()  # SigLIP pools the text at the last position of a max-length padding
+    config = SiglipConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=spec.hidden, intermediate_size=spec.hidden * 2,
+                         num_hidden_layers=spec.layers, num_attention_heads=2, max_position_embeddings=16,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, projection_size=spec.hidden),
+        vision_config=_vision_kwargs(spec),
+    )
+    SiglipModel(config).eval().save_pretrained(out)
+    image_processor = SiglipImageProcessor(size={"height": spec.image_size, "width": spec.image_size},
+                                           image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
 
 
 def _open_clip(out: Path, spec: TinySpec) -> None:

@@ -237,7 +237,7 @@ class AttentionProbe(Probe):
     # -- aggregation ---------------------------------------------------------------------------
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
         if adapter.kind == DUAL_ENCODER:
-            return self._aggregate_dual(records, arrays)
+            return self._aggregate_dual(records, arrays, getattr(adapter, "pooling_query", "the CLS token"))
         masses = np.array([r["masses"] for r in records], dtype=float)  # [N, L, H, P]
         per_layer = masses.mean(axis=2)  # [N, L, P]
         result = AttentionResult(probe=self.name, n_examples=len(records), n_failed=0, metrics={}, threshold=self.threshold)
@@ -315,7 +315,8 @@ class AttentionProbe(Probe):
         result.metrics = metrics
         return result
 
-    def _aggregate_dual(self, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
+    def _aggregate_dual(self, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]],
+                        query: str = "the CLS token") -> ProbeResult:
         index = np.arange(len(arrays))
 
         def gap_of(prefix: str):  # noqa: ANN202
@@ -338,7 +339,8 @@ class AttentionProbe(Probe):
                 _object_attention_ratio([(row[layer].tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)])
                 for layer in range(per_layer.shape[1])]
             ratio = _object_attention_ratio([(row.mean(axis=0).tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)])
-            metrics["object_attention_ratio"] = Metric(ratio, description="CLS attention per object patch / per background patch")
+            metrics["object_attention_ratio"] = Metric(
+                ratio, description=f"attention of {query} per object patch / per background patch")
             result.token_grid = list(np.array(with_cls[0]["object_patches"]).shape)
         else:
             result.notes.append("CLS attention over patches is not exposed by this image tower")

@@ -123,9 +123,13 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
         scores = chair([r["caption"] for r in captioned], [r["caption_truth"] for r in captioned], SynonymTable.of_names(
             vocabulary or sorted({o for r in records for o in r["objects"]})))
         result.chair = {k: v for k, v in scores.to_dict().items() if k != "per_caption"}
-        metrics["chair_i"] = Metric(scores.chair_i, description="hallucinated object mentions / all mentions in captions")
-        metrics["chair_s"] = Metric(scores.chair_s, description="captions with a hallucinated object / all captions")
-        metrics["caption_recall"] = Metric(scores.recall, description="ground-truth objects mentioned / all ground-truth objects")
+        metrics["chair_i"] = Metric(scores.chair_i, description="hallucinated object mentions / all mentions in captions",
+                                    undefined=None if scores.chair_i is not None else
+                                    f"the {len(captioned)} captions mention no object of the vocabulary")
+        metrics["chair_s"] = Metric(scores.chair_s, description="captions with a hallucinated object / all captions",
+                                    undefined=None if scores.chair_s is not None else "no captions")
+        metrics["caption_recall"] = Metric(scores.recall, description="ground-truth objects mentioned / all ground-truth objects",
+                                           undefined=None if scores.recall is not None else "no ground-truth objects")
     return result
 
 

@@ -231,7 +231,8 @@ class SpatialProbe(Probe):
             "grid_cell_selectivity": Metric(final["grid_cell"].get("selectivity"), *final["grid_cell"].get("selectivity_ci", [None, None]),
                                             description="grid-cell accuracy - control-task accuracy (Hewitt & Liang 2019), "
                                                         "paired bootstrap CI over scenes; null 0", null=0.0,
-                                            p_value=final["grid_cell"].get("selectivity_p"), n=final["grid_cell"].get("n")),
+                                            p_value=final["grid_cell"].get("selectivity_p"), n=final["grid_cell"].get("n"),
+                                            undefined=_why_missing(final["grid_cell"], "selectivity")),
             "projector_cka": _similarity_metric(result.similarity.get(post, {}).get("cka"),
                                                 f"debiased linear CKA of the raw tokens, {post} vs {pre}; CI: jackknife "
                                                 "over images; null: images of one side permuted"),
@@ -239,7 +240,10 @@ class SpatialProbe(Probe):
                                                         f"10-NN overlap of images, {post} vs {pre}; CI: bootstrap over "
                                                         "images; null: k/(n-1)"),
             "untrained_grid_cell_accuracy": Metric(final["grid_cell"].get("untrained"),
-                                                   description=f"grid-cell accuracy at {post} of a randomly initialised copy"),
+                                                   description=f"grid-cell accuracy at {post} of a randomly initialised copy",
+                                                   undefined=None if final["grid_cell"].get("untrained") is not None else
+                                                   _why_missing(final["grid_cell"], "score")
+                                                   or "no untrained copy was measured (untrained_baseline: false)"),
             "projector_grid_cell_above_chance": _above_chance(
                 result.readouts.get("flattened", {}).get(post, {}).get("grid_cell", {}),
                 f"3x3 grid cell of the object decoded from the {post}'s tokens in order (flattened readout, out-of-fold) "
@@ -254,11 +258,19 @@ def _similarity_metric(stats: dict[str, Any] | None, description: str) -> Metric
                   p_value=stats["p_value"], n=stats["n"], undefined=stats["undefined"])
 
 
+def _why_missing(stats: dict[str, Any], key: str) -> str | None:
+    """Why ``stats[key]`` is missing (the task's own reason where it has one), or None when it is there."""
+    if stats.get(key) is not None:
+        return None
+    return stats.get("undefined") or ("no scenes were scored for this task" if not stats else
+                                      "the task could not be scored on these scenes (too few per class)")
+
+
 def _above_chance(stats: dict[str, Any], description: str) -> Metric:
     """A readout's out-of-fold accuracy minus its chance level, with the bootstrap CI shifted alike."""
     score, chance = stats.get("score"), stats.get("chance")
     if score is None or chance is None:
-        return Metric(None, description=description)
+        return Metric(None, description=description, undefined=_why_missing(stats, "score"))
     low, high = stats.get("ci_low"), stats.get("ci_high")
     return Metric(score - chance, None if low is None else low - chance, None if high is None else high - chance,
                   f"{description}; chance {chance:.3f}", null=0.0, n=stats.get("n"))
