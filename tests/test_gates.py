@@ -109,6 +109,7 @@ def test_regressions_need_the_worse_direction_beyond_tolerance_and_a_ci_excludin
         _difference("adversarial_gap", -0.15, -0.25, -0.05),    # lower is better: improved -> not
         _difference("yes_ratio", -0.30, -0.40, -0.20),          # no better direction -> never a regression
         _difference("blind_answer_shift", -0.04, -0.06, -0.02, probe="attention"),  # within a 0.05 tolerance
+        _difference("mean_image_mass", -0.20, -0.25, -0.15, probe="attention"),  # follows the token count: not comparable
     ])
     assert better_direction("hallucination", "yes_ratio") == 0 and better_direction("nope", "x") == 0
     assert [d.metric for d in find_regressions(comparison, 0.0)] == ["accuracy", "prior_persistence_cooccurring",

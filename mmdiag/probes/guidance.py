@@ -41,7 +41,8 @@ class MetricGuide:
     image-blind model) or, with ``reference_is="ideal"``, the best value (a lossless projector, no prior) - a number, a function of the probe's result (e.g. the image's
     share of tokens), or None to use the metric's own ``null``; ``reference_label`` names it.
     ``max_ci_width``: a wider 95% CI marks the value unstable. ``unstable_if``: a check on the metric (its
-    dict) returning why the value is not interpretable, or None.
+    dict) returning why the value is not interpretable, or None. ``comparable``: whether a worse paired value
+    in ``mmdiag compare`` is a regression (not for numbers that follow the design, like image-token mass).
     """
 
     meaning: str
@@ -51,6 +52,8 @@ class MetricGuide:
     reference_is: str = "no_signal"  # or "ideal": the reference is the best value (no prior, perfect calibration)
     max_ci_width: float | None = None
     unstable_if: Callable[[dict[str, Any]], str | None] | None = None
+    comparable: bool = True  # False: the value depends on the design (e.g. how many image tokens), so a paired
+    #                          difference between two models is no regression (mmdiag compare)
 
     def __post_init__(self) -> None:
         if self.better not in BETTER:

@@ -53,18 +53,23 @@ class PairedDifference:
 
 
 def better_direction(probe: str, metric: str, registry: ProbeRegistry | None = None) -> int:
-    """+1 when higher is better, -1 when lower is, 0 otherwise (near a reference, descriptive, no guide): the
-    metric's guide (:mod:`mmdiag.probes.guidance`) decides; only directed metrics can regress."""
+    """+1 when higher is better, -1 when lower is, 0 otherwise (near a reference, descriptive, a number that follows
+    the design such as image-token mass, no guide): the metric's guide (:mod:`mmdiag.probes.guidance`) decides;
+    only directed, comparable metrics can regress."""
     try:
         guide = guide_for((registry or ProbeRegistry()).get(probe), metric)
     except MmdiagError:
         return 0
-    return {"higher": 1, "lower": -1}.get(guide.better, 0) if guide is not None else 0
+    if guide is None or not guide.comparable:
+        return 0
+    return {"higher": 1, "lower": -1}.get(guide.better, 0)
 
 
-def _change(better: int, low: float, high: float) -> str:
+def _change(better: int, low: float, high: float, comparable: bool = True) -> str:
     if low <= 0 <= high:
         return "no detectable change"
+    if not comparable:
+        return "changed (follows the design, e.g. the image-token count: not a regression)"
     if better == 0:
         return "changed (no better direction)"
     return "better" if (low > 0) == (better > 0) else "worse"
@@ -145,7 +150,8 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
                 better = better_direction(probe, metric, registry)
                 guide = guide_for(registry.get(probe), metric)
                 comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, len(diff),
-                                                          float(diff.mean()), low, high, better, _change(better, low, high),
+                                                          float(diff.mean()), low, high, better,
+                                                          _change(better, low, high, guide is None or guide.comparable),
                                                           guide.meaning if guide is not None else ""))
     return comparison
 

@@ -15,15 +15,16 @@ def image_token_share(result: dict[str, Any]) -> float | None:
 
 
 _SHARE = "uniform attention (the image's share of tokens)"
+# image-mass metrics follow the number of image tokens, which differs across projector designs: not comparable
 
 GUIDES: dict[str, MetricGuide] = {
     "mean_image_mass": MetricGuide(
         "share of the answer position's attention that lands on image tokens (mean over layers and heads); low "
         "means the language model reads mostly text - but high mass alone does not show the image is used",
-        reference=image_token_share, reference_label=_SHARE),
+        reference=image_token_share, reference_label=_SHARE, comparable=False),
     "sink_free_image_mass": MetricGuide(
         "image mass after removing attention sinks (BOS, outlier image tokens) and renormalising",
-        reference=image_token_share, reference_label=_SHARE),
+        reference=image_token_share, reference_label=_SHARE, comparable=False),
     "mean_sink_mass": MetricGuide("attention parked on sink tokens (BOS and outlier image tokens)", better="neither"),
     "mean_bos_mass": MetricGuide("attention parked on the BOS token", better="neither"),
     "visual_sinks_per_example": MetricGuide("image tokens with outlier activations (visual sinks) per example",
@@ -50,7 +51,7 @@ GUIDES: dict[str, MetricGuide] = {
         better="neither"),
     "untrained_image_text_efficiency_ratio": MetricGuide("efficiency ratio of the untrained copy", better="neither"),
     "answer_image_mass": MetricGuide("image mass at generated answer tokens", reference=image_token_share,
-                                     reference_label=_SHARE),
+                                     reference_label=_SHARE, comparable=False),
     "qformer_object_attention_ratio": MetricGuide(
         "Q-Former cross-attention per object patch over per background patch", reference=1.0,
         reference_label="no preference for objects"),
