@@ -54,7 +54,8 @@ def load(page_url, shots=None):
             layouts[name] = page.evaluate("""() => {
                 const box = id => { const e = document.getElementById(id); if (!e) return null;
                                     const r = e.getBoundingClientRect(); return {top: r.top, left: r.left, right: r.right}; };
-                return {verdict: box('verdict'), contents: box('contents'),
+                const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id);
+                return {verdict: box('verdict'), contents: box('contents'), duplicate_ids: ids.length - new Set(ids).size,
                         overflow: document.documentElement.scrollWidth - window.innerWidth,
                         links: Array.from(document.querySelectorAll('#contents a')).map(a => a.getAttribute('href')),
                         targets: Array.from(document.querySelectorAll('#contents a'))
@@ -84,6 +85,7 @@ def check_layout(state, shots):
     for name, width in WIDTHS.items():
         layout = state["layouts"][name]
         assert layout["contents"] is not None and layout["links"] and layout["targets"], (name, layout)
+        assert layout["duplicate_ids"] == 0, f"{name}: {layout['duplicate_ids']} duplicate element ids"
         if layout["verdict"] is not None:
             assert 0 <= layout["verdict"]["top"] < 900 and layout["verdict"]["right"] <= width + 1, (name, layout)
         assert layout["contents"]["top"] < 900 and layout["contents"]["right"] <= width + 1, (name, layout)
