@@ -204,6 +204,9 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if args.num_processes < 1:
         raise ConfigError(f"--num-processes must be at least 1, got {args.num_processes}")
+    if args.device and args.num_processes > 1:
+        raise ConfigError("--device puts the whole model on one device, but with --num-processes each process takes "
+                          "its own GPU: drop --device (or use --gpus-per-process to shard)")
     if args.gpus_per_process < 0:
         raise ConfigError(f"--gpus-per-process must be 0 (no sharding) or more, got {args.gpus_per_process}")
     config = _audit_config(args)

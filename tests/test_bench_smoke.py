@@ -59,3 +59,13 @@ def test_gpu_bench_runs_on_a_tiny_geometry(tmp_path):
     assert set(figures) == {"device", "parameters", "load", "attention_overhead", "yes_no", "audit_images_per_s"}
     assert figures["yes_no"]["identical_decisions"] is True
     assert figures["audit_images_per_s"]["scenes_per_s"] > 0
+
+
+def test_scaling_bench_reports_time_memory_and_a_plot(tmp_path):
+    out, plot = tmp_path / "scaling.jsonl", tmp_path / "scaling.png"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--sizes", "3,6", "--suite", "quick",
+                           "--json", str(out), "--plot", str(plot)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["scenes"] for r in rows] == [3, 6] and all(r["wall_s"] > 0 and r["peak_rss_mib"] > 100 for r in rows)
+    assert rows[0]["time_per_scene_vs_smallest"] == 1.0 and plot.stat().st_size > 1000

@@ -116,6 +116,7 @@ def test_system_prompt_chat_template_and_gen_kwargs_reach_the_prompts(tiny_paths
     (["--device", "tpu9"], "--device"),
     (["--device", "cpu", "--device-map", "auto"], "give --device"),
     (["--model-args", "dtype=float16", "--dtype", "bfloat16"], "--model-args sets dtype"),
+    (["--device", "cpu", "--num-processes", "2"], "--device puts the whole model on one device"),
 ])
 def test_bad_harness_flags_are_one_line_errors(tmp_path, tiny_paths, capsys, flags, message):
     code = main(["audit", "--model", str(tiny_paths["llava"]), "--suite", QUICK, "--out", str(tmp_path / "r"),
