@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir")
 
     tiny = sub.add_parser("tiny", help="build a random tiny checkpoint of a family (for tests and trials)")
-    tiny.add_argument("family", choices=["llava", "blip2", "clip", "siglip", "open_clip"])
+    tiny.add_argument("family", choices=["llava", "blip2", "instructblip", "clip", "siglip", "open_clip"])
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--seed", type=int, default=0)
 

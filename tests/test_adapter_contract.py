@@ -49,6 +49,7 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
     expected = {
         "llava": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
         "blip2": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
+        "instructblip": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
         "siglip": (["vision_encoder", "image_embedding"], (2, 1, SPEC.hidden)),
         "open_clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
@@ -57,7 +58,7 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
     assert tuple(stages[-1].tokens.shape) == expected[1]
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2"])
+@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
 def test_image_spans_match_the_processor_input_ids(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     batch = adapter.prepare(IMAGES, QUESTIONS)
@@ -71,7 +72,7 @@ def test_image_spans_match_the_processor_input_ids(adapters: dict, family: str) 
     assert batch.token_grid == (GRID if family == "llava" else None)
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2"])
+@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
 def test_last_positions_point_at_each_rows_last_real_token(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     batch = adapter.prepare(IMAGES, ["Is there a red circle?", "Is there a blue square left of the green triangle?"])
@@ -83,7 +84,7 @@ def test_last_positions_point_at_each_rows_last_real_token(adapters: dict, famil
         assert batch.attention_mask[row, last + 1:].sum() == 0
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2"])
+@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
 def test_yes_no_scores_are_probabilities_and_repeatable(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     first = adapter.answer_scores(IMAGES, QUESTIONS)
@@ -94,7 +95,7 @@ def test_yes_no_scores_are_probabilities_and_repeatable(adapters: dict, family: 
     np.testing.assert_array_equal(first.p_no, second.p_no)
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2"])
+@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
 def test_batched_scores_equal_one_by_one(adapters: dict, family: str) -> None:
     """Right padding must not change the first-answer-token distribution of the shorter row."""
     adapter = adapters[family]
@@ -104,7 +105,7 @@ def test_batched_scores_equal_one_by_one(adapters: dict, family: str) -> None:
         np.testing.assert_allclose(alone.p_yes, together.p_yes[i:i + 1], rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2"])
+@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
 def test_generate_returns_text_and_lm_layers_are_exposed(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     answers = adapter.generate(IMAGES[:1], ["Describe the image."], max_new_tokens=4)
@@ -132,6 +133,26 @@ def test_dual_encoders_refuse_generative_calls_with_a_clear_error(adapters: dict
 
     with pytest.raises(CapabilityError, match="dual encoder|do not answer"):
         adapters[family].answer_scores(IMAGES, QUESTIONS)
+
+
+def test_instructblip_image_tokens_read_the_question_so_no_prefix_is_shared(adapters: dict) -> None:
+    """InstructBLIP's Q-Former reads the instruction: the LLM's image tokens differ between two questions about the
+    same image, so scoring several questions of one image must equal scoring each alone (no shared image prefix)."""
+    from mmdiag.adapters.generative import ScoreRequest
+
+    adapter = adapters["instructblip"]
+    assert adapter.image_tokens_read_the_prompt
+    questions = ["Is there a red circle?", "Is there a blue square left of the green triangle?"]
+    batch = adapter.prepare([IMAGES[0]] * 2, questions)
+    assert not torch.equal(batch.inputs["qformer_input_ids"][0], batch.inputs["qformer_input_ids"][1])
+    features = adapter.model.get_image_features(pixel_values=batch.inputs["pixel_values"],
+                                                qformer_input_ids=batch.inputs["qformer_input_ids"],
+                                                qformer_attention_mask=batch.inputs["qformer_attention_mask"]).pooler_output
+    assert not torch.allclose(features[0], features[1])  # the image tokens depend on the question
+    together = adapter.answer_scores_batch([ScoreRequest(IMAGES[0], questions)])[0]
+    for k, question in enumerate(questions):
+        alone = adapter.answer_scores([IMAGES[0]], [question])
+        np.testing.assert_allclose(together.p_yes[k], alone.p_yes[0], rtol=1e-5, atol=1e-7)
 
 
 def test_siglip_reads_the_model_as_its_own_code_does(adapters: dict) -> None:

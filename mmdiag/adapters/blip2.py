@@ -76,15 +76,20 @@ class Blip2Adapter(GenerativeAdapter):
         height, width = _processor_image_size(self.processor.image_processor, vision.image_size)
         return height // vision.patch_size, width // vision.patch_size
 
+    def _image_feature_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+        """What ``get_image_features`` takes for ``images`` (InstructBLIP adds the Q-Former's instruction)."""
+        return {"pixel_values": self.pixel_values(images)}
+
     @torch.no_grad()
     def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
         modules = {"qformer": self.model.qformer, "projector": self.model.language_projection}
         with capture_io(modules) as captured:
-            self.model.get_image_features(pixel_values=self.pixel_values(images))
+            self.model.get_image_features(**self._image_feature_inputs(images))
         vision = captured.kwargs["qformer"]["encoder_hidden_states"][:, 1:]  # drop CLS: patches only
+        queries = int(self.model.config.num_query_tokens)  # the Q-Former's outputs at its queries (not any text)
         return [
             StageFeatures("vision_encoder", vision, self.vision_grid()),
-            StageFeatures("qformer", captured.output_tensor("qformer"), None),
+            StageFeatures("qformer", captured.output_tensor("qformer")[:, :queries], None),
             StageFeatures("projector", captured.output_tensor("projector"), None),
         ]
 
@@ -100,12 +105,12 @@ class Blip2Adapter(GenerativeAdapter):
         def keep(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
             kept.append(output[1][:, :, :, 1:].float().mean(dim=(1, 2)))  # [batch, patches]
 
-        pixel_values = self.pixel_values(images)
+        inputs = self._image_feature_inputs(images)
         previous = config._attn_implementation
         config._attn_implementation = "eager"
         try:
             with hooks([(m, keep) for m in cross]):
-                self.model.get_image_features(pixel_values=pixel_values)
+                self.model.get_image_features(**inputs)
         finally:
             config._attn_implementation = previous
         return torch.stack(kept, dim=1)
@@ -113,8 +118,8 @@ class Blip2Adapter(GenerativeAdapter):
     def validate(self) -> None:
         if not self.model.config.use_decoder_only_language_model:
             raise CapabilityError(
-                "BLIP-2 with an encoder-decoder language model (T5) is not supported yet: use a decoder-only "
-                "BLIP-2 checkpoint (OPT, Llama)"
+                f"{self.family} with an encoder-decoder language model (T5) is not supported yet: use a "
+                "decoder-only checkpoint (OPT, Llama, Vicuna)"
             )
         vocab = self.model.get_input_embeddings().num_embeddings
         if self.image_token_id >= vocab:

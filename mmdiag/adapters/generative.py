@@ -122,6 +122,9 @@ class GenerativeAdapter(Adapter):
     kind = GENERATIVE
     prompt_template: ClassVar[str] = "{question}"
     uses_chat_template: ClassVar[bool] = False  # does format_prompt follow the processor's chat template?
+    # do the image tokens depend on the prompt (InstructBLIP's Q-Former reads the question)? Then no image prefix
+    # can be shared between questions and each question runs in full
+    image_tokens_read_the_prompt: ClassVar[bool] = False
     score_rows: int = 64
     generate_rows: int = 32
 
@@ -275,7 +278,7 @@ class GenerativeAdapter(Adapter):
         same = (ids == ids[:1]).all(dim=0).long()
         shared = min(int(torch.cumprod(same, dim=0).sum()), int(lengths.min()) - 1)
         last_image_token = max((end for spans in batch.image_spans for _, end in spans), default=0)
-        if shared < last_image_token or shared < 1:  # image tokens not all in the shared prefix: no reuse possible
+        if shared < last_image_token or shared < 1 or self.image_tokens_read_the_prompt:  # no reuse possible
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
         else:
             heads = torch.as_tensor(first, device=ids.device)

@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "mmdiag.adapters"
 BUILTIN_ADAPTERS: dict[str, str] = {
     "LlavaForConditionalGeneration": "mmdiag.adapters.llava:LlavaAdapter",
     "Blip2ForConditionalGeneration": "mmdiag.adapters.blip2:Blip2Adapter",
+    "InstructBlipForConditionalGeneration": "mmdiag.adapters.instructblip:InstructBlipAdapter",
     "CLIPModel": "mmdiag.adapters.clip_hf:HFClipAdapter",
     "SiglipModel": "mmdiag.adapters.siglip:SiglipAdapter",
     "open_clip": "mmdiag.adapters.open_clip:OpenClipAdapter",

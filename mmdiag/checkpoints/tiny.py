@@ -15,7 +15,7 @@ import torch
 
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
-FAMILIES = ("llava", "blip2", "clip", "siglip", "open_clip")
+FAMILIES = ("llava", "blip2", "instructblip", "clip", "siglip", "open_clip")
 IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073]
 IMAGE_STD = [0.26862954, 0.26130258, 0.27577711]
 
@@ -36,7 +36,8 @@ class TinySpec:
 
 def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -> Path:
     """Build a random tiny ``family`` model with its processor and save both to ``out_dir``."""
-    builders = {"llava": _llava, "blip2": _blip2, "clip": _clip, "siglip": _siglip, "open_clip": _open_clip}
+    builders = {"llava": _llava, "blip2": _blip2, "instructblip": _instructblip, "clip": _clip, "siglip": _siglip,
+                "open_clip": _open_clip}
     if family not in builders:
         raise ValueError(f"unknown family '{family}': choose one of {', '.join(FAMILIES)}")
     out = Path(out_dir)
@@ -157,6 +158,46 @@ def _blip2(out: Path, spec: TinySpec) -> None:
         image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
     )
     Blip2ForConditionalGeneration(config).eval().save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+def _instructblip(out: Path, spec: TinySpec) -> None:
+    from transformers import (
+        BlipImageProcessor,
+        InstructBlipConfig,
+        InstructBlipForConditionalGeneration,
+        InstructBlipProcessor,
+        InstructBlipQFormerConfig,
+        InstructBlipVisionConfig,
+        OPTConfig,
+    )
+
+    tokenizer = build_word_tokenizer(image_token=False)
+    processor = InstructBlipProcessor(
+        image_processor=BlipImageProcessor(
+            size={"height": spec.image_size, "width": spec.image_size}, image_mean=IMAGE_MEAN, image_std=IMAGE_STD
+        ),
+        tokenizer=tokenizer,
+        qformer_tokenizer=build_word_tokenizer(),  # the Q-Former reads the instruction with its own tokenizer
+        num_query_tokens=spec.num_query_tokens,
+    )  # adds its own <image> token to the tokenizer
+    vocab = len(processor.tokenizer)
+    text = OPTConfig(vocab_size=vocab, hidden_size=spec.hidden, ffn_dim=spec.hidden * 2, num_hidden_layers=spec.layers,
+                     num_attention_heads=spec.heads, max_position_embeddings=512, word_embed_proj_dim=spec.hidden,
+                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                     pad_token_id=tokenizer.pad_token_id)
+    qformer = InstructBlipQFormerConfig(hidden_size=spec.hidden, num_hidden_layers=spec.layers, num_attention_heads=2,
+                                        intermediate_size=spec.hidden * 2, encoder_hidden_size=spec.hidden,
+                                        vocab_size=len(processor.qformer_tokenizer),
+                                        pad_token_id=processor.qformer_tokenizer.pad_token_id)
+    config = InstructBlipConfig(
+        vision_config=InstructBlipVisionConfig(**_vision_kwargs(spec)).to_dict(),
+        qformer_config=qformer.to_dict(),
+        text_config=text.to_dict(),
+        num_query_tokens=spec.num_query_tokens,
+        image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    InstructBlipForConditionalGeneration(config).eval().save_pretrained(out)
     processor.save_pretrained(out)
 
 

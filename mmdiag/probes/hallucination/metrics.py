@@ -40,6 +40,25 @@ def _metric(values: np.ndarray, clusters: Sequence[str], seed: int, description:
     return Metric(float(np.mean(values)), *_ci(values, clusters, seed), description)
 
 
+def _edit_metric(stats: dict[str, Any], key: str, edit: str, description: str) -> Metric:
+    """A counterfactual metric (value and CI) of one edit, with why it is undefined where it is."""
+    value, low, high = stats.get(key) or [None, None, None]
+    reason = None
+    if value is None:
+        reason = (f"no {edit} counterfactual pairs in this run" if not stats.get("n") else
+                  "no yes answer before the edit: nothing to persist" if key == "prior_persistence" else
+                  f"no {edit} pair could be scored")
+    return Metric(value, low, high, description, undefined=reason)
+
+
+def _pope_metric(scores: dict[str, Any], name: str, description: str) -> Metric:
+    """A POPE score of one split, with POPE's own reason where it is undefined (e.g. no yes answers: no precision)."""
+    value = scores.get(name)
+    reason = None if value is not None else ((scores.get("undefined") or {}).get(name) or
+                                             ("no questions of this split" if not scores else "undefined on this split"))
+    return Metric(value, description=description, undefined=reason)
+
+
 def generative_result(name: str, records: list[dict[str, Any]], seed: int, splits: Sequence[str],
                       vocabulary: Sequence[str] | None = None) -> ProbeResult:
     """The generative model's result; CHAIR reads captions for the names of ``vocabulary`` (the data source's
@@ -68,11 +87,11 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
     p_yes = np.array([rows[i][5] / (rows[i][5] + rows[i][6]) if rows[i][5] + rows[i][6] > 0 else 0.5 for i in random_idx])
     pope = result.pope.get("random", {})
     metrics["accuracy"] = _metric((says == truth).astype(float), clusters, seed, "POPE accuracy, random split (logits)")
-    metrics["precision"] = Metric(pope.get("precision"), description="POPE precision, random split (yes = positive)")
-    metrics["recall"] = Metric(pope.get("recall"), description="POPE recall, random split")
-    metrics["f1"] = Metric(pope.get("f1"), description="POPE F1, random split")
+    metrics["precision"] = _pope_metric(pope, "precision", "POPE precision, random split (yes = positive)")
+    metrics["recall"] = _pope_metric(pope, "recall", "POPE recall, random split")
+    metrics["f1"] = _pope_metric(pope, "f1", "POPE F1, random split")
     metrics["yes_ratio"] = _metric(says.astype(float), clusters, seed, "share of predicted yes, random split")
-    metrics["f1_adversarial"] = Metric(result.pope.get("adversarial", {}).get("f1"), description="POPE F1, adversarial split")
+    metrics["f1_adversarial"] = _pope_metric(result.pope.get("adversarial", {}), "f1", "POPE F1, adversarial split")
     metrics["adversarial_gap"] = _adversarial_gap(rows, seed)
     metrics["ece"] = Metric(expected_calibration_error(p_yes, truth) if len(truth) else None,
                             description="top-label expected calibration error (Guo et al. 2017) of the yes/no decision: "
@@ -106,16 +125,16 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
         if pairs:
             result.counterfactuals[edit] = _counterfactual_stats(pairs, seed)
     remove, mirror = result.counterfactuals.get("remove", {}), result.counterfactuals.get("mirror", {})
-    metrics["evidence_sensitivity"] = Metric(*(remove.get("evidence_sensitivity") or [None, None, None]),
-                                             "share of answers that change when the asked object is removed")
-    metrics["prior_persistence"] = Metric(*(remove.get("prior_persistence") or [None, None, None]),
-                                          "share of yes answers that survive the object's removal")
+    metrics["evidence_sensitivity"] = _edit_metric(remove, "evidence_sensitivity", "remove",
+                                                   "share of answers that change when the asked object is removed")
+    metrics["prior_persistence"] = _edit_metric(remove, "prior_persistence", "remove",
+                                                "share of yes answers that survive the object's removal")
     cooccurring = result.counterfactuals.get("remove_cooccurring", {})
-    metrics["prior_persistence_cooccurring"] = Metric(*(cooccurring.get("prior_persistence") or [None, None, None]),
-                                                      "share of yes answers that survive the removal of the object that "
-                                                      "co-occurs most with the rest of the scene")
-    metrics["mirror_sensitivity"] = Metric(*(mirror.get("evidence_sensitivity") or [None, None, None]),
-                                           "share of left/right answers that flip when the scene is mirrored")
+    metrics["prior_persistence_cooccurring"] = _edit_metric(cooccurring, "prior_persistence", "remove_cooccurring",
+                                                            "share of yes answers that survive the removal of the object "
+                                                            "that co-occurs most with the rest of the scene")
+    metrics["mirror_sensitivity"] = _edit_metric(mirror, "evidence_sensitivity", "mirror",
+                                                 "share of left/right answers that flip when the scene is mirrored")
 
     # CHAIR
     captioned = [r for r in records if "caption" in r]
