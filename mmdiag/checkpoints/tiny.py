@@ -111,22 +111,30 @@ def _llava(out: Path, spec: TinySpec) -> None:
 
 
 def _blip2(out: Path, spec: TinySpec) -> None:
-    from transformers import (
-        Blip2Config,
-        Blip2ForConditionalGeneration,
-        Blip2Processor,
-        Blip2QFormerConfig,
-        Blip2VisionConfig,
-        BlipImageProcessor,
-        OPTConfig,
-    )
+    _query_transformer_model(out, spec, instruct=False)
 
+
+def _instructblip(out: Path, spec: TinySpec) -> None:
+    _query_transformer_model(out, spec, instruct=True)
+
+
+def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool) -> None:
+    """BLIP-2, or with ``instruct`` InstructBLIP (whose Q-Former also reads the instruction, with its own
+    tokenizer): vision tower, Q-Former with learned queries, OPT language model."""
+    import transformers
+    from transformers import BlipImageProcessor, OPTConfig
+
+    prefix = "InstructBlip" if instruct else "Blip2"
+    config_cls, model_cls, processor_cls, qformer_cls, vision_cls = (
+        getattr(transformers, prefix + name)
+        for name in ("Config", "ForConditionalGeneration", "Processor", "QFormerConfig", "VisionConfig"))
     tokenizer = build_word_tokenizer(image_token=False)
-    processor = Blip2Processor(
+    processor = processor_cls(
         image_processor=BlipImageProcessor(
             size={"height": spec.image_size, "width": spec.image_size}, image_mean=IMAGE_MEAN, image_std=IMAGE_STD
         ),
         tokenizer=tokenizer,
+        **({"qformer_tokenizer": build_word_tokenizer()} if instruct else {}),
         num_query_tokens=spec.num_query_tokens,
     )  # adds its own <image> token to the tokenizer
     vocab = len(processor.tokenizer)
@@ -142,62 +150,24 @@ def _blip2(out: Path, spec: TinySpec) -> None:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    qformer = Blip2QFormerConfig(
+    qformer_vocab = ({"vocab_size": len(processor.qformer_tokenizer),
+                      "pad_token_id": processor.qformer_tokenizer.pad_token_id} if instruct else {"vocab_size": vocab})
+    qformer = qformer_cls(
         hidden_size=spec.hidden,
         num_hidden_layers=spec.layers,
         num_attention_heads=2,
         intermediate_size=spec.hidden * 2,
         encoder_hidden_size=spec.hidden,
-        vocab_size=vocab,
+        **qformer_vocab,
     )
-    config = Blip2Config(
-        vision_config=Blip2VisionConfig(**_vision_kwargs(spec)).to_dict(),
+    config = config_cls(
+        vision_config=vision_cls(**_vision_kwargs(spec)).to_dict(),
         qformer_config=qformer.to_dict(),
         text_config=text.to_dict(),
         num_query_tokens=spec.num_query_tokens,
         image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
     )
-    Blip2ForConditionalGeneration(config).eval().save_pretrained(out)
-    processor.save_pretrained(out)
-
-
-def _instructblip(out: Path, spec: TinySpec) -> None:
-    from transformers import (
-        BlipImageProcessor,
-        InstructBlipConfig,
-        InstructBlipForConditionalGeneration,
-        InstructBlipProcessor,
-        InstructBlipQFormerConfig,
-        InstructBlipVisionConfig,
-        OPTConfig,
-    )
-
-    tokenizer = build_word_tokenizer(image_token=False)
-    processor = InstructBlipProcessor(
-        image_processor=BlipImageProcessor(
-            size={"height": spec.image_size, "width": spec.image_size}, image_mean=IMAGE_MEAN, image_std=IMAGE_STD
-        ),
-        tokenizer=tokenizer,
-        qformer_tokenizer=build_word_tokenizer(),  # the Q-Former reads the instruction with its own tokenizer
-        num_query_tokens=spec.num_query_tokens,
-    )  # adds its own <image> token to the tokenizer
-    vocab = len(processor.tokenizer)
-    text = OPTConfig(vocab_size=vocab, hidden_size=spec.hidden, ffn_dim=spec.hidden * 2, num_hidden_layers=spec.layers,
-                     num_attention_heads=spec.heads, max_position_embeddings=512, word_embed_proj_dim=spec.hidden,
-                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                     pad_token_id=tokenizer.pad_token_id)
-    qformer = InstructBlipQFormerConfig(hidden_size=spec.hidden, num_hidden_layers=spec.layers, num_attention_heads=2,
-                                        intermediate_size=spec.hidden * 2, encoder_hidden_size=spec.hidden,
-                                        vocab_size=len(processor.qformer_tokenizer),
-                                        pad_token_id=processor.qformer_tokenizer.pad_token_id)
-    config = InstructBlipConfig(
-        vision_config=InstructBlipVisionConfig(**_vision_kwargs(spec)).to_dict(),
-        qformer_config=qformer.to_dict(),
-        text_config=text.to_dict(),
-        num_query_tokens=spec.num_query_tokens,
-        image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
-    )
-    InstructBlipForConditionalGeneration(config).eval().save_pretrained(out)
+    model_cls(config).eval().save_pretrained(out)
     processor.save_pretrained(out)
 
 
