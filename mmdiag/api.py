@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -111,6 +112,7 @@ def audit(
     sources: SourceRegistry | None = None,
     auto_batch: bool = False,
     limited_from: int | None = None,
+    notes: Sequence[str] = (),
 ) -> AuditOutcome:
     """Run the configured probes on ``model`` and write results.json, examples.jsonl and the reports.
 
@@ -120,11 +122,12 @@ def audit(
     (:data:`mmdiag.zoo.defects.DEFECTS`) planted into the loaded model, to prove that the gates catch it.
     ``auto_batch=True`` replaces ``config.batch_size`` by the largest batch that fits in accelerator memory
     (``--batch-size auto``); ``limited_from``: the suite's scene count when ``--limit`` cut it (noted in the
-    results). ``config.data`` names the data source in ``sources`` (default: the built-ins and ``mmdiag.sources`` entry
+    results); ``notes``: lines the caller adds to the results' notes. ``config.data`` names the data source in ``sources`` (default: the built-ins and ``mmdiag.sources`` entry
     points; the synthetic scenes unless the config says otherwise).
     Under a data-parallel launcher (``WORLD_SIZE`` > 1) every process calls this; each measures its share,
     the main process writes.
     """
+    extra_notes = list(notes)
     if config is None:
         from mmdiag.run.suites import default_suite
 
@@ -147,7 +150,7 @@ def audit(
             process.on_main(lambda: preflight_model(str(model), options))  # a bad path never creates --out
         # the lock is taken before anything in the folder is touched
         process.on_main(lambda: stack.enter_context(claim_run_dir(run_dir, overwrite, resume)))
-        notes: list[str] = []
+        notes: list[str] = list(extra_notes)
         launch_note = single_process_launch_note()
         if launch_note:
             notes.append(launch_note)
@@ -207,8 +210,19 @@ def audit(
                 skipped[probe.name] = f"not applicable to {adapter.kind} models"
                 notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
                 continue
-            data = source.examples(config.n_scenes, config.seed, probe.data_request(), id_prefix=probe.name)
-            result, failed = run_probe(probe, adapter, probe.examples(data, adapter), store, process,
+            unusable = probe.unusable_data(source)
+            data = source.examples(config.n_scenes, config.seed, probe.data_request(), id_prefix=probe.name) \
+                if not unusable else None
+            work = probe.examples(data, adapter) if data is not None else []
+            if not work and not unusable:
+                unusable = f"no example of the {source.name} data fits it (of {len(data)} offered)"
+            if unusable:
+                tracker.skip(f"{probe.name}: measuring")
+                tracker.skip(f"{probe.name}: aggregating")
+                skipped[probe.name] = unusable
+                notes.append(f"{probe.name}: skipped: {unusable} (--probes names the probes to run)")
+                continue
+            result, failed = run_probe(probe, adapter, work, store, process,
                                        batch_size=config.batch_size, resume=resume, progress=progress, tracker=tracker)
             if not process.is_main:
                 continue

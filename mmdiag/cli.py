@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 from mmdiag import __version__
@@ -92,9 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", default="runs/audit", help="run folder to write (default: runs/audit)")
     audit.add_argument("--suite", default=None, help="audit suite: a YAML file or a name (quick, release, projector, prior; default: release)")
     audit.add_argument("--probes", default=None, help="comma-separated probe names (overrides the suite)")
-    audit.add_argument("--n-scenes", type=int, default=None, help="scenes per probe (suite default 48)")
+    audit.add_argument("--data", default=None, metavar="SOURCE",
+                       help="what to audit on: scenes (default), coco:DIR (COCO-format folder), pope:FILE[,FILE...] "
+                            "(official POPE question files; needs --images), or an installed source's name")
+    audit.add_argument("--images", default=None, metavar="DIR", help="the image folder of --data coco:, pope: or relations:")
+    audit.add_argument("--n-scenes", type=int, default=None,
+                       help="examples per probe (suite default 48; with --data: every example of the source)")
     audit.add_argument("--seed", type=int, default=None)
-    audit.add_argument("--resolution", type=int, default=None, help="scene resolution in pixels")
+    audit.add_argument("--resolution", type=int, default=None,
+                       help="scene resolution in pixels (with --data coco: the side photos are squashed to, default 336)")
     audit.add_argument("--gate", action="append", default=[], help="extra release gate, e.g. hallucination.f1>=0.8 (repeatable)")
     audit.add_argument("--answer-tokens", type=int, default=None,
                        help="attention: also measure at this many greedily generated answer tokens")
@@ -223,7 +230,7 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return relaunch(args.num_processes, _without_option(argv, "--num-processes"))
     outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
                         resume=args.resume, progress=not args.no_progress, plant=args.plant,
-                        auto_batch=args.auto_batch, limited_from=args.limited_from)
+                        auto_batch=args.auto_batch, limited_from=args.limited_from, notes=args.data_notes)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0 if outcome.passed else 1  # the main process prints
     from mmdiag.verdicts import describe_outcome, verdict_lines
@@ -267,16 +274,32 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     from mmdiag.run.suites import default_suite, load_suite
 
     config = (load_suite(args.suite) if args.suite else default_suite()).config
+    from mmdiag.run.data_spec import PHOTO_RESOLUTION, parse_data_spec
     from mmdiag.run.harness_flags import check_gen_kwargs, limited_scenes, parse_batch_size, parse_key_values
 
     batch_size = parse_batch_size(args.batch_size)
     args.auto_batch = batch_size == "auto"
     if args.limit is not None and args.n_scenes is not None:
         raise ConfigError("give --limit or --n-scenes, not both")
-    args.limited_from = config.n_scenes if args.limit is not None else None
-    n_scenes = limited_scenes(args.limit, config.n_scenes) if args.limit is not None else args.n_scenes
+    data, data_params = parse_data_spec(args.data, args.images)
+    full_size, resolution = config.n_scenes, args.resolution
+    args.data_notes = []
+    if data != "scenes":
+        from mmdiag.sources import SourceRegistry
+
+        source = SourceRegistry().create(data, **data_params)
+        size = source.size()  # reads the annotations: errors come now
+        full_size = size if size is not None else config.n_scenes
+        if size == 0:
+            raise ConfigError(f"--data {args.data} holds no usable example (no image with an annotated object): check it")
+        if resolution is None and data == "coco":
+            resolution = PHOTO_RESOLUTION
+    args.limited_from = full_size if args.limit is not None else None
+    n_scenes = limited_scenes(args.limit, full_size) if args.limit is not None else args.n_scenes
+    if n_scenes is None and data != "scenes":
+        n_scenes = full_size
     overrides = {key: value for key, value in (("n_scenes", n_scenes), ("seed", args.seed),
-                                               ("resolution", args.resolution),
+                                               ("resolution", resolution),
                                                ("batch_size", None if args.auto_batch else batch_size))
                  if value is not None}
     prompting = {"system_prompt": args.system_prompt, "chat_template": _chat_template(args.chat_template),
@@ -284,8 +307,12 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     prompting = {k: v for k, v in prompting.items() if v}
     if prompting:
         overrides["prompting"] = prompting
+    if data != "scenes":
+        overrides.update(data=data, data_params=data_params)
     if args.probes is not None:
         overrides["probes"] = tuple(p.strip() for p in args.probes.split(",") if p.strip())
+    elif data != "scenes":  # the suite's probes that can use this data (and the relation probe for relation sets)
+        overrides["probes"], args.data_notes = _probes_for_data(config, source, args.data)
     params = {name: dict(values) for name, values in config.probe_params.items()}
     attention = params.setdefault("attention", {})
     if args.answer_tokens is not None:
@@ -296,6 +323,29 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     kept = tuple(g for g in config.gates if g.split(".")[0].strip() in probes)  # gates of probes left out are dropped
     return replace(config, **overrides, gates=kept + tuple(args.gate),
                    probe_params={k: v for k, v in params.items() if k in probes})
+
+
+def _probes_for_data(config: Any, source: Any, spec: str) -> tuple[tuple[str, ...], list[str]]:
+    """The suite's probes that can run on ``source`` (plus any registered probe made for it, e.g. relations), and a
+    note per probe left out, saying why; the gates of probes left out are dropped with them."""
+    from mmdiag.probes.registry import ProbeRegistry
+
+    registry = ProbeRegistry()
+    kept, notes = [], []
+    for name in config.probes:
+        why = registry.create(name, resolution=config.resolution, seed=config.seed,
+                              **config.probe_params.get(name, {})).unusable_data(source)
+        if why:
+            notes.append(f"{name}: left out for --data {spec}: {why}")
+        else:
+            kept.append(name)
+    if getattr(source, "relation_statements", False) and "relations" not in kept:
+        kept.append("relations")
+    if not kept:
+        raise ConfigError(f"no probe of the suite can run on --data {spec}: name one with --probes")
+    for note in notes:
+        print(f"mmdiag: {note}", file=sys.stderr)
+    return tuple(kept), notes
 
 
 def _chat_template(value: str | None) -> str | None:

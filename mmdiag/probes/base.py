@@ -125,6 +125,10 @@ class Probe(abc.ABC):
         (``mmdiag compare``); the default offers none."""
         return {}
 
+    def unusable_data(self, source: Any) -> str | None:
+        """Why this probe cannot run on ``source`` at all (the report says so per probe), or ``None``."""
+        return None
+
     def data_request(self) -> DataRequest | None:
         """What this probe needs of the examples (e.g. one object each), or ``None`` for the audit's shared set."""
         return None

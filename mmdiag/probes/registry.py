@@ -18,6 +18,7 @@ BUILTIN_PROBES: dict[str, str] = {
     "attention": "mmdiag.probes.attention:AttentionProbe",
     "spatial": "mmdiag.probes.spatial:SpatialProbe",
     "hallucination": "mmdiag.probes.hallucination:HallucinationProbe",
+    "relations": "mmdiag.probes.relations:RelationsProbe",
 }
 
 

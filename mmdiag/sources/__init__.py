@@ -8,10 +8,11 @@ from mmdiag.sources.contract import (
     EditUnavailable,
     Example,
     ExampleObject,
+    FixedQuestion,
     Relation,
     object_patch_mask,
 )
 from mmdiag.sources.registry import SourceRegistry
 
-__all__ = ["EDIT_KINDS", "DataRequest", "DataSource", "Dataset", "EditUnavailable", "Example", "ExampleObject",
+__all__ = ["EDIT_KINDS", "DataRequest", "DataSource", "Dataset", "EditUnavailable", "Example", "ExampleObject", "FixedQuestion",
            "Relation", "SourceRegistry", "object_patch_mask"]

@@ -97,6 +97,18 @@ class Example(Protocol):
 
 
 @dataclass(frozen=True)
+class FixedQuestion:
+    """A presence question a source brings with its example (a POPE file's line): asked verbatim instead of
+    the questions the probe would build from the objects. An example carries them as ``pope_questions``."""
+
+    question_id: str
+    text: str
+    object: str
+    label: str  # "yes" | "no"
+    split: str  # "random" | "popular" | "adversarial", or the file's own name when it says none
+
+
+@dataclass(frozen=True)
 class DataRequest:
     """What a probe needs of the examples (``None``: the audit's shared examples will do)."""
 
@@ -122,10 +134,20 @@ class Dataset(Sequence):
 
 
 class DataSource(abc.ABC):
-    """A source of examples with ground truth. ``__init__`` only stores parameters."""
+    """A source of examples with ground truth. ``__init__`` only stores parameters.
+
+    Capabilities a probe checks before it asks (it says what it cannot measure instead of guessing):
+    ``edits`` (counterfactuals), ``positions`` (objects carry boxes and masks; a POPE question file only says
+    which objects are present), ``complete_objects`` (every object of the vocabulary that is in the image is
+    annotated, so an unlisted mention in a caption is a hallucination: CHAIR needs it).
+    """
 
     name: ClassVar[str]
     edits: ClassVar[frozenset[str]] = frozenset()  # the counterfactuals of :data:`EDIT_KINDS` it can make
+    positions: ClassVar[bool] = True
+    complete_objects: ClassVar[bool] = True
+    presence: ClassVar[bool] = True  # which objects are absent is known (POPE's "no" questions need it)
+    caption_rules: ClassVar[str] = "vocabulary"  # CHAIR's word rules: "vocabulary" or "coco-2018" (the original's)
 
     @abc.abstractmethod
     def examples(self, n: int, seed: int, request: DataRequest | None = None, id_prefix: str = "") -> Dataset:
@@ -139,6 +161,14 @@ class DataSource(abc.ABC):
     def attribute_values(self, attribute: str) -> list[str]:
         """The values an object attribute takes (e.g. the colours a recolouring can use); none by default."""
         return []
+
+    def size(self) -> int | None:
+        """How many examples the source holds (``None``: as many as asked, like the seeded scenes)."""
+        return None
+
+    def caption_truth(self, example: Example) -> list[str]:
+        """The objects a caption of ``example`` may name without hallucinating (CHAIR's ground truth)."""
+        return list(example.object_names)
 
     @abc.abstractmethod
     def example_from_dict(self, data: Mapping[str, Any]) -> Example:

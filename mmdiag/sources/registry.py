@@ -18,6 +18,9 @@ ENTRY_POINT_GROUP = "mmdiag.sources"
 
 BUILTIN_SOURCES: dict[str, str] = {
     "scenes": "mmdiag.sources.scenes:SceneSource",
+    "coco": "mmdiag.sources.coco:CocoSource",
+    "pope": "mmdiag.sources.pope_file:PopeFileSource",
+    "relations": "mmdiag.sources.relation_sets:RelationSetSource",
 }
 
 

@@ -103,7 +103,7 @@ class AttentionProbe(Probe):
         self._untrained = adapter.untrained_copy(self.seed) if self.untrained_baseline else None
 
     def examples(self, data: Dataset, adapter: Adapter) -> list[ProbeExample]:
-        return [ProbeExample(f"{s.example_id}/attention", s, {"object": s.object_names[0]}) for s in data if s.objects]
+        return [ProbeExample(f"{s.example_id}/attention", s, {"object": s.object_names[0]}) for s in data if s.object_names]
 
     # -- one example ---------------------------------------------------------------------------
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
@@ -139,9 +139,9 @@ class AttentionProbe(Probe):
         }
         if masses.shape[2] > 1:
             values["answer_masses"] = _round(masses[:, :, 1:].mean(axis=2))
-        if prompt.token_grid is not None:
+        if prompt.token_grid is not None and example.scene.objects:  # object regions need positions
             values["object_patches"] = object_patch_mask(example.scene, prompt.token_grid).astype(int).tolist()
-        if hasattr(adapter, "qformer_patch_attention"):
+        if hasattr(adapter, "qformer_patch_attention") and example.scene.objects:
             values["qformer_patch_attention"] = _round(adapter.qformer_patch_attention([image])[0].cpu().numpy())
             values["vision_object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
         if self._untrained is not None:
@@ -222,7 +222,8 @@ class AttentionProbe(Probe):
         except Exception as err:  # noqa: BLE001 - some towers do not expose weights; recorded, not fatal
             values["cls_attention_unavailable"] = str(err)
         else:
-            values["object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
+            if example.scene.objects:  # object regions need positions
+                values["object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
             values["cls_patch_attention"] = _round(cls.mean(axis=1))  # [layers][patches]
         return ExampleOutput(values, arrays)
 
@@ -293,6 +294,9 @@ class AttentionProbe(Probe):
         if object_ratio is not None:
             metrics["object_attention_ratio"] = Metric(object_ratio, description="image attention per object patch / per background patch")
             result.token_grid = list(np.array(records[0]["object_patches"]).shape)
+        else:
+            metrics["object_attention_ratio"] = Metric(None, description="image attention per object patch / per background patch",
+                                                       undefined=_why_no_object_ratio(records))
         if "untrained_masses" in records[0]:
             untrained = np.array([r["untrained_masses"] for r in records], dtype=float)  # [N, L, P]
             result.untrained_layer_mass = {p: untrained[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
@@ -332,8 +336,11 @@ class AttentionProbe(Probe):
             metrics["untrained_modality_gap"] = Metric(u_gap(index), *bootstrap_ci(index, u_gap, seed=self.seed),
                                                        "the same for an untrained copy")
         result = AttentionResult(probe=self.name, n_examples=len(records), n_failed=0, metrics=metrics, parts=())
-        with_cls = [r for r in records if "cls_patch_attention" in r]
-        if with_cls:
+        with_cls = [r for r in records if "cls_patch_attention" in r and "object_patches" in r]
+        if not with_cls and any("cls_patch_attention" in r for r in records):
+            metrics["object_attention_ratio"] = Metric(None, description=f"attention of {query} per object patch / per "
+                                                       "background patch", undefined=_why_no_object_ratio(records))
+        elif with_cls:
             per_layer = np.array([r["cls_patch_attention"] for r in with_cls])  # [N, L, patches]
             result.cls_layer_object_ratio = [
                 _object_attention_ratio([(row[layer].tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)])
@@ -391,6 +398,12 @@ def _first_of_tail(low_layers: np.ndarray, n_layers: int) -> int | None:
     while layer - 1 in low:
         layer -= 1
     return layer
+
+
+def _why_no_object_ratio(records: list[dict[str, Any]]) -> str:
+    if not any("object_patches" in r for r in records):
+        return "the data source gives no object positions (object regions unknown)"
+    return "no example has both object and background patches on the token grid"
 
 
 def _object_attention_ratio(rows: list[tuple[list[float], list[list[int]] | None]]) -> float | None:

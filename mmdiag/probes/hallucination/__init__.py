@@ -67,18 +67,29 @@ class HallucinationProbe(Probe):
         self.caption_tokens = caption_tokens
         self.vcd_t = vcd_t
 
+    def unusable_data(self, source: Any) -> str | None:
+        if not getattr(source, "presence", True):
+            return (f"the {source.name} data source does not say which objects are absent, and POPE, the counterfactual "
+                    "pairs and CHAIR all need it (use coco:DIR, pope:FILE or the synthetic scenes)")
+        return None
+
     def examples(self, data: Dataset, adapter: Adapter) -> list[ProbeExample]:
         stats = ObjectStatistics.of(data)
         source = data.source
         self._vocabulary = source.vocabulary()
         colours = source.attribute_values("colour")
         out = []
+        # CHAIR needs every object in the image annotated (a POPE file only lists the ones it asks about)
+        chair_rules = source.caption_rules if source.complete_objects else None
         for index, scene in enumerate(data):
-            if not scene.objects:
+            if not scene.object_names and not getattr(scene, "pope_questions", None):
                 continue
             out.append(ProbeExample(f"{scene.example_id}/pope", scene, {
                 "pope": pope_items(scene, index, stats, self.seed, self.max_questions, self._vocabulary),
                 "counterfactuals": counterfactual_items(scene, index, self.seed, stats, colours, source.edits),
+                "caption_truth": source.caption_truth(scene) if chair_rules else None,
+                "caption_rules": chair_rules,
+                "source": source.name,
             }))
         return out
 
@@ -135,12 +146,21 @@ class HallucinationProbe(Probe):
                                             [q for plan in plans for q in plan[3]], max_new_tokens=4))
             for values, plan in zip(outputs, plans):
                 values["answers"] = [next(answers) for _ in plan[3]]
-        if self.captions:
-            captions = adapter.generate([plan[0] for plan in plans], [CAPTION_PROMPT] * len(plans),
+        captioned = [i for i, example in enumerate(examples) if example.inputs.get("caption_rules", "vocabulary")]
+        if self.captions and captioned:
+            captions = adapter.generate([plans[i][0] for i in captioned], [CAPTION_PROMPT] * len(captioned),
                                         max_new_tokens=self.caption_tokens)
-            for values, caption, example in zip(outputs, captions, examples):
-                values.update(caption=caption, caption_prompt=adapter.format_prompt(CAPTION_PROMPT),
-                              caption_truth=example.scene.object_names)
+            for i, caption in zip(captioned, captions):
+                inputs = examples[i].inputs
+                truth = inputs.get("caption_truth")
+                outputs[i].update(caption=caption, caption_prompt=adapter.format_prompt(CAPTION_PROMPT),
+                                  caption_truth=truth if truth is not None else examples[i].scene.object_names,
+                                  caption_rules=inputs.get("caption_rules", "vocabulary"))
+        for values, example in zip(outputs, examples):
+            if "caption" not in values:
+                values["caption_skipped"] = ("captions off (captions: false)" if not self.captions else
+                                             f"the {example.inputs.get('source', 'data')} source lists only the objects its "
+                                             "questions ask about, so a caption's other objects cannot be checked")
         return [ExampleOutput(values) for values in outputs]
 
     # -- dual encoders ---------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from mmdiag.metrics.calibration import (
     expected_calibration_error,
     reliability_bins,
 )
-from mmdiag.metrics.chair import SynonymTable, chair
+from mmdiag.metrics.chair import ChairScores, SynonymTable, chair
+from mmdiag.metrics.coco_chair import REFERENCE, ChairRules2018, compute_chair
 from mmdiag.metrics.pope import NO, RULES, YES, pope_scores, score_answers
 from mmdiag.metrics.stats import bootstrap_ci, mcnemar_clustered
 from mmdiag.probes.base import Metric, ProbeResult
@@ -139,9 +140,13 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
     # CHAIR
     captioned = [r for r in records if "caption" in r]
     if captioned:
-        scores = chair([r["caption"] for r in captioned], [r["caption_truth"] for r in captioned], SynonymTable.of_names(
-            vocabulary or sorted({o for r in records for o in r["objects"]})))
-        result.chair = {k: v for k, v in scores.to_dict().items() if k != "per_caption"}
+        if all(r.get("caption_rules") == "coco-2018" for r in captioned):
+            scores = _chair_2018(captioned)
+            result.chair = {k: v for k, v in scores.to_dict().items() if k != "per_caption"} | {"rules": REFERENCE}
+        else:
+            scores = chair([r["caption"] for r in captioned], [r["caption_truth"] for r in captioned], SynonymTable.of_names(
+                vocabulary or sorted({o for r in records for o in r["objects"]})))
+            result.chair = {k: v for k, v in scores.to_dict().items() if k != "per_caption"}
         metrics["chair_i"] = Metric(scores.chair_i, description="hallucinated object mentions / all mentions in captions",
                                     undefined=None if scores.chair_i is not None else
                                     f"the {len(captioned)} captions mention no object of the vocabulary")
@@ -149,7 +154,22 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
                                     undefined=None if scores.chair_s is not None else "no captions")
         metrics["caption_recall"] = Metric(scores.recall, description="ground-truth objects mentioned / all ground-truth objects",
                                            undefined=None if scores.recall is not None else "no ground-truth objects")
+    else:
+        why = next((r["caption_skipped"] for r in records if r.get("caption_skipped")), "no captions were written")
+        for key, text in (("chair_i", "hallucinated object mentions / all mentions in captions"),
+                          ("chair_s", "captions with a hallucinated object / all captions"),
+                          ("caption_recall", "ground-truth objects mentioned / all ground-truth objects")):
+            metrics[key] = Metric(None, description=text, undefined=f"not measured: {why}")
     return result
+
+
+def _chair_2018(captioned: list[dict[str, Any]]) -> ChairScores:
+    """CHAIR under the original 2018 rules and synonyms (COCO photos), as :class:`ChairScores`."""
+    rules = ChairRules2018()
+    rows = [{"image_id": k, "caption": r["caption"]} for k, r in enumerate(captioned)]
+    found = compute_chair(rows, {k: set(r["caption_truth"]) for k, r in enumerate(captioned)}, rules)
+    return ChairScores(found.CHAIRi, found.CHAIRs, found.recall, found.mentions, found.hallucinated_mentions,
+                       found.n_captions)
 
 
 def _answers(records: list[dict[str, Any]], split: str) -> list[tuple[str, str]] | None:

@@ -42,10 +42,11 @@ class PopeItem:
     object: str
     label: str
     splits: tuple[str, ...]
+    question: str | None = None  # asked verbatim (a POPE file's line) instead of the template
 
     @property
     def text(self) -> str:
-        return PRESENCE_TEMPLATE.format(object=self.object)
+        return self.question if self.question is not None else PRESENCE_TEMPLATE.format(object=self.object)
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,17 @@ class CounterfactualItem:
 def pope_items(scene: Example, index: int, stats: ObjectStatistics, seed: int, per_scene: int,
                vocabulary: list[str]) -> list[PopeItem]:
     """Up to ``per_scene`` present objects, and as many absent ones (of ``vocabulary``) per split, merged across
-    splits."""
+    splits; an example that brings its own questions (``pope_questions``, a POPE file) is asked those, verbatim,
+    with a question shared by several splits asked once."""
+    fixed = getattr(scene, "pope_questions", None)
+    if fixed:
+        merged: dict[tuple[str, str, str], list[str]] = {}
+        for q in fixed:
+            merged.setdefault((q.object, q.label, q.text), []).append(q.split)
+        return [PopeItem(obj, label, tuple(dict.fromkeys(splits)), text) for (obj, label, text), splits in merged.items()]
     rng = np.random.default_rng([seed, index, 3])
-    present = [str(t) for t in rng.permutation(scene.object_names)][:per_scene]
+    # several instances of one category (photos) are one question
+    present = [str(t) for t in rng.permutation(list(dict.fromkeys(scene.object_names)))][:per_scene]
     items: dict[tuple[str, str], list[str]] = {(name, YES): list(POPE_SPLITS) for name in present}
     for split in POPE_SPLITS:
         split_rng = np.random.default_rng([seed, index, POPE_SPLITS.index(split)])
@@ -86,8 +95,9 @@ def counterfactual_items(scene: Example, index: int, seed: int, stats: ObjectSta
     target = scene.objects[int(rng.integers(len(scene.objects)))]
     items = []
     if "remove" in edits:
-        items.append(CounterfactualItem("remove", PRESENCE_TEMPLATE.format(object=target.name), YES, NO,
-                                        scene.without(target.name), target.name))
+        with contextlib.suppress(EditUnavailable):  # e.g. an object filling the whole photo
+            items.append(CounterfactualItem("remove", PRESENCE_TEMPLATE.format(object=target.name), YES, NO,
+                                            scene.without(target.name), target.name))
     current = target.attributes.get("colour")
     swaps = []
     if "recolour" in edits and current is not None:
@@ -102,11 +112,13 @@ def counterfactual_items(scene: Example, index: int, seed: int, stats: ObjectSta
     if horizontal and "mirror" in edits:
         rel = horizontal[int(rng.integers(len(horizontal)))]
         text = RELATION_TEMPLATE.format(subject=rel.subject, relation=rel.relation, object=rel.object)
-        items.append(CounterfactualItem("mirror", text, YES, NO, scene.mirrored("horizontal"), rel.subject))
-    if stats is not None and len(scene.objects) >= 2 and "remove" in edits:
+        with contextlib.suppress(EditUnavailable):
+            items.append(CounterfactualItem("mirror", text, YES, NO, scene.mirrored("horizontal"), rel.subject))
+    if stats is not None and len(set(scene.object_names)) >= 2 and "remove" in edits:
         for name in most_cooccurring_pair(scene, stats):
-            items.append(CounterfactualItem("remove_cooccurring", PRESENCE_TEMPLATE.format(object=name), YES, NO,
-                                            scene.without(name), name))
+            with contextlib.suppress(EditUnavailable):
+                items.append(CounterfactualItem("remove_cooccurring", PRESENCE_TEMPLATE.format(object=name), YES, NO,
+                                                scene.without(name), name))
     return items
 
 

@@ -96,6 +96,12 @@ class SpatialProbe(Probe):
     def setup(self, adapter: Adapter) -> None:
         self._untrained = adapter.untrained_copy(self.seed) if self.untrained_baseline else None
 
+    def unusable_data(self, source: Any) -> str | None:
+        if not getattr(source, "positions", True):
+            return (f"the {source.name} data source gives no object positions, and every spatial task decodes one "
+                    "(use coco:DIR or the synthetic scenes)")
+        return None
+
     def data_request(self) -> DataRequest:
         """Position labels need exactly one object per example (the pair twin is built from it)."""
         return DataRequest(min_objects=1, max_objects=1)
