@@ -76,17 +76,11 @@ class CocoObject:
 
 
 def relations_of(a: CocoObject, b: CocoObject, margin: float = RELATION_MARGIN) -> list[str]:
-    """The relations of ``a`` with respect to ``b`` that the box centres make unambiguous."""
-    found = []
-    if b.cx - a.cx > margin:
-        found.append("left of")
-    elif a.cx - b.cx > margin:
-        found.append("right of")
-    if b.cy - a.cy > margin:
-        found.append("above")
-    elif a.cy - b.cy > margin:
-        found.append("below")
-    return found
+    """The relations of ``a`` with respect to ``b`` that the box centres make unambiguous (the scenes' rule, with
+    a wider margin: photo boxes are large)."""
+    from mmdiag.scenes.model import relations_between
+
+    return relations_between(a, b, margin)  # type: ignore[arg-type] - reads cx and cy only
 
 
 @dataclass(frozen=True)
