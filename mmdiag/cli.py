@@ -11,6 +11,7 @@ from typing import Any
 from pathlib import Path
 
 from mmdiag import __version__
+from mmdiag.checkpoints import TINY_FAMILIES
 from mmdiag.errors import ConfigError, MmdiagError
 
 
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir")
 
     tiny = sub.add_parser("tiny", help="build a random tiny checkpoint of a family (for tests and trials)")
-    tiny.add_argument("family", choices=["llava", "blip2", "instructblip", "clip", "siglip", "open_clip"])
+    tiny.add_argument("family", choices=list(TINY_FAMILIES))
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--seed", type=int, default=0)
 

@@ -12,6 +12,9 @@ from mmdiag.adapters.registry import default_registry
 from mmdiag.checkpoints.tiny import FAMILIES, TinySpec
 
 SPEC = TinySpec()
+GENERATIVE_FAMILIES = [f for f in FAMILIES if f not in ("clip", "siglip", "open_clip")]
+GRID_FAMILIES = ("llava", "paligemma")  # one patch grid of image tokens; the others place each token (regions)
+MERGED = (2, SPEC.num_query_tokens, SPEC.hidden)  # 2x2 patches folded into one token: 16 patches -> 4 tokens
 GRID = (SPEC.image_size // SPEC.patch_size, SPEC.image_size // SPEC.patch_size)
 IMAGES = [Image.new("RGB", (40, 40), (200, 30, 30)), Image.new("RGB", (64, 48), (30, 30, 200))]
 QUESTIONS = ["Is there a red circle in the image?", "Is there a blue square left of the green triangle?"]
@@ -48,6 +51,13 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
     names = [s.name for s in stages]
     expected = {
         "llava": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
+        "llava_next": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
+        "llava_onevision": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
+        "paligemma": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
+        "qwen2_vl": (["vision_encoder", "projector"], MERGED),
+        "qwen2_5_vl": (["vision_encoder", "projector"], MERGED),
+        "internvl": (["vision_encoder", "projector"], MERGED),
+        "idefics3": (["vision_encoder", "projector"], MERGED),
         "blip2": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "instructblip": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
@@ -58,33 +68,40 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
     assert tuple(stages[-1].tokens.shape) == expected[1]
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
+@pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
 def test_image_spans_match_the_processor_input_ids(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     batch = adapter.prepare(IMAGES, QUESTIONS)
     ids = batch.input_ids
-    expected_count = GRID[0] * GRID[1] if family == "llava" else SPEC.num_query_tokens
     for row, spans in enumerate(batch.image_spans):
         positions = [i for s, e in spans for i in range(s, e)]
         assert positions == torch.nonzero(ids[row] == adapter.image_token_id).flatten().tolist()
-        assert len(positions) == expected_count
-        assert len(spans) == 1
-    assert batch.token_grid == (GRID if family == "llava" else None)
+        if family in GRID_FAMILIES:
+            assert len(positions) == GRID[0] * GRID[1] and len(spans) == 1
+        elif family in ("blip2", "instructblip"):
+            assert len(positions) == SPEC.num_query_tokens and len(spans) == 1
+        else:  # every token placed on the image, or marked as showing no region (row ends)
+            regions = batch.token_regions[row]
+            assert regions.shape == (len(positions), 4)
+            shown = regions[~np.isnan(regions[:, 0])]
+            assert len(shown) > 0 and np.all((shown >= 0) & (shown <= 1))
+            assert np.all(shown[:, 2] > shown[:, 0]) and np.all(shown[:, 3] > shown[:, 1])
+    assert batch.token_grid == (GRID if family in GRID_FAMILIES else None)
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
+@pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
 def test_last_positions_point_at_each_rows_last_real_token(adapters: dict, family: str) -> None:
     adapter = adapters[family]
-    batch = adapter.prepare(IMAGES, ["Is there a red circle?", "Is there a blue square left of the green triangle?"])
+    batch = adapter.prepare(IMAGES[:1] * 2, ["Is there a red circle?", "Is there a blue square left of the green triangle?"])
     lengths = batch.attention_mask.sum(1)
-    assert lengths[0] < lengths[1]  # right padding in row 0
+    assert lengths[0] < lengths[1]  # right padding in row 0 (one image: anyres families make as many tokens)
     for row in range(2):
         last = int(batch.last_positions()[row])
         assert batch.attention_mask[row, last] == 1
         assert batch.attention_mask[row, last + 1:].sum() == 0
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
+@pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
 def test_yes_no_scores_are_probabilities_and_repeatable(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     first = adapter.answer_scores(IMAGES, QUESTIONS)
@@ -95,7 +112,7 @@ def test_yes_no_scores_are_probabilities_and_repeatable(adapters: dict, family: 
     np.testing.assert_array_equal(first.p_no, second.p_no)
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
+@pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
 def test_batched_scores_equal_one_by_one(adapters: dict, family: str) -> None:
     """Right padding must not change the first-answer-token distribution of the shorter row."""
     adapter = adapters[family]
@@ -105,7 +122,7 @@ def test_batched_scores_equal_one_by_one(adapters: dict, family: str) -> None:
         np.testing.assert_allclose(alone.p_yes, together.p_yes[i:i + 1], rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2", "instructblip"])
+@pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
 def test_generate_returns_text_and_lm_layers_are_exposed(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     answers = adapter.generate(IMAGES[:1], ["Describe the image."], max_new_tokens=4)

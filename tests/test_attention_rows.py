@@ -8,7 +8,7 @@ from PIL import Image
 
 from mmdiag.adapters import load_adapter
 from mmdiag.adapters.attention_rows import AttentionRows, eager_rows
-from mmdiag.checkpoints.tiny import TinySpec, build_tiny
+from mmdiag.checkpoints.tiny import FAMILIES, TinySpec, build_tiny
 
 IMAGES = [Image.new("RGB", (32, 32), (200, 30, 30)), Image.new("RGB", (32, 32), (30, 30, 200))]
 QUESTIONS = ["Is there a red circle?", "Is there a blue square left of the green triangle in the image?"]
@@ -17,7 +17,8 @@ QUESTIONS = ["Is there a red circle?", "Is there a blue square left of the green
 def streamed(adapter, batch, positions):
     collected = {}
     recorder = AttentionRows(adapter.lm_attention_modules(), positions, batch.attention_mask,
-                             lambda layer, probs: collected.__setitem__(layer, probs))
+                             lambda layer, probs: collected.__setitem__(layer, probs),
+                             prefix=adapter.bidirectional_prefix(batch))
     with recorder.active():
         logits = adapter.forward(batch).logits
     return [collected[i] for i in range(len(collected))], logits
@@ -26,7 +27,8 @@ def streamed(adapter, batch, positions):
 def reference(adapter, batch, positions, family):
     with adapter.eager_attention():
         return eager_rows(lambda: adapter.forward(batch, output_attentions=True),
-                          lambda out: out.language_model_outputs.attentions if family == "blip2" else out.attentions,
+                          lambda out: out.language_model_outputs.attentions if family in ("blip2", "instructblip")
+                          else out.attentions,
                           positions)
 
 
@@ -35,7 +37,7 @@ def rows_to_check(batch):
     return torch.stack([last, last - 1, torch.full_like(last, 2)], dim=1)  # several query rows, incl. early ones
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2"])
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in ("clip", "siglip", "open_clip")])
 def test_streamed_rows_equal_eager_reference(adapters, family):
     adapter = adapters[family]
     batch = adapter.prepare(IMAGES, QUESTIONS)  # right padding: row 0 is shorter

@@ -5,7 +5,7 @@ built. Forward hooks keep the outputs of each attention module's ``q_proj`` (onl
 asked for) and ``k_proj``; when the module finishes, the rows are recomputed exactly as the module
 does — RoPE from the ``position_embeddings`` the module received, per-head q/k norms where present
 (Qwen3-style), grouped-query heads repeated, the module's ``scaling``, the causal and padding mask, a
-sliding window where configured — and handed to a reduction callback, then dropped.
+sliding window where configured, a prefix-LM's bidirectional prefix (PaliGemma) — and handed to a reduction callback, then dropped.
 
 Served: decoder attention modules with ``q_proj``/``k_proj`` projections (Llama, Mistral, Qwen2/3,
 Gemma-style RoPE models, OPT, ...). Models with attention-logit soft-capping or ALiBi are refused
@@ -60,13 +60,14 @@ class AttentionRows:
     """
 
     def __init__(self, modules: Sequence[torch.nn.Module], query_positions: torch.Tensor, key_mask: torch.Tensor,
-                 callback: RowCallback) -> None:
+                 callback: RowCallback, prefix: torch.Tensor | None = None) -> None:
         for module in modules:
             _check_supported(module)
         self.modules = list(modules)
         self.query_positions = query_positions.long()
         self.key_mask = key_mask.long()
         self.callback = callback
+        self.prefix = None if prefix is None else prefix.bool()  # [batch, keys]: a prefix-LM's bidirectional block
         self._q: dict[int, torch.Tensor] = {}
         self._k: dict[int, torch.Tensor] = {}
 
@@ -133,10 +134,15 @@ class AttentionRows:
         return torch.softmax(scores, dim=-1).nan_to_num(0.0)
 
     def _allowed(self, module: torch.nn.Module, n_keys: int, device: torch.device) -> torch.Tensor:
-        """[batch, queries, keys]: causal, not padding, inside the sliding window if the layer has one."""
+        """[batch, queries, keys]: causal (or both inside a prefix-LM's prefix), not padding, inside the sliding
+        window if the layer has one."""
         keys = torch.arange(n_keys, device=device)
         positions = self.query_positions.to(device)
-        allowed = (keys[None, None, :] <= positions[:, :, None]) & (self.key_mask.to(device)[:, None, :n_keys] > 0)
+        allowed = keys[None, None, :] <= positions[:, :, None]
+        if self.prefix is not None:
+            prefix = self.prefix.to(device)[:, :n_keys]
+            allowed = allowed | (prefix[:, None, :] & prefix.gather(1, positions)[:, :, None])
+        allowed = allowed & (self.key_mask.to(device)[:, None, :n_keys] > 0)
         window = _sliding_window(module)
         if window:
             allowed &= keys[None, None, :] > positions[:, :, None] - int(window)

@@ -125,6 +125,8 @@ class GenerativeAdapter(Adapter):
     # do the image tokens depend on the prompt (InstructBLIP's Q-Former reads the question)? Then no image prefix
     # can be shared between questions and each question runs in full
     image_tokens_read_the_prompt: ClassVar[bool] = False
+    # can a cached image prefix be continued by text alone? Not where positions depend on the whole input (M-RoPE)
+    reuses_image_prefix: ClassVar[bool] = True
     score_rows: int = 64
     generate_rows: int = 32
 
@@ -174,7 +176,8 @@ class GenerativeAdapter(Adapter):
     def prepare(self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right") -> PreparedBatch:
         prompts = [self.format_prompt(q) for q in questions]
         with self._padding_side(padding_side), _each_image_once(self.processor, images):
-            encoded = self.processor(images=list(images), text=prompts, return_tensors="pt", padding=True)
+            encoded = self.processor(images=list(images), text=prompts, return_tensors="pt", padding=True,
+                                     padding_side=padding_side)  # some processors default to left padding
         inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in encoded.items()}
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
@@ -185,6 +188,28 @@ class GenerativeAdapter(Adapter):
             token_grid=self.token_grid(),
             padding_side=padding_side,
         )
+
+    def bidirectional_prefix(self, batch: PreparedBatch) -> torch.Tensor | None:
+        """[batch, tokens] bool: the positions a prefix-LM attends to bidirectionally (``None``: causal throughout)."""
+        return None
+
+    def extend_inputs(self, batch: PreparedBatch, new_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``batch``'s inputs followed by ``new_tokens`` ([batch, n], generated answer tokens, teacher-forced):
+        ids appended, attention mask and any other per-token input (token types) continued as text tokens."""
+        inputs = dict(batch.inputs)
+        for key, value in batch.inputs.items():
+            if key == "input_ids":
+                inputs[key] = torch.cat([value, new_tokens.to(value.device)], dim=1)
+            elif key == "attention_mask":
+                inputs[key] = torch.cat([value, torch.ones_like(new_tokens, device=value.device)], dim=1)
+            elif isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape == batch.input_ids.shape:
+                inputs[key] = torch.cat([value, value.new_full((value.shape[0], new_tokens.shape[1]),
+                                                              self.generated_token_type(key))], dim=1)
+        return inputs
+
+    def generated_token_type(self, key: str) -> int:
+        """The value a per-token input ``key`` (e.g. ``token_type_ids``) takes at generated text tokens."""
+        return 0
 
     def token_grid(self) -> tuple[int, int] | None:
         """(rows, cols) of the LLM's image tokens when they are a patch grid; ``None`` otherwise."""
@@ -278,7 +303,8 @@ class GenerativeAdapter(Adapter):
         same = (ids == ids[:1]).all(dim=0).long()
         shared = min(int(torch.cumprod(same, dim=0).sum()), int(lengths.min()) - 1)
         last_image_token = max((end for spans in batch.image_spans for _, end in spans), default=0)
-        if shared < last_image_token or shared < 1 or self.image_tokens_read_the_prompt:  # no reuse possible
+        if (shared < last_image_token or shared < 1 or self.image_tokens_read_the_prompt
+                or not self.reuses_image_prefix):  # no reuse possible
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
         else:
             heads = torch.as_tensor(first, device=ids.device)

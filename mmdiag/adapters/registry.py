@@ -17,6 +17,14 @@ ENTRY_POINT_GROUP = "mmdiag.adapters"
 
 BUILTIN_ADAPTERS: dict[str, str] = {
     "LlavaForConditionalGeneration": "mmdiag.adapters.llava:LlavaAdapter",
+    "LlavaNextForConditionalGeneration": "mmdiag.adapters.llava_next:LlavaNextAdapter",
+    "LlavaOnevisionForConditionalGeneration": "mmdiag.adapters.llava_next:LlavaOnevisionAdapter",
+    "PaliGemmaForConditionalGeneration": "mmdiag.adapters.paligemma:PaliGemmaAdapter",
+    "Qwen2VLForConditionalGeneration": "mmdiag.adapters.qwen2_vl:Qwen2VLAdapter",
+    "Qwen2_5_VLForConditionalGeneration": "mmdiag.adapters.qwen2_vl:Qwen2VLAdapter",
+    "InternVLForConditionalGeneration": "mmdiag.adapters.internvl:InternVLAdapter",
+    "Idefics3ForConditionalGeneration": "mmdiag.adapters.idefics3:Idefics3Adapter",
+    "SmolVLMForConditionalGeneration": "mmdiag.adapters.idefics3:Idefics3Adapter",
     "Blip2ForConditionalGeneration": "mmdiag.adapters.blip2:Blip2Adapter",
     "InstructBlipForConditionalGeneration": "mmdiag.adapters.instructblip:InstructBlipAdapter",
     "CLIPModel": "mmdiag.adapters.clip_hf:HFClipAdapter",

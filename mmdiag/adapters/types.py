@@ -18,7 +18,10 @@ class PreparedBatch:
 
     ``image_spans[b]`` lists ``(start, end)`` half-open ranges of image-token positions in row ``b``
     of ``inputs["input_ids"]``; ``token_grid`` is the (rows, cols) layout of those tokens when they
-    form a patch grid (LLaVA), else ``None`` (BLIP-2 query tokens).
+    form one patch grid (LLaVA), else ``None``. ``token_regions[b]`` then places each of row ``b``'s image
+    tokens (span order) on the image as a (y0, x0, y1, x1) box in fractions of its height and width, NaN
+    for tokens that show no region (tile separators, row ends), when the family's tokens have a place
+    (LLaVA-NeXT tiles, Qwen2-VL merged patches); ``None`` for tokens with none (BLIP-2 queries).
     """
 
     inputs: dict[str, torch.Tensor]
@@ -26,6 +29,7 @@ class PreparedBatch:
     image_spans: list[list[tuple[int, int]]]
     token_grid: tuple[int, int] | None
     padding_side: str = "right"
+    token_regions: list[np.ndarray] | None = None
 
     @property
     def input_ids(self) -> torch.Tensor:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
+from mmdiag.checkpoints import TINY_FAMILIES
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
-FAMILIES = ("llava", "blip2", "instructblip", "clip", "siglip", "open_clip")
+FAMILIES = TINY_FAMILIES
 IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073]
 IMAGE_STD = [0.26862954, 0.26130258, 0.27577711]
 
@@ -36,7 +37,18 @@ class TinySpec:
 
 def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -> Path:
     """Build a random tiny ``family`` model with its processor and save both to ``out_dir``."""
-    builders = {"llava": _llava, "blip2": _blip2, "instructblip": _instructblip, "clip": _clip, "siglip": _siglip,
+    from mmdiag.checkpoints.tiny_anyres import build_llava_next
+    from mmdiag.checkpoints.tiny_idefics3 import build_idefics3
+    from mmdiag.checkpoints.tiny_internvl import build_internvl
+    from mmdiag.checkpoints.tiny_prefix_lm import build_paligemma
+    from mmdiag.checkpoints.tiny_qwen import build_qwen2_vl
+
+    builders = {"llava": _llava, "llava_next": build_llava_next,
+                "llava_onevision": lambda out, spec: build_llava_next(out, spec, onevision=True),
+                "paligemma": build_paligemma, "qwen2_vl": build_qwen2_vl,
+                "qwen2_5_vl": lambda out, spec: build_qwen2_vl(out, spec, v2_5=True), "internvl": build_internvl,
+                "idefics3": build_idefics3,
+                "blip2": _blip2, "instructblip": _instructblip, "clip": _clip, "siglip": _siglip,
                 "open_clip": _open_clip}
     if family not in builders:
         raise ValueError(f"unknown family '{family}': choose one of {', '.join(FAMILIES)}")
@@ -69,10 +81,27 @@ def _vision_kwargs(spec: TinySpec) -> dict:
     )
 
 
+def llama_config(tokenizer, spec: TinySpec, max_positions: int = 512):  # noqa: ANN001, ANN201 - transformers types
+    """A tiny Llama language model over ``tokenizer``'s vocabulary."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden,
+        intermediate_size=spec.hidden * 2,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.kv_heads,
+        max_position_embeddings=max_positions,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
 def _llava(out: Path, spec: TinySpec) -> None:
     from transformers import (
         CLIPVisionConfig,
-        LlamaConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
@@ -80,18 +109,7 @@ def _llava(out: Path, spec: TinySpec) -> None:
 
     tokenizer = build_word_tokenizer(image_token=True)
     n_tokens = (spec.image_size // spec.patch_size) ** 2
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text = llama_config(tokenizer, spec)
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(**_vision_kwargs(spec)),
         text_config=text,

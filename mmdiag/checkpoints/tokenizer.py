@@ -21,13 +21,15 @@ def build_word_tokenizer(
     *,
     image_token: bool = False,
     add_eos: bool = False,
+    add_bos: bool = True,
 ) -> PreTrainedTokenizerFast:
     """A whitespace/punctuation word-level tokenizer over ``words`` (default: the scene vocabulary).
 
     Ids 0..3 are ``<pad> <s> <unk> </s>`` (EOS is not id 2: CLIP treats eos_token_id == 2 as a legacy
     config and pools at the highest token id instead); with ``image_token`` id 4 is ``<image>`` and the tokenizer
     carries ``image_token`` as LLaVA's processor expects (BLIP-2's processor adds its own instead).
-    ``<s>`` is prepended to every sequence, and ``</s>`` appended when ``add_eos`` (CLIP pools there).
+    ``<s>`` is prepended to every sequence unless ``add_bos`` is false (PaliGemma's processor writes it after the
+    image), and ``</s>`` appended when ``add_eos`` (CLIP pools there).
     """
     specials = [PAD, BOS, UNK, EOS] + ([IMAGE] if image_token else [])
     vocab = {tok: i for i, tok in enumerate(specials)}
@@ -36,8 +38,8 @@ def build_word_tokenizer(
     backend = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token=UNK))
     backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
     backend.add_special_tokens(specials)
-    single = f"{BOS} $A" + (f" {EOS}" if add_eos else "")
-    special_ids = [(BOS, vocab[BOS])] + ([(EOS, vocab[EOS])] if add_eos else [])
+    single = (f"{BOS} " if add_bos else "") + "$A" + (f" {EOS}" if add_eos else "")
+    special_ids = ([(BOS, vocab[BOS])] if add_bos else []) + ([(EOS, vocab[EOS])] if add_eos else [])
     backend.post_processor = tokenizers.processors.TemplateProcessing(single=single, special_tokens=special_ids)
     backend.decoder = tokenizers.decoders.WordPiece(prefix="##", cleanup=True)
     extra = {"image_token": IMAGE} if image_token else {}

@@ -127,7 +127,7 @@ def _attention_section(result: dict[str, Any] | None, records: list[dict[str, An
         values = record.get("values")
         if not values or not grid or len(overlays) >= 4:
             continue
-        attention = values.get("image_token_attention")
+        attention = values.get("attention_map") or values.get("image_token_attention")
         if attention is None and values.get("cls_patch_attention"):
             attention = [sum(col) / len(col) for col in zip(*values["cls_patch_attention"])]
         image = images.array(record["scene"])

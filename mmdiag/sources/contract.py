@@ -187,3 +187,21 @@ def object_patch_mask(example: Example, grid: tuple[int, int]) -> np.ndarray:
     ys = np.linspace(0, side, rows + 1).astype(int)
     xs = np.linspace(0, side, cols + 1).astype(int)
     return np.array([[mask[ys[r]:ys[r + 1], xs[c]:xs[c + 1]].any() for c in range(cols)] for r in range(rows)])
+
+
+REGION_MASK_SIDE = 128
+
+
+def object_region_mask(example: Example, regions: np.ndarray) -> np.ndarray:
+    """Int [n]: 1 where the token's region (a (y0, x0, y1, x1) box in fractions of the image) touches an object's
+    pixels, 0 where it does not, -1 for tokens with no region (NaN boxes: row ends, separators)."""
+    side = REGION_MASK_SIDE
+    mask = example.object_mask(side)
+    out = np.full(len(regions), -1, dtype=int)
+    for i, (y0, x0, y1, x1) in enumerate(regions):
+        if np.isnan(y0):
+            continue
+        top, left = min(int(y0 * side), side - 1), min(int(x0 * side), side - 1)
+        bottom, right = max(int(np.ceil(y1 * side)), top + 1), max(int(np.ceil(x1 * side)), left + 1)
+        out[i] = int(mask[top:bottom, left:right].any())
+    return out

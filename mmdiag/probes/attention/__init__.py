@@ -46,7 +46,7 @@ from mmdiag.probes.attention.parts import (
 )
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.blind_inputs import gaussian_noise, mean_colour
-from mmdiag.sources.contract import Dataset, object_patch_mask
+from mmdiag.sources.contract import Dataset, object_patch_mask, object_region_mask
 
 QUESTION = "Is there a {name} in the image?"
 CAPTION = "a photo of a {name}"
@@ -141,6 +141,9 @@ class AttentionProbe(Probe):
             values["answer_masses"] = _round(masses[:, :, 1:].mean(axis=2))
         if prompt.token_grid is not None and example.scene.objects:  # object regions need positions
             values["object_patches"] = object_patch_mask(example.scene, prompt.token_grid).astype(int).tolist()
+        elif prompt.token_regions is not None and example.scene.objects:  # tiles, row ends: each token's own box
+            values["object_patches"] = object_region_mask(example.scene, prompt.token_regions[0]).tolist()
+            values["attention_map"] = _round(attention_map(image_rows[:, :, 0].mean(axis=(0, 1)), prompt.token_regions[0]))
         if hasattr(adapter, "qformer_patch_attention") and example.scene.objects:
             values["qformer_patch_attention"] = _round(adapter.qformer_patch_attention([image])[0].cpu().numpy())
             values["vision_object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
@@ -156,10 +159,9 @@ class AttentionProbe(Probe):
         with torch.no_grad():
             out = adapter.model.generate(**prompt.inputs, max_new_tokens=self.generate_tokens, do_sample=False)
         new = out[:, prompt.input_ids.shape[1]:]
-        inputs = dict(prompt.inputs)
-        inputs["input_ids"] = torch.cat([prompt.input_ids, new], dim=1)
-        inputs["attention_mask"] = torch.cat([prompt.attention_mask, torch.ones_like(new)], dim=1)
-        batch = PreparedBatch(inputs, prompt.prompts, prompt.image_spans, prompt.token_grid, prompt.padding_side)
+        inputs = adapter.extend_inputs(prompt, new)
+        batch = PreparedBatch(inputs, prompt.prompts, prompt.image_spans, prompt.token_grid, prompt.padding_side,
+                              prompt.token_regions)
         return batch, adapter.tokenizer.decode(new[0], skip_special_tokens=True)
 
     def _measure(self, adapter: GenerativeAdapter, batch: PreparedBatch, prompt_end: int) -> dict[str, Any]:
@@ -186,7 +188,8 @@ class AttentionProbe(Probe):
                 tracker.observe(index, hidden[0], bos_position)
             return hook
 
-        recorder = AttentionRows(adapter.lm_attention_modules(), positions, batch.attention_mask, reduce)
+        recorder = AttentionRows(adapter.lm_attention_modules(), positions, batch.attention_mask, reduce,
+                                 prefix=adapter.bidirectional_prefix(batch))
         layer_hooks = [(layer, layer_input(i)) for i, layer in enumerate(adapter.lm_layers())]
         with recorder.active(), hooks(layer_hooks):
             logits = adapter.forward(batch).logits
@@ -293,7 +296,7 @@ class AttentionProbe(Probe):
         object_ratio = _object_attention_ratio([(r["image_token_attention"], r.get("object_patches")) for r in records])
         if object_ratio is not None:
             metrics["object_attention_ratio"] = Metric(object_ratio, description="image attention per object patch / per background patch")
-            result.token_grid = list(np.array(records[0]["object_patches"]).shape)
+            result.token_grid = _overlay_grid(records[0])
         else:
             metrics["object_attention_ratio"] = Metric(None, description="image attention per object patch / per background patch",
                                                        undefined=_why_no_object_ratio(records))
@@ -406,18 +409,44 @@ def _why_no_object_ratio(records: list[dict[str, Any]]) -> str:
     return "no example has both object and background patches on the token grid"
 
 
+ATTENTION_MAP_SIDE = 16
+
+
+def attention_map(attention: np.ndarray, regions: np.ndarray, side: int = ATTENTION_MAP_SIDE) -> np.ndarray:
+    """Attention per unit of image area on a ``side`` x ``side`` raster: each token's attention spread evenly over
+    its region (tokens of several views stack: the base view and a tile both add to the cells they cover).
+    Flattened row-major, as a grid model's ``image_token_attention`` is."""
+    raster = np.zeros((side, side))
+    for value, (y0, x0, y1, x1) in zip(attention, regions):
+        if np.isnan(y0):
+            continue
+        top, left = min(int(y0 * side), side - 1), min(int(x0 * side), side - 1)
+        bottom, right = max(int(np.ceil(y1 * side - 1e-9)), top + 1), max(int(np.ceil(x1 * side - 1e-9)), left + 1)
+        raster[top:bottom, left:right] += value / ((bottom - top) * (right - left))
+    return raster.ravel()
+
+
+def _overlay_grid(record: dict[str, Any]) -> list[int] | None:
+    """(rows, cols) of the attention overlay: the token grid, or the raster of a model whose tokens have regions."""
+    if "attention_map" in record:
+        return [ATTENTION_MAP_SIDE, ATTENTION_MAP_SIDE]
+    shape = np.array(record["object_patches"]).shape
+    return list(shape) if len(shape) == 2 else None
+
+
 def _object_attention_ratio(rows: list[tuple[list[float], list[list[int]] | None]]) -> float | None:
     """Mean attention per object patch over mean attention per background patch (ratio of means)."""
     on, off = [], []
     for attention, patches in rows:
         if patches is None:
             return None
-        mask = np.array(patches, dtype=bool).ravel()
+        marks = np.array(patches, dtype=int).ravel()  # 1 object, 0 background, -1 a token with no region
         values = np.array(attention, dtype=float)
-        if values.shape != mask.shape or mask.all() or not mask.any():
+        mask, background = marks == 1, marks == 0
+        if values.shape != mask.shape or not background.any() or not mask.any():
             continue
         on.append(values[mask].mean())
-        off.append(values[~mask].mean())
+        off.append(values[background].mean())
     if not on or np.mean(off) == 0:
         return None
     return float(np.mean(on) / np.mean(off))

@@ -1,0 +1,103 @@
+"""Known answers for the families beyond LLaVA-1.5 and BLIP-2 (LLaVA-NeXT/OneVision, PaliGemma, Qwen2-VL/2.5-VL,
+InternVL, Idefics3): where their image tokens sit, parts of attention summing to 1, the patch order before the
+connector, and a constant connector making each of them image-blind (and the probes saying so)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmdiag.adapters.capture import hooks
+from mmdiag.adapters.projector_lm import grid_regions
+from mmdiag.probes.attention import AttentionProbe
+from mmdiag.probes.blind_inputs import mean_colour
+from mmdiag.probes.hallucination import HallucinationProbe
+from mmdiag.scenes.generate import generate_scenes
+from mmdiag.scenes.render import render
+from mmdiag.sources.scenes import as_data
+
+MODERN = ["llava_next", "llava_onevision", "paligemma", "qwen2_vl", "qwen2_5_vl", "internvl", "idefics3"]
+QUESTION = "Is there a red circle in the image?"
+
+
+def _constant(module: torch.nn.Module, args: tuple, kwargs: dict, output: object) -> torch.Tensor:
+    """A connector that ignores its input: the same vector at every token, whatever the image."""
+    tensor = output if isinstance(output, torch.Tensor) else output[0]
+    return torch.linspace(-1, 1, tensor.shape[-1], dtype=tensor.dtype, device=tensor.device).expand_as(tensor).clone()
+
+
+@pytest.mark.parametrize("family", MODERN)
+def test_a_constant_connector_makes_the_model_image_blind(adapters: dict, family: str) -> None:
+    """The model reads the image (P(yes) moves between a scene and its mean colour); with the connector's output
+    replaced by a constant it no longer does, and the hallucination probe's multimodal gain is exactly 0."""
+    adapter = adapters[family]
+    image = render(generate_scenes(1, seed=2)[0])
+    seen = adapter.answer_scores([image, mean_colour(image)], [QUESTION] * 2)
+    assert abs(seen.p_yes[0] - seen.p_yes[1]) > 1e-7, "the unmodified model must read the image"
+    with hooks([(adapter.projector_module(), _constant)]):
+        blind = adapter.answer_scores([image, mean_colour(image)], [QUESTION] * 2)
+        np.testing.assert_allclose(blind.p_yes[0], blind.p_yes[1], rtol=1e-6, atol=1e-9)
+        probe = HallucinationProbe(captions=False, free_text=False)
+        probe.setup(adapter)
+        examples = probe.examples(as_data(generate_scenes(6, seed=1)), adapter)
+        outputs = [probe.run_example(adapter, ex) for ex in examples]
+        records = [{"example_id": ex.example_id, **o.values} for ex, o in zip(examples, outputs)]
+        result = probe.aggregate(adapter, records, [o.arrays for o in outputs])
+    assert result.metrics["multimodal_gain"].value == 0.0
+    assert all(scores["multimodal_gain"] == 0.0 for scores in result.blind_pope.values())
+
+
+@pytest.mark.parametrize("family", MODERN)
+def test_attention_parts_sum_to_one_with_generated_answer_tokens(adapters: dict, family: str) -> None:
+    """Streamed rows over the parts (BOS, system, image, instruction, generated) sum to 1 at the prompt end and at
+    teacher-forced answer tokens (token types continued for PaliGemma, M-RoPE positions for Qwen)."""
+    adapter = adapters[family]
+    probe = AttentionProbe(generate_tokens=2, untrained_baseline=False)
+    prompt = adapter.prepare([render(generate_scenes(1, seed=3)[0])], [QUESTION])
+    prompt_end = int(prompt.last_positions()[0])
+    batch, _ = probe._with_answer(adapter, prompt)
+    measured = probe._measure(adapter, batch, prompt_end)
+    assert measured["masses"].shape[2] == 2  # the prompt end and the first answer token (predicting the second)
+    np.testing.assert_allclose(measured["masses"].sum(-1), 1.0, atol=1e-5)
+    assert measured["masses"][..., 2].min() > 0  # the image part is attended to
+
+
+def test_llava_next_regions_follow_the_tiles_and_row_ends(adapters: dict) -> None:
+    """A 64x32 (w x h) image picks the 32x64 pinpoint: one row of two tiles, no padding. Tokens: the base view on
+    the 4x4 patch grid, then the tiles' 4x8 map row by row, each row closed by a row-end token (no region)."""
+    adapter = adapters["llava_next"]
+    batch = adapter.prepare([Image.new("RGB", (64, 32))], [QUESTION])
+    regions = batch.token_regions[0]
+    expected_tiles = grid_regions(4, 8).reshape(4, 8, 4)
+    expected = np.concatenate([grid_regions(4, 4)] + [np.vstack([row, np.full((1, 4), np.nan)]) for row in expected_tiles])
+    np.testing.assert_allclose(regions, expected)
+
+
+def test_internvl_and_idefics3_regions_follow_their_views(adapters: dict) -> None:
+    """A 64x32 image: InternVL cuts two 32 px tiles (left, right) then a thumbnail; Idefics3 (resized to a 64 px long
+    side) the same two tiles then the global view. Each view's 4 tokens fold 2x2 patches, row-major."""
+    blocks = grid_regions(2, 2)
+    left = blocks * [1, 0.5, 1, 0.5]
+    right = left + [0, 0.5, 0, 0.5]
+    for family in ("internvl", "idefics3"):
+        batch = adapters[family].prepare([Image.new("RGB", (64, 32))], [QUESTION])
+        np.testing.assert_allclose(batch.token_regions[0], np.concatenate([left, right, blocks]), err_msg=family)
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_patches_are_put_back_in_row_major_order(adapters: dict, family: str) -> None:
+    """The merger folds each 2x2 block of row-major patches into one token: applying it to the ``vision_encoder``
+    stage's blocks gives the ``projector`` stage. A 64 px image makes 8x8 patches, so Qwen2.5-VL's attention
+    windows reorder its merge units and the restoring permutation is exercised."""
+    adapter = adapters[family]
+    images = [render(scene, 64) for scene in generate_scenes(2, seed=6)]
+    vision, projector = adapter.feature_stages(images)
+    rows, cols = vision.grid
+    assert (rows, cols) == (8, 8) and projector.grid == (4, 4)
+    grid = vision.tokens.reshape(2, rows // 2, 2, cols // 2, 2, -1).permute(0, 1, 3, 2, 4, 5)  # [b, R, C, 2, 2, d]
+    blocks = grid.reshape(2 * (rows // 2) * (cols // 2) * 4, -1)
+    with torch.no_grad():
+        merged = adapter.projector_module()(blocks.to(adapter.dtype))
+    torch.testing.assert_close(merged.reshape(projector.tokens.shape), projector.tokens, atol=1e-5, rtol=1e-5)
