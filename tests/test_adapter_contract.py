@@ -60,6 +60,8 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
         "idefics3": (["vision_encoder", "projector"], MERGED),
         "blip2": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "instructblip": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
+        "blip2_t5": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
+        "instructblip_t5": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
         "siglip": (["vision_encoder", "image_embedding"], (2, 1, SPEC.hidden)),
         "open_clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
@@ -78,7 +80,7 @@ def test_image_spans_match_the_processor_input_ids(adapters: dict, family: str) 
         assert positions == torch.nonzero(ids[row] == adapter.image_token_id).flatten().tolist()
         if family in GRID_FAMILIES:
             assert len(positions) == GRID[0] * GRID[1] and len(spans) == 1
-        elif family in ("blip2", "instructblip"):
+        elif family.startswith(("blip2", "instructblip")):
             assert len(positions) == SPEC.num_query_tokens and len(spans) == 1
         else:  # every token placed on the image, or marked as showing no region (row ends)
             regions = batch.token_regions[row]

@@ -1,5 +1,5 @@
-"""Known answers for the families beyond LLaVA-1.5 and BLIP-2 (LLaVA-NeXT/OneVision, PaliGemma, Qwen2-VL/2.5-VL,
-InternVL, Idefics3): where their image tokens sit, parts of attention summing to 1, the patch order before the
+"""Known answers for the families beyond LLaVA-1.5 and BLIP-2 with OPT (LLaVA-NeXT/OneVision, PaliGemma,
+Qwen2-VL/2.5-VL, InternVL, Idefics3, BLIP-2 / InstructBLIP with T5): where their image tokens sit, parts of attention summing to 1, the patch order before the
 connector, and a constant connector making each of them image-blind (and the probes saying so)."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.render import render
 from mmdiag.sources.scenes import as_data
 
-MODERN = ["llava_next", "llava_onevision", "paligemma", "qwen2_vl", "qwen2_5_vl", "internvl", "idefics3"]
+MODERN = ["llava_next", "llava_onevision", "paligemma", "qwen2_vl", "qwen2_5_vl", "internvl", "idefics3", "blip2_t5",
+          "instructblip_t5"]
 QUESTION = "Is there a red circle in the image?"
 
 
@@ -30,15 +31,18 @@ def _constant(module: torch.nn.Module, args: tuple, kwargs: dict, output: object
 
 @pytest.mark.parametrize("family", MODERN)
 def test_a_constant_connector_makes_the_model_image_blind(adapters: dict, family: str) -> None:
-    """The model reads the image (P(yes) moves between a scene and its mean colour); with the connector's output
+    """The model reads the image (the first answer token's logits move between a scene and its mean colour); with
+    the connector's output
     replaced by a constant it no longer does, and the hallucination probe's multimodal gain is exactly 0."""
     adapter = adapters[family]
     image = render(generate_scenes(1, seed=2)[0])
-    seen = adapter.answer_scores([image, mean_colour(image)], [QUESTION] * 2)
-    assert abs(seen.p_yes[0] - seen.p_yes[1]) > 1e-7, "the unmodified model must read the image"
+    with torch.no_grad():
+        seen = adapter.first_answer_logits(adapter.prepare([image, mean_colour(image)], [QUESTION] * 2))
+    assert (seen[0] - seen[1]).abs().max() > 1e-4, "the unmodified model must read the image"
     with hooks([(adapter.projector_module(), _constant)]):
-        blind = adapter.answer_scores([image, mean_colour(image)], [QUESTION] * 2)
-        np.testing.assert_allclose(blind.p_yes[0], blind.p_yes[1], rtol=1e-6, atol=1e-9)
+        with torch.no_grad():
+            blind = adapter.first_answer_logits(adapter.prepare([image, mean_colour(image)], [QUESTION] * 2))
+        torch.testing.assert_close(blind[0], blind[1], rtol=1e-5, atol=1e-5)
         probe = HallucinationProbe(captions=False, free_text=False)
         probe.setup(adapter)
         examples = probe.examples(as_data(generate_scenes(6, seed=1)), adapter)
@@ -59,7 +63,8 @@ def test_attention_parts_sum_to_one_with_generated_answer_tokens(adapters: dict,
     prompt_end = int(prompt.last_positions()[0])
     batch, _ = probe._with_answer(adapter, prompt)
     measured = probe._measure(adapter, batch, prompt_end)
-    assert measured["masses"].shape[2] == 2  # the prompt end and the first answer token (predicting the second)
+    # the prompt end (T5: the decoder's start) and the first answer token, unless the answer ended at once
+    assert 1 <= measured["masses"].shape[2] <= 2 and (measured["masses"].shape[2] == 2 or adapter.is_encoder_decoder)
     np.testing.assert_allclose(measured["masses"].sum(-1), 1.0, atol=1e-5)
     assert measured["masses"][..., 2].min() > 0  # the image part is attended to
 
@@ -101,3 +106,41 @@ def test_qwen_patches_are_put_back_in_row_major_order(adapters: dict, family: st
     with torch.no_grad():
         merged = adapter.projector_module()(blocks.to(adapter.dtype))
     torch.testing.assert_close(merged.reshape(projector.tokens.shape), projector.tokens, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["blip2_t5", "instructblip_t5"])
+def test_t5_yes_no_scores_are_the_first_decoding_step_of_generate(adapters: dict, family: str) -> None:
+    """P(yes), P(no) of an encoder-decoder are read at the decoder's first step: transformers' own ``generate``
+    (one step, its scores) gives the same distribution."""
+    adapter = adapters[family]
+    images = [render(scene) for scene in generate_scenes(2, seed=8)]
+    questions = [QUESTION, "Is the red circle left of the blue square?"]
+    scores = adapter.answer_scores(images, questions)
+    batch = adapter.prepare(images, questions)
+    with torch.no_grad():
+        out = adapter.model.generate(**batch.inputs, max_new_tokens=1, do_sample=False, output_scores=True,
+                                     return_dict_in_generate=True)
+    probs = torch.softmax(out.scores[0].float(), -1)
+    yes_ids, no_ids = adapter._yes_no_ids
+    np.testing.assert_allclose(scores.p_yes, probs[:, yes_ids].sum(-1).numpy(), rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(scores.p_no, probs[:, no_ids].sum(-1).numpy(), rtol=1e-5, atol=1e-12)
+
+
+def test_t5_attention_reads_the_decoders_cross_attention(adapters: dict) -> None:
+    """The attention probe's masses for BLIP-2 with T5 are T5's own cross-attention probabilities summed over the
+    encoder tokens of each part, and the record says which attention it read."""
+    adapter = adapters["blip2_t5"]
+    probe = AttentionProbe(untrained_baseline=False)
+    prompt = adapter.prepare([render(generate_scenes(1, seed=3)[0])], [QUESTION])
+    batch, _ = probe._with_answer(adapter, prompt)
+    measured = probe._measure(adapter, batch, int(prompt.last_positions()[0]))
+    with adapter.eager_attention():
+        out = adapter.forward(batch, output_attentions=True)
+    ids = batch.input_ids[0].tolist()
+    image = [i for i, t in enumerate(ids) if t == adapter.image_token_id]
+    text = [i for i in range(len(ids)) if i not in image and batch.attention_mask[0, i]]
+    for layer, att in enumerate(out.language_model_outputs.cross_attentions):
+        row = att[0, :, 0].double().numpy()  # [heads, encoder tokens] at the decoder's start
+        np.testing.assert_allclose(measured["masses"][layer, :, 0, 2], row[:, image].sum(-1), atol=1e-6)
+        np.testing.assert_allclose(measured["masses"][layer, :, 0, 3], row[:, text].sum(-1), atol=1e-6)
+    assert "cross-attention" in adapter.attention_source

@@ -48,6 +48,11 @@ class Adapter(abc.ABC):
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
+    def wrap(cls, model: torch.nn.Module, processor: Any, **kwargs: Any) -> Adapter:
+        """The adapter for an already-built ``model`` (a family may pick a variant by its config)."""
+        return cls(model, processor, **kwargs)
+
+    @classmethod
     @abc.abstractmethod
     def from_pretrained(cls, path: str, **load_kwargs: Any) -> Adapter:
         """Load model and processor from a local folder or hub id (``load_kwargs`` see loading.py)."""

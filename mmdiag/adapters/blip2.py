@@ -15,6 +15,7 @@ from PIL import Image
 
 from mmdiag.adapters.base import StageFeatures
 from mmdiag.adapters.capture import capture_io, hooks
+from mmdiag.adapters.encoder_decoder import EncoderDecoderLM
 from mmdiag.adapters.generative import GenerativeAdapter, image_token_spans
 from mmdiag.adapters.hf_loading import LoadOptions, load_hf_model, load_hf_processor
 from mmdiag.adapters.llava import _processor_image_size
@@ -36,7 +37,18 @@ class Blip2Adapter(GenerativeAdapter):
         options = options or LoadOptions()
         processor = load_hf_processor(path, options)
         model = load_hf_model(Blip2ForConditionalGeneration, path, options)
-        return cls(model, processor, source=path, **kwargs)
+        return cls.wrap(model, processor, source=path, **kwargs)
+
+    @classmethod
+    def wrap(cls, model: torch.nn.Module, processor: Any, **kwargs: Any) -> Blip2Adapter:
+        """The decoder-only adapter, or its encoder-decoder variant when the LLM is T5 (Flan-T5 checkpoints)."""
+        if not model.config.use_decoder_only_language_model and not getattr(cls, "is_encoder_decoder", False):
+            return cls.with_t5(model, processor, **kwargs)
+        return cls(model, processor, **kwargs)
+
+    @classmethod
+    def with_t5(cls, model: torch.nn.Module, processor: Any, **kwargs: Any) -> Blip2Adapter:
+        return Blip2T5Adapter(model, processor, **kwargs)
 
     @property
     def image_token_id(self) -> int:
@@ -116,11 +128,9 @@ class Blip2Adapter(GenerativeAdapter):
         return torch.stack(kept, dim=1)
 
     def validate(self) -> None:
-        if not self.model.config.use_decoder_only_language_model:
-            raise CapabilityError(
-                f"{self.family} with an encoder-decoder language model (T5) is not supported yet: use a "
-                "decoder-only checkpoint (OPT, Llama, Vicuna)"
-            )
+        if self.model.config.use_decoder_only_language_model == bool(getattr(self, "is_encoder_decoder", False)):
+            raise CapabilityError(f"{type(self).__name__} does not fit this checkpoint's language model: load it with "
+                                  "load_adapter(), which picks the decoder-only or T5 variant from its config")
         vocab = self.model.get_input_embeddings().num_embeddings
         if self.image_token_id >= vocab:
             raise ProcessorMismatchError(
@@ -135,3 +145,9 @@ class Blip2Adapter(GenerativeAdapter):
                 f"the processor inserts {n_tokens} image tokens but the model has {n_queries} Q-Former queries: "
                 "use the processor saved with this model (num_query_tokens must match)"
             )
+
+
+class Blip2T5Adapter(EncoderDecoderLM, Blip2Adapter):
+    """BLIP-2 with a T5 language model (``Salesforce/blip2-flan-t5-xl`` and the like)."""
+
+    family = "blip2_t5"

@@ -127,6 +127,7 @@ class GenerativeAdapter(Adapter):
     image_tokens_read_the_prompt: ClassVar[bool] = False
     # can a cached image prefix be continued by text alone? Not where positions depend on the whole input (M-RoPE)
     reuses_image_prefix: ClassVar[bool] = True
+    is_encoder_decoder: ClassVar[bool] = False  # T5-style LLM: see mmdiag.adapters.encoder_decoder
     score_rows: int = 64
     generate_rows: int = 32
 
@@ -329,6 +330,16 @@ class GenerativeAdapter(Adapter):
     def _continue_from_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: Any) -> torch.Tensor:
         """Logits of ``input_ids`` that follow the cached prefix (``attention_mask`` covers prefix + these)."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask, cache=cache, use_cache=True).logits
+
+    def first_answer_logits(self, batch: PreparedBatch) -> torch.Tensor:
+        """[batch, vocab]: the logits of each row's first answer token (at its last prompt token)."""
+        logits = self.forward(batch).logits
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return logits[rows, batch.last_positions().to(logits.device)]
+
+    def yes_no(self, first_logits: torch.Tensor) -> YesNoScores:
+        """P(yes), P(no) from [batch, vocab] first-answer-token logits."""
+        return self._yes_no_from_last(first_logits)
 
     def scores_from_logits(self, logits: torch.Tensor, batch: PreparedBatch) -> YesNoScores:
         """P(yes), P(no) from the logits at each row's last prompt token."""

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from mmdiag.adapters.blip2 import Blip2Adapter
+from mmdiag.adapters.encoder_decoder import EncoderDecoderLM
 from mmdiag.adapters.hf_loading import LoadOptions, load_hf_model, load_hf_processor
 
 FEATURE_INSTRUCTION = "Describe the image."
@@ -36,7 +37,11 @@ class InstructBlipAdapter(Blip2Adapter):
         options = options or LoadOptions()
         processor = load_hf_processor(path, options, required=("image_processor", "tokenizer", "qformer_tokenizer"))
         model = load_hf_model(InstructBlipForConditionalGeneration, path, options)
-        return cls(model, processor, source=path, **kwargs)
+        return cls.wrap(model, processor, source=path, **kwargs)
+
+    @classmethod
+    def with_t5(cls, model: torch.nn.Module, processor: Any, **kwargs: Any) -> InstructBlipAdapter:
+        return InstructBlipT5Adapter(model, processor, **kwargs)
 
     def _image_feature_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
         instruction = self.processor.qformer_tokenizer([self.format_prompt(FEATURE_INSTRUCTION)] * len(images),
@@ -44,3 +49,9 @@ class InstructBlipAdapter(Blip2Adapter):
         return {"pixel_values": self.pixel_values(images),
                 "qformer_input_ids": instruction["input_ids"].to(self.device),
                 "qformer_attention_mask": instruction["attention_mask"].to(self.device)}
+
+
+class InstructBlipT5Adapter(EncoderDecoderLM, InstructBlipAdapter):
+    """InstructBLIP with a T5 language model (``Salesforce/instructblip-flan-t5-xl`` and the like)."""
+
+    family = "instructblip_t5"

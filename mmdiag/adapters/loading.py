@@ -75,7 +75,7 @@ def _wrap_built(model: torch.nn.Module, processor: Any, registry: AdapterRegistr
     if type(model).__module__.startswith("open_clip"):
         names.append("open_clip")
     adapter_cls = _lookup(names, registry, source=type(model).__name__)
-    return adapter_cls(model, processor, **kwargs)
+    return adapter_cls.wrap(model, processor, **kwargs)
 
 
 def _load_from_spec(spec: str, options: LoadOptions, registry: AdapterRegistry, kwargs: dict[str, Any]) -> Adapter:

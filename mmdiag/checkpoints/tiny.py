@@ -48,7 +48,8 @@ def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -
                 "paligemma": build_paligemma, "qwen2_vl": build_qwen2_vl,
                 "qwen2_5_vl": lambda out, spec: build_qwen2_vl(out, spec, v2_5=True), "internvl": build_internvl,
                 "idefics3": build_idefics3,
-                "blip2": _blip2, "instructblip": _instructblip, "clip": _clip, "siglip": _siglip,
+                "blip2": _blip2, "blip2_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=False, t5=True),
+                "instructblip_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=True, t5=True), "instructblip": _instructblip, "clip": _clip, "siglip": _siglip,
                 "open_clip": _open_clip}
     if family not in builders:
         raise ValueError(f"unknown family '{family}': choose one of {', '.join(FAMILIES)}")
@@ -128,6 +129,17 @@ def _llava(out: Path, spec: TinySpec) -> None:
     ).save_pretrained(out)
 
 
+def t5_config(vocab: int, tokenizer, spec: TinySpec):  # noqa: ANN001, ANN201 - transformers types
+    """A tiny Flan-T5-style encoder-decoder (gated GELU, untied head), decoding from the pad token as T5 does."""
+    from transformers import T5Config
+
+    return T5Config(vocab_size=vocab, d_model=spec.hidden, d_kv=spec.hidden // spec.heads, d_ff=spec.hidden * 2,
+                    num_layers=spec.layers, num_decoder_layers=spec.layers, num_heads=spec.heads,
+                    feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                    decoder_start_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id)
+
+
 def _blip2(out: Path, spec: TinySpec) -> None:
     _query_transformer_model(out, spec, instruct=False)
 
@@ -136,9 +148,10 @@ def _instructblip(out: Path, spec: TinySpec) -> None:
     _query_transformer_model(out, spec, instruct=True)
 
 
-def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool) -> None:
+def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool, t5: bool = False) -> None:
     """BLIP-2, or with ``instruct`` InstructBLIP (whose Q-Former also reads the instruction, with its own
-    tokenizer): vision tower, Q-Former with learned queries, OPT language model."""
+    tokenizer): vision tower, Q-Former with learned queries, OPT language model (or with ``t5`` a T5
+    encoder-decoder, as the Flan-T5 checkpoints have)."""
     import transformers
     from transformers import BlipImageProcessor, OPTConfig
 
@@ -146,7 +159,7 @@ def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool) -> None:
     config_cls, model_cls, processor_cls, qformer_cls, vision_cls = (
         getattr(transformers, prefix + name)
         for name in ("Config", "ForConditionalGeneration", "Processor", "QFormerConfig", "VisionConfig"))
-    tokenizer = build_word_tokenizer(image_token=False)
+    tokenizer = build_word_tokenizer(image_token=False, add_bos=not t5, add_eos=t5)  # T5 ends inputs with EOS
     processor = processor_cls(
         image_processor=BlipImageProcessor(
             size={"height": spec.image_size, "width": spec.image_size}, image_mean=IMAGE_MEAN, image_std=IMAGE_STD
@@ -156,7 +169,7 @@ def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool) -> None:
         num_query_tokens=spec.num_query_tokens,
     )  # adds its own <image> token to the tokenizer
     vocab = len(processor.tokenizer)
-    text = OPTConfig(
+    text = t5_config(vocab, tokenizer, spec) if t5 else OPTConfig(
         vocab_size=vocab,
         hidden_size=spec.hidden,
         ffn_dim=spec.hidden * 2,
@@ -179,7 +192,7 @@ def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool) -> None:
         **qformer_vocab,
     )
     config = config_cls(
-        vision_config=vision_cls(**_vision_kwargs(spec)).to_dict(),
+        vision_config=vision_cls(**_vision_kwargs(spec), initializer_range=0.02).to_dict(),  # default 1e-10: image-blind
         qformer_config=qformer.to_dict(),
         text_config=text.to_dict(),
         num_query_tokens=spec.num_query_tokens,

@@ -30,6 +30,7 @@ from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter, PreparedBatc
 from mmdiag.adapters.capture import hooks
 from mmdiag.adapters.generative import GenerativeAdapter
 from mmdiag.metrics.stats import bootstrap_ci, bootstrap_ci_columns
+from mmdiag.probes.attention.encoder_decoder import measure_encoder_decoder
 from mmdiag.probes.attention.guide import GUIDES
 from mmdiag.probes.attention.parts import (
     BOS,
@@ -71,6 +72,7 @@ class AttentionResult(ProbeResult):
     qformer_layer_object_ratio: list[float | None] = field(default_factory=list)
     cls_layer_object_ratio: list[float | None] = field(default_factory=list)
     token_grid: list[int] | None = None
+    encoder_text_layer_mass: dict[str, list[float]] = field(default_factory=dict)  # T5: text rows, part -> [layers]
     threshold: float = 0.1
 
 
@@ -84,7 +86,8 @@ class AttentionProbe(Probe):
         GENERATIVE: ("mean_image_mass", "sink_free_image_mass", "mean_sink_mass", "mean_bos_mass", "visual_sinks_per_example",
                      "image_text_efficiency_ratio", "blind_answer_shift", "blind_tv_distance", "noise_answer_shift",
                      "object_attention_ratio", "image_mass_low_from_layer", "untrained_mean_image_mass",
-                     "untrained_image_text_efficiency_ratio", "answer_image_mass", "qformer_object_attention_ratio"),
+                     "untrained_image_text_efficiency_ratio", "answer_image_mass", "qformer_object_attention_ratio",
+                     "encoder_text_image_mass"),
         DUAL_ENCODER: ("modality_gap", "untrained_modality_gap", "object_attention_ratio"),
     }
 
@@ -118,8 +121,8 @@ class AttentionProbe(Probe):
         measured = self._measure(adapter, batch, prompt_end)
         masses, image_rows, sinks = measured["masses"], measured["image_rows"], measured["sinks"]
         free, sink_mass = sink_free(masses[:, :, 0], image_rows[:, :, 0], sinks)  # prompt row, per head
-        probs = torch.softmax(measured["logits"][0, prompt_end].float(), -1)
-        real = adapter.scores_from_logits(measured["logits"], prompt)
+        probs = torch.softmax(measured["first_logits"].float(), -1)
+        real = adapter.yes_no(measured["first_logits"][None])
         values: dict[str, Any] = {
             "question": question,
             "answer": answer,
@@ -139,11 +142,16 @@ class AttentionProbe(Probe):
         }
         if masses.shape[2] > 1:
             values["answer_masses"] = _round(masses[:, :, 1:].mean(axis=2))
+        if "encoder_masses" in measured:  # T5: the question's encoding, text rows over image tokens
+            values["encoder_text_masses"] = _round(measured["encoder_masses"].mean(axis=1))  # [layers][parts]
         if prompt.token_grid is not None and example.scene.objects:  # object regions need positions
             values["object_patches"] = object_patch_mask(example.scene, prompt.token_grid).astype(int).tolist()
         elif prompt.token_regions is not None and example.scene.objects:  # tiles, row ends: each token's own box
             values["object_patches"] = object_region_mask(example.scene, prompt.token_regions[0]).tolist()
             values["attention_map"] = _round(attention_map(image_rows[:, :, 0].mean(axis=(0, 1)), prompt.token_regions[0]))
+        elif example.scene.objects:
+            values["no_object_patches"] = (f"{adapter.family}'s image tokens are learned queries with no place on the "
+                                           "image (the Q-Former ratio below reads its cross-attention over patches)")
         if hasattr(adapter, "qformer_patch_attention") and example.scene.objects:
             values["qformer_patch_attention"] = _round(adapter.qformer_patch_attention([image])[0].cpu().numpy())
             values["vision_object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
@@ -154,6 +162,17 @@ class AttentionProbe(Probe):
 
     def _with_answer(self, adapter: GenerativeAdapter, prompt: PreparedBatch) -> tuple[PreparedBatch, str | None]:
         """The prompt extended by greedily generated answer tokens (teacher-forced rows equal generation's)."""
+        if adapter.is_encoder_decoder:  # the answer is the decoder's: its rows are the start token and the answer
+            start = adapter.decoder_start(1)
+            decoder = start
+            if self.generate_tokens:
+                with torch.no_grad():
+                    out = adapter.model.generate(**prompt.inputs, max_new_tokens=self.generate_tokens, do_sample=False)
+                decoder = out[:, :-1] if out.shape[1] > 1 else start
+            batch = PreparedBatch({**prompt.inputs, "decoder_input_ids": decoder}, prompt.prompts, prompt.image_spans,
+                                  prompt.token_grid, prompt.padding_side, prompt.token_regions)
+            answer = adapter.tokenizer.decode(out[0], skip_special_tokens=True) if self.generate_tokens else None
+            return batch, answer
         if not self.generate_tokens:
             return prompt, None
         with torch.no_grad():
@@ -166,6 +185,8 @@ class AttentionProbe(Probe):
 
     def _measure(self, adapter: GenerativeAdapter, batch: PreparedBatch, prompt_end: int) -> dict[str, Any]:
         """One forward with streamed rows at the prompt end and answer positions, plus sink tracking."""
+        if adapter.is_encoder_decoder:
+            return measure_encoder_decoder(adapter, batch, prompt_end, self.sink_from_layer, self.sink_threshold)
         bos_id = adapter.tokenizer.bos_token_id
         labels = part_labels(batch, bos_id, prompt_end)
         n_tokens = int(batch.attention_mask[0].sum())
@@ -202,13 +223,13 @@ class AttentionProbe(Probe):
             "bos_phi": tracker.bos_phi,
             "labels": labels,
             "logits": logits,
+            "first_logits": logits[0, prompt_end],
         }
 
     def _blind_shift(self, adapter: GenerativeAdapter, image: Any, question: str, probs: torch.Tensor, p_yes: float) -> dict[str, float]:
-        batch = adapter.prepare([image], [question])
-        logits = adapter.forward(batch).logits
-        blind_probs = torch.softmax(logits[0, int(batch.last_positions()[0])].float(), -1)
-        blind_yes = float(adapter.scores_from_logits(logits, batch).p_yes_norm[0])
+        first = adapter.first_answer_logits(adapter.prepare([image], [question]))
+        blind_probs = torch.softmax(first[0].float(), -1)
+        blind_yes = float(adapter.yes_no(first).p_yes_norm[0])
         return {"p_yes": blind_yes, "yes_shift": abs(p_yes - blind_yes),
                 "tv": float(0.5 * (probs - blind_probs).abs().sum())}
 
@@ -312,6 +333,14 @@ class AttentionProbe(Probe):
             result.answer_layer_mass = {p: answer[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
             metrics["answer_image_mass"] = Metric(float(answer[:, :, IMAGE].mean()), *ci(answer[:, :, IMAGE].mean(axis=1)),
                                                   "image mass at the generated answer tokens")
+        if "encoder_text_masses" in records[0]:
+            encoder = np.array([r["encoder_text_masses"] for r in records], dtype=float)  # [N, L, P]
+            result.encoder_text_layer_mass = {p: encoder[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
+            text_to_image = encoder[:, :, IMAGE].mean(axis=1)
+            metrics["encoder_text_image_mass"] = Metric(float(text_to_image.mean()), *ci(text_to_image),
+                                                        "T5 encoder: attention from text tokens to image tokens")
+        if getattr(adapter, "attention_source", None):
+            result.notes.append(f"attention read from the {adapter.attention_source}")
         if "qformer_patch_attention" in records[0]:
             qf = np.array([r["qformer_patch_attention"] for r in records], dtype=float)  # [N, Lq, patches]
             result.qformer_layer_object_ratio = [
@@ -405,7 +434,8 @@ def _first_of_tail(low_layers: np.ndarray, n_layers: int) -> int | None:
 
 def _why_no_object_ratio(records: list[dict[str, Any]]) -> str:
     if not any("object_patches" in r for r in records):
-        return "the data source gives no object positions (object regions unknown)"
+        reasons = [r["no_object_patches"] for r in records if "no_object_patches" in r]
+        return reasons[0] if reasons else "the data source gives no object positions (object regions unknown)"
     return "no example has both object and background patches on the token grid"
 
 

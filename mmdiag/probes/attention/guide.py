@@ -52,6 +52,10 @@ GUIDES: dict[str, MetricGuide] = {
     "untrained_image_text_efficiency_ratio": MetricGuide("efficiency ratio of the untrained copy", better="neither"),
     "answer_image_mass": MetricGuide("image mass at generated answer tokens", reference=image_token_share,
                                      reference_label=_SHARE, comparable=False),
+    "encoder_text_image_mass": MetricGuide(
+        "T5 encoder (BLIP-2 / InstructBLIP with Flan-T5): share of the text tokens' self-attention that lands on the "
+        "image tokens; low means the question is encoded mostly from text", reference=image_token_share,
+        reference_label=_SHARE, comparable=False),
     "qformer_object_attention_ratio": MetricGuide(
         "Q-Former cross-attention per object patch over per background patch", reference=1.0,
         reference_label="no preference for objects"),
