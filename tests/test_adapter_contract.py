@@ -12,7 +12,8 @@ from mmdiag.adapters.registry import default_registry
 from mmdiag.checkpoints.tiny import FAMILIES, TinySpec
 
 SPEC = TinySpec()
-GENERATIVE_FAMILIES = [f for f in FAMILIES if f not in ("clip", "siglip", "open_clip")]
+DUAL_FAMILIES = ["clip", "siglip", "siglip2", "open_clip"]
+GENERATIVE_FAMILIES = [f for f in FAMILIES if f not in DUAL_FAMILIES]
 GRID_FAMILIES = ("llava", "paligemma")  # one patch grid of image tokens; the others place each token (regions)
 MERGED = (2, SPEC.num_query_tokens, SPEC.hidden)  # 2x2 patches folded into one token: 16 patches -> 4 tokens
 GRID = (SPEC.image_size // SPEC.patch_size, SPEC.image_size // SPEC.patch_size)
@@ -64,6 +65,7 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
         "instructblip_t5": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
         "siglip": (["vision_encoder", "image_embedding"], (2, 1, SPEC.hidden)),
+        "siglip2": (["vision_encoder", "image_embedding"], (2, 1, SPEC.hidden)),
         "open_clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
     }[family]
     assert names == expected[0]
@@ -134,7 +136,7 @@ def test_generate_returns_text_and_lm_layers_are_exposed(adapters: dict, family:
     assert adapter.kind == GENERATIVE
 
 
-@pytest.mark.parametrize("family", ["clip", "siglip", "open_clip"])
+@pytest.mark.parametrize("family", DUAL_FAMILIES)
 def test_dual_encoder_similarity(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     texts = ["a photo of a red circle", "a photo of a blue square", "a photo of a green triangle"]
@@ -146,7 +148,7 @@ def test_dual_encoder_similarity(adapters: dict, family: str) -> None:
     assert adapter.kind == DUAL_ENCODER
 
 
-@pytest.mark.parametrize("family", ["clip", "siglip", "open_clip"])
+@pytest.mark.parametrize("family", DUAL_FAMILIES)
 def test_dual_encoders_refuse_generative_calls_with_a_clear_error(adapters: dict, family: str) -> None:
     from mmdiag.errors import CapabilityError
 
@@ -207,3 +209,20 @@ def test_prebuilt_model_and_processor_are_accepted(tiny_paths: dict) -> None:
     adapter = load_adapter(model, processor)
     assert isinstance(adapter, LlavaAdapter)
     assert adapter.answer_scores(IMAGES[:1], QUESTIONS[:1]).p_yes.shape == (1,)
+
+
+def test_siglip2_reads_native_aspect_patches_as_its_own_code_does(adapters: dict) -> None:
+    """SigLIP 2 (NaFlex): image embeddings are the tower's pooled output on the processor's patches, mask and grid;
+    the pooling query's attention over the real patches sums to 1 per head; a wide image keeps its aspect ratio
+    (a grid of more columns than rows) and its padding rows are left out of the ``vision_encoder`` stage."""
+    adapter = adapters["siglip2"]
+    model, processor = adapter.model, adapter.processor
+    encoded = processor.image_processor(images=IMAGES[:1], return_tensors="pt")
+    torch.testing.assert_close(adapter.image_embeddings(IMAGES[:1]), model.get_image_features(**encoded).pooler_output)
+    heads = adapter.cls_attention(IMAGES[:1])
+    torch.testing.assert_close(heads.sum(-1), torch.ones_like(heads.sum(-1)))
+    wide = [Image.new("RGB", (64, 32), (30, 200, 30))]
+    shape = processor.image_processor(images=wide, return_tensors="pt")["spatial_shapes"][0].tolist()
+    assert shape[1] > shape[0]
+    vision = adapter.vision_features(wide)
+    assert vision.grid == tuple(shape) and vision.tokens.shape[1] == shape[0] * shape[1]

@@ -86,3 +86,18 @@ def test_readme_file_list_is_what_an_audit_writes(tmp_path, tiny_paths):
                  "--n-scenes", "2", "--no-progress"]) == 0
     written = sorted(p.name + ("/" if p.is_dir() else "") for p in (tmp_path / "r").iterdir() if not p.name.startswith("."))
     assert sorted(listed) == written
+
+
+def test_readme_support_table_names_every_registered_architecture():
+    """The support table is true: each built-in architecture is listed, and what it says is refused is refused."""
+    from pathlib import Path
+
+    from mmdiag.adapters.registry import BUILTIN_ADAPTERS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme[readme.index("### Supported families"):readme.index("### Real data")]
+    for architecture in BUILTIN_ADAPTERS:
+        if architecture != "open_clip":
+            assert f"`{architecture}`" in table, architecture
+    refused = table[table.index("Refused with"):]
+    assert "Qwen3VLForConditionalGeneration" in refused and "Qwen3VLForConditionalGeneration" not in BUILTIN_ADAPTERS

@@ -29,6 +29,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "InstructBlipForConditionalGeneration": "mmdiag.adapters.instructblip:InstructBlipAdapter",
     "CLIPModel": "mmdiag.adapters.clip_hf:HFClipAdapter",
     "SiglipModel": "mmdiag.adapters.siglip:SiglipAdapter",
+    "Siglip2Model": "mmdiag.adapters.siglip2:Siglip2Adapter",
     "open_clip": "mmdiag.adapters.open_clip:OpenClipAdapter",
 }
 

@@ -8,31 +8,16 @@ meaningless, only shapes and plumbing are tested with them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from mmdiag.checkpoints import TINY_FAMILIES
+from mmdiag.checkpoints.tiny_parts import IMAGE_MEAN, IMAGE_STD, TinySpec, llama_config
+from mmdiag.checkpoints.tiny_parts import vision_kwargs as _vision_kwargs
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 FAMILIES = TINY_FAMILIES
-IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073]
-IMAGE_STD = [0.26862954, 0.26130258, 0.27577711]
-
-
-@dataclass(frozen=True)
-class TinySpec:
-    """Geometry of a tiny model: images of ``image_size`` px cut in ``patch_size`` patches."""
-
-    image_size: int = 32
-    patch_size: int = 8
-    hidden: int = 32
-    layers: int = 2
-    heads: int = 4
-    kv_heads: int = 2
-    num_query_tokens: int = 4
-    seed: int = 0
 
 
 def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -> Path:
@@ -50,6 +35,7 @@ def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -
                 "idefics3": build_idefics3,
                 "blip2": _blip2, "blip2_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=False, t5=True),
                 "instructblip_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=True, t5=True), "instructblip": _instructblip, "clip": _clip, "siglip": _siglip,
+                "siglip2": _siglip2,
                 "open_clip": _open_clip}
     if family not in builders:
         raise ValueError(f"unknown family '{family}': choose one of {', '.join(FAMILIES)}")
@@ -68,35 +54,6 @@ def _clip_image_processor(spec: TinySpec):  # noqa: ANN202 - transformers type
         crop_size={"height": spec.image_size, "width": spec.image_size},
         image_mean=IMAGE_MEAN,
         image_std=IMAGE_STD,
-    )
-
-
-def _vision_kwargs(spec: TinySpec) -> dict:
-    return dict(
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=2,
-        image_size=spec.image_size,
-        patch_size=spec.patch_size,
-    )
-
-
-def llama_config(tokenizer, spec: TinySpec, max_positions: int = 512):  # noqa: ANN001, ANN201 - transformers types
-    """A tiny Llama language model over ``tokenizer``'s vocabulary."""
-    from transformers import LlamaConfig
-
-    return LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
-        max_position_embeddings=max_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
     )
 
 
@@ -226,7 +183,12 @@ def _clip(out: Path, spec: TinySpec) -> None:
 
 
 def _siglip(out: Path, spec: TinySpec) -> None:
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+    from transformers import (
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+        SiglipProcessor,
+    )
 
     tokenizer = build_word_tokenizer()  # SigLIP pools the text at the last position of a max-length padding
     config = SiglipConfig(
@@ -240,6 +202,31 @@ def _siglip(out: Path, spec: TinySpec) -> None:
     image_processor = SiglipImageProcessor(size={"height": spec.image_size, "width": spec.image_size},
                                            image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
     SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+
+
+def _siglip2(out: Path, spec: TinySpec) -> None:
+    import string
+
+    from transformers import Siglip2Config, Siglip2ImageProcessor, Siglip2Model, Siglip2Processor, Siglip2Tokenizer
+
+    # SigLIP 2's own tokenizer class (Gemma BPE, lowercased, spaces as "▁"), reloaded by AutoProcessor whatever the
+    # saved file says: a character-level vocabulary (no merges) keeps it honest at tiny size
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+    characters = ["▁"] + list(string.ascii_lowercase + string.digits + string.punctuation)
+    tokenizer = Siglip2Tokenizer(vocab={token: i for i, token in enumerate(specials + characters)}, merges=[])
+    n_patches = (spec.image_size // spec.patch_size) ** 2
+    vision = {k: v for k, v in _vision_kwargs(spec).items() if k != "image_size"}
+    config = Siglip2Config(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=spec.hidden, intermediate_size=spec.hidden * 2,
+                         num_hidden_layers=spec.layers, num_attention_heads=2, max_position_embeddings=64,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, projection_size=spec.hidden),
+        vision_config=dict(vision, num_patches=n_patches),
+    )
+    Siglip2Model(config).eval().save_pretrained(out)
+    image_processor = Siglip2ImageProcessor(patch_size=spec.patch_size, max_num_patches=n_patches,
+                                            image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
 
 
 def _open_clip(out: Path, spec: TinySpec) -> None:

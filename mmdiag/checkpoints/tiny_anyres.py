@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
-    from mmdiag.checkpoints.tiny import TinySpec
+    from mmdiag.checkpoints.tiny_parts import TinySpec
 
 
 def pinpoints(spec: TinySpec) -> list[list[int]]:
@@ -21,11 +21,11 @@ def build_llava_next(out: Path, spec: TinySpec, onevision: bool = False) -> None
     import transformers
     from transformers import CLIPVisionConfig
 
-    from mmdiag.checkpoints.tiny import (
+    from mmdiag.checkpoints.tiny_parts import (
         IMAGE_MEAN,
         IMAGE_STD,
-        _vision_kwargs,
         llama_config,
+        vision_kwargs,
     )
 
     prefix = "LlavaOnevision" if onevision else "LlavaNext"
@@ -35,7 +35,7 @@ def build_llava_next(out: Path, spec: TinySpec, onevision: bool = False) -> None
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
     if onevision:  # its processor also expands video placeholders
         tokenizer.add_tokens(["<video>"], special_tokens=True)
-    config = config_cls(vision_config=CLIPVisionConfig(**_vision_kwargs(spec)), text_config=llama_config(tokenizer, spec),
+    config = config_cls(vision_config=CLIPVisionConfig(**vision_kwargs(spec)), text_config=llama_config(tokenizer, spec),
                         image_token_id=image_token_id, image_grid_pinpoints=pinpoints(spec), vision_feature_layer=-1,
                         vision_feature_select_strategy="default", **({"video_token_id": tokenizer.convert_tokens_to_ids("<video>")} if onevision else {}))
     model_cls(config).eval().save_pretrained(out)

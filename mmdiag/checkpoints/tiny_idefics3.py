@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
-    from mmdiag.checkpoints.tiny import TinySpec
+    from mmdiag.checkpoints.tiny_parts import TinySpec
 
 
 def build_idefics3(out: Path, spec: TinySpec) -> None:
@@ -20,7 +20,7 @@ def build_idefics3(out: Path, spec: TinySpec) -> None:
         Idefics3VisionConfig,
     )
 
-    from mmdiag.checkpoints.tiny import llama_config
+    from mmdiag.checkpoints.tiny_parts import llama_config
 
     tokenizer = build_word_tokenizer()
     tokenizer.add_tokens(["<global-img>"] + [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)],

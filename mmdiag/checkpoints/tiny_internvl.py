@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
-    from mmdiag.checkpoints.tiny import TinySpec
+    from mmdiag.checkpoints.tiny_parts import TinySpec
 
 IMAGE_TOKENS = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
                 "video_token": "<video>"}
@@ -25,7 +25,7 @@ def build_internvl(out: Path, spec: TinySpec) -> None:
         PreTrainedTokenizerFast,
     )
 
-    from mmdiag.checkpoints.tiny import IMAGE_MEAN, IMAGE_STD, llama_config
+    from mmdiag.checkpoints.tiny_parts import IMAGE_MEAN, IMAGE_STD, llama_config
 
     words = build_word_tokenizer()
     words.add_tokens(list(IMAGE_TOKENS.values()), special_tokens=True)

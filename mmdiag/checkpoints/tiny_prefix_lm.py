@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
-    from mmdiag.checkpoints.tiny import TinySpec
+    from mmdiag.checkpoints.tiny_parts import TinySpec
 
 
 def build_paligemma(out: Path, spec: TinySpec) -> None:
@@ -21,7 +21,7 @@ def build_paligemma(out: Path, spec: TinySpec) -> None:
         SiglipVisionConfig,
     )
 
-    from mmdiag.checkpoints.tiny import _vision_kwargs
+    from mmdiag.checkpoints.tiny_parts import vision_kwargs
 
     image_processor = SiglipImageProcessor(size={"height": spec.image_size, "width": spec.image_size},
                                            image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
@@ -33,7 +33,7 @@ def build_paligemma(out: Path, spec: TinySpec) -> None:
                        head_dim=spec.hidden // spec.heads, max_position_embeddings=512,
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                        pad_token_id=tokenizer.pad_token_id)
-    config = PaliGemmaConfig(vision_config=SiglipVisionConfig(**_vision_kwargs(spec)), text_config=text,
+    config = PaliGemmaConfig(vision_config=SiglipVisionConfig(**vision_kwargs(spec)), text_config=text,
                              image_token_id=processor.image_token_id, projection_dim=spec.hidden)
     PaliGemmaForConditionalGeneration(config).eval().save_pretrained(out)
     processor.save_pretrained(out)

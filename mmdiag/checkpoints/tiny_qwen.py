@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
-    from mmdiag.checkpoints.tiny import TinySpec
+    from mmdiag.checkpoints.tiny_parts import TinySpec
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
