@@ -11,8 +11,8 @@ import contextlib
 import os
 import sys
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -180,7 +180,9 @@ def audit(
             if progress and process.is_main:
                 print(f"mmdiag: {note}", file=sys.stderr)
         if limited_from is not None:
-            notes.append(f"--limit: {config.n_scenes} of the suite's {limited_from} scenes - for trying things out, "
+            scenes = getattr(source, "name", "scenes") == "scenes"
+            whole = f"the suite's {limited_from} scenes" if scenes else f"the {source.name} source's {limited_from} examples"
+            notes.append(f"--limit: {config.n_scenes} of {whole} - for trying things out, "
                          "not for reporting (the CIs are those of the smaller sample)")
         gates = [parse_gate(g) for g in config.gates_for(adapter.kind)]
         _check_gates(gates, probes, adapter)
