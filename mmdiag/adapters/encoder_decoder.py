@@ -5,7 +5,8 @@ The processor puts the image (query) tokens and the prompt in the *encoder's* in
 
 * yes/no scores are the decoder's first-step distribution; a question changes the encoder's states of the image
   tokens (bidirectional attention), so no image prefix is shared between questions;
-* ``lm_layers`` are the encoder's blocks (where the image tokens live: the spatial probe's LLM stages);
+* ``lm_layers`` are the encoder's blocks (where the image tokens live: the spatial probe's LLM stages read the
+  encoder's states at the image tokens, under the stage prompt);
 * ``lm_attention_modules`` are the decoder's cross-attention modules: the attention probe reads which input
   tokens (image vs text) the answer attends to there, and the encoder's self-attention from text tokens to
   image tokens beside it (the report says which it reads);
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from mmdiag.adapters.types import PreparedBatch, StageFeatures
+from mmdiag.adapters.types import PreparedBatch
 
 
 class EncoderDecoderLM:
@@ -91,15 +92,6 @@ class EncoderDecoderLM:
             for key, config in configs.items():
                 config._attn_implementation = previous[key]
 
-    @torch.no_grad()
-    def image_token_states(self, images: Sequence[Image.Image], layers: Sequence[int],
-                           prompt: str = "Describe the image.") -> list[StageFeatures]:
-        """The encoder's states at the image tokens after each of ``layers`` (0 = the embeddings), under ``prompt``."""
-        batch = self.prepare(images, [prompt] * len(images), padding_side="right")  # type: ignore[attr-defined]
-        hidden = self.forward(batch, output_hidden_states=True).language_model_outputs.encoder_hidden_states
-        out = []
-        for layer in layers:
-            states = hidden[layer]
-            rows = [torch.cat([states[b, s:e] for s, e in spans]) for b, spans in enumerate(batch.image_spans)]
-            out.append(StageFeatures(f"llm_layer_{layer}", torch.stack(rows).float(), batch.token_grid))
-        return out
+    def llm_hidden_states(self, output: Any) -> Sequence[torch.Tensor]:
+        """The encoder's states (where the image tokens live; under the prompt, which the encoder reads both ways)."""
+        return output.language_model_outputs.encoder_hidden_states

@@ -238,14 +238,19 @@ class GenerativeAdapter(Adapter):
         Image tokens precede the prompt, so under causal attention their states do not depend on it.
         """
         batch = self.prepare(images, [prompt] * len(images), padding_side="right")
-        output = self.forward(batch, output_hidden_states=True)
-        hidden = output.hidden_states if getattr(output, "hidden_states", None) is not None else output.language_model_outputs.hidden_states
+        hidden = self.llm_hidden_states(self.forward(batch, output_hidden_states=True))
         out = []
         for layer in layers:
             states = hidden[layer]
             rows = [torch.cat([states[b, start:end] for start, end in spans]) for b, spans in enumerate(batch.image_spans)]
             out.append(StageFeatures(f"llm_layer_{layer}", torch.stack(rows).float(), batch.token_grid))
         return out
+
+    def llm_hidden_states(self, output: Any) -> Sequence[torch.Tensor]:
+        """The per-layer hidden states of the stack that holds the image tokens, from a forward's output."""
+        if getattr(output, "hidden_states", None) is not None:
+            return output.hidden_states
+        return output.language_model_outputs.hidden_states
 
     @torch.no_grad()
     def answer_scores(self, images: Sequence[Image.Image], questions: Sequence[str]) -> YesNoScores:

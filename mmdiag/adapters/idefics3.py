@@ -18,11 +18,11 @@ from PIL import Image
 
 from mmdiag.adapters.base import StageFeatures
 from mmdiag.adapters.capture import capture_io
+from mmdiag.adapters.pixel_shuffle import PixelShuffleViews
 from mmdiag.adapters.projector_lm import ProjectorLMAdapter
-from mmdiag.adapters.types import PreparedBatch
 
 
-class Idefics3Adapter(ProjectorLMAdapter):
+class Idefics3Adapter(PixelShuffleViews, ProjectorLMAdapter):
     """Adapter for ``Idefics3ForConditionalGeneration`` and ``SmolVLMForConditionalGeneration``."""
 
     family = "idefics3"
@@ -41,20 +41,9 @@ class Idefics3Adapter(ProjectorLMAdapter):
     def token_grid(self) -> tuple[int, int] | None:
         return None  # tiles and a global view, several spans: placed by token_regions
 
-    def _shuffle_layout(self) -> np.ndarray:
-        """[view tokens, folded patches, (row, col)] of one view, traced through the connector's pixel shuffle."""
-        rows, cols = self.vision_grid()
-        r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        coords = torch.as_tensor(np.stack([r, c], axis=-1).reshape(1, rows * cols, 2), dtype=torch.float32)
+    def shuffle(self, coords: torch.Tensor) -> torch.Tensor:
         connector = self.projector_module()
-        shuffled = connector.pixel_shuffle(coords, connector.scale_factor)
-        return shuffled.reshape(shuffled.shape[1], -1, 2).numpy().round().astype(int)
-
-    def _view_blocks(self) -> np.ndarray:
-        rows, cols = self.vision_grid()
-        pairs = self._shuffle_layout()
-        low, high = pairs.min(axis=1), pairs.max(axis=1) + 1
-        return np.stack([low[:, 0] / rows, low[:, 1] / cols, high[:, 0] / rows, high[:, 1] / cols], axis=-1)
+        return connector.pixel_shuffle(coords.reshape(1, -1, coords.shape[-1]), connector.scale_factor)
 
     def view_frames(self, image: Image.Image) -> list[tuple[float, float, float, float]]:
         """The part of ``image`` each view shows (y0, x0, y1, x1 fractions), in prompt order: tiles, then global."""
@@ -62,18 +51,6 @@ class Idefics3Adapter(ProjectorLMAdapter):
         rows, cols = int(info["rows"][0][0]), int(info["cols"][0][0])
         tiles = [(r / rows, c / cols, (r + 1) / rows, (c + 1) / cols) for r in range(rows) for c in range(cols)]
         return tiles + [(0.0, 0.0, 1.0, 1.0)]
-
-    def token_regions(self, batch: PreparedBatch, images: Sequence[Image.Image]) -> list[np.ndarray] | None:
-        blocks = self._view_blocks()
-        out = []
-        for row, image in enumerate(images):
-            views = [np.array([y0, x0, y0, x0]) + blocks * np.array([y1 - y0, x1 - x0, y1 - y0, x1 - x0])
-                     for y0, x0, y1, x1 in self.view_frames(image)]
-            regions = np.concatenate(views)
-            if len(regions) != sum(end - start for start, end in batch.image_spans[row]):
-                return None
-            out.append(regions)
-        return out
 
     def image_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
         """One global view per image (no splitting): the whole image on the tower's grid, for the feature stages."""
@@ -91,7 +68,7 @@ class Idefics3Adapter(ProjectorLMAdapter):
         patches = captured.first_input("projector")  # [images, patches, dim]: one view each
         tokens = captured.output_tensor("projector")
         return [StageFeatures("vision_encoder", patches, self.vision_grid()),
-                StageFeatures("projector", tokens, _block_grid(self._shuffle_layout()))]
+                StageFeatures("projector", tokens, _block_grid(self.shuffle_layout()))]
 
 
 def _block_grid(layout: np.ndarray) -> tuple[int, int] | None:

@@ -18,10 +18,10 @@ from PIL import Image
 
 from mmdiag.adapters.base import StageFeatures
 from mmdiag.adapters.llava import LlavaAdapter
-from mmdiag.adapters.types import PreparedBatch
+from mmdiag.adapters.pixel_shuffle import PixelShuffleViews
 
 
-class InternVLAdapter(LlavaAdapter):
+class InternVLAdapter(PixelShuffleViews, LlavaAdapter):
     """Adapter for ``InternVLForConditionalGeneration`` (InternVL 2.5 / 3 in transformers' format)."""
 
     family = "internvl"
@@ -38,21 +38,8 @@ class InternVLAdapter(LlavaAdapter):
     def token_grid(self) -> tuple[int, int] | None:
         return None  # views and pixel-shuffled blocks: placed by token_regions
 
-    def _shuffle_layout(self) -> np.ndarray:
-        """[view tokens, folded patches, (row, col)]: the patches each token of a view folds, in channel order,
-        traced through the model's own ``pixel_shuffle``."""
-        rows, cols = self.vision_grid()
-        r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        coords = torch.as_tensor(np.stack([r, c], axis=-1)[None], dtype=torch.float32)  # [1, rows, cols, 2]
-        shuffled = self._core.pixel_shuffle(coords, scale_factor=self.model.config.downsample_ratio)
-        return shuffled.reshape(-1, shuffled.shape[-1] // 2, 2).numpy().round().astype(int)
-
-    def _shuffled_blocks(self) -> np.ndarray:
-        """[view tokens, 4] boxes (fractions of a view) of the tokens of one view."""
-        rows, cols = self.vision_grid()
-        pairs = self._shuffle_layout()
-        low, high = pairs.min(axis=1), pairs.max(axis=1) + 1
-        return np.stack([low[:, 0] / rows, low[:, 1] / cols, high[:, 0] / rows, high[:, 1] / cols], axis=-1)
+    def shuffle(self, coords: torch.Tensor) -> torch.Tensor:
+        return self._core.pixel_shuffle(coords, scale_factor=self.model.config.downsample_ratio)
 
     def view_frames(self, image: Image.Image) -> list[tuple[float, float, float, float]]:
         """The part of ``image`` (y0, x0, y1, x1 fractions) each view shows, in the processor's order."""
@@ -67,20 +54,6 @@ class InternVLAdapter(LlavaAdapter):
         frames = [(r / rows, c / cols, (r + 1) / rows, (c + 1) / cols) for r in range(rows) for c in range(cols)]
         return frames + [(0.0, 0.0, 1.0, 1.0)] if len(frames) > 1 else frames  # the thumbnail comes last
 
-    def token_regions(self, batch: PreparedBatch, images: Sequence[Image.Image]) -> list[np.ndarray] | None:
-        blocks = self._shuffled_blocks()
-        out = []
-        for row, image in enumerate(images):
-            views = []
-            for y0, x0, y1, x1 in self.view_frames(image):
-                scale = np.array([y1 - y0, x1 - x0, y1 - y0, x1 - x0])
-                views.append(np.array([y0, x0, y0, x0]) + blocks * scale)
-            regions = np.concatenate(views)
-            if len(regions) != sum(end - start for start, end in batch.image_spans[row]):
-                return None
-            out.append(regions)
-        return out
-
     @torch.no_grad()
     def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
         """Each image's first view: the tower's patches (the projector's input, unfolded back onto the patch grid)
@@ -94,7 +67,7 @@ class InternVLAdapter(LlavaAdapter):
             self._core.get_image_features(**inputs)
         folded = captured.first_input("projector")[first]  # [images, view tokens, folded * channels]
         tokens = captured.output_tensor("projector")[first]
-        layout = self._shuffle_layout()
+        layout = self.shuffle_layout()
         rows, cols = self.vision_grid()
         n_folded = layout.shape[1]
         unfolded = folded.reshape(folded.shape[0], folded.shape[1], n_folded, -1)

@@ -40,6 +40,20 @@ class LlavaAdapter(ProjectorLMAdapter):
         return (rows, cols) if n_tokens == rows * cols else None  # e.g. the "full" strategy's extra CLS
 
 
+class TowerGridLlavaAdapter(LlavaAdapter):
+    """A LLaVA-tree family whose tower always sees images of its own size (tiles, or a fixed resize) through a
+    patch-by-patch projector: both stages sit on the tower's patch grid."""
+
+    def vision_grid(self) -> tuple[int, int]:
+        vision = self.model.config.vision_config
+        side = int(vision.image_size) // int(vision.patch_size)
+        return side, side
+
+    def _projector_grid(self, n_tokens: int) -> tuple[int, int] | None:
+        grid = self.vision_grid()
+        return grid if n_tokens == grid[0] * grid[1] else None
+
+
 def _processor_image_size(image_processor: Any, default: int) -> tuple[int, int]:
     """(height, width) of the pixel tensors the image processor produces."""
     crop = getattr(image_processor, "crop_size", None)

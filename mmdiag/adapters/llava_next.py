@@ -20,29 +20,20 @@ import torch
 from PIL import Image
 
 from mmdiag.adapters.base import StageFeatures
-from mmdiag.adapters.llava import LlavaAdapter
+from mmdiag.adapters.llava import TowerGridLlavaAdapter
 from mmdiag.adapters.projector_lm import grid_regions
 from mmdiag.adapters.types import PreparedBatch
 
 _NEWLINE = -1.0  # the coordinate features' marker of a row-end token
 
 
-class LlavaNextAdapter(LlavaAdapter):
+class LlavaNextAdapter(TowerGridLlavaAdapter):
     """Adapter for ``LlavaNextForConditionalGeneration`` (LLaVA-1.6)."""
 
     family = "llava_next"
     architectures = ("LlavaNextForConditionalGeneration",)
     prompt_template = "[INST] <image>\n{question} [/INST]"
     image_input_keys = ("pixel_values", "image_sizes")
-
-    def vision_grid(self) -> tuple[int, int]:
-        vision = self.model.config.vision_config
-        side = int(vision.image_size) // int(vision.patch_size)
-        return side, side
-
-    def _projector_grid(self, n_tokens: int) -> tuple[int, int] | None:
-        grid = self.vision_grid()
-        return grid if n_tokens == grid[0] * grid[1] else None
 
     def token_grid(self) -> tuple[int, int] | None:
         return None  # base view, tiles and row ends: placed by token_regions

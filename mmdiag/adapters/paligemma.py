@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from mmdiag.adapters.llava import LlavaAdapter
+from mmdiag.adapters.llava import TowerGridLlavaAdapter
 from mmdiag.adapters.types import PreparedBatch
 
 
-class PaliGemmaAdapter(LlavaAdapter):
+class PaliGemmaAdapter(TowerGridLlavaAdapter):
     """Adapter for ``PaliGemmaForConditionalGeneration`` (PaliGemma 1 and 2)."""
 
     family = "paligemma"
@@ -26,15 +26,6 @@ class PaliGemmaAdapter(LlavaAdapter):
 
     def format_prompt(self, question: str) -> str:
         return self.plain_prompt(question)  # the processor adds the image tokens, BOS and the newline
-
-    def vision_grid(self) -> tuple[int, int]:
-        vision = self.model.config.vision_config
-        side = int(vision.image_size) // int(vision.patch_size)
-        return side, side
-
-    def _projector_grid(self, n_tokens: int) -> tuple[int, int] | None:
-        grid = self.vision_grid()
-        return grid if n_tokens == grid[0] * grid[1] else None
 
     def bidirectional_prefix(self, batch: PreparedBatch) -> torch.Tensor | None:
         """Image and prompt (token type 0) attend to each other both ways; answer tokens (type 1) causally."""
