@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from mmdiag.adapters.base import Adapter
+from mmdiag.adapters.packed_questions import can_pack, common_prefix, pack_questions
 from mmdiag.adapters.types import GENERATIVE, PreparedBatch, StageFeatures, YesNoScores
 from mmdiag.errors import ConfigError
 
@@ -127,6 +128,12 @@ class GenerativeAdapter(Adapter):
     image_tokens_read_the_prompt: ClassVar[bool] = False
     # can a cached image prefix be continued by text alone? Not where positions depend on the whole input (M-RoPE)
     reuses_image_prefix: ClassVar[bool] = True
+    # does the LLM take position ids and a custom 4D attention mask? Then the questions of an image are packed into
+    # one sequence after one copy of its image prefix (mmdiag.adapters.packed_questions); else the prefix's KV
+    # cache is copied per question
+    packs_questions: ClassVar[bool] = False
+    image_input_keys: ClassVar[tuple[str, ...]] = ("pixel_values",)  # the image inputs (see pixel_rows)
+    packed_mask_bytes: int = 256 * 2**20  # the packed 4D masks held at once
     is_encoder_decoder: ClassVar[bool] = False  # T5-style LLM: see mmdiag.adapters.encoder_decoder
     score_rows: int = 64
     generate_rows: int = 32
@@ -297,36 +304,81 @@ class GenerativeAdapter(Adapter):
         counts = [len(r.questions) for r in members]
         batch = self.prepare([r.image for r in members for _ in r.questions], [q for r in members for q in r.questions],
                              padding_side="right")
-        first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        first = [int(f) for f in np.concatenate([[0], np.cumsum(counts)[:-1]])]
         if "pixel_values" in batch.inputs:
-            pixels = batch.inputs["pixel_values"]
+            pixels, units = batch.inputs["pixel_values"], self.pixel_rows(batch)
             for request, start, count in zip(members, first, counts):
-                if request.pixel_transform is not None:  # on the request's own rows, as for one image alone
-                    rows = slice(int(start), int(start) + count)
+                if request.pixel_transform is not None:  # on the request's own pixels, as for one image alone
+                    rows = slice(units[start].start, units[start + count - 1].stop)
                     pixels[rows] = request.pixel_transform(pixels[rows].float()).to(pixels.dtype)
         ids, mask = batch.input_ids, batch.attention_mask
         lengths = mask.sum(dim=1)
-        same = (ids == ids[:1]).all(dim=0).long()
-        shared = min(int(torch.cumprod(same, dim=0).sum()), int(lengths.min()) - 1)
-        last_image_token = max((end for spans in batch.image_spans for _, end in spans), default=0)
-        if (shared < last_image_token or shared < 1 or self.image_tokens_read_the_prompt
-                or not self.reuses_image_prefix):  # no reuse possible
+        image_end = [max((end for _, end in spans), default=0) for spans in batch.image_spans]
+        groups = [(start, count, image_end[start]) for start, count in zip(first, counts)]
+        shared = common_prefix(ids, lengths)
+        if self.image_tokens_read_the_prompt or not self.reuses_image_prefix:  # no reuse possible
+            scores = self.scores_from_logits(self.forward(batch).logits, batch)
+        elif self.packs_questions and can_pack(ids, lengths, groups):
+            scores = self._score_packed(batch, groups)
+        elif shared < max(image_end) or shared < 1:
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
         else:
-            heads = torch.as_tensor(first, device=ids.device)
-            n_rows = ids.shape[0]
-            prefix_inputs = {k: (v[heads, :shared] if k in ("input_ids", "attention_mask") else v[heads])
-                             for k, v in batch.inputs.items() if isinstance(v, torch.Tensor) and v.shape[:1] == (n_rows,)}
+            prefix_inputs = self.image_inputs_of_rows(batch, first)
+            prefix_inputs["input_ids"], prefix_inputs["attention_mask"] = ids[first, :shared], mask[first, :shared]
             cache = self._prefix_cache(prefix_inputs)
             owner = torch.repeat_interleave(torch.arange(len(members)), torch.as_tensor(counts))
             if len(owner) > len(members):
                 cache.batch_select_indices(owner.to(ids.device))
             logits = self._continue_from_cache(ids[:, shared:], mask, cache)
-            positions = torch.arange(n_rows, device=logits.device)
+            positions = torch.arange(ids.shape[0], device=logits.device)
             scores = self._yes_no_from_last(logits[positions, (lengths - 1 - shared).to(logits.device)])
         for index, start, count in zip(chunk, first, counts):
-            rows = slice(int(start), int(start) + count)
+            rows = slice(start, start + count)
             out[index] = YesNoScores(p_yes=scores.p_yes[rows], p_no=scores.p_no[rows])
+
+    def pixel_rows(self, batch: PreparedBatch) -> list[slice]:
+        """Each prompt row's slice of the image inputs (``image_input_keys``) along their first dimension: one
+        entry per row here; families that cut an image into a variable number of tiles override it."""
+        return [slice(i, i + 1) for i in range(batch.input_ids.shape[0])]
+
+    def image_inputs_of_rows(self, batch: PreparedBatch, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        """The non-text inputs of ``batch`` restricted to prompt ``rows`` (pixels through :meth:`pixel_rows`)."""
+        n_rows = batch.input_ids.shape[0]
+        units = self.pixel_rows(batch)
+        pixel_index = torch.cat([torch.arange(units[r].start, units[r].stop) for r in rows]).to(batch.input_ids.device)
+        row_index = torch.as_tensor(list(rows), device=batch.input_ids.device)
+        out = {}
+        for key, value in batch.inputs.items():
+            if key in ("input_ids", "attention_mask") or not isinstance(value, torch.Tensor):
+                continue
+            if key in self.image_input_keys:
+                out[key] = value[pixel_index]
+            elif value.shape[:1] == (n_rows,):
+                out[key] = value[row_index]
+            else:
+                raise ValueError(f"{self.family}: cannot tell which prompt rows input {key!r} {tuple(value.shape)} "
+                                 "belongs to; list it in image_input_keys or override pixel_rows")
+        return out
+
+    def _score_packed(self, batch: PreparedBatch, groups: list[tuple[int, int, int]]) -> YesNoScores:
+        """Yes/no scores with each image's questions packed into one sequence after its image + prompt prefix
+        (see :mod:`mmdiag.adapters.packed_questions`); images in sub-batches whose 4D masks fit
+        ``packed_mask_bytes``."""
+        ids, lengths = batch.input_ids, batch.attention_mask.sum(dim=1)
+        longest = max(int(lengths[f:f + c].sum()) for f, c, _ in groups)  # a bound on a packed row's length
+        step = max(1, self.packed_mask_bytes // (longest * longest * torch.finfo(self.dtype).bits // 8))
+        p_yes, p_no = [], []
+        for start in range(0, len(groups), step):
+            part = groups[start:start + step]
+            packed = pack_questions(ids, lengths, part, self.tokenizer.pad_token_id or 0, self.dtype)
+            keep = torch.unique(packed.read)
+            logits = self.model(input_ids=packed.input_ids, attention_mask=packed.attention_mask,
+                                position_ids=packed.position_ids, logits_to_keep=keep,
+                                **self.image_inputs_of_rows(batch, [f for f, _, _ in part])).logits
+            scores = self._yes_no_from_last(logits[packed.row, torch.searchsorted(keep, packed.read)])
+            p_yes.append(scores.p_yes)
+            p_no.append(scores.p_no)
+        return YesNoScores(p_yes=np.concatenate(p_yes), p_no=np.concatenate(p_no))
 
     def _prefix_cache(self, inputs: dict[str, torch.Tensor]) -> Any:
         """The KV cache after running the shared prefix (with its image)."""

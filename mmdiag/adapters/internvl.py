@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from mmdiag.adapters.base import StageFeatures
+from mmdiag.adapters.types import PreparedBatch
 from mmdiag.adapters.llava import LlavaAdapter
 from mmdiag.adapters.pixel_shuffle import PixelShuffleViews
 
@@ -27,6 +28,13 @@ class InternVLAdapter(PixelShuffleViews, LlavaAdapter):
     family = "internvl"
     architectures = ("InternVLForConditionalGeneration",)
     prompt_template = "<|im_start|>user\n<IMG_CONTEXT>\n{question}<|im_end|>\n<|im_start|>assistant\n"
+
+    def pixel_rows(self, batch: PreparedBatch) -> list[slice]:
+        """Each row's tiles in ``pixel_values`` (all rows' views concatenated): its image tokens / tokens per view."""
+        per_view = int(self.processor.image_seq_length)
+        views = [sum(end - start for start, end in spans) // per_view for spans in batch.image_spans]
+        bounds = np.concatenate([[0], np.cumsum(views)]).astype(int)
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def vision_grid(self) -> tuple[int, int]:
         size = self.model.config.vision_config.image_size

@@ -35,6 +35,7 @@ class ProjectorLMAdapter(GenerativeAdapter):
     language_attr: ClassVar[str] = "language_model"
     image_input_keys: ClassVar[tuple[str, ...]] = ("pixel_values",)  # what get_image_features takes
     uses_chat_template = True
+    packs_questions = True  # decoder LMs with position ids and custom 4D masks (tested per family)
 
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> ProjectorLMAdapter:
