@@ -26,10 +26,13 @@ def test_attention_overhead_bench_runs(tmp_path):
 def test_yes_no_scoring_bench_gives_identical_decisions(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "yes_no_scoring.py"), "--images", "2", "--layers", "1",
-                           "--hidden", "64", "--resolution", "56", "--json", str(out)], capture_output=True, text=True, timeout=300)
+                           "--hidden", "64", "--resolution", "56", "--questions", "2,6", "--repeats", "1",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(out.read_text())
-    assert result["questions"] == 12 and result["identical_decisions"]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]  # one JSON line per questions-per-image
+    assert [r["questions_per_image"] for r in rows] == [2, 6]
+    assert all(r["questions"] == 2 * r["questions_per_image"] and r["identical_decisions"] for r in rows)
+    assert all(r["throughput_ratio"] > 0 and r["cost_vs_one_forward"] > 0 for r in rows)
 
 
 def test_audit_speed_bench_reports_every_phase(tmp_path):

@@ -48,3 +48,19 @@ def test_calibration_errors_by_hand():
     # (.9,.95] -> {.95 T, .95 T}: |1 - .95|
     assert expected_calibration_error(p_yes, is_yes) == pytest.approx((2 * 0.05 + 2 * 0.35 + 2 * 0.05) / 6)
     assert binary_calibration_error(np.array([]), np.array([], dtype=bool)) is None
+
+
+def test_bootstrap_of_all_draws_at_once_is_the_one_at_a_time_bootstrap():
+    """``of_draws`` sees the very resamples the per-draw loop sees: the same CI, bit for bit (R² of a prediction)."""
+    from mmdiag.metrics.stats import bootstrap_ci
+    from mmdiag.probes.spatial.readouts import _r2_of_rows, scores_of_draws
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=57)
+    pred = y + rng.normal(scale=0.7, size=57)
+    rows = np.stack([y, pred], axis=1)
+    loop = bootstrap_ci(rows, _r2_of_rows, seed=11, n_boot=400)
+    at_once = bootstrap_ci(rows, _r2_of_rows, seed=11, n_boot=400,
+                           of_draws=lambda draws: scores_of_draws(y, pred, True, draws))
+    np.testing.assert_allclose(at_once, loop, rtol=1e-12)
+    assert loop[0] < loop[1]

@@ -9,6 +9,7 @@ the other planted defects: tests/test_gate_matrix.py.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,3 +89,24 @@ def test_biased_model_says_yes_after_removal_20_points_more_than_the_clean_one()
     diff = biased.astype(float) - clean.astype(float)
     low, _ = bootstrap_ci(diff, seed=0)
     assert len(diff) >= 40 and low > 0.2, (diff.mean(), low)
+
+
+def test_text_only_lm_leaves_every_scoring_path_blind_to_the_image():
+    """The text-only-lm defect closes the image positions on every path that scores yes/no: questions packed
+    behind one prefix (4D mask), one question at a time (2D mask), and the KV-cache continuation; two different
+    images then score the same, while the clean model tells them apart."""
+    from mmdiag.adapters.generative import ScoreRequest
+    from mmdiag.scenes.render import render
+    from mmdiag.zoo.defects import plant_defect
+
+    images = [render(scene, 64) for scene in generate_scenes(2, seed=50_005)]
+    questions = ["Is there a red circle?", "Is there a blue square?", "Is the green triangle left of the circle?"]
+    clean = load_adapter(_shipped("ref-llava-mlp"))
+    clean_scores = clean.answer_scores_batch([ScoreRequest(image, questions) for image in images])
+    assert max(abs(a - b) for a, b in zip(clean_scores[0].p_yes, clean_scores[1].p_yes)) > 1e-3
+    planted = plant_defect(load_adapter(_shipped("ref-llava-mlp")), "text-only-lm")
+    packed = planted.answer_scores_batch([ScoreRequest(image, questions) for image in images])
+    np.testing.assert_allclose(packed[0].p_yes, packed[1].p_yes, rtol=1e-5, atol=1e-7)
+    for image, scores in zip(images, packed):
+        alone = planted.answer_scores([image] * len(questions), questions)
+        np.testing.assert_allclose(scores.p_yes, alone.p_yes, rtol=1e-4, atol=1e-7)

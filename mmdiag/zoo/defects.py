@@ -81,8 +81,8 @@ def text_only_lm(adapter: Adapter) -> None:
     """Image-token positions masked out of the language model's attention mask.
 
     The top-level forward sees ``input_ids`` and records where the image tokens are; the language model's
-    forward (also when it continues from a KV cache of that prefix, whatever the batch) gets an
-    attention mask with those positions zeroed.
+    forward (also when it continues from a KV cache of that prefix, whatever the batch, and when questions
+    are packed behind one prefix under a 4D mask) gets an attention mask with those positions closed.
     """
     image_id = adapter.image_token_id  # generative adapters only
     state: dict[str, torch.Tensor | None] = {"image": None}
@@ -94,12 +94,14 @@ def text_only_lm(adapter: Adapter) -> None:
 
     def mask(module: torch.nn.Module, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
         attention, image = kwargs.get("attention_mask"), state["image"]
-        if attention is None or image is None or attention.dim() != 2 or attention.shape[1] < image.shape[1]:
+        if attention is None or image is None or attention.dim() not in (2, 4) or attention.shape[-1] < image.shape[1]:
             return None
         if image.shape[0] not in (1, attention.shape[0]):
             if not bool((image == image[:1]).all()):
                 return None
             image = image[:1]  # every prefix row holds its image at the same positions (a batched KV-cache continuation)
+        if attention.dim() == 4:  # packed questions: an additive (or boolean) [batch, 1, query, key] mask
+            return args, {**kwargs, "attention_mask": _mask_keys(attention, image)}
         attention = attention.clone()
         prefix = image.shape[1]
         attention[:, :prefix] = attention[:, :prefix] * (~image).to(attention.device, attention.dtype)
@@ -107,6 +109,16 @@ def text_only_lm(adapter: Adapter) -> None:
 
     adapter.model.register_forward_pre_hook(record, with_kwargs=True)
     adapter.language_model_module().register_forward_pre_hook(mask, with_kwargs=True)
+
+
+def _mask_keys(attention: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """A 4D ``[batch, 1, query, key]`` mask with the image positions (the first keys) closed to every query."""
+    keys = torch.zeros(image.shape[0], attention.shape[-1], dtype=torch.bool, device=attention.device)
+    keys[:, : image.shape[1]] = image.to(attention.device)
+    keys = keys[:, None, None, :]
+    if attention.dtype == torch.bool:  # True = may attend
+        return attention & ~keys
+    return attention.masked_fill(keys, torch.finfo(attention.dtype).min)
 
 
 DEFECTS: dict[str, Callable[[Adapter], None]] = {

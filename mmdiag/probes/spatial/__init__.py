@@ -187,11 +187,13 @@ class SpatialProbe(Probe):
             table: dict[str, dict[str, Any]] = {}
             predictions: dict[tuple[str, str], OutOfFold | None] = {}
             for stage in stages:
-                # the permutation null where retention is read (the primary readout, before and after the projector)
-                permutations = self.null_permutations if readout == READOUTS[0] and stage in (stages[0], post_stage) else 0
                 table[stage] = {}
                 for task in result.tasks:
-                    predictions[stage, task] = self._task(arrays, records, stage, task, readout, permutations)
+                    # the permutation null where retention is read: the primary readout, before and after the
+                    # projector; not the control task, which is read only through selectivity (no chance needed)
+                    null = readout == READOUTS[0] and stage in (stages[0], post_stage) and task != "control"
+                    predictions[stage, task] = self._task(arrays, records, stage, task, readout,
+                                                          self.null_permutations if null else 0)
                     table[stage][task] = summarise(predictions[stage, task], task in REGRESSION, self.seed)
                 if has_untrained:
                     for task in result.tasks:
@@ -371,7 +373,8 @@ def _selectivity(task: OutOfFold | None, control: OutOfFold | None, seed: int) -
         return {"selectivity_ci": [None, None], "selectivity_p": None}
     hits = (task.pred == task.y).astype(float) - (control.pred == control.y).astype(float)
     rng = np.random.default_rng(seed + 130363)
-    draws = np.array([hits[rng.integers(0, len(hits), len(hits))].mean() for _ in range(RETENTION_BOOT)])
+    picks = np.stack([rng.integers(0, len(hits), len(hits)) for _ in range(RETENTION_BOOT)])  # as drawn one by one
+    draws = hits[picks].mean(axis=1)
     return {"selectivity_ci": [float(q) for q in np.quantile(draws, [0.025, 0.975])], "selectivity_p": _bootstrap_p(draws)}
 
 

@@ -168,7 +168,8 @@ def summarise(oof: OutOfFold | None, regression: bool, seed: int) -> dict[str, A
                 "n": 0, "metric": metric, "undefined": "too few scenes with this label, or a single class"}
     score = score_of(oof.y, oof.pred, regression)
     if regression:
-        low, high = bootstrap_ci(np.stack([oof.y, oof.pred], axis=1), _r2_of_rows, seed=seed)
+        low, high = bootstrap_ci(np.stack([oof.y, oof.pred], axis=1), _r2_of_rows, seed=seed,
+                                 of_draws=lambda draws: scores_of_draws(oof.y, oof.pred, True, draws))
     else:
         low, high = bootstrap_ci((oof.pred == oof.y).astype(float), seed=seed)
     row = {"score": score, "ci_low": low, "ci_high": high, "n": len(oof.y), "metric": metric}
