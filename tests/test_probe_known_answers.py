@@ -185,10 +185,14 @@ def test_identity_projector_keeps_everything(tiny_paths):
     assert result.knn_overlap["projector"] == pytest.approx(1.0)
 
 
-def test_spatial_results_repeat_exactly(adapters):
+def test_spatial_results_repeat_exactly(adapters, monkeypatch):
+    """Twice the same result, also when the readouts' fits run one at a time instead of on a thread pool."""
+    import mmdiag.probes.spatial as spatial
+
     probe = SpatialProbe(llm_layers=("last",))
     scenes = SceneSource().examples(30, 4, probe.data_request())
     first = _run(probe, adapters["llava"], scenes).to_dict()
+    monkeypatch.setattr(spatial, "MAX_FIT_THREADS", 1)
     second = _run(SpatialProbe(llm_layers=("last",)), adapters["llava"], scenes).to_dict()
     assert first == second
 

@@ -23,6 +23,8 @@ does "a A left of a B" beat "a B left of a A" (chance 0.5).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,6 +43,7 @@ from mmdiag.probes.spatial.readouts import (
     OutOfFold,
     out_of_fold,
     project_tokens,
+    score_of,
     scores_of_draws,
     similarity_features,
     summarise,
@@ -54,6 +57,7 @@ RELATION_TASKS = ("left_of", "above")
 REFERENCE = ("red circle", "blue square")  # the inserted object (the second when the scene holds the first); a
 # source whose vocabulary lacks them inserts its first two object names
 PAIR = "@pair"
+MAX_FIT_THREADS = 8  # threads for the readouts' fits (at most the machine's cores)
 SIMILARITY = "similarity:"  # raw-token features of a stage, for CKA and kNN overlap
 
 
@@ -183,22 +187,20 @@ class SpatialProbe(Probe):
             return result
         has_untrained = "untrained:" + stages[0] in arrays[0]
         post_stage = "projector" if "projector" in stages else stages[-1]
+        fits = self._fit_all(arrays, records, stages, post_stage, result.tasks, has_untrained)
         for readout in READOUTS:
             table: dict[str, dict[str, Any]] = {}
             predictions: dict[tuple[str, str], OutOfFold | None] = {}
             for stage in stages:
                 table[stage] = {}
                 for task in result.tasks:
-                    # the permutation null where retention is read: the primary readout, before and after the
-                    # projector; not the control task, which is read only through selectivity (no chance needed)
-                    null = readout == READOUTS[0] and stage in (stages[0], post_stage) and task != "control"
-                    predictions[stage, task] = self._task(arrays, records, stage, task, readout,
-                                                          self.null_permutations if null else 0)
+                    predictions[stage, task] = fits[readout, stage, task]
                     table[stage][task] = summarise(predictions[stage, task], task in REGRESSION, self.seed)
                 if has_untrained:
                     for task in result.tasks:
-                        untrained = self._task(arrays, records, "untrained:" + stage, task, readout)
-                        table[stage][task]["untrained"] = summarise(untrained, task in REGRESSION, self.seed)["score"]
+                        untrained = fits[readout, "untrained:" + stage, task]
+                        table[stage][task]["untrained"] = None if untrained is None else score_of(
+                            untrained.y, untrained.pred, task in REGRESSION)
             retention_draws = _derive(table, predictions, stages[0], self.seed)
             if readout == READOUTS[0]:
                 primary_draws = {task: d for (stage, task), d in retention_draws.items() if stage == post_stage}
@@ -215,6 +217,36 @@ class SpatialProbe(Probe):
         if adapter.kind == DUAL_ENCODER:
             result.whatsup, result.metrics["whatsup_accuracy"] = _whatsup_summary(records, self.seed)
         return result
+
+    def _fit_all(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stages: list[str],
+                 post_stage: str, tasks: list[str], has_untrained: bool) -> dict[tuple[str, str, str], OutOfFold | None]:
+        """Every readout's out-of-fold predictions, by (readout, stage, task), ``untrained:`` stages included.
+
+        The fits are independent and each draws from its own seeded generators, so they run on a pool of
+        threads (numpy and torch release the GIL in their kernels; torch's own intra-op threads leave the
+        second core idle on these small problems): the same predictions in any order, a fraction of the wall
+        time on more than one core."""
+        jobs: list[tuple[str, str, str, int]] = []
+        for readout in READOUTS:
+            for stage in stages:
+                for task in tasks:
+                    # the permutation null where retention is read: the primary readout, before and after the
+                    # projector; not the control task, which is read only through selectivity (no chance needed)
+                    null = readout == READOUTS[0] and stage in (stages[0], post_stage) and task != "control"
+                    jobs.append((readout, stage, task, self.null_permutations if null else 0))
+                    if has_untrained:
+                        jobs.append((readout, "untrained:" + stage, task, 0))
+        jobs.sort(key=lambda job: -job[3])  # the permutation nulls first: the longest jobs start early
+
+        def fit(job: tuple[str, str, str, int]) -> OutOfFold | None:
+            readout, stage, task, permutations = job
+            return self._task(arrays, records, stage, task, readout, permutations)
+
+        workers = min(len(jobs), os.cpu_count() or 1, MAX_FIT_THREADS)
+        if workers <= 1:
+            return {job[:3]: fit(job) for job in jobs}
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return {job[:3]: result for job, result in zip(jobs, pool.map(fit, jobs))}
 
     def _task(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
               readout: str, permutations: int = 0) -> OutOfFold | None:

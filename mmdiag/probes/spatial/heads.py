@@ -126,25 +126,27 @@ def _penalty_diagonal(dim: int, c: float) -> torch.Tensor:
     return diagonal
 
 
-def _newton(objective, gradient_hessian, w: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:  # noqa: ANN001
+def _newton(objective, gradient, hessian, w: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:  # noqa: ANN001
     """Damped Newton (backtracking line search) on a batch of independent strictly convex problems, parameters
-    [B, P]; ``objective(w, rows)`` and ``gradient_hessian(w, rows)`` evaluate the problems ``rows``. A problem
-    leaves the batch once its largest gradient entry is below ``tol`` (its iterates do not depend on the rest)."""
+    [B, P]; ``objective(w, rows)``, ``gradient(w, rows)`` and ``hessian(w, rows)`` evaluate the problems ``rows``.
+    A problem leaves the batch once its largest gradient entry is below ``tol`` (its iterates do not depend on the
+    rest), before its Hessian is formed; the Hessian is built, shifted and factorised in place (it dominates the
+    cost: [B, P, P])."""
     rows = torch.arange(w.shape[0])
-    jitter = None
     for _ in range(max_iter):
-        grad, hessian = gradient_hessian(w[rows], rows)
+        grad = gradient(w[rows], rows)
         keep = grad.abs().amax(1) > tol
-        rows, grad, hessian = rows[keep], grad[keep], hessian[keep]
+        rows, grad = rows[keep], grad[keep]
         if not len(rows):
             break
-        if jitter is None:
-            jitter = 1e-6 * torch.eye(w.shape[1], dtype=hessian.dtype)  # the multinomial's free intercept shift
-        solved, info = torch.linalg.solve_ex(hessian + jitter, grad[..., None].to(hessian.dtype))
+        system = hessian(w[rows], rows)
+        system.diagonal(dim1=1, dim2=2).add_(1e-6)  # the multinomial's free intercept shift
+        solved, info = torch.linalg.solve_ex(system, grad[..., None].to(system.dtype))
         step = -solved[..., 0].to(w.dtype)
         bad = (info != 0) | ~torch.isfinite(step).all(1)
         if bool(bad.any()):  # numerically singular (saturated probabilities): the least-squares step, in float64
-            step[bad] = -(torch.linalg.pinv(hessian[bad].to(torch.float64)) @ grad[bad][..., None])[..., 0]
+            exact = hessian(w[rows[bad]], rows[bad]).to(torch.float64)
+            step[bad] = -(torch.linalg.pinv(exact) @ grad[bad][..., None])[..., 0]
         start = w[rows]
         current = objective(start, rows)
         slope = (grad * step).sum(1)
@@ -170,14 +172,19 @@ def _binomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: float, to
         loss = torch.nn.functional.softplus(z) - target[rows] * z
         return (loss * mask[rows]).sum(1) + 0.5 * (penalty * w * w).sum(1)
 
-    def gradient_hessian(w: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gradient(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(torch.einsum("bnd,bd->bn", design[rows], w))
+        return torch.einsum("bn,bnd->bd", (p - target[rows]) * mask[rows], design[rows]) + penalty * w
+
+    def hessian(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         data = design[rows]
         p = torch.sigmoid(torch.einsum("bnd,bd->bn", data, w))
-        grad = torch.einsum("bn,bnd->bd", (p - target[rows]) * mask[rows], data) + penalty * w
         weighted = data * (p * (1 - p) * mask[rows])[..., None]
-        return grad, weighted.transpose(1, 2) @ data + torch.diag(penalty)
+        out = weighted.transpose(1, 2) @ data
+        out.diagonal(dim1=1, dim2=2).add_(penalty)
+        return out
 
-    w = _newton(objective, gradient_hessian, torch.zeros(x.shape[0], x.shape[2] + 1, dtype=torch.float64), tol, max_iter)
+    w = _newton(objective, gradient, hessian, torch.zeros(x.shape[0], x.shape[2] + 1, dtype=torch.float64), tol, max_iter)
     return torch.einsum("bnd,bd->bn", _with_intercept(test), w)
 
 
@@ -197,18 +204,24 @@ def _multinomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, n_classes
         loss = torch.logsumexp(z, dim=2) * mask[rows] - (onehot[rows] * z).sum(2)
         return loss.sum(1) + 0.5 * (penalty * w * w).sum(1)
 
-    def gradient_hessian(w: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gradient(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        data = design[rows]
+        p = torch.softmax(scores(w, data), dim=2) * mask[rows][..., None]
+        return torch.einsum("bnk,bnd->bkd", p - onehot[rows], data).reshape(len(rows), -1) + penalty * w
+
+    def hessian(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         data = design[rows]
         batch, n_rows, _ = data.shape
         p = torch.softmax(scores(w, data), dim=2) * mask[rows][..., None]
-        grad = torch.einsum("bnk,bnd->bkd", p - onehot[rows], data).reshape(batch, -1) + penalty * w
-        # H[(k,a),(l,c)] = sum_i (p_ik [k = l] - p_ik p_il) x_ia x_ic  (+ the penalty on the diagonal)
+        # H[(k,a),(l,c)] = sum_i (p_ik [k = l] - p_ik p_il) x_ia x_ic  (+ the penalty on the diagonal), in float32
         outer = (p[..., None] * data[:, :, None, :]).reshape(batch, n_rows, -1).float()  # [b, n, K * (d + 1)]
-        hessian = -(outer.transpose(1, 2) @ outer).view(batch, n_classes, width, n_classes, width)
+        out = (outer.transpose(1, 2) @ outer).neg_()
         blocks = (outer.transpose(1, 2) @ data.float()).view(batch, n_classes, width, width)
+        view = out.view(batch, n_classes, width, n_classes, width)
         for k in range(n_classes):
-            hessian[:, k, :, k, :] += blocks[:, k]
-        return grad, hessian.reshape(batch, n_classes * width, n_classes * width) + torch.diag(penalty.float())
+            view[:, k, :, k, :] += blocks[:, k]
+        out.diagonal(dim1=1, dim2=2).add_(penalty.float())
+        return out
 
-    w = _newton(objective, gradient_hessian, torch.zeros(x.shape[0], n_classes * width, dtype=torch.float64), tol, max_iter)
+    w = _newton(objective, gradient, hessian, torch.zeros(x.shape[0], n_classes * width, dtype=torch.float64), tol, max_iter)
     return scores(w, _with_intercept(test))

@@ -201,6 +201,12 @@ def _flattened_features(train_x: np.ndarray, test_x: np.ndarray, seed: int) -> t
     float64: the components span the same subspace, and the L2 head on them is invariant to the components'
     signs and to rotations within it, so predictions are the pipeline's at a fraction of its per-call overhead
     (``tests/test_spatial_heads.py`` compares them). ``seed`` is unused: a full SVD is not random.
+
+    With fewer scenes than features (always, here: ~40 scenes x thousands of token features) the SVD is read off
+    the scenes' Gram matrix: for centred ``A = U S Vᵀ``, ``A Aᵀ = U S² Uᵀ``, so the training projections are
+    ``U S`` and a test row ``b`` projects to ``b Aᵀ U / S``: an [n, n] eigenproblem instead of an [n, D] SVD.
+    Components with no variance (``S`` ~ 0: constant tokens) project to 0, where an SVD would pick an arbitrary
+    direction in the empty part of the space.
     """
     flat_train = train_x.reshape(len(train_x), -1).astype(np.float64)
     flat_test = test_x.reshape(len(test_x), -1).astype(np.float64)
@@ -209,9 +215,19 @@ def _flattened_features(train_x: np.ndarray, test_x: np.ndarray, seed: int) -> t
     scale = flat_train.std(axis=0)
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
     train_s, test_s = (flat_train - mean) / scale, (flat_test - mean) / scale
-    centre = train_s.mean(axis=0)
-    basis = np.linalg.svd(train_s - centre, full_matrices=False)[2][:components].T
-    return (train_s - centre) @ basis, (test_s - centre) @ basis
+    centred = train_s - train_s.mean(axis=0)
+    if centred.shape[0] >= centred.shape[1]:  # more scenes than features: the plain SVD is the small problem
+        basis = np.linalg.svd(centred, full_matrices=False)[2][:components].T
+        return centred @ basis, (test_s - train_s.mean(axis=0)) @ basis
+    eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)  # ascending
+    order = np.argsort(eigenvalues)[::-1][:components]
+    singular = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
+    left = vectors[:, order]
+    alive = singular > singular.max(initial=0.0) * 1e-7 if singular.size else singular.astype(bool)
+    inverse = np.where(alive, 1.0 / np.where(alive, singular, 1.0), 0.0)
+    train_f = left * np.where(alive, singular, 0.0)
+    test_f = ((test_s - train_s.mean(axis=0)) @ centred.T) @ left * inverse
+    return train_f, test_f
 
 
 def _attention_features(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
