@@ -143,6 +143,7 @@ class GenerativeAdapter(Adapter):
         if prompt_template is not None:
             self.prompt_template = prompt_template
         self._yes_no_ids: tuple[list[int], list[int]] | None = None
+        self._grid: list[tuple[int, int] | None] = []  # token_grid(), once per model (it runs the vision tower)
         self.system_prompt: str | None = None
         self.generation_kwargs: dict[str, Any] = {}
 
@@ -193,7 +194,7 @@ class GenerativeAdapter(Adapter):
             inputs=inputs,
             prompts=prompts,
             image_spans=image_token_spans(inputs["input_ids"], self.image_token_id),
-            token_grid=self.token_grid(),
+            token_grid=self._token_grid_once(),
             padding_side=padding_side,
         )
 
@@ -222,6 +223,13 @@ class GenerativeAdapter(Adapter):
     def token_grid(self) -> tuple[int, int] | None:
         """(rows, cols) of the LLM's image tokens when they are a patch grid; ``None`` otherwise."""
         return None
+
+    def _token_grid_once(self) -> tuple[int, int] | None:
+        """:meth:`token_grid`, computed on the first prompt batch and kept: it depends on the model's and the
+        processor's configuration only, and families find it by running the vision tower on a probe image."""
+        if not self._grid:
+            self._grid.append(self.token_grid())
+        return self._grid[0]
 
     @contextlib.contextmanager
     def _padding_side(self, side: str) -> Iterator[None]:

@@ -126,16 +126,18 @@ def _penalty_diagonal(dim: int, c: float) -> torch.Tensor:
     return diagonal
 
 
-def _newton(objective, gradient, hessian, w: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:  # noqa: ANN001
+def _newton(objective, gradient, hessian, w: torch.Tensor, tol: float, max_iter: int,  # noqa: ANN001
+            measured=None) -> torch.Tensor:  # noqa: ANN001
     """Damped Newton (backtracking line search) on a batch of independent strictly convex problems, parameters
     [B, P]; ``objective(w, rows)``, ``gradient(w, rows)`` and ``hessian(w, rows)`` evaluate the problems ``rows``.
-    A problem leaves the batch once its largest gradient entry is below ``tol`` (its iterates do not depend on the
-    rest), before its Hessian is formed; the Hessian is built, shifted and factorised in place (it dominates the
-    cost: [B, P, P])."""
+    A problem leaves the batch once its largest gradient entry (of ``measured(gradient)`` when given: the
+    gradient in the problem's original coordinates) is below ``tol`` (its iterates do not depend on the rest),
+    before its Hessian is formed; the Hessian is built, shifted and factorised in place (it dominates the cost:
+    [B, P, P])."""
     rows = torch.arange(w.shape[0])
     for _ in range(max_iter):
         grad = gradient(w[rows], rows)
-        keep = grad.abs().amax(1) > tol
+        keep = (grad if measured is None else measured(grad)).abs().amax(1) > tol
         rows, grad = rows[keep], grad[keep]
         if not len(rows):
             break
@@ -190,38 +192,56 @@ def _binomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: float, to
 
 def _multinomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, n_classes: int, c: float, tol: float,
                  max_iter: int, test: torch.Tensor) -> torch.Tensor:
-    """Class scores of L2 multinomial logistic regression (labels 0..K-1), one weight vector per class."""
+    """Class scores of L2 multinomial logistic regression (labels 0..K-1), one weight vector per class.
+
+    scikit-learn's parametrisation (K weight vectors, all penalised; K unpenalised intercepts) is solved in the
+    subspace where the K vectors sum to zero, with K - 1 coordinates ``V`` per feature (``W = Q V``, ``Q`` an
+    orthonormal basis of the zero-sum vectors): the data term's Hessian annihilates a common shift of all
+    classes and the penalty treats every class alike, so Newton's iterates from zero never leave that subspace,
+    and the optimum (its weights sum to zero; its intercepts are free up to a common shift, which no prediction
+    sees) lies in it. The iterates are those of the full problem, with (K - 1)/K of its parameters: a third of
+    the cost of the solves at K = 3, 70% at 9 cells. Convergence is measured on the full gradient ``Q G_V``.
+    """
     design = _with_intercept(x)
-    width = x.shape[2] + 1
-    penalty = _penalty_diagonal(x.shape[2], c).repeat(n_classes)  # parameters ordered class-major: [K * (d + 1)]
+    width, reduced = x.shape[2] + 1, n_classes - 1
+    penalty = _penalty_diagonal(x.shape[2], c).repeat(reduced)  # parameters ordered class-major: [(K - 1) * (d + 1)]
     onehot = torch.nn.functional.one_hot(y, n_classes).to(torch.float64) * mask[..., None]
+    centring = torch.eye(n_classes, dtype=torch.float64) - 1.0 / n_classes
+    basis = torch.linalg.qr(centring[:, :reduced])[0]  # [K, K - 1], orthonormal, columns summing to zero
+    pair_basis = torch.einsum("kj,kl->jlk", basis, basis).reshape(reduced * reduced, n_classes).float()  # Q_kj Q_kl
 
-    def scores(w: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bnd,bkd->bnk", data, w.view(w.shape[0], n_classes, width))
+    def full(v: torch.Tensor) -> torch.Tensor:  # [b, (K - 1) * width] -> [b, K, width]
+        return torch.einsum("kr,brd->bkd", basis, v.view(v.shape[0], reduced, width))
 
-    def objective(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        z = scores(w, design[rows])
+    def scores(v: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bnd,bkd->bnk", data, full(v))
+
+    def objective(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        z = scores(v, design[rows])
         loss = torch.logsumexp(z, dim=2) * mask[rows] - (onehot[rows] * z).sum(2)
-        return loss.sum(1) + 0.5 * (penalty * w * w).sum(1)
+        return loss.sum(1) + 0.5 * (penalty * v * v).sum(1)
 
-    def gradient(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def gradient(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         data = design[rows]
-        p = torch.softmax(scores(w, data), dim=2) * mask[rows][..., None]
-        return torch.einsum("bnk,bnd->bkd", p - onehot[rows], data).reshape(len(rows), -1) + penalty * w
+        p = torch.softmax(scores(v, data), dim=2) * mask[rows][..., None]
+        data_term = torch.einsum("bnk,bnd,kr->brd", p - onehot[rows], data, basis)
+        return data_term.reshape(len(rows), -1) + penalty * v
 
-    def hessian(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def hessian(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         data = design[rows]
         batch, n_rows, _ = data.shape
-        p = torch.softmax(scores(w, data), dim=2) * mask[rows][..., None]
-        # H[(k,a),(l,c)] = sum_i (p_ik [k = l] - p_ik p_il) x_ia x_ic  (+ the penalty on the diagonal), in float32
-        outer = (p[..., None] * data[:, :, None, :]).reshape(batch, n_rows, -1).float()  # [b, n, K * (d + 1)]
+        p = torch.softmax(scores(v, data), dim=2) * mask[rows][..., None]
+        # H[(j,a),(l,c)] = sum_i (sum_k Q_kj Q_kl p_ik - u_ij u_il) x_ia x_ic, u_i = Qᵀ p_i (+ the penalty), in float32
+        u = torch.einsum("bnk,kr->bnr", p, basis)
+        outer = (u[..., None] * data[:, :, None, :]).reshape(batch, n_rows, -1).float()  # [b, n, (K - 1) * width]
         out = (outer.transpose(1, 2) @ outer).neg_()
-        blocks = (outer.transpose(1, 2) @ data.float()).view(batch, n_classes, width, width)
-        view = out.view(batch, n_classes, width, n_classes, width)
-        for k in range(n_classes):
-            view[:, k, :, k, :] += blocks[:, k]
+        weighted = (p[..., None] * data[:, :, None, :]).reshape(batch, n_rows, -1).float()  # [b, n, K * width]
+        blocks = (weighted.transpose(1, 2) @ data.float()).view(batch, n_classes, width * width)  # sum_i p_ik x_i x_iᵀ
+        mixed = (pair_basis @ blocks).view(batch, reduced, reduced, width, width)  # sum_k Q_kj Q_kl (block k)
+        out.view(batch, reduced, width, reduced, width).add_(mixed.permute(0, 1, 3, 2, 4))
         out.diagonal(dim1=1, dim2=2).add_(penalty.float())
         return out
 
-    w = _newton(objective, gradient, hessian, torch.zeros(x.shape[0], n_classes * width, dtype=torch.float64), tol, max_iter)
-    return scores(w, _with_intercept(test))
+    v = _newton(objective, gradient, hessian, torch.zeros(x.shape[0], reduced * width, dtype=torch.float64), tol, max_iter,
+                measured=lambda g: full(g).reshape(g.shape[0], -1))
+    return scores(v, _with_intercept(test))
