@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,9 +39,7 @@ def bootstrap_ci(
     if clusters is None and statistic is np.mean and of_draws is None:  # the same draws, the same means, at once
         stats = values[rng.integers(0, len(values), size=(n_boot, len(values)))].reshape(n_boot, -1).mean(axis=1)
     elif clusters is None and of_draws is not None:
-        # drawn one resample at a time, exactly as the loop below draws them
-        stats = np.asarray(of_draws(np.stack([rng.integers(0, len(values), size=len(values)) for _ in range(n_boot)])),
-                           dtype=float)
+        stats = np.asarray(of_draws(resample_indices(seed, len(values), n_boot)), dtype=float)
     else:
         stats = np.empty(n_boot)
         for b in range(n_boot):
@@ -49,6 +48,17 @@ def bootstrap_ci(
             stats[b] = statistic(values[rows])
     alpha = (1 - level) / 2
     return float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1 - alpha))
+
+
+@functools.lru_cache(maxsize=32)
+def resample_indices(seed: int, n: int, n_boot: int) -> np.ndarray:
+    """[n_boot, n] bootstrap row indices from ``default_rng(seed)``, drawn one resample at a time exactly as a
+    loop of ``rng.integers(0, n, size=n)`` draws them (one [n_boot, n] call draws a different stream when n is
+    odd). They depend on (seed, n, n_boot) only, so they are drawn once and shared (read-only)."""
+    rng = np.random.default_rng(seed)
+    draws = np.stack([rng.integers(0, n, size=n) for _ in range(n_boot)])
+    draws.setflags(write=False)
+    return draws
 
 
 def bootstrap_ci_columns(matrix: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> np.ndarray:

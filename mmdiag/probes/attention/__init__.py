@@ -110,10 +110,36 @@ class AttentionProbe(Probe):
 
     # -- one example ---------------------------------------------------------------------------
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
-        image = example.scene.image(self.resolution)
+        return self.run_batch(adapter, [example])[0]
+
+    def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
+        """Each example's attention forward on its own (its rows are streamed per layer), every example's blind
+        images (mean colour, noise) scored in one batched forward."""
         if adapter.kind == DUAL_ENCODER:
-            return self._run_dual(adapter, example, image)
+            return [self._run_dual(adapter, example, example.scene.image(self.resolution)) for example in examples]
         assert isinstance(adapter, GenerativeAdapter)
+        blind = self._blind_first_logits(adapter, examples)
+        return [self._run_generative(adapter, example, blind[i]) for i, example in enumerate(examples)]
+
+    def _blind_images(self, image: Any) -> dict[str, Any]:
+        return {"mean_colour": mean_colour(image), "noise": gaussian_noise(image.size, seed=self.seed)}
+
+    def _blind_first_logits(self, adapter: GenerativeAdapter, examples: list[ProbeExample]) -> list[dict[str, torch.Tensor]]:
+        """Per example and blind image, the first answer token's logits (``score_rows`` prompts per forward)."""
+        rows = [(i, name, image, QUESTION.format(name=example.inputs["object"]))
+                for i, example in enumerate(examples)
+                for name, image in self._blind_images(example.scene.image(self.resolution)).items()]
+        out: list[dict[str, torch.Tensor]] = [{} for _ in examples]
+        for start in range(0, len(rows), adapter.score_rows):
+            part = rows[start:start + adapter.score_rows]
+            first = adapter.first_answer_logits(adapter.prepare([r[2] for r in part], [r[3] for r in part]))
+            for (i, name, _, _), logits in zip(part, first):
+                out[i][name] = logits
+        return out
+
+    def _run_generative(self, adapter: GenerativeAdapter, example: ProbeExample,
+                        blind_logits: dict[str, torch.Tensor]) -> ExampleOutput:
+        image = example.scene.image(self.resolution)
         question = QUESTION.format(name=example.inputs["object"])
         prompt = adapter.prepare([image], [question])
         prompt_end = int(prompt.last_positions()[0])
@@ -136,9 +162,8 @@ class AttentionProbe(Probe):
             "sink_free_masses": _round(np.nanmean(free, axis=1)),  # [layers][parts]
             "image_token_attention": _round(image_rows[:, :, 0].mean(axis=(0, 1))),
             "p_yes": float(real.p_yes_norm[0]),
-            "blind": {name: self._blind_shift(adapter, blind, question, probs, float(real.p_yes_norm[0]))
-                      for name, blind in (("mean_colour", mean_colour(image)),
-                                          ("noise", gaussian_noise(image.size, seed=self.seed)))},
+            "blind": {name: self._blind_shift(adapter, logits, probs, float(real.p_yes_norm[0]))
+                      for name, logits in blind_logits.items()},
         }
         if masses.shape[2] > 1:
             values["answer_masses"] = _round(masses[:, :, 1:].mean(axis=2))
@@ -226,10 +251,12 @@ class AttentionProbe(Probe):
             "first_logits": logits[0, prompt_end],
         }
 
-    def _blind_shift(self, adapter: GenerativeAdapter, image: Any, question: str, probs: torch.Tensor, p_yes: float) -> dict[str, float]:
-        first = adapter.first_answer_logits(adapter.prepare([image], [question]))
-        blind_probs = torch.softmax(first[0].float(), -1)
-        blind_yes = float(adapter.yes_no(first).p_yes_norm[0])
+    @staticmethod
+    def _blind_shift(adapter: GenerativeAdapter, first: torch.Tensor, probs: torch.Tensor, p_yes: float) -> dict[str, float]:
+        """How far the answer moves when the image is blind: |Δ P(yes)| and the total-variation distance of the
+        first answer token's distribution (``first``: the blind prompt's first-answer logits, [vocab])."""
+        blind_probs = torch.softmax(first.float(), -1)
+        blind_yes = float(adapter.yes_no(first[None]).p_yes_norm[0])
         return {"p_yes": blind_yes, "yes_shift": abs(p_yes - blind_yes),
                 "tv": float(0.5 * (probs - blind_probs).abs().sum())}
 

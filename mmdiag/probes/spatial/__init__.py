@@ -32,7 +32,7 @@ import numpy as np
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.metrics.similarity import cka_with_null, knn_overlap_with_null
-from mmdiag.metrics.stats import bootstrap_ci
+from mmdiag.metrics.stats import bootstrap_ci, resample_indices
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.spatial.guide import GUIDES
 from mmdiag.probes.spatial.readouts import (
@@ -368,9 +368,7 @@ def _paired(before: OutOfFold | None, after: OutOfFold | None, pre: dict[str, An
         out["retention_undefined"] = post.get("undefined") or pre.get("undefined") or "no paired scores"
         return out, None
     regression = before.regression
-    rng = np.random.default_rng(seed + 104729)
-    n = len(before.y)
-    draws = np.stack([rng.integers(0, n, n) for _ in range(RETENTION_BOOT)])
+    draws = resample_indices(seed + 104729, len(before.y), RETENTION_BOOT)
     pre_boot = scores_of_draws(before.y, before.pred, regression, draws)
     post_boot = scores_of_draws(after.y, after.pred, regression, draws)
     diff = post_boot - pre_boot
@@ -404,8 +402,7 @@ def _selectivity(task: OutOfFold | None, control: OutOfFold | None, seed: int) -
     if task is None or control is None or len(task.y) != len(control.y):
         return {"selectivity_ci": [None, None], "selectivity_p": None}
     hits = (task.pred == task.y).astype(float) - (control.pred == control.y).astype(float)
-    rng = np.random.default_rng(seed + 130363)
-    picks = np.stack([rng.integers(0, len(hits), len(hits)) for _ in range(RETENTION_BOOT)])  # as drawn one by one
+    picks = resample_indices(seed + 130363, len(hits), RETENTION_BOOT)
     draws = hits[picks].mean(axis=1)
     return {"selectivity_ci": [float(q) for q in np.quantile(draws, [0.025, 0.975])], "selectivity_p": _bootstrap_p(draws)}
 

@@ -211,10 +211,10 @@ def _multinomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, n_classes
     pair_basis = torch.einsum("kj,kl->jlk", basis, basis).reshape(reduced * reduced, n_classes).float()  # Q_kj Q_kl
 
     def full(v: torch.Tensor) -> torch.Tensor:  # [b, (K - 1) * width] -> [b, K, width]
-        return torch.einsum("kr,brd->bkd", basis, v.view(v.shape[0], reduced, width))
+        return torch.matmul(basis, v.view(v.shape[0], reduced, width))
 
     def scores(v: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bnd,bkd->bnk", data, full(v))
+        return data @ full(v).transpose(1, 2)  # [b, n, K]
 
     def objective(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         z = scores(v, design[rows])
@@ -224,7 +224,7 @@ def _multinomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, n_classes
     def gradient(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         data = design[rows]
         p = torch.softmax(scores(v, data), dim=2) * mask[rows][..., None]
-        data_term = torch.einsum("bnk,bnd,kr->brd", p - onehot[rows], data, basis)
+        data_term = torch.matmul(basis.T, (p - onehot[rows]).transpose(1, 2) @ data)  # Qᵀ (P - Y)ᵀ X: [b, K - 1, width]
         return data_term.reshape(len(rows), -1) + penalty * v
 
     def hessian(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -232,7 +232,7 @@ def _multinomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, n_classes
         batch, n_rows, _ = data.shape
         p = torch.softmax(scores(v, data), dim=2) * mask[rows][..., None]
         # H[(j,a),(l,c)] = sum_i (sum_k Q_kj Q_kl p_ik - u_ij u_il) x_ia x_ic, u_i = Qᵀ p_i (+ the penalty), in float32
-        u = torch.einsum("bnk,kr->bnr", p, basis)
+        u = p @ basis  # [b, n, K - 1]
         outer = (u[..., None] * data[:, :, None, :]).reshape(batch, n_rows, -1).float()  # [b, n, (K - 1) * width]
         out = (outer.transpose(1, 2) @ outer).neg_()
         weighted = (p[..., None] * data[:, :, None, :]).reshape(batch, n_rows, -1).float()  # [b, n, K * width]
