@@ -13,7 +13,7 @@ every stage of the same width), so storage and probe capacity do not grow with t
 The heads are scikit-learn's ``LogisticRegression()`` (C = 1) and ``Ridge(alpha=1)``, each standardised first
 (attention readout), fitted in batches by :mod:`mmdiag.probes.spatial.heads` (the same estimators, solved to
 convergence, every fold and permutation of a task at once). Folds are scikit-learn's (``StratifiedKFold`` /
-``KFold``).
+``KFold``, written out in :mod:`mmdiag.probes.spatial.folds`).
 
 Scores come from out-of-fold predictions of ``FOLDS``-fold cross-validation (fixed seeds) with a bootstrap CI
 over scenes: accuracy for classification, R² for regression. CKA and kNN overlap between stages are computed
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from mmdiag.metrics.stats import bootstrap_ci
+from mmdiag.probes.spatial.folds import kfold, stratified_kfold
 from mmdiag.probes.spatial.heads import HeadProblem, fit_predict
 
 TOKEN_DIMS = 16
@@ -122,7 +122,6 @@ def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, rea
             return None
         stratified = counts.min() >= FOLDS  # a permutation keeps the class counts, so this holds for it too
     cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-    splitter = StratifiedKFold if stratified else KFold
     rng = np.random.default_rng(seed + 7919)
     target_sets = [y] + [y[rng.permutation(n)] for _ in range(permutations)]
     problems: list[HeadProblem] = []
@@ -131,7 +130,8 @@ def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, rea
     for which, targets in enumerate(target_sets):
         # the whole cross-validation procedure on these targets: its folds (stratified on them), the fold's
         # features (cached: they depend on the fold's tokens only) and the head
-        for train, test in splitter(FOLDS, shuffle=True, random_state=seed).split(tokens, targets):
+        splits = stratified_kfold(targets, FOLDS, seed) if stratified else kfold(n, FOLDS, seed)
+        for train, test in splits:
             if not regression and len(np.unique(targets[train])) < 2:
                 fittable[which] = False
                 break
