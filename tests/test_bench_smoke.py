@@ -37,7 +37,7 @@ def test_yes_no_scoring_bench_gives_identical_decisions(tmp_path):
 
 def test_audit_speed_bench_reports_every_phase(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "audit_speed.py"), "--suite", str(ROOT / "probes" / "quick.yaml"),
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "audit_speed.py"), "--suite", str(ROOT / "probes" / "quick.yaml"), "--repeats", "1",
                            "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())

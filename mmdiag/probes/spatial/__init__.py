@@ -35,13 +35,15 @@ from mmdiag.metrics.similarity import cka_with_null, knn_overlap_with_null
 from mmdiag.metrics.stats import bootstrap_ci, resample_indices
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.spatial.guide import GUIDES
+from mmdiag.probes.spatial.heads import fit_predict
 from mmdiag.probes.spatial.readouts import (
     FOLDS,
     PCA_BUDGET,
     READOUTS,
     TOKEN_DIMS,
+    FoldPlan,
     OutOfFold,
-    out_of_fold,
+    plan_out_of_fold,
     project_tokens,
     score_of,
     scores_of_draws,
@@ -58,6 +60,7 @@ REFERENCE = ("red circle", "blue square")  # the inserted object (the second whe
 # source whose vocabulary lacks them inserts its first two object names
 PAIR = "@pair"
 MAX_FIT_THREADS = 8  # threads for the readouts' fits (at most the machine's cores)
+FIT_SHARES = 4  # the heads are fitted in this many fixed batches (on up to as many threads)
 SIMILARITY = "similarity:"  # raw-token features of a stage, for CKA and kNN overlap
 
 
@@ -222,10 +225,12 @@ class SpatialProbe(Probe):
                  post_stage: str, tasks: list[str], has_untrained: bool) -> dict[tuple[str, str, str], OutOfFold | None]:
         """Every readout's out-of-fold predictions, by (readout, stage, task), ``untrained:`` stages included.
 
-        The fits are independent and each draws from its own seeded generators, so they run on a pool of
-        threads (numpy and torch release the GIL in their kernels; torch's own intra-op threads leave the
-        second core idle on these small problems): the same predictions in any order, a fraction of the wall
-        time on more than one core."""
+        Each readout's cross-validation is planned first (folds and per-fold features, which depend on its own
+        tokens and seeds only: on a pool of threads, as numpy releases the GIL in its kernels), then every head
+        of every readout is fitted in one batched call (a few thousand small problems: one Newton solve per
+        iteration for all of them instead of one per readout), then each readout's predictions are put back
+        together. The heads' fits do not depend on what else is in the batch, so the result is that of fitting
+        each readout alone."""
         jobs: list[tuple[str, str, str, int]] = []
         for readout in READOUTS:
             for stage in stages:
@@ -236,26 +241,51 @@ class SpatialProbe(Probe):
                     jobs.append((readout, stage, task, self.null_permutations if null else 0))
                     if has_untrained:
                         jobs.append((readout, "untrained:" + stage, task, 0))
-        jobs.sort(key=lambda job: -job[3])  # the permutation nulls first: the longest jobs start early
 
-        def fit(job: tuple[str, str, str, int]) -> OutOfFold | None:
+        def plan(job: tuple[str, str, str, int]) -> FoldPlan | None:
             readout, stage, task, permutations = job
-            return self._task(arrays, records, stage, task, readout, permutations)
+            return self._plan(arrays, records, stage, task, readout, permutations)
 
         workers = min(len(jobs), os.cpu_count() or 1, MAX_FIT_THREADS)
         if workers <= 1:
-            return {job[:3]: fit(job) for job in jobs}
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return {job[:3]: result for job, result in zip(jobs, pool.map(fit, jobs))}
+            plans = [plan(job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                plans = list(pool.map(plan, jobs))
+        out: dict[tuple[str, str, str], OutOfFold | None] = {job[:3]: None for job in jobs}
+        for regression in (False, True):
+            mine = [(job, p) for job, p in zip(jobs, plans) if p is not None and p.regression == regression]
+            problems = [problem for _, p in mine for problem in p.problems]
+            # FIT_SHARES fixed batches, each a share of every kind of problem, whatever the thread count: a
+            # batch's composition moves the last bits of its fits, so the shares never depend on the machine
+            shares = [problems[k::FIT_SHARES] for k in range(FIT_SHARES)]
+            if workers <= 1:
+                fitted = [fit_predict(share, regression) for share in shares]
+            else:
+                with ThreadPoolExecutor(max_workers=min(workers, FIT_SHARES)) as pool:
+                    fitted = list(pool.map(lambda share: fit_predict(share, regression), shares))
+            merged: list[np.ndarray] = [None] * len(problems)  # type: ignore[list-item]
+            for k, values in enumerate(fitted):
+                merged[k::FIT_SHARES] = values
+            predicted = iter(merged)
+            for job, p in mine:
+                out[job[:3]] = p.finish([next(predicted) for _ in p.problems])
+        return out
 
-    def _task(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
-              readout: str, permutations: int = 0) -> OutOfFold | None:
+    def _plan(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
+              readout: str, permutations: int = 0) -> FoldPlan | None:
         key = stage + PAIR if task in RELATION_TASKS else stage
         rows = [(a[key], r["labels"][task]) for a, r in zip(arrays, records) if r["labels"].get(task) is not None]
         if not rows:
             return None
         features = np.stack([f for f, _ in rows])
-        return out_of_fold(features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed, permutations)
+        return plan_out_of_fold(features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed, permutations)
+
+    def _task(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
+              readout: str, permutations: int = 0) -> OutOfFold | None:
+        """One readout's out-of-fold predictions, fitted on their own."""
+        plan = self._plan(arrays, records, stage, task, readout, permutations)
+        return None if plan is None else plan.finish(fit_predict(plan.problems, plan.regression))
 
     @staticmethod
     def _metrics(result: SpatialResult, pre: str, post: str, draws: dict[str, np.ndarray]) -> dict[str, Metric]:

@@ -103,8 +103,40 @@ def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, rea
 
     The readouts' features (pooled or PCA tokens) depend on a training fold's tokens only, never on its labels,
     so they are cached per fold and only the head is refitted when a fold recurs. Every head of the call (the real
-    labels' folds and every permutation's) is fitted in one batch (:mod:`mmdiag.probes.spatial.heads`).
+    labels' folds and every permutation's) is fitted in one batch (:mod:`mmdiag.probes.spatial.heads`); callers
+    with many readouts plan them all (:func:`plan_out_of_fold`) and fit every head in one batch.
     """
+    plan = plan_out_of_fold(tokens, labels, regression, readout, seed, permutations)
+    return None if plan is None else plan.finish(fit_predict(plan.problems, regression))
+
+
+@dataclass
+class FoldPlan:
+    """One readout's cross-validation, planned: every head to fit (``problems``, each owned by a target set and
+    the test indices it predicts); :meth:`finish` turns their predictions into the :class:`OutOfFold`."""
+
+    y: np.ndarray
+    regression: bool
+    majority: float | None
+    target_sets: list[np.ndarray]  # the real labels, then each permutation's
+    fittable: list[bool]
+    problems: list[HeadProblem]
+    owners: list[tuple[int, np.ndarray]]
+
+    def finish(self, predicted: Sequence[np.ndarray]) -> OutOfFold:
+        """The out-of-fold predictions and the permutation null from the heads' test predictions, in order."""
+        n = len(self.y)
+        predictions = [np.zeros(n) if self.regression else np.zeros(n, dtype=int) for _ in self.target_sets]
+        for (which, test), values in zip(self.owners, predicted):
+            predictions[which][test] = values
+        null = [score_of(targets, pred, self.regression)
+                for targets, pred, ok in zip(self.target_sets[1:], predictions[1:], self.fittable[1:]) if ok]
+        return OutOfFold(self.y, predictions[0], self.regression, self.majority, np.array(null))
+
+
+def plan_out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
+                     permutations: int = 0) -> FoldPlan | None:
+    """The folds, features and heads of :func:`out_of_fold`, not yet fitted (None when it cannot be fitted)."""
     n = len(labels)
     if n < 2 * FOLDS:
         return None
@@ -131,6 +163,7 @@ def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, rea
         # the whole cross-validation procedure on these targets: its folds (stratified on them), the fold's
         # features (cached: they depend on the fold's tokens only) and the head
         splits = stratified_kfold(targets, FOLDS, seed) if stratified else kfold(n, FOLDS, seed)
+        mine: list[tuple[HeadProblem, tuple[int, np.ndarray]]] = []
         for train, test in splits:
             if not regression and len(np.unique(targets[train])) < 2:
                 fittable[which] = False
@@ -140,16 +173,13 @@ def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, rea
                 cache[key] = _readout_features(readout, tokens[train], tokens[test], seed)
             train_f, test_f = cache[key]
             # the flattened readout's features are already standardised tokens through PCA
-            problems.append(HeadProblem(train_f, targets[train], test_f, standardise=readout != "flattened"))
-            owners.append((which, test))
+            mine.append((HeadProblem(train_f, targets[train], test_f, standardise=readout != "flattened"), (which, test)))
         if not fittable[0]:
             return None
-    predictions = [np.zeros(n) if regression else np.zeros(n, dtype=int) for _ in target_sets]
-    for (which, test), predicted in zip(owners, fit_predict(problems, regression)):
-        predictions[which][test] = predicted
-    null = [score_of(targets, pred, regression)
-            for targets, pred, ok in zip(target_sets[1:], predictions[1:], fittable[1:]) if ok]
-    return OutOfFold(y, predictions[0], regression, majority, np.array(null))
+        if fittable[which]:
+            problems += [problem for problem, _ in mine]
+            owners += [owner for _, owner in mine]
+    return FoldPlan(y, regression, majority, target_sets, fittable, problems, owners)
 
 
 def cross_validated(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
