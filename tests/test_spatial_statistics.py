@@ -89,3 +89,16 @@ def test_mean_retention_has_a_joint_ci_from_the_same_scene_draws():
     partial = _mean_retention(rows, ("a", "b", "c"), "test", draws)
     assert partial.value == pytest.approx(metric.value) and (partial.ci_low, partial.ci_high) == (metric.ci_low, metric.ci_high)
     assert "c: the pre-projector score does not beat" in partial.description
+
+
+def test_rounds_keep_the_jobs_in_order_and_bound_the_planned_features():
+    """One round at the release suite's size; at 1,600 scenes the permutation nulls go a few at a time."""
+    from mmdiag.probes.spatial import ROUND_BYTES, _rounds
+
+    jobs = [("attention", f"stage{k}", "grid_cell", 39 if k < 16 else 0) for k in range(144)]
+    assert _rounds(jobs, 48) == [jobs]
+    rounds = _rounds(jobs, 1600)
+    assert [job for part in rounds for job in part] == jobs and len(rounds) > 4
+    for part in rounds:
+        size = sum((job[3] + 1) * 5 * 1600 * 40 * 8 for job in part)
+        assert len(part) == 1 or size <= ROUND_BYTES

@@ -61,6 +61,7 @@ REFERENCE = ("red circle", "blue square")  # the inserted object (the second whe
 PAIR = "@pair"
 MAX_FIT_THREADS = 8  # threads for the readouts' fits (at most the machine's cores)
 FIT_SHARES = 4  # the heads are fitted in this many fixed batches (on up to as many threads)
+ROUND_BYTES = 256 * 2**20  # the planned features held at once, about (see _rounds)
 SIMILARITY = "similarity:"  # raw-token features of a stage, for CKA and kNN overlap
 
 
@@ -227,10 +228,9 @@ class SpatialProbe(Probe):
 
         Each readout's cross-validation is planned first (folds and per-fold features, which depend on its own
         tokens and seeds only: on a pool of threads, as numpy releases the GIL in its kernels), then every head
-        of every readout is fitted in one batched call (a few thousand small problems: one Newton solve per
-        iteration for all of them instead of one per readout), then each readout's predictions are put back
-        together. The heads' fits do not depend on what else is in the batch, so the result is that of fitting
-        each readout alone."""
+        of every readout of the round is fitted in a few batched calls (thousands of small problems: one Newton
+        solve per iteration for many of them instead of one per readout), then each readout's predictions are
+        put back together. Rounds (:func:`_rounds`) bound the features held at once on large scene counts."""
         jobs: list[tuple[str, str, str, int]] = []
         for readout in READOUTS:
             for stage in stages:
@@ -247,29 +247,16 @@ class SpatialProbe(Probe):
             return self._plan(arrays, records, stage, task, readout, permutations)
 
         workers = min(len(jobs), os.cpu_count() or 1, MAX_FIT_THREADS)
-        if workers <= 1:
-            plans = [plan(job) for job in jobs]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                plans = list(pool.map(plan, jobs))
         out: dict[tuple[str, str, str], OutOfFold | None] = {job[:3]: None for job in jobs}
-        for regression in (False, True):
-            mine = [(job, p) for job, p in zip(jobs, plans) if p is not None and p.regression == regression]
-            problems = [problem for _, p in mine for problem in p.problems]
-            # FIT_SHARES fixed batches, each a share of every kind of problem, whatever the thread count: a
-            # batch's composition moves the last bits of its fits, so the shares never depend on the machine
-            shares = [problems[k::FIT_SHARES] for k in range(FIT_SHARES)]
-            if workers <= 1:
-                fitted = [fit_predict(share, regression) for share in shares]
-            else:
-                with ThreadPoolExecutor(max_workers=min(workers, FIT_SHARES)) as pool:
-                    fitted = list(pool.map(lambda share: fit_predict(share, regression), shares))
-            merged: list[np.ndarray] = [None] * len(problems)  # type: ignore[list-item]
-            for k, values in enumerate(fitted):
-                merged[k::FIT_SHARES] = values
-            predicted = iter(merged)
-            for job, p in mine:
-                out[job[:3]] = p.finish([next(predicted) for _ in p.problems])
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for round_jobs in _rounds(jobs, len(records)):
+                plans = [plan(job) for job in round_jobs] if workers <= 1 else list(pool.map(plan, round_jobs))
+                for regression in (False, True):
+                    mine = [(job, p) for job, p in zip(round_jobs, plans) if p is not None and p.regression == regression]
+                    predicted = iter(_fit_shares([problem for _, p in mine for problem in p.problems], regression,
+                                                 pool if workers > 1 else None))
+                    for job, p in mine:
+                        out[job[:3]] = p.finish([next(predicted) for _ in p.problems])
         return out
 
     def _plan(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
@@ -319,6 +306,38 @@ class SpatialProbe(Probe):
                 f"3x3 grid cell of the object decoded from the {post}'s tokens in order (flattened readout, out-of-fold) "
                 "minus its chance level (the majority cell); CI: bootstrap over scenes; null 0"),
         }
+
+
+def _rounds(jobs: list[tuple[str, str, str, int]], n_scenes: int) -> list[list[tuple[str, str, str, int]]]:
+    """Jobs cut, in order, into rounds whose planned features stay under ``ROUND_BYTES`` (estimated from the
+    scene count, every fold's train and test features at ``PCA_BUDGET`` + 8 float64 columns), so the features
+    held at once do not grow with the permutations times the scenes: one round at the release suite's size. The
+    rounds depend on the jobs and the scene count only, never on the machine."""
+    rounds: list[list[tuple[str, str, str, int]]] = [[]]
+    held = 0
+    for job in jobs:
+        size = (job[3] + 1) * FOLDS * n_scenes * (PCA_BUDGET + 8) * 8
+        if rounds[-1] and held + size > ROUND_BYTES:
+            rounds.append([])
+            held = 0
+        rounds[-1].append(job)
+        held += size
+    return rounds
+
+
+def _fit_shares(problems: list[Any], regression: bool, pool: ThreadPoolExecutor | None) -> list[np.ndarray]:
+    """Every head's test predictions, fitted in ``FIT_SHARES`` fixed batches (each a share of every kind of
+    problem) on ``pool``'s threads: a batch's composition moves the last bits of its fits, so the batches never
+    depend on the thread count."""
+    shares = [problems[k::FIT_SHARES] for k in range(FIT_SHARES)]
+    if pool is None:
+        fitted = [fit_predict(share, regression) for share in shares]
+    else:
+        fitted = list(pool.map(lambda share: fit_predict(share, regression), shares))
+    merged: list[np.ndarray] = [None] * len(problems)  # type: ignore[list-item]
+    for k, values in enumerate(fitted):
+        merged[k::FIT_SHARES] = values
+    return merged
 
 
 def _similarity_metric(stats: dict[str, Any] | None, description: str) -> Metric:
