@@ -2,8 +2,8 @@
 
 Each size runs as a user runs it (``mmdiag audit --n-scenes N`` in a fresh process, release suite, embedded
 default model), timed from outside with ``/usr/bin/time`` (wall seconds, peak resident memory). Prints one JSON
-line per size, then the ratios against the smallest size (time per scene should stay flat if the cost is linear
-in scenes), and writes a plot.
+line per size (with the width of every gated metric's 95% CI: what more scenes buy), then the ratios against the
+smallest size (time per scene should stay flat if the cost is linear in scenes), and writes a plot.
 
     python bench/scaling.py [--sizes 48,160,480,1600] [--suite release] [--plot data/scaling.png] [--json out.jsonl]
 """
@@ -29,7 +29,15 @@ def measure(n_scenes: int, out: Path, suite: str | None = None) -> dict[str, flo
     if done.returncode not in (0, 1):  # 1: a gate failed, still a complete audit
         raise SystemExit(f"audit at {n_scenes} scenes failed: {done.stderr[-500:]}")
     wall, peak_kib = report.read_text().split()[-2:]
-    return {"scenes": n_scenes, "wall_s": float(wall), "peak_rss_mib": round(int(peak_kib) / 1024, 1)}
+    return {"scenes": n_scenes, "wall_s": float(wall), "peak_rss_mib": round(int(peak_kib) / 1024, 1),
+            "gate_ci_width": gate_ci_widths(out / "run" / "results.json")}
+
+
+def gate_ci_widths(results: Path) -> dict[str, float]:
+    """The width of the 95% CI of every gated metric with one (what more scenes buy: narrower CIs)."""
+    gates = json.loads(results.read_text()).get("gates", [])
+    return {g["metric"]: round(g["ci_high"] - g["ci_low"], 4) for g in gates
+            if g.get("ci_low") is not None and g.get("ci_high") is not None}
 
 
 def plot(rows: list[dict[str, float]], path: Path) -> None:

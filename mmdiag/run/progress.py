@@ -2,8 +2,8 @@
 the reports), with the time it took and an overall ETA; measuring also shows a per-example bar.
 
 The ETA weighs the remaining phases by their share of the default audit measured on the reference model
-(``bench/audit_speed.py``: load 2 s; per 48 scenes attention 3 s, spatial 1 s + 13 s aggregation,
-hallucination 4 s; reports 1 s), scaled by the scene count, and calibrates the weights on the time the finished
+(``bench/audit_speed.py``: load 2.5 s; per 48 scenes attention 1.6 s, spatial 1.2 s + 4.5 s aggregation,
+hallucination 4.5 s; reports 1.3 s), scaled by the scene count, and calibrates the weights on the time the finished
 phases really took. A model whose phases keep other proportions gets a rougher ETA, which improves as phases
 finish.
 """
@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from typing import TextIO
 
 REFERENCE_SCENES = 48
-MEASURE_SECONDS = {"attention": 3.0, "spatial": 1.1, "hallucination": 3.6}  # per 48 scenes, reference model
-AGGREGATE_SECONDS = {"attention": 0.2, "spatial": 13.0, "hallucination": 0.4}
-LOAD_SECONDS, REPORT_SECONDS, OTHER_PROBE_SECONDS = 2.1, 1.0, 2.0
+MEASURE_SECONDS = {"attention": 1.6, "spatial": 1.2, "hallucination": 4.5}  # per 48 scenes, reference model
+AGGREGATE_SECONDS = {"attention": 0.1, "spatial": 4.5, "hallucination": 0.4}
+LOAD_SECONDS, REPORT_SECONDS, OTHER_PROBE_SECONDS = 2.5, 1.3, 2.0
 
 
 def audit_phases(probes: list[str], n_scenes: int) -> list[tuple[str, float]]:
