@@ -36,5 +36,5 @@ def test_eta_is_calibrated_on_the_finished_phases():
     progress.skip("b")
     assert progress.eta() == 0.0
     phases = dict(audit_phases(["spatial"], 96))
-    assert phases["spatial: aggregating"] == 26.0 and set(phases) == {"loading the model", "spatial: measuring",
+    assert phases["spatial: aggregating"] == 9.0 and set(phases) == {"loading the model", "spatial: measuring",
                                                                        "spatial: aggregating", "writing the reports"}
