@@ -250,11 +250,10 @@ class SpatialProbe(Probe):
         out: dict[tuple[str, str, str], OutOfFold | None] = {job[:3]: None for job in jobs}
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for round_jobs in _rounds(jobs, len(records)):
-                plans = [plan(job) for job in round_jobs] if workers <= 1 else list(pool.map(plan, round_jobs))
+                plans = list(pool.map(plan, round_jobs))
                 for regression in (False, True):
                     mine = [(job, p) for job, p in zip(round_jobs, plans) if p is not None and p.regression == regression]
-                    predicted = iter(_fit_shares([problem for _, p in mine for problem in p.problems], regression,
-                                                 pool if workers > 1 else None))
+                    predicted = iter(_fit_shares([problem for _, p in mine for problem in p.problems], regression, pool))
                     for job, p in mine:
                         out[job[:3]] = p.finish([next(predicted) for _ in p.problems])
         return out
@@ -267,12 +266,6 @@ class SpatialProbe(Probe):
             return None
         features = np.stack([f for f, _ in rows])
         return plan_out_of_fold(features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed, permutations)
-
-    def _task(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
-              readout: str, permutations: int = 0) -> OutOfFold | None:
-        """One readout's out-of-fold predictions, fitted on their own."""
-        plan = self._plan(arrays, records, stage, task, readout, permutations)
-        return None if plan is None else plan.finish(fit_predict(plan.problems, plan.regression))
 
     @staticmethod
     def _metrics(result: SpatialResult, pre: str, post: str, draws: dict[str, np.ndarray]) -> dict[str, Metric]:
@@ -325,15 +318,12 @@ def _rounds(jobs: list[tuple[str, str, str, int]], n_scenes: int) -> list[list[t
     return rounds
 
 
-def _fit_shares(problems: list[Any], regression: bool, pool: ThreadPoolExecutor | None) -> list[np.ndarray]:
+def _fit_shares(problems: list[Any], regression: bool, pool: ThreadPoolExecutor) -> list[np.ndarray]:
     """Every head's test predictions, fitted in ``FIT_SHARES`` fixed batches (each a share of every kind of
     problem) on ``pool``'s threads: a batch's composition moves the last bits of its fits, so the batches never
     depend on the thread count."""
     shares = [problems[k::FIT_SHARES] for k in range(FIT_SHARES)]
-    if pool is None:
-        fitted = [fit_predict(share, regression) for share in shares]
-    else:
-        fitted = list(pool.map(lambda share: fit_predict(share, regression), shares))
+    fitted = list(pool.map(lambda share: fit_predict(share, regression), shares))
     merged: list[np.ndarray] = [None] * len(problems)  # type: ignore[list-item]
     for k, values in enumerate(fitted):
         merged[k::FIT_SHARES] = values
