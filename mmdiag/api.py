@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -21,7 +22,7 @@ from mmdiag import __version__
 from mmdiag.adapters.base import Adapter
 from mmdiag.adapters.hf_loading import LoadOptions
 from mmdiag.adapters.loading import load_adapter, preflight_model
-from mmdiag.errors import ConfigError, write_error
+from mmdiag.errors import ConfigError, MmdiagError, write_error
 from mmdiag.probes.guidance import annotate_results
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.results import (
@@ -41,10 +42,10 @@ from mmdiag.run.distributed import (
 )
 from mmdiag.run.gates import INTEGRITY_METRICS, Gate, evaluate_gates, parse_gate
 from mmdiag.run.identity import check_or_write as check_or_write_identity
-from mmdiag.run.identity import weights_fingerprint
+from mmdiag.run.identity import data_fingerprint, model_files_fingerprint, weights_fingerprint
 from mmdiag.run.progress import AuditProgress, audit_phases
 from mmdiag.run.runtime import run_probe
-from mmdiag.run.store import RunStore, claim_run_dir, clear_run
+from mmdiag.run.store import ReplacedRun, RunStore, claim_run_dir
 from mmdiag.run.suites import release_gates_for
 from mmdiag.sources import DataSource, SourceRegistry
 from mmdiag.validation import check_audit_config
@@ -143,6 +144,9 @@ def audit(
     source = _data_source(config, sources or SourceRegistry())
     probes = [registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
               for name in config.probes]
+    # every input the probes will read (annotations, masks, captions, images) is read and checked now, before the
+    # run folder is touched: a bad one costs no finished work
+    source.check(config.n_scenes, config.seed, [(p.data_request(), p.name) for p in probes if not p.unusable_data(source)])
     run_dir = Path(out_dir)
     process = current_process()
     with contextlib.ExitStack() as stack:
@@ -189,9 +193,14 @@ def audit(
         config_hash = canonical_hash(config.identity())
         model_hash = _model_config_hash(adapter)
         identity = {"mmdiag": __version__, "model_config_hash": model_hash, "weights": weights_fingerprint(adapter.model),
-                    "dtype": _weights_dtype(adapter.model), "planted_defect": plant, "config_hash": config_hash}
-        # an --overwrite clears the old run only now, with the lock held and the model loaded
-        process.on_main(lambda: (overwrite and clear_run(run_dir), check_or_write_identity(run_dir, identity, resume)))
+                    "dtype": _weights_dtype(adapter.model), "planted_defect": plant, "config_hash": config_hash,
+                    "inputs": data_fingerprint(source), "model_files": model_files_fingerprint(model),
+                    DATA_LOCATION: _absolute_params(source.params()) if config.data != "scenes" else None}
+        # an --overwrite sets the old run aside only now, with the lock held, the inputs checked and the model
+        # loaded; it comes back if the new run fails before its first record, and goes once that is written
+        replaced = ReplacedRun(run_dir)
+        stack.push(replaced.exit_handler)
+        process.on_main(lambda: (overwrite and replaced.set_aside(), check_or_write_identity(run_dir, identity, resume)))
         metadata = RunMetadata(
             model={**asdict(adapter.info()), "config_hash": model_hash, "weights_fingerprint": identity["weights"],
                    **({"planted_defect": plant} if plant else {})},
@@ -201,7 +210,7 @@ def audit(
             devices=sorted({str(adapter.device)} | {str(d) for d in (getattr(adapter.model, "hf_device_map", None) or {}).values()}),
             processes=process.world,
         )
-        store = RunStore(run_dir, process.rank, process.world)
+        store = RunStore(run_dir, process.rank, process.world, on_first_write=replaced.discard if process.is_main else None)
         probe_results: dict[str, dict[str, Any]] = {}
         failures: dict[str, int] = {}
         skipped: dict[str, str] = {}
@@ -240,6 +249,7 @@ def audit(
         if process.is_main:
             with tracker.phase("writing the reports"):
                 write_results(run_dir, document)
+                replaced.discard()
                 render_report(run_dir, sources)
     return AuditOutcome(run_dir, read_results(run_dir))
 
@@ -317,17 +327,74 @@ def _options_for_process(options: LoadOptions, process: ProcessInfo) -> LoadOpti
     return options
 
 
-def render_report(run_dir: str | Path, sources: SourceRegistry | None = None) -> list[Path]:
+def render_report(run_dir: str | Path, sources: SourceRegistry | None = None,
+                  data: tuple[str, dict[str, Any]] | None = None, warn: Any = None) -> list[Path]:
     """(Re)build report.html and report.md from results.json + examples.jsonl alone (``sources``: where the
-    run's data source is found, to re-make example images; default: the built-ins and entry points)."""
+    run's data source is found, to re-make example images; default: the built-ins and entry points).
+
+    A run on files (``--data coco:/pope:/relations:``) re-makes its example pictures from its data, found where the
+    run recorded it (the path as given, then the absolute path kept in run-identity.json), or where ``data`` (a
+    source name and its parameters, ``mmdiag report --data``) points; when neither reads, the examples are listed
+    without pictures and ``warn`` (a callable) is told how to point at the data."""
     from mmdiag.report.html import write_html_report
     from mmdiag.report.markdown import write_markdown_report
 
     run_dir = Path(run_dir)
+    data_params = _locate_data(run_dir, sources or SourceRegistry(), data, warn)
     try:
-        return [write_html_report(run_dir, sources), write_markdown_report(run_dir)]
+        return [write_html_report(run_dir, sources, data_params), write_markdown_report(run_dir)]
     except OSError as err:
         raise write_error(run_dir, err, "run 'mmdiag report' on the folder (results.json is kept)") from err
+
+
+DATA_LOCATION = "data_location"  # run-identity.json: the data source's parameters with absolute paths
+
+
+def _absolute_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A data source's parameters with every path that exists here made absolute (``report`` finds the data from
+    another working folder)."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, str) and value:
+            parts = [str(Path(v).resolve()) if Path(v).exists() else v for v in value.split(",")]
+            value = ",".join(parts)
+        out[key] = value
+    return out
+
+
+def _locate_data(run_dir: Path, sources: SourceRegistry, data: tuple[str, dict[str, Any]] | None,
+                 warn: Any) -> dict[str, Any] | None:
+    """The parameters under which the run's data source reads here (see :func:`render_report`), else None."""
+    from mmdiag.results import read_results
+    from mmdiag.run.store import IDENTITY_FILE
+
+    config = read_results(run_dir)["metadata"]["config"]
+    name = config.get("data", "scenes")
+    if data is not None and data[0] != name:
+        raise ConfigError(f"--data {data[0]}: the run in {run_dir} was measured on {name} data; point at that")
+    if name == "scenes" and data is None:
+        return None
+    try:
+        recorded = json.loads((run_dir / IDENTITY_FILE).read_text()).get(DATA_LOCATION)
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    candidates = [data[1]] if data is not None else [config.get("data_params", {}), recorded]
+    problem = "no location was recorded"
+    for params in candidates:
+        if not isinstance(params, dict):
+            continue
+        try:
+            source = sources.create(name, **params)
+            source.size()
+            return params
+        except MmdiagError as err:
+            problem = str(err)
+    if data is not None:
+        raise ConfigError(f"--data does not read: {problem}")
+    if warn is not None:
+        warn(f"the run's {name} data was not found ({problem}); its examples are listed without pictures: point at "
+             f"the data with 'mmdiag report {run_dir} --data {name}:PATH [--images DIR]'")
+    return None
 
 
 def _check_gates(gates: list[Gate], probes: list[Any], adapter: Adapter) -> None:

@@ -1,5 +1,6 @@
 """``mmdiag`` command line: parses arguments and calls :mod:`mmdiag.api`. Exit codes: 0 ok, 1 a gate
-(or a whole probe) failed, 2 bad usage or input (one line on stderr, no traceback)."""
+(or a whole probe) failed, 2 bad usage or input (one line on stderr, no traceback), 3 an internal error (one line
+naming the file that holds its trace)."""
 
 from __future__ import annotations
 
@@ -134,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="rebuild report.html and report.md from a run folder")
     report.add_argument("run_dir")
+    report.add_argument("--data", default=None, metavar="SOURCE",
+                        help="where the run's data is now (coco:DIR, pope:FILE, relations:FILE), when it moved: its "
+                             "example pictures are re-made from it (default: where the run found it)")
+    report.add_argument("--images", default=None, metavar="DIR", help="the image folder of --data")
 
     tiny = sub.add_parser("tiny", help="build a random tiny checkpoint of a family (for tests and trials)")
     tiny.add_argument("family", choices=list(TINY_FAMILIES))
@@ -303,7 +308,8 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
                                                ("resolution", resolution),
                                                ("batch_size", None if args.auto_batch else batch_size))
                  if value is not None}
-    prompting = {"system_prompt": args.system_prompt, "chat_template": _chat_template(args.chat_template),
+    prompting = {"system_prompt": args.system_prompt,
+                 "chat_template": _chat_template(args.chat_template, args.system_prompt),
                  "gen_kwargs": check_gen_kwargs(parse_key_values(args.gen_kwargs, "--gen-kwargs"))}
     prompting = {k: v for k, v in prompting.items() if v}
     if prompting:
@@ -349,17 +355,21 @@ def _probes_for_data(config: Any, source: Any, spec: str) -> tuple[tuple[str, ..
     return tuple(kept), notes
 
 
-def _chat_template(value: str | None) -> str | None:
-    """--chat-template: the text of a Jinja file, or "none" (use the plain prompt template)."""
+def _chat_template(value: str | None, system_prompt: str | None = None) -> str | None:
+    """--chat-template: the text of a Jinja file (compiled and rendered once on a sample prompt now, before any
+    model loads), or "none" (use the plain prompt template)."""
+    from mmdiag.run.harness_flags import check_chat_template
+
     if value is None or value.lower() == "none":
         return None if value is None else "none"
     path = Path(value)
     if not path.is_file():
         raise ConfigError(f"--chat-template {value}: no such file; pass a Jinja template file or 'none'")
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"--chat-template {value} cannot be read ({err.__class__.__name__}): pass a UTF-8 text file") from err
+    return check_chat_template(text, f"--chat-template {value}", system_prompt)
 
 
 def _without_option(argv: Sequence[str], flag: str) -> list[str]:
@@ -377,15 +387,19 @@ def _without_option(argv: Sequence[str], flag: str) -> list[str]:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from mmdiag import api
+    from mmdiag.run.data_spec import parse_data_spec
 
-    for path in api.render_report(Path(args.run_dir)):
+    data = parse_data_spec(args.data, args.images) if args.data else None
+    warn = lambda line: print(f"mmdiag: warning: {line}", file=sys.stderr)  # noqa: E731
+    for path in api.render_report(Path(args.run_dir), data=data, warn=warn):
         print(f"wrote {path}")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from mmdiag.run.compare import compare_runs, find_regressions, write_comparison
+    from mmdiag.run.compare import check_compare_out, compare_runs, find_regressions, write_comparison
 
+    check_compare_out(args.out, args.runs)  # before any run is read
     comparison = compare_runs(args.runs)
     for warning in comparison.warnings:
         print(f"mmdiag: warning: {warning}", file=sys.stderr)
@@ -568,11 +582,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report_error(err)
     except OSError as err:  # a file the command had to read or write, not a bug: one line, no traceback
         if err.filename is None:
-            raise
+            return _report_internal_error(err, args, argv)
         return _report_error(_file_error(err))
     except KeyboardInterrupt:
         print("mmdiag: interrupted; finished examples are kept in examples.jsonl", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - the last resort: a bug, never a traceback on the user's screen
+        return _report_internal_error(err, args, argv)
+
+
+INTERNAL_ERROR_EXIT = 3  # 1 is a failed verdict, 2 bad input
+
+
+def _report_internal_error(err: Exception, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """An unexpected exception: one line with its type and message, the command's inputs, and where its full trace
+    was saved (``mmdiag-error.log`` in the run folder when there is one, else in the temporary folder); exit 3."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    from mmdiag.run.store import ERROR_LOG
+
+    out = getattr(args, "out", None) if args.command == "audit" else None
+    folder = Path(out) if out and Path(out).is_dir() else Path(tempfile.gettempdir())
+    log = folder / (ERROR_LOG if folder != Path(tempfile.gettempdir()) else f"mmdiag-error-{os.getpid()}-{int(time.time())}.log")
+    trace = "".join(traceback.format_exception(err))
+    try:
+        log.write_text(f"mmdiag {__version__}: {' '.join(argv)}\n\n{trace}", encoding="utf-8")
+        where = f"the full trace is in {log}"
+    except OSError:
+        where = "the trace could not be saved"
+    inputs = ", ".join(f"{flag} {getattr(args, name)}" for flag, name in
+                       (("--model", "model"), ("--data", "data"), ("--questions", "questions"), ("--answers", "answers"),
+                        ("--captions", "captions"), ("run", "run_dir")) if getattr(args, name, None))
+    message = str(err).strip().splitlines()[0] if str(err).strip() else "no message"
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"mmdiag: internal error: {err.__class__.__name__}: {message}"
+              + (f" (inputs: {inputs})" if inputs else "") + f"; {where}; please report it with that file",
+              file=sys.stderr)
+    return INTERNAL_ERROR_EXIT
 
 
 if __name__ == "__main__":

@@ -106,7 +106,10 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise MmdiagError(f"{path} does not exist: pass a run folder written by 'mmdiag audit'")
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except _NonFiniteNumber as err:
+        raise MmdiagError(f"{path} holds {err} where a number belongs: mmdiag writes no NaN or infinity (an undefined "
+                          "value is null with its reason), so the file was edited or corrupted; re-run the audit") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MmdiagError(f"{path} is not valid JSON ({err}): re-run the audit") from err
     except OSError as err:
@@ -116,6 +119,14 @@ def read_results(run_dir: Path) -> dict[str, Any]:
         raise MmdiagError(f"{path} does not follow the results schema ({problem}): it was not written by this "
                           "mmdiag audit, or was edited; re-run the audit")
     return document
+
+
+class _NonFiniteNumber(ValueError):
+    """NaN, Infinity or -Infinity in a results file (json.loads accepts them; results.json never holds them)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFiniteNumber(name)
 
 
 def schema_problem(document: Any) -> str | None:

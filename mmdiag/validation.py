@@ -27,6 +27,27 @@ BOUNDS: dict[str, tuple[str, int, int, str]] = {
 }
 
 
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+def parse_bool(value: Any, what: str) -> bool:
+    """A boolean written by a person: ``True``/``False``, 1/0, or one of true/false/1/0/yes/no/on/off in any case
+    (strings trimmed); anything else is a one-line ConfigError naming ``what``. Never Python truthiness: the
+    string ``"no"`` is False here, and ``"maybe"`` is refused."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise ConfigError(f"{what} must be true or false (also 1/0, yes/no, on/off), got {value!r}")
+
+
 def check_bound(name: str, value: Any, source: str = "", label: str | None = None) -> int:
     """``value`` as a bounded integer for audit field ``name`` (shown as ``label``, default its flag);
     else a one-line ConfigError."""

@@ -33,3 +33,15 @@ def adapters(tiny_paths: dict[str, Path]) -> dict:
     from mmdiag.adapters import load_adapter
 
     return {family: load_adapter(str(path)) for family, path in tiny_paths.items()}
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, tiny_paths: dict[str, Path]) -> Path:
+    """A finished quick audit of the tiny CLIP, for tests that copy it and check that a refusal leaves it as it was."""
+    from helpers import QUICK
+
+    from mmdiag.cli import main
+
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(run), "--suite", QUICK, "--no-progress"]) == 0
+    return run

@@ -8,10 +8,8 @@ folder with ``--overwrite``, the worst case: a refusal must come before anything
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shlex
 import shutil
 import socket
 from collections.abc import Callable
@@ -19,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import QUICK
+from helpers import QUICK, check_one_line_refusal
 
-from mmdiag.cli import main
 
 # an audit that would replace the finished run if the input were good: every refusal must come first
 ON_RUN = "audit --out {run} --overwrite --no-progress --suite {quick} --model {clip}"
@@ -219,39 +216,10 @@ def _retrained(src: Path, dst: Path) -> Path:
     return dst
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` with the sha256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, tiny_paths: dict) -> Path:
-    run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(run), "--suite", QUICK, "--no-progress"]) == 0
-    return run
-
-
 def test_the_table_is_large_enough():
     assert len(CASES) >= 40
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_one_line_exit_2_and_keeps_the_run(case, tmp_path, tiny_paths, finished_run, capsys):
-    template, setup, needles = CASES[case]
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
-    extra = setup(tmp_path, run, tiny_paths)
-    before = snapshot(run)
-    values = {"run": run, "tmp": tmp_path, "quick": QUICK, **{k: str(v) for k, v in tiny_paths.items()}, **extra}
-    capsys.readouterr()
-    code = main(shlex.split(template.format(**values)))
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert len(lines) == 1, f"expected one line, got: {err!r}"
-    assert lines[0].startswith("mmdiag: error: "), lines[0]
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    assert snapshot(run) == before, "a refused command changed the existing run folder"
+    check_one_line_refusal(CASES[case], tmp_path, finished_run, tiny_paths, capsys)

@@ -42,16 +42,52 @@ def test_model_args_map_to_loading_options_and_from_pretrained():
 
 def test_gen_kwargs_are_checked():
     assert check_gen_kwargs({"max_new_tokens": 8, "temperature": 1}) == {"max_new_tokens": 8, "temperature": 1.0}
-    for bad, message in (({"beams": 3}, "unknown key 'beams'"), ({"max_new_tokens": "many"}, "must be int"),
-                         ({"do_sample": 1}, "must be bool"), ({"max_new_tokens": 0}, "at least 1"),
-                         ({"top_p": -1.0}, "non-negative")):
+    assert check_gen_kwargs({"do_sample": "yes", "max_new_tokens": 1e3}) == {"do_sample": True, "max_new_tokens": 1000}
+    assert check_gen_kwargs({"do_sample": "off"}) == {"do_sample": False}
+    for bad, message in (({"beams": 3}, "unknown key 'beams'"), ({"max_new_tokens": "many"}, "must be an integer"),
+                         ({"do_sample": "maybe"}, "must be true or false"), ({"max_new_tokens": 0}, "from 1"),
+                         ({"top_p": -1.0}, "above 0"), ({"top_p": 5.0}, "above 0 to 1"), ({"num_beams": 0}, "from 1"),
+                         ({"max_new_tokens": 1e9}, "to 8192"), ({"temperature": float("nan")}, "got nan"),
+                         ({"temperature": float("inf")}, "got inf"), ({"max_new_tokens": 2.5}, "must be an integer"),
+                         ({"min_new_tokens": 9, "max_new_tokens": 4}, "above 'max_new_tokens'")):
         with pytest.raises(ConfigError, match=message):
             check_gen_kwargs(bad)
 
 
+@pytest.mark.parametrize("spelling", ["no", "off", "false", "FALSE", "0", " No "])
+def test_security_options_spelled_no_stay_off(spelling):
+    _, options, _ = split_model_args(parse_key_values(f"trust_remote_code={spelling},allow_pickle={spelling}",
+                                                      "--model-args"))
+    assert options == {"trust_remote_code": False, "allow_pickle": False}
+    _, options, _ = split_model_args(parse_key_values(json.dumps({"trust_remote_code": spelling}), "--model-args"))
+    assert options == {"trust_remote_code": False}
+
+
+def test_security_options_take_only_boolean_words():
+    for spelling in ("maybe", "nope", "2", "[]", "yes please"):
+        with pytest.raises(ConfigError, match="trust_remote_code must be true or false"):
+            split_model_args(parse_key_values(f"trust_remote_code={spelling}", "--model-args"))
+    _, options, _ = split_model_args(parse_key_values("trust_remote_code=Yes", "--model-args"))
+    assert options == {"trust_remote_code": True}
+    from mmdiag.adapters.hf_loading import LoadOptions
+
+    assert LoadOptions(trust_remote_code="no", allow_pickle="off") == LoadOptions()  # the library too
+    with pytest.raises(ConfigError, match="allow_pickle must be true or false"):
+        LoadOptions(allow_pickle="sure")
+
+
+def test_attn_implementation_is_checked_before_loading():
+    assert split_model_args({"attn_implementation": "sdpa"})[2] == {"attn_implementation": "sdpa"}
+    with pytest.raises(ConfigError, match="not an attention implementation"):
+        split_model_args({"attn_implementation": "fastest"})
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="flash_attention_2 cannot run here.*use sdpa or eager"):
+            split_model_args({"attn_implementation": "flash_attention_2"})
+
+
 def test_limit_is_a_count_or_a_fraction():
     assert limited_scenes("20", 48) == 20 and limited_scenes("0.25", 48) == 12 and limited_scenes("0.001", 48) == 1
-    for bad in ("0", "-3", "2.5", "half"):
+    for bad in ("0", "-3", "2.5", "half", "nan", "inf", "-inf", "1e400"):
         with pytest.raises(ConfigError, match="--limit"):
             limited_scenes(bad, 48)
 

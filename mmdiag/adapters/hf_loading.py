@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from mmdiag.errors import ModelLoadError
+from mmdiag.validation import parse_bool
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class LoadOptions:
     checkpoint: str | None = None  # open_clip: a weights file for a named architecture
     gpus_per_process: int = 0  # data-parallel + sharding: each process shards over its own group of GPUs
     extra: tuple[tuple[str, Any], ...] = ()  # further from_pretrained arguments (--model-args revision=..., ...)
+
+    def __post_init__(self) -> None:
+        # the two options that let a checkpoint run code are booleans, parsed strictly: "no", "off", "false" and
+        # 0 mean no; anything that is not a boolean word is refused (Python truthiness would opt in)
+        for name in ("allow_pickle", "trust_remote_code"):
+            object.__setattr__(self, name, parse_bool(getattr(self, name), name))
 
     def model_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -70,6 +77,8 @@ def load_hf_model(model_cls: Any, path: str, options: LoadOptions) -> torch.nn.M
             f"or --dtype bfloat16 ({err.__class__.__name__})"
         ) from err
     except (OSError, ValueError, RuntimeError, safetensors_error()) as err:
+        if not options.trust_remote_code:
+            refuse_remote_code(path)
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise ModelLoadError(f"could not load the model weights from {path} ({err.__class__.__name__}: {first}): "
                              "the files may be truncated or corrupt; re-save or re-download them") from err
@@ -91,6 +100,8 @@ def load_hf_processor(path: str, options: LoadOptions, required: tuple[str, ...]
     try:
         processor = AutoProcessor.from_pretrained(path, trust_remote_code=options.trust_remote_code)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        if not options.trust_remote_code:
+            refuse_remote_code(path)
         raise ModelLoadError(
             f"missing or unreadable processor files in {path} ({err.__class__.__name__}): save the model's "
             f"processor next to it with processor.save_pretrained('{path}')"
@@ -102,3 +113,38 @@ def load_hf_processor(path: str, options: LoadOptions, required: tuple[str, ...]
             f"save the full processor with processor.save_pretrained('{path}')"
         )
     return processor
+
+
+REMOTE_CODE_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+
+
+def needs_remote_code(path: str) -> str | None:
+    """The file of a local checkpoint folder that asks for the checkpoint's own Python code (an ``auto_map``
+    entry), else None."""
+    import json
+    from pathlib import Path
+
+    folder = Path(path)
+    for name in REMOTE_CODE_FILES:
+        file = folder / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # the loader reports an unreadable file itself
+        if isinstance(data, dict) and data.get("auto_map"):
+            return name
+    return None
+
+
+def refuse_remote_code(path: str) -> None:
+    """Called where loading without remote code failed (or no adapter serves the architecture): when the
+    checkpoint's files map its classes to its own Python code, the refusal names the opt-in, since that code would
+    run on this machine (``--trust-remote-code``). Checkpoints that name such code but load with transformers' own
+    classes are not refused."""
+    found = needs_remote_code(path)
+    if found:
+        raise ModelLoadError(f"{path} needs its own Python code ('auto_map' in {found}), which mmdiag does not run "
+                             "unless asked: pass --trust-remote-code (or --model-args trust_remote_code=true) if "
+                             "you trust the files")

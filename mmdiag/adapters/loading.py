@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from mmdiag.adapters.base import Adapter
-from mmdiag.adapters.hf_loading import LoadOptions
+from mmdiag.adapters.hf_loading import LoadOptions, refuse_remote_code
 from mmdiag.adapters.open_clip import CONFIG_FILE as OPEN_CLIP_CONFIG
 from mmdiag.adapters.open_clip import SPEC_PREFIX as OPEN_CLIP_PREFIX
 from mmdiag.adapters.registry import AdapterRegistry, default_registry
@@ -61,7 +61,7 @@ def preflight_model(spec: str, options: LoadOptions | None = None, registry: Ada
             return
         architectures = _read_architectures(path)
         _check_weights(path, options.allow_pickle)
-        _lookup(architectures, registry or default_registry(), source=str(path))
+        _lookup(architectures, registry or default_registry(), source=str(path), trust_remote_code=options.trust_remote_code)
     elif path.exists():
         raise ModelLoadError(f"{spec} is a file, not a model folder: pass the folder that holds config.json")
     elif not (_HUB_ID.match(spec) and not spec.startswith((".", "~"))):
@@ -87,7 +87,7 @@ def _load_from_spec(spec: str, options: LoadOptions, registry: AdapterRegistry, 
             return registry.get("open_clip").from_pretrained(str(path), options)
         architectures = _read_architectures(path)
         _check_weights(path, options.allow_pickle)
-        adapter_cls = _lookup(architectures, registry, source=str(path))
+        adapter_cls = _lookup(architectures, registry, source=str(path), trust_remote_code=options.trust_remote_code)
         return adapter_cls.from_pretrained(str(path), options, **kwargs)
     if path.exists():
         raise ModelLoadError(f"{spec} is a file, not a model folder: pass the folder that holds config.json")
@@ -144,10 +144,12 @@ def _check_weights(path: Path, allow_pickle: bool) -> None:
         raise ModelLoadError(f"{path} has a config but no weights (*.safetensors): copy the weight files there")
 
 
-def _lookup(architectures: list[str], registry: AdapterRegistry, source: str) -> type:
+def _lookup(architectures: list[str], registry: AdapterRegistry, source: str, trust_remote_code: bool = False) -> type:
     for name in architectures:
         if name in registry:
             return registry.get(name)
+    if not trust_remote_code and Path(source).is_dir():
+        refuse_remote_code(source)  # a checkpoint that needs its own code: the refusal names the opt-in
     supported = ", ".join(registry.supported())
     shown = ", ".join(architectures) or "none"
     if architectures and all(name.endswith(_TEXT_ONLY_SUFFIXES) for name in architectures):

@@ -21,11 +21,17 @@ FIELDS = ("accuracy", "precision", "recall", "f1", "yes_ratio", "n", "unparsed",
 def read_answers(path: str | Path) -> dict[str, str]:
     """question_id (as text) -> answer text; a malformed line is a one-line error naming file and line."""
     answers: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for number, row in jsonl_rows(path, "answers"):
         text = row.get("answer", row.get("text"))
-        if "question_id" not in row or not isinstance(text, str):
+        qid = row.get("question_id")
+        if qid is None or isinstance(qid, bool) or not isinstance(qid, (int, str)) or not isinstance(text, str):
             raise MmdiagError(f"{path}:{number} needs question_id and an 'answer' (or 'text') string")
-        answers[str(row["question_id"])] = text
+        key = str(qid)
+        if key in answers and answers[key] != text:
+            raise MmdiagError(f"{path}:{lines[key]} and line {number} answer question_id {qid} differently "
+                              f"({answers[key]!r} vs {text!r}): keep one answer per question")
+        answers[key], lines[key] = text, number
     return answers
 
 

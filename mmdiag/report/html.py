@@ -45,12 +45,14 @@ def format_number(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def build_context(run_dir: Path, sources: SourceRegistry | None = None) -> dict[str, Any]:
-    """Everything the template shows, computed from results.json and examples.jsonl alone."""
+def build_context(run_dir: Path, sources: SourceRegistry | None = None,
+                  data_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the template shows, computed from results.json and examples.jsonl alone (``data_params``: where
+    the run's data source was found, when not where the run recorded it)."""
     results = read_results(run_dir)
     records = read_examples(run_dir)
     resolution = int(results["metadata"]["config"].get("resolution", 64))
-    images = ExampleImages.of_run(results["metadata"]["config"], resolution, sources)
+    images = ExampleImages.of_run(results["metadata"]["config"], resolution, sources, data_params)
     probes = results.get("probes", {})
     by_probe: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -185,9 +187,10 @@ def _share(p_yes: float, p_no: float) -> float:
     return p_yes / (p_yes + p_no) if p_yes + p_no else 0.5
 
 
-def write_html_report(run_dir: Path, sources: SourceRegistry | None = None) -> Path:
+def write_html_report(run_dir: Path, sources: SourceRegistry | None = None,
+                      data_params: dict[str, Any] | None = None) -> Path:
     """Render ``report.html`` into the run folder."""
-    html = _environment().get_template("report.html").render(**build_context(Path(run_dir), sources))
+    html = _environment().get_template("report.html").render(**build_context(Path(run_dir), sources, data_params))
     path = Path(run_dir) / HTML_FILE
     path.write_text(html, encoding="utf-8")
     return path

@@ -12,6 +12,22 @@ from mmdiag.verdicts import verdict_lines
 
 MARKDOWN_FILE = "report.md"
 _MARKUP = re.compile(r"<(?=[A-Za-z/!?])|&(?=#?\w+;)")  # a '<' that opens a tag / an '&' that starts an entity
+# a Markdown link or link reference definition: [text](target) / [text]: target, with the target's first word
+_LINK = re.compile(r"\[([^\]]*)\](\s*(?:\(|:)\s*<?)([^\s)>]*)")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+SAFE_SCHEMES = ("http:", "https:")
+
+
+def _neutralise_links(text: str) -> str:
+    """Links whose target is neither http(s) nor a relative path (``javascript:``, ``data:``, ``file:`` ...) lose
+    their brackets' meaning (backslash-escaped), so they show as text and never become clickable."""
+    def fix(match: re.Match) -> str:
+        target = match.group(3)
+        if not _SCHEME.match(target) or target.lower().startswith(SAFE_SCHEMES):
+            return match.group(0)
+        return f"\\[{match.group(1)}\\]{match.group(2)}{target}"
+
+    return _LINK.sub(fix, text)
 
 
 def _cell(value: Any) -> str:
@@ -20,7 +36,7 @@ def _cell(value: Any) -> str:
     model or dataset string renders while the raw file stays readable (``>= 0.8``, not ``&gt;= 0.8``)."""
     text = format_number(value) if not isinstance(value, str) else value
     text = _MARKUP.sub(lambda m: "\\" + m.group(0), text.replace("\\", "\\\\")).replace("|", "\\|")
-    return text.replace("\n", " ").replace("\r", " ")
+    return _neutralise_links(text.replace("\n", " ").replace("\r", " "))
 
 
 def _code(text: str) -> str:

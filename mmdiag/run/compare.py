@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from mmdiag.errors import MmdiagError, write_error
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.guidance import guide_for
 from mmdiag.probes.registry import ProbeRegistry
-from mmdiag.results import read_examples, read_results
+from mmdiag.results import EXAMPLES_FILE, RESULTS_FILE, read_examples, read_results
 
 
 @dataclass
@@ -203,16 +204,33 @@ def _values_by_example(records: list[dict[str, Any]]) -> dict[str, dict[str, dic
     return out
 
 
+def check_compare_out(out_dir: str | Path, runs: Sequence[str | Path]) -> Path:
+    """``--out`` of compare: a folder that is neither a run folder (results.json or examples.jsonl there) nor inside
+    one of the compared runs, so a comparison never writes into a run (one-line MmdiagError)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise MmdiagError(f"--out {out} is a file: pass a folder for compare.html, compare.md and compare.json")
+    resolved = out.resolve()
+    for run in runs:
+        run_path = Path(run).resolve()
+        if resolved == run_path or run_path in resolved.parents:
+            raise MmdiagError(f"--out {out} is inside the compared run {run}: pass a folder of its own, e.g. "
+                              f"{Path(run).parent / 'compare'}")
+    for name in (RESULTS_FILE, EXAMPLES_FILE):
+        if (out / name).exists():
+            raise MmdiagError(f"--out {out} holds a run ({name}): pass a folder of its own for the comparison")
+    return out
+
+
 def write_comparison(comparison: Comparison, out_dir: str | Path) -> list[Path]:
-    """compare.json, compare.md and a self-contained compare.html in ``out_dir``."""
+    """compare.json, compare.md and a self-contained compare.html in ``out_dir`` (checked by
+    :func:`check_compare_out`)."""
     from mmdiag.report.compare_report import (
         render_compare_html,
         render_compare_markdown,
     )
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise MmdiagError(f"--out {out} is a file: pass a folder for compare.html, compare.md and compare.json")
+    out = check_compare_out(out_dir, [run.path for run in comparison.runs])
     paths = [out / "compare.json", out / "compare.md", out / "compare.html"]
     texts = [json.dumps(comparison.to_dict(), indent=2), render_compare_markdown(comparison), render_compare_html(comparison)]
     try:

@@ -4,21 +4,36 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import torch
 
 from mmdiag.errors import ConfigError
+from mmdiag.validation import parse_bool
 
 # --model-args keys: the loading options they set (LoadOptions fields) and extra from_pretrained arguments
 MODEL_ARG_OPTIONS = {"dtype": "dtype", "device_map": "device_map", "trust_remote_code": "trust_remote_code",
                      "allow_pickle": "allow_pickle", "offload_folder": "offload_folder", "max_memory": "max_memory"}
 MODEL_ARG_EXTRAS = ("revision", "attn_implementation", "low_cpu_mem_usage", "subfolder")
 MODEL_ARG_ALIASES = {"pretrained": "model", "torch_dtype": "dtype", "parallelize": "device_map"}
+# --model-args keys that are booleans, parsed strictly (``trust_remote_code=no`` is False, ``=maybe`` refused)
+MODEL_ARG_BOOLEANS = ("trust_remote_code", "allow_pickle", "low_cpu_mem_usage")
+# attn_implementation values transformers knows, and which need a package or an accelerator this machine may lack
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2", "flash_attention_3", "paged|sdpa",
+                        "paged|eager", "paged|flash_attention_2")
 # --gen-kwargs keys (transformers GenerationConfig fields that make sense for free-text answers and captions)
 GEN_KWARGS = {"max_new_tokens": int, "min_new_tokens": int, "num_beams": int, "do_sample": bool, "temperature": float,
               "top_p": float, "top_k": int, "repetition_penalty": float, "length_penalty": float,
               "no_repeat_ngram_size": int}
+# --gen-kwargs ranges: (low, high, low inclusive); a value outside is refused before the model loads
+MAX_NEW_TOKENS = 8192  # captions and free-text answers; a longer budget is a typo, not an audit
+GEN_RANGES: dict[str, tuple[float, float, bool]] = {
+    "max_new_tokens": (1, MAX_NEW_TOKENS, True), "min_new_tokens": (0, MAX_NEW_TOKENS, True),
+    "num_beams": (1, 64, True), "temperature": (0.0, 100.0, False), "top_p": (0.0, 1.0, False),
+    "top_k": (0, 1_000_000, True), "repetition_penalty": (0.0, 100.0, False), "length_penalty": (-100.0, 100.0, True),
+    "no_repeat_ngram_size": (0, 64, True),
+}
 AUTO_BATCH_START = 64  # --batch-size auto tries this many examples per forward first, then halves on out-of-memory
 
 
@@ -66,8 +81,13 @@ def split_model_args(args: dict[str, Any]) -> tuple[str | None, dict[str, Any], 
         key = MODEL_ARG_ALIASES.get(key, key)
         if key == "model":
             model = str(value)
+        elif key in MODEL_ARG_BOOLEANS:
+            value = parse_bool(value, f"--model-args {key}")
+            (options if key in MODEL_ARG_OPTIONS else extras)[MODEL_ARG_OPTIONS.get(key, key)] = value
         elif key in MODEL_ARG_OPTIONS:
             options[MODEL_ARG_OPTIONS[key]] = ("auto" if value is True else value) if key == "device_map" else value
+        elif key == "attn_implementation":
+            extras[key] = check_attn_implementation(value)
         elif key in MODEL_ARG_EXTRAS:
             extras[key] = value
         else:
@@ -76,22 +96,60 @@ def split_model_args(args: dict[str, Any]) -> tuple[str | None, dict[str, Any], 
     return model, options, extras
 
 
+def check_attn_implementation(value: Any) -> str:
+    """``attn_implementation``: a name transformers knows, and for the flash kernels one this machine can run
+    (a CUDA device and the flash-attn package), refused in one line before any weight is read."""
+    if not isinstance(value, str) or value not in ATTN_IMPLEMENTATIONS:
+        raise ConfigError(f"--model-args attn_implementation={value!r} is not an attention implementation: use one of "
+                          + ", ".join(ATTN_IMPLEMENTATIONS[:5]))
+    if "flash_attention" in value:
+        import torch
+        from transformers.utils import is_flash_attn_2_available, is_flash_attn_3_available
+
+        available = is_flash_attn_3_available() if value.endswith("_3") else is_flash_attn_2_available()
+        if not torch.cuda.is_available() or not available:
+            why = "no CUDA device is visible" if not torch.cuda.is_available() else "the flash-attn package is not installed"
+            raise ConfigError(f"--model-args attn_implementation={value} cannot run here ({why}): use sdpa or eager")
+    return value
+
+
 def check_gen_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``--gen-kwargs`` checked against :data:`GEN_KWARGS` (names and types)."""
+    """``--gen-kwargs`` checked against :data:`GEN_KWARGS` (names and types), :data:`GEN_RANGES` (finite values in
+    range: ``num_beams=0``, ``top_p=5``, ``temperature=nan`` and ``max_new_tokens=1e9`` are refused) and
+    transformers' own ``GenerationConfig.validate``, all before the model loads."""
     out = {}
     for key, value in kwargs.items():
         if key not in GEN_KWARGS:
             raise ConfigError(f"--gen-kwargs: unknown key '{key}' (accepted: {', '.join(sorted(GEN_KWARGS))})")
         kind = GEN_KWARGS[key]
-        if kind is bool and not isinstance(value, bool) or kind is int and (isinstance(value, bool) or not isinstance(value, int)) \
+        if kind is bool:
+            out[key] = parse_bool(value, f"--gen-kwargs '{key}'")
+            continue
+        if kind is int and isinstance(value, float) and math.isfinite(value) and value == int(value):
+            value = int(value)  # 1e3 written for 1000
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)) \
                 or kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"--gen-kwargs: '{key}' must be {kind.__name__}, got {value!r}")
-        if kind in (int, float) and value < 0:
-            raise ConfigError(f"--gen-kwargs: '{key}' must be non-negative, got {value!r}")
+            raise ConfigError(f"--gen-kwargs: '{key}' must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+        low, high, low_inclusive = GEN_RANGES[key]
+        if not math.isfinite(value) or not (low <= value if low_inclusive else low < value) or value > high:
+            bound = f"from {low:g}" if low_inclusive else f"above {low:g}"
+            raise ConfigError(f"--gen-kwargs: '{key}' must be {bound} to {high:g}, got {value!r}")
         out[key] = float(value) if kind is float else value
-    if out.get("max_new_tokens") == 0:
-        raise ConfigError("--gen-kwargs: 'max_new_tokens' must be at least 1")
+    if out.get("min_new_tokens", 0) > out.get("max_new_tokens", MAX_NEW_TOKENS):
+        raise ConfigError("--gen-kwargs: 'min_new_tokens' is above 'max_new_tokens': lower it")
+    _validate_generation_config(out)
     return out
+
+
+def _validate_generation_config(kwargs: dict[str, Any]) -> None:
+    """transformers' own consistency checks of the generation options (its ValueErrors as one line)."""
+    from transformers import GenerationConfig
+
+    try:
+        GenerationConfig(**kwargs).validate()
+    except ValueError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "invalid"
+        raise ConfigError(f"--gen-kwargs are inconsistent ({first}): fix them") from err
 
 
 def limited_scenes(limit: str, n_scenes: int) -> int:
@@ -100,6 +158,8 @@ def limited_scenes(limit: str, n_scenes: int) -> int:
         value = float(limit)
     except ValueError as err:
         raise ConfigError(f"--limit {limit!r} must be a count (e.g. 20) or a fraction below 1 (e.g. 0.25)") from err
+    if not math.isfinite(value):
+        raise ConfigError(f"--limit {limit!r} must be a finite count (e.g. 20) or a fraction below 1 (e.g. 0.25)")
     if value <= 0:
         raise ConfigError(f"--limit must be above 0, got {limit}")
     if value < 1:
@@ -156,3 +216,36 @@ def find_batch_size(trial: Any, start: int = AUTO_BATCH_START, largest: int | No
                 raise ConfigError("--batch-size auto: even one example per forward runs out of memory: shard the "
                                   "model with --device-map auto (and --max-memory) or use --dtype bfloat16") from None
             size //= 2
+
+
+SAMPLE_QUESTION = "Is there a red circle in the image?"
+
+
+def check_chat_template(template: str, flag: str = "--chat-template", system_prompt: str | None = None) -> str:
+    """A user's chat template, compiled and rendered once on a sample prompt before any model loads: a Jinja syntax
+    error, a template that raises on mmdiag's conversation (an image and a question, a system turn when
+    ``system_prompt`` is set), or one that writes nothing for the image (no image placeholder: the model would
+    never see its image) is a one-line ConfigError."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    def render(with_image: bool) -> str:
+        parts = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": SAMPLE_QUESTION}]
+        conversation = [{"role": "user", "content": parts}]
+        if system_prompt:
+            conversation.insert(0, {"role": "system", "content": [{"type": "text", "text": system_prompt}]})
+        rendered, _ = render_jinja_template([conversation], chat_template=template, add_generation_prompt=True)
+        return rendered[0]
+
+    try:
+        with_image, without = render(True), render(False)
+    except Exception as err:  # noqa: BLE001 - jinja2 raises errors of many kinds (syntax, undefined, raise_exception)
+        line = getattr(err, "lineno", None)
+        where = f" at line {line}" if line else ""
+        message = str(err).splitlines()[0] if str(err) else ""
+        raise ConfigError(f"{flag} cannot render a sample prompt{where} ({err.__class__.__name__}: {message}): fix "
+                          "the template" + (", or drop --system-prompt if it has no system turn" if system_prompt
+                                            else "")) from err
+    if with_image == without:
+        raise ConfigError(f"{flag} writes nothing for the image part of a message (no image placeholder): the model "
+                          "would never see its image; render {'type': 'image'} content as the model's image token")
+    return template

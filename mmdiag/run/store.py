@@ -33,6 +33,29 @@ from mmdiag.results import EXAMPLES_FILE, RESULTS_FILE, iter_records
 LOCK_FILE = ".mmdiag.lock"
 ARRAYS_DIR = "arrays"
 IDENTITY_FILE = "run-identity.json"  # what a resumed run must match (see mmdiag.run.identity)
+ERROR_LOG = "mmdiag-error.log"  # the full trace of an internal error (the CLI prints one line naming it)
+ASIDE_DIR = ".replaced"  # an --overwrite moves the old run here until the new one has written its first record
+# every file a run writes (report files are named here, not imported: the report layer sits above this one)
+RUN_FILES = (EXAMPLES_FILE, RESULTS_FILE, IDENTITY_FILE, "report.html", "report.md", ERROR_LOG)
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """The files and folders of a run present in ``run_dir`` (records, shards, arrays, results, identity, reports,
+    error log)."""
+    run_dir = Path(run_dir)
+    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    found += sorted(run_dir.glob("examples.rank*.jsonl"))
+    if (run_dir / ARRAYS_DIR).exists():
+        found.append(run_dir / ARRAYS_DIR)
+    return found
+
+
+def _holds_run(run_dir: Path) -> Path | None:
+    """The first file of an earlier run in ``run_dir`` (records or results), if any."""
+    for name in (EXAMPLES_FILE, RESULTS_FILE, IDENTITY_FILE):
+        if (Path(run_dir) / name).exists():
+            return Path(run_dir) / name
+    return None
 
 
 def preflight_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
@@ -43,8 +66,9 @@ def preflight_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
         raise MmdiagError(f"output path {run_dir} is a file: pass a folder for the run")
     if overwrite and resume:
         raise MmdiagError("--overwrite and --resume contradict each other: pick one")
-    if (run_dir / EXAMPLES_FILE).exists() and not (resume or overwrite):
-        raise MmdiagError(f"{run_dir} already holds a run (examples.jsonl): pass --resume to finish it, "
+    held = _holds_run(run_dir)
+    if held and not (resume or overwrite):
+        raise MmdiagError(f"{run_dir} already holds a run ({held.name}): pass --resume to finish it, "
                           "--overwrite to replace it, or another --out")
     holder = _read_lock(run_dir / LOCK_FILE) if (run_dir / LOCK_FILE).exists() else None
     if holder and (holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))):
@@ -58,8 +82,8 @@ def claim_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Iterator[Path
     ``overwrite`` or ``resume``.
 
     Nothing in the folder is touched before the lock is held, and nothing of an old run is removed here:
-    an ``--overwrite`` clears it only with :func:`clear_run`, once the model has loaded, so a bad model
-    or a live second writer never costs the old run its files. Refusals are one-line MmdiagErrors.
+    an ``--overwrite`` sets it aside only with :class:`ReplacedRun`, once the inputs are checked and the model has
+    loaded, so a bad input, a bad model or a live second writer never costs the old run its files. Refusals are one-line MmdiagErrors.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -71,22 +95,76 @@ def claim_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Iterator[Path
     except OSError as err:
         raise write_error(run_dir, err, "pass a writable --out folder") from err
     with run_lock(run_dir):
-        if (run_dir / EXAMPLES_FILE).exists() and not (resume or overwrite):
-            raise MmdiagError(f"{run_dir} already holds a run (examples.jsonl): pass --resume to finish it, "
+        _settle_replaced(run_dir)
+        held = _holds_run(run_dir)
+        if held and not (resume or overwrite):
+            raise MmdiagError(f"{run_dir} already holds a run ({held.name}): pass --resume to finish it, "
                               "--overwrite to replace it, or another --out")
         yield run_dir
 
 
-def clear_run(run_dir: Path) -> None:
-    """Remove an old run's records, arrays, results and identity (the caller holds the folder's lock)."""
-    run_dir = Path(run_dir)
-    try:
-        for stale in [run_dir / EXAMPLES_FILE, *run_dir.glob("examples.rank*.jsonl"), run_dir / RESULTS_FILE,
-                      run_dir / IDENTITY_FILE]:
-            stale.unlink(missing_ok=True)
-        shutil.rmtree(run_dir / ARRAYS_DIR, ignore_errors=True)
-    except OSError as err:
-        raise write_error(run_dir, err, "pass a writable --out folder") from err
+def _settle_replaced(run_dir: Path) -> None:
+    """An ``--overwrite`` killed while the old run was set aside: if the new run wrote no record, the old run comes
+    back; if it did, the old files go (the caller holds the lock)."""
+    if not (Path(run_dir) / ASIDE_DIR).is_dir():
+        return
+    replaced = ReplacedRun(run_dir)
+    if (Path(run_dir) / EXAMPLES_FILE).exists() or any(Path(run_dir).glob("examples.rank*.jsonl")):
+        shutil.rmtree(replaced.aside, ignore_errors=True)
+    else:
+        replaced.restore()
+
+
+class ReplacedRun:
+    """An ``--overwrite`` that loses nothing until the new run has started: :meth:`set_aside` moves every file of
+    the old run (records, shards, arrays, results, identity, reports, error log) into ``.replaced/`` inside the
+    folder; :meth:`discard` removes them once the new run's first record (or its results) is safely written;
+    :meth:`restore` puts them back, removing what the new run wrote, when it fails before that. The caller holds
+    the folder's lock throughout, and never leaves an old file beside a new run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.aside = self.run_dir / ASIDE_DIR
+        self.pending = False
+
+    def set_aside(self) -> None:
+        if self.aside.exists():  # a run killed between set_aside and discard: its new files are the stale ones
+            shutil.rmtree(self.aside, ignore_errors=True)
+        files = run_files(self.run_dir)
+        try:
+            self.aside.mkdir()
+            for path in files:
+                path.rename(self.aside / path.name)
+        except OSError as err:
+            self.restore()
+            raise write_error(self.run_dir, err, "pass a writable --out folder") from err
+        self.pending = True
+
+    def exit_handler(self, kind: type | None, error: BaseException | None, trace: object) -> bool:
+        """For ``ExitStack.push``: an exception (or an interrupt) before the first record restores the old run."""
+        if kind is not None and self.pending:
+            self.restore()
+        return False
+
+    def discard(self) -> None:
+        """The new run has started for good: the old files go."""
+        if self.pending:
+            shutil.rmtree(self.aside, ignore_errors=True)
+            self.pending = False
+
+    def restore(self) -> None:
+        """The new run failed before its first record: its files go and the old run comes back as it was."""
+        if not self.aside.is_dir():
+            return
+        for path in run_files(self.run_dir):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        for path in self.aside.iterdir():
+            path.rename(self.run_dir / path.name)
+        self.aside.rmdir()
+        self.pending = False
 
 
 @contextlib.contextmanager
@@ -146,10 +224,11 @@ def _array_name(example_id: str) -> str:
 class RunStore:
     """Records and arrays of one run folder, for one process (``rank``) of ``world``."""
 
-    def __init__(self, run_dir: Path, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, run_dir: Path, rank: int = 0, world: int = 1, on_first_write: Any = None) -> None:
         self.run_dir = Path(run_dir)
         self.rank, self.world = rank, world
         self._file: IO[str] | None = None
+        self.on_first_write = on_first_write  # called once, after the first record is flushed
 
     @property
     def main_path(self) -> Path:
@@ -195,8 +274,13 @@ class RunStore:
         try:
             self._file.write(line)
             self._file.flush()
+            if self.on_first_write:  # the record that lets an old run go must be on disk
+                os.fsync(self._file.fileno())
         except OSError as err:
             raise write_error(self.my_path, err) from err
+        if self.on_first_write:
+            callback, self.on_first_write = self.on_first_write, None
+            callback()
 
     def merge_shards(self) -> None:
         """Main process: append every rank's shard to examples.jsonl, then remove the shards."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import MmdiagError
@@ -34,16 +34,36 @@ COCO_CLASSES: tuple[str, ...] = (
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """An RGB image, or a one-line error naming the file (missing, corrupt, not an image)."""
+    """An 8-bit RGB image as a viewer shows it, or a one-line error naming the file (missing, corrupt, not an image).
+
+    The EXIF orientation is applied (the convention of every mmdiag source: boxes and masks are in the oriented
+    frame, the photo as displayed); 16-bit and 32-bit greyscale are scaled to 8 bits by their bit depth (not
+    clipped, which turns a 16-bit photo white), float images by their 0..1 or 0..255 range; palette, CMYK and the
+    rest go through Pillow's own conversion."""
     path = Path(path)
     if not path.is_file():
         raise MmdiagError(f"image {path} does not exist: check the image folder")
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            return to_rgb8(ImageOps.exif_transpose(image))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise MmdiagError(f"image {path} is corrupt or not an image ({err.__class__.__name__}): replace or remove it") from err
+
+
+def to_rgb8(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB: integer images of more than 8 bits scaled down by their depth, float images from
+    0..1 (or 0..255) to 0..255."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        depth = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) <= 65535 else 2.0**32 - 1
+        grey = np.clip(np.round(values / depth * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
+        return Image.fromarray(np.clip(np.round(values * scale), 0, 255).astype(np.uint8), mode="L").convert("RGB")
+    return image.convert("RGB")
 
 
 # -- masks ---------------------------------------------------------------------------------------

@@ -17,7 +17,11 @@ Every probe runs on it:
   objects named by the reference captions (``captions_<split>.json`` beside the instances file) added to the
   ground truth, as the original does.
 
-Images are squashed to a square of the run's resolution, so normalised boxes hold on the pixels the model sees.
+Images are read as a viewer shows them (EXIF orientation applied: boxes, masks and the declared width and height
+are in that oriented frame, checked against the file) and squashed to a square of the run's resolution, so
+normalised boxes hold on the pixels the model sees. The annotation file is checked entry by entry
+(:mod:`~mmdiag.sources.coco_checks`): duplicate ids, non-integer ids and sizes, non-finite or empty boxes, bad
+RLE and the like are one-line errors before any model work.
 A missing image, an image path outside the image folder or a malformed annotation is a one-line error naming
 the file and the entry; a corrupt image fails its own examples only (recorded, the run goes on).
 """
@@ -37,6 +41,7 @@ from PIL import Image
 
 from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import ConfigError
+from mmdiag.sources.coco_checks import check_image_size
 from mmdiag.sources.contract import DataRequest, Dataset, DataSource, EditUnavailable, Relation
 
 RELATION_MARGIN = 0.15  # of the image side, between box centres
@@ -201,11 +206,14 @@ class CocoSource(DataSource):
         candidates = [im for im in index.image_ids if low <= len(index.kept[im]) and (high is None or len(index.kept[im]) <= high)]
         order = np.random.default_rng([seed, 41]).permutation(len(candidates))
         chosen = [candidates[i] for i in order[:n]]
-        for image_id in chosen:  # a missing or escaping image is refused before any model work
+        for image_id in chosen:  # a missing, escaping or mis-sized image is refused before any model work
             path = self.image_path(image_id)
             if not path.is_file():
                 raise ConfigError(f"{self.annotation_file}: image {image_id} names {index.images[image_id]['file_name']!r}, "
                                   f"which is not in {self.image_folder}: pass the image folder with --images")
+            if image_id not in self._sizes_checked:
+                check_image_size(self.annotation_file, image_id, index.images[image_id], path)
+                self._sizes_checked.add(image_id)
         return Dataset(self, [self._example(image_id) for image_id in chosen])
 
     def size(self) -> int:
@@ -289,6 +297,26 @@ class CocoSource(DataSource):
         square = np.asarray(Image.fromarray(mask).resize((side, side), Image.NEAREST), dtype=bool)
         return square[:, ::-1] if example.flipped else square
 
+    def check(self, n: int, seed: int, requests: Sequence[tuple[DataRequest | None, str]]) -> None:
+        """The annotations, the reference captions and every chosen image's file and size, read now."""
+        super().check(n, seed, requests)
+        self._reference_captions  # noqa: B018 - read for its refusal of a bad captions file
+
+    def input_files(self) -> list[Path]:
+        captions = self._captions_file
+        return [self.annotation_file, *([captions] if captions.is_file() else [])]
+
+    def image_files(self) -> list[Path]:
+        return [self.image_path(image_id) for image_id in self._index.image_ids if self._index.kept[image_id]]
+
+    @cached_property
+    def _sizes_checked(self) -> set[int]:
+        return set()
+
+    @property
+    def _captions_file(self) -> Path:
+        return self.annotation_file.with_name(self.annotation_file.name.replace("instances_", "captions_", 1))
+
     @cached_property
     def _images(self) -> OrderedDict:
         return OrderedDict()
@@ -301,16 +329,18 @@ class CocoSource(DataSource):
 
     @cached_property
     def _reference_captions(self) -> dict[int, list[str]]:
-        path = self.annotation_file.with_name(self.annotation_file.name.replace("instances_", "captions_", 1))
+        path = self._captions_file
         if not path.is_file():
             return {}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             out: dict[int, list[str]] = {}
             for ann in data["annotations"]:
-                out.setdefault(ann["image_id"], []).append(str(ann["caption"]))
+                if not isinstance(ann["caption"], str):
+                    raise TypeError(f"caption {ann['caption']!r} is not text")
+                out.setdefault(ann["image_id"], []).append(ann["caption"])
             return out
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
             raise ConfigError(f"{path} is not a COCO captions file ({err.__class__.__name__}: {err}): fix it or move it away") from err
 
     def _example(self, image_id: int) -> CocoExample:
@@ -363,39 +393,44 @@ class _CocoIndex:
             raise ConfigError(f"{path} is not readable JSON ({err.__class__.__name__}): pass a COCO instances file") from err
         if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
             raise ConfigError(f"{path} is not a COCO instances file: it needs lists 'images', 'annotations', 'categories'")
+        from mmdiag.sources import coco_checks as check
+
         categories: dict[int, str] = {}
+        seen: dict[int, int] = {}
         for k, cat in enumerate(data["categories"]):
-            if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
+            if not isinstance(cat, dict) or not isinstance(cat.get("name"), str):
                 raise ConfigError(f"{path}: category {k} needs an integer 'id' and a 'name': fix that entry")
-            categories[cat["id"]] = cat["name"]
+            categories[check.unique_id(seen, cat.get("id"), k, path, "category")] = cat["name"]
         images: dict[int, dict] = {}
+        seen = {}
         for k, im in enumerate(data["images"]):
-            ok = isinstance(im, dict) and isinstance(im.get("id"), int) and isinstance(im.get("file_name"), str)
-            if not ok or not all(isinstance(im.get(d), int) and im[d] > 0 for d in ("width", "height")):
-                raise ConfigError(f"{path}: image entry {k} needs an integer 'id', a 'file_name' and positive 'width' "
-                                  "and 'height': fix that entry")
-            images[im["id"]] = im
+            check.check_image_entry(path, k, im)
+            images[check.unique_id(seen, im.get("id"), k, path, "image")] = im
         annotations: dict[int, list[dict]] = {im: [] for im in images}
         kept: dict[int, list[CocoObject]] = {im: [] for im in images}
+        seen = {}
         for k, ann in enumerate(data["annotations"]):
-            entry = f"annotation {ann.get('id', k) if isinstance(ann, dict) else k}"
-            if not isinstance(ann, dict) or ann.get("image_id") not in images:
-                raise ConfigError(f"{path}: {entry} names no image of the file ('image_id'): fix or remove it")
-            if ann.get("category_id") not in categories:
+            if not isinstance(ann, dict):
+                raise ConfigError(f"{path}: annotation entry {k} is not an object: fix or remove it")
+            entry = f"annotation {ann.get('id', k)}"
+            ann_id = check.unique_id(seen, ann["id"], k, path, "annotation") if "id" in ann else -(k + 1)
+            image_id = ann.get("image_id")
+            if not check.is_int(image_id) or image_id not in images:
+                raise ConfigError(f"{path}: {entry} names no image of the file ('image_id' {image_id!r}): fix or "
+                                  "remove it")
+            if not check.is_int(ann.get("category_id")) or ann["category_id"] not in categories:
                 raise ConfigError(f"{path}: {entry} has category_id {ann.get('category_id')!r}, not in 'categories': "
                                   "fix or remove it")
-            box = ann.get("bbox")
-            if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
-                    and box[2] >= 0 and box[3] >= 0):
-                raise ConfigError(f"{path}: {entry} needs a 'bbox' [x, y, width, height] with non-negative sizes: fix it")
-            ann = {**ann, "id": ann.get("id", k)}
-            annotations[ann["image_id"]].append(ann)
-            info = images[ann["image_id"]]
+            info = images[image_id]
             width, height = info["width"], info["height"]
-            area = ann.get("area", box[2] * box[3])
+            x, y, w, h = check.checked_box(path, entry, ann.get("bbox"), width, height)
+            check.check_flags(path, entry, ann)
+            check.check_segmentation(path, entry, ann.get("segmentation"), width, height)
+            ann = {**ann, "id": ann_id, "bbox": [x, y, w, h]}
+            annotations[image_id].append(ann)
+            area = ann.get("area", w * h)
             if ann.get("iscrowd") or area < min_area * width * height:
                 continue
-            x, y, w, h = box
-            norm = (max(x / width, 0.0), max(y / height, 0.0), min((x + w) / width, 1.0), min((y + h) / height, 1.0))
-            kept[ann["image_id"]].append(CocoObject(categories[ann["category_id"]], norm, ann["id"]))
+            norm = (x / width, y / height, (x + w) / width, (y + h) / height)
+            kept[image_id].append(CocoObject(categories[ann["category_id"]], norm, ann_id))
         return cls(path, images, categories, annotations, kept)

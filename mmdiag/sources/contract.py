@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -173,6 +174,23 @@ class DataSource(abc.ABC):
     @abc.abstractmethod
     def example_from_dict(self, data: Mapping[str, Any]) -> Example:
         """The example ``to_dict`` described (reports re-render stored examples)."""
+
+    def check(self, n: int, seed: int, requests: Sequence[tuple[DataRequest | None, str]]) -> None:
+        """Read and validate every input that the examples of ``requests`` (a data request and the probe's id
+        prefix each) need: files, annotations, images. An audit calls this before it touches its run folder, so a
+        bad input is a one-line ConfigError that costs no finished work. Default: build those examples."""
+        for request, prefix in requests:
+            self.examples(n, seed, request, id_prefix=prefix)
+
+    def input_files(self) -> list[Path]:
+        """The data files whose content decides the examples (annotations, question files): a run's identity
+        holds their hashes, so a resume after any of them changed is refused. None by default."""
+        return []
+
+    def image_files(self) -> list[Path]:
+        """The image files the examples may show (their names, sizes and a hash of their ends go into the run's
+        identity). None by default (rendered images)."""
+        return []
 
     def params(self) -> dict[str, Any]:
         """The stored constructor parameters (recorded in the run's configuration)."""

@@ -159,6 +159,12 @@ class PopeFileSource(DataSource):
     def size(self) -> int:
         return len(self._by_image)
 
+    def input_files(self) -> list[Path]:
+        return list(self._files)
+
+    def image_files(self) -> list[Path]:
+        return [self.image_folder / image for image in self._by_image]
+
     def vocabulary(self) -> list[str]:
         return sorted({q.object for qs in self._by_image.values() for q in qs})
 

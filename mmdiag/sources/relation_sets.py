@@ -178,6 +178,12 @@ class RelationSetSource(DataSource):
     def size(self) -> int:
         return len(self._entries)
 
+    def input_files(self) -> list[Path]:
+        return [Path(self.path)]
+
+    def image_files(self) -> list[Path]:
+        return [self.image_folder / image for image in dict.fromkeys(image for image, _ in self._entries)]
+
     def vocabulary(self) -> list[str]:
         return sorted({n for _, s in self._entries for n in (s.subject, s.object) if n})
 

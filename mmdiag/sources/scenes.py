@@ -121,6 +121,9 @@ class SceneSource(DataSource):
     def vocabulary(self) -> list[str]:
         return list(OBJECT_TYPES)
 
+    def check(self, n: int, seed: int, requests: Sequence[tuple[DataRequest | None, str]]) -> None:
+        """Nothing to read: the scenes are rendered from the seed."""
+
     def attribute_values(self, attribute: str) -> list[str]:
         return {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES)}.get(attribute, [])
 
