@@ -239,7 +239,7 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
                         auto_batch=args.auto_batch, limited_from=args.limited_from, notes=args.data_notes)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0 if outcome.passed else 1  # the main process prints
-    from mmdiag.verdicts import describe_outcome, verdict_lines
+    from mmdiag.verdicts import describe_outcome, is_release_verdict, verdict_lines
 
     print("\n".join(verdict_lines(outcome.results)))  # the verdict and every failed gate first
     for gate in outcome.results["gates"]:
@@ -248,7 +248,8 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     for name, probe in outcome.results["probes"].items():
         if "error" in probe:
             print(f"probe {name} failed: {probe['error']}", file=sys.stderr)
-    print(f"{outcome.results['verdict']}: wrote {outcome.run_dir}/results.json, examples.jsonl, report.html, report.md")
+    said = outcome.results["verdict"] if is_release_verdict(outcome.results) or not outcome.passed else "no release verdict"
+    print(f"{said}: wrote {outcome.run_dir}/results.json, examples.jsonl, report.html, report.md")
     return 0 if outcome.passed else 1
 
 

@@ -19,6 +19,17 @@ FAILURE_MEANINGS: dict[str, str] = {
     "hallucination.mirror_sensitivity": "left/right answers do not flip when the scene is mirrored: the image's "
                                         "layout does not reach the answers",
     "hallucination.accuracy": "presence answers are often wrong",
+    "hallucination.accuracy_adversarial": "absent objects that usually co-occur with the scene's objects are often "
+                                          "called present: the language prior answers where the image should",
+    "hallucination.accuracy_popular": "frequent absent objects are often called present",
+    "hallucination.yes_ratio": "the model says 'yes' far more (or less) often than the balanced questions call for: "
+                               "a yes-bias, not evidence",
+    "hallucination.false_yes_rate": "the model calls absent objects present: a yes-bias or a prior",
+    "hallucination.mirror_accuracy": "left/right answers are wrong on the scene or on its mirror: the model reads "
+                                     "the layout wrongly (it may still react to the mirror)",
+    "hallucination.relation_accuracy_horizontal": "left/right statements are not told from their converses: "
+                                                  "the layout does not reach the answers correctly",
+    "hallucination.relation_accuracy_vertical": "above/below statements are not told from their converses",
     "hallucination.f1": "presence answers are often wrong",
     "hallucination.f1_adversarial": "absent objects that usually co-occur with the scene are often called present",
     "hallucination.adversarial_gap": "the model says 'yes' to absent objects that usually co-occur with the scene "
@@ -33,6 +44,9 @@ FAILURE_MEANINGS: dict[str, str] = {
     "attention.mean_image_mass": "the language model gives the image tokens almost no attention",
     "spatial.projector_grid_cell_above_chance": "the object's position cannot be read from the projector's tokens "
                                                 "above chance: the projector loses the image's spatial layout",
+    "spatial.projector_grid_cell_in_content_above_chance": "the projector's tokens do not say where the object is "
+                                                           "by their content (only their order might): the vision "
+                                                           "tower carries no position information",
     "attention.modality_gap": "image and text embeddings sit far apart: the two encoders are not aligned",
     "spatial.failed_examples": "examples failed to run: the numbers cover only part of the suite",
 }
@@ -67,11 +81,26 @@ def describe_outcome(gate: dict[str, Any]) -> str:
     return line
 
 
+def is_integrity_gate(gate: dict[str, Any]) -> bool:
+    """A gate on ``<probe>.failed_examples``: it checks that the run ran, not the model's quality."""
+    return gate["gate"].split()[0].split(".")[-1] == "failed_examples" or \
+        str(gate.get("metric", "")).endswith(".failed_examples")
+
+
+def is_release_verdict(results: dict[str, Any]) -> bool:
+    """Whether the run's gates judge the model (at least one quality gate), not only the run's integrity."""
+    return any(not is_integrity_gate(g) for g in results.get("gates", []))
+
+
 def verdict_lines(results: dict[str, Any]) -> list[str]:
-    """The verdict first, then each failed gate (and each failed probe) on one line."""
+    """The verdict first, then each failed gate (and each failed probe) on one line. A passing run whose gates
+    are integrity checks alone (``--suite quick``) says so instead of PASS: it is no release verdict."""
     gates = results.get("gates", [])
     failed = [g for g in gates if not g["passed"]]
     broken = [(name, p["error"]) for name, p in results.get("probes", {}).items() if "error" in p]
+    if results.get("verdict") == "pass" and not is_release_verdict(results):
+        return [f"no release verdict: integrity checks only ({len(gates)} of {len(gates)} passed); the suite gates "
+                "no quality metric (the default suite, release, does)"]
     head = "PASS" if results.get("verdict") == "pass" else "FAIL"
     summary = f"{head}: {len(gates) - len(failed)} of {len(gates)} gates passed"
     if failed:

@@ -25,13 +25,16 @@ def runs(tiny_paths, tmp_path_factory):
     return root
 
 
-def per_example_accuracy(run):
+def random_split_answers(run):
+    """Per scene: (right answers, questions) on the random split, from the records alone."""
     out = {}
     for r in read_examples(run):
         if r["probe"] == "hallucination":
             v = r["values"]
             says = np.array(v["p_yes"]) > np.array(v["p_no"])
-            out[r["example_id"]] = float(np.mean(says == (np.array(v["labels"]) == "yes")))
+            random = np.array(["random" in sp for sp in v["splits"]])
+            right = says == (np.array(v["labels"]) == "yes")
+            out[r["example_id"]] = (float(right[random].sum()), float(random.sum()))
     return out
 
 
@@ -39,11 +42,49 @@ def test_paired_differences_match_an_independent_computation(runs):
     comparison = compare_runs([runs / "a", runs / "b"])
     assert not comparison.warnings
     diff = next(d for d in comparison.paired if d.probe == "hallucination" and d.metric == "accuracy")
-    a, b = per_example_accuracy(runs / "a"), per_example_accuracy(runs / "b")
-    expected = np.mean([b[k] - a[k] for k in a])
+    a, b = random_split_answers(runs / "a"), random_split_answers(runs / "b")
+    expected = sum(b[k][0] for k in a) / sum(b[k][1] for k in a) - sum(a[k][0] for k in a) / sum(a[k][1] for k in a)
     assert diff.n == 10 and diff.mean_difference == pytest.approx(expected)
     assert diff.ci_low <= diff.mean_difference <= diff.ci_high
     assert {(d.probe, d.metric) for d in comparison.paired} >= {("attention", "mean_image_mass"), ("hallucination", "multimodal_gain")}
+
+
+def test_paired_difference_equals_the_difference_of_the_headline_values(runs):
+    """Over the same examples, every paired Δ is the candidate's headline value minus the baseline's."""
+    comparison = compare_runs([runs / "a", runs / "b"])
+    headline = {r.label: r.metrics for r in comparison.runs}
+    checked = 0
+    for d in comparison.paired:
+        base, run = headline[d.baseline][d.probe].get(d.metric), headline[d.run][d.probe].get(d.metric)
+        if base is None or run is None or d.metric == "adversarial_gap" and d.n < 10:
+            continue
+        assert d.mean_difference == pytest.approx(run - base, abs=1e-9), (d.probe, d.metric)
+        checked += 1
+    assert checked >= 10
+
+
+def test_every_gated_metric_of_the_shipped_suites_pairs(runs, finished_run):
+    """compare reports a regression on any gate: each gated metric has a paired form (the spatial readouts are
+    cross-validated over the whole set: no per-example value, so compare shows both runs' CIs side by side)."""
+    from mmdiag.probes.registry import ProbeRegistry
+    from mmdiag.run.suites import shipped_suites
+
+    registry = ProbeRegistry()
+    paired = {}
+    for kind, run in (("generative", runs / "a"), ("dual_encoder", finished_run)):  # a tiny LLaVA, a tiny CLIP
+        for r in read_examples(run):
+            paired.setdefault(kind, {})[r["probe"]] = set(registry.get(r["probe"]).paired_values(r["values"]))
+    checked = 0
+    for suite in shipped_suites():
+        by_kind = {kind: [*suite.config.gates, *suite.config.kind_gates.get(kind, ())] for kind in paired}
+        for kind, gates in by_kind.items():
+            for gate in gates:
+                probe_name, metric = gate.split()[0].split(".")[:2]
+                if metric == "failed_examples" or probe_name == "spatial":
+                    continue
+                assert metric in paired[kind][probe_name], f"{suite.name}: {kind} gate {gate} has no paired form"
+                checked += 1
+    assert checked >= 12
 
 
 def test_a_run_against_itself_differs_by_exactly_zero(runs):

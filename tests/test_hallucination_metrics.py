@@ -128,8 +128,53 @@ def test_paired_values_per_scene_known_answers():
     }
     paired = HallucinationProbe.paired_values(values)
     assert paired["adversarial_gap"] == pytest.approx(0.5 - 0.0)  # adversarial false yes 1 of 2, random 0 of 1
-    assert paired["prior_persistence_cooccurring"] == pytest.approx(0.5)  # of the two yes-before pairs, one survives
+    assert paired["prior_persistence_cooccurring"] == (1.0, 2.0)  # of the two yes-before pairs, one survives
+    assert paired["accuracy"] == (2.0, 2.0) and paired["false_yes_rate"] == (1.0, 3.0)  # random split; absent: 1 of 3
+    assert paired["evidence_sensitivity"] == (0.0, 1.0)
     values["counterfactuals"] = [cf("remove", True, True)]
     values["splits"] = [["random"]] * 4
     paired = HallucinationProbe.paired_values(values)
-    assert math.isnan(paired["adversarial_gap"]) and math.isnan(paired["prior_persistence_cooccurring"])
+    assert math.isnan(paired["adversarial_gap"]) and paired["prior_persistence_cooccurring"] == (0.0, 0.0)
+
+
+def test_relation_items_are_balanced_statements_and_converses():
+    from mmdiag.probes.hallucination.plan import CONVERSE, relation_items
+
+    scenes = as_data(generate_scenes(40, seed=5))
+    seen_axes = set()
+    for index, scene in enumerate(scenes):
+        items = relation_items(scene, index, 0)
+        truths = {(r.subject, r.relation, r.object) for r in scene.relations()}
+        for yes, no in zip(items[::2], items[1::2]):
+            assert (yes.label, no.label) == ("yes", "no") and yes.axis == no.axis
+            seen_axes.add(yes.axis)
+            stated = next(t for t in truths if yes.question == f"Is the {t[0]} {t[1]} the {t[2]}?")
+            assert no.question == f"Is the {stated[0]} {CONVERSE[stated[1]]} the {stated[2]}?"
+        for axis in ("horizontal", "vertical"):
+            assert sum(i.axis == axis for i in items) <= 4  # two pairs per axis, two questions each
+        if len(scene.objects) < 2:
+            assert items == []
+    assert seen_axes == {"horizontal", "vertical"}
+
+
+def test_correctness_metrics_fail_a_consistently_wrong_model_that_still_reacts():
+    """A model that mirrors every relation flips its answers with the mirror (sensitivity 1) but is wrong on both
+    sides (mirror accuracy 0); a yes-sayer scores 0.5 on both correctness metrics."""
+    from mmdiag.probes.hallucination.metrics import _mirror_accuracy, _relation_accuracy
+
+    def record(says_yes_before, says_yes_after, rel_says):
+        yes = lambda s: {"p_yes": 0.9, "p_no": 0.1} if s else {"p_yes": 0.1, "p_no": 0.9}  # noqa: E731
+        cf = {"edit": "mirror", "before": "yes", "after": "no",
+              **{f"{k}_before": v for k, v in yes(says_yes_before).items()},
+              **{f"{k}_after": v for k, v in yes(says_yes_after).items()}}
+        return {"example_id": "s", "counterfactuals": [cf],
+                "relations": {"labels": ["yes", "no"], "axes": ["horizontal"] * 2,
+                              "p_yes": [yes(s)["p_yes"] for s in rel_says], "p_no": [yes(s)["p_no"] for s in rel_says]}}
+
+    mirrored = [record(False, True, [False, True]) for _ in range(5)]
+    yes_sayer = [record(True, True, [True, True]) for _ in range(5)]
+    right = [record(True, False, [True, False]) for _ in range(5)]
+    for rows, expected in ((mirrored, 0.0), (yes_sayer, 0.5), (right, 1.0)):
+        assert _mirror_accuracy(rows, 0).value == expected
+        assert _relation_accuracy(rows, "horizontal", 0).value == expected
+    assert _relation_accuracy(right, "vertical", 0).undefined

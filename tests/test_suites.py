@@ -77,6 +77,11 @@ def test_quick_suite_runs_and_a_failing_suite_gate_exits_1(tmp_path, tiny_paths,
     assert results["metadata"]["config"]["n_scenes"] == 8
     assert [g["gate"] for g in results["gates"]] == ["attention.failed_examples <= 0", "spatial.failed_examples <= 0",
                                                     "hallucination.failed_examples <= 0"]
+    out = capsys.readouterr().out  # integrity gates only: no release verdict, never "PASS"
+    assert out.startswith("no release verdict: integrity checks only (3 of 3 passed)") and "PASS" not in out
+    assert "no release verdict: wrote" in out
+    assert "no release verdict: integrity checks only" in (tmp_path / "quick" / "report.md").read_text()
+    assert "no release verdict: integrity checks only" in (tmp_path / "quick" / "report.html").read_text()
     strict = yaml.safe_load((ROOT / "probes" / "quick.yaml").read_text())
     strict["gates"].append("hallucination.accuracy >= 0.99")
     (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))

@@ -143,18 +143,43 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
             a = [pair_fn(base_records[probe][e]) for e in shared]
             b = [pair_fn(other[probe][e]) for e in shared]
             for metric in sorted(set(a[0]) & set(b[0])):
-                diff = np.array([y[metric] - x[metric] for x, y in zip(a, b)])
-                diff = diff[np.isfinite(diff)]  # a per-example value may be undefined (no such question there)
-                if len(diff) == 0:
+                paired = paired_difference([x[metric] for x in a], [y[metric] for y in b], seed)
+                if paired is None:
                     continue
-                low, high = bootstrap_ci(diff, seed=seed)
+                n, mean, low, high = paired
                 better = better_direction(probe, metric, registry)
                 guide = guide_for(registry.get(probe), metric)
-                comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, len(diff),
-                                                          float(diff.mean()), low, high, better,
+                comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, n,
+                                                          mean, low, high, better,
                                                           _change(better, low, high, guide is None or guide.comparable),
                                                           guide.meaning if guide is not None else ""))
     return comparison
+
+
+def paired_difference(base: list[Any], run: list[Any], seed: int = 0) -> tuple[int, float, float, float] | None:
+    """(examples, run - base, 95% CI) over paired per-example values: floats (a per-example mean: the mean of the
+    differences, NaN pairs dropped) or ``(numerator, denominator)`` shares (the difference of the two ratios of
+    sums, as the headline metrics are computed, examples with a zero denominator on either side dropped); the CI
+    resamples examples. None when no example carries the metric."""
+    if base and isinstance(base[0], (tuple, list)):
+        values = np.array([[*x, *y] for x, y in zip(base, run)], dtype=float)  # [n, 4]: num_a, den_a, num_b, den_b
+        values = values[(values[:, 1] > 0) & (values[:, 3] > 0)]
+        if len(values) == 0:
+            return None
+
+        def of_draws(idx: np.ndarray) -> np.ndarray:
+            sums = values[idx].sum(axis=1)  # [n_boot, 4]
+            return sums[:, 2] / sums[:, 3] - sums[:, 0] / sums[:, 1]
+
+        total = values.sum(axis=0)
+        low, high = bootstrap_ci(values, of_draws=of_draws, seed=seed)
+        return len(values), float(total[2] / total[3] - total[0] / total[1]), low, high
+    diff = np.array([y - x for x, y in zip(base, run)], dtype=float)
+    diff = diff[np.isfinite(diff)]  # a per-example value may be undefined (no such question there)
+    if len(diff) == 0:
+        return None
+    low, high = bootstrap_ci(diff, seed=seed)
+    return len(diff), float(diff.mean()), low, high
 
 
 DETAIL_KEYS = ("ci_low", "ci_high", "guide", "status")

@@ -115,6 +115,9 @@ class DataRequest:
 
     min_objects: int | None = None
     max_objects: int | None = None
+    # a co-occurrence prior to exercise (anchor, partner, p, anchor_rate): a source that draws its examples (the
+    # scenes) draws them with it; a source of fixed examples (photos) has its own co-occurrence and ignores it
+    cooccurrence: tuple[tuple[str, Any], ...] | None = None
 
 
 class Dataset(Sequence):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mmdiag.errors import ConfigError
 from mmdiag.scenes.edits import (
     EditError,
     insert_object,
@@ -21,7 +22,7 @@ from mmdiag.scenes.edits import (
     remove_object,
     swap_colour,
 )
-from mmdiag.scenes.generate import SceneRecipe, generate_scenes
+from mmdiag.scenes.generate import Cooccurrence, SceneRecipe, generate_scenes
 from mmdiag.scenes.model import Scene, SceneObject
 from mmdiag.scenes.model import relations_between as _relations_between
 from mmdiag.scenes.render import object_mask, render
@@ -111,8 +112,10 @@ class SceneSource(DataSource):
         base = self.recipe or SceneRecipe()
         recipe = base
         if request is not None:
-            changes = {k: v for k, v in (("min_objects", request.min_objects), ("max_objects", request.max_objects))
-                       if v is not None}
+            changes: dict[str, Any] = {k: v for k, v in (("min_objects", request.min_objects),
+                                                         ("max_objects", request.max_objects)) if v is not None}
+            if request.cooccurrence is not None:
+                changes["cooccurrence"] = Cooccurrence(**dict(request.cooccurrence))
             recipe = replace(base, **changes)
         # the shared set keeps the ids "scene-..."; a probe's own set is named after the probe
         prefix = "scene" if recipe == base or not id_prefix else f"{id_prefix}-scene"
@@ -122,7 +125,15 @@ class SceneSource(DataSource):
         return list(OBJECT_TYPES)
 
     def check(self, n: int, seed: int, requests: Sequence[tuple[DataRequest | None, str]]) -> None:
-        """Nothing to read: the scenes are rendered from the seed."""
+        """Nothing to read (the scenes are rendered from the seed); a requested co-occurrence must be one the
+        scenes can draw (known object types, probabilities in [0, 1])."""
+        for request, prefix in requests:
+            if request is not None and request.cooccurrence is not None:
+                try:
+                    Cooccurrence(**dict(request.cooccurrence))
+                except (TypeError, ValueError) as err:
+                    raise ConfigError(f"probe '{prefix}' parameter 'cooccurrence': {err}: give anchor, partner, p "
+                                      "and anchor_rate") from err
 
     def attribute_values(self, attribute: str) -> list[str]:
         return {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES)}.get(attribute, [])

@@ -31,9 +31,9 @@ from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.blind_inputs import blank, gaussian_noise, mean_colour, vcd_noise
 from mmdiag.probes.hallucination.guide import GUIDES
 from mmdiag.probes.hallucination.metrics import dual_encoder_result, generative_result
-from mmdiag.probes.hallucination.plan import BLINDS, counterfactual_items, pope_items
+from mmdiag.probes.hallucination.plan import BLINDS, counterfactual_items, pope_items, relation_items
 from mmdiag.probes.hallucination.result import CAPTION, HallucinationResult  # noqa: F401 - public here
-from mmdiag.sources.contract import Dataset
+from mmdiag.sources.contract import DataRequest, Dataset
 
 
 def image_seed(seed: int, example_id: str, kind: str) -> int:
@@ -50,6 +50,8 @@ class HallucinationProbe(Probe):
     guides = GUIDES  # how to read each headline metric
     metric_names = {
         GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "f1_adversarial", "adversarial_gap",
+                     "accuracy_popular", "accuracy_adversarial", "false_yes_rate", "mirror_accuracy",
+                     "relation_accuracy_horizontal", "relation_accuracy_vertical",
                      "blind_accuracy", "blind_yes_ratio", "multimodal_gain", "multimodal_gain_noise", "ece",
                      "calibration_error_p_yes",
                      "evidence_sensitivity", "prior_persistence", "prior_persistence_cooccurring", "mirror_sensitivity",
@@ -58,7 +60,8 @@ class HallucinationProbe(Probe):
     }
 
     def __init__(self, resolution: int = 64, seed: int = 0, max_questions: int = 3, free_text: bool = True,
-                 captions: bool = True, caption_tokens: int = 24, vcd_t: int = 500) -> None:
+                 captions: bool = True, caption_tokens: int = 24, vcd_t: int = 500,
+                 cooccurrence: dict | None = None) -> None:
         self.resolution = resolution
         self.seed = seed
         self.max_questions = max_questions
@@ -66,6 +69,16 @@ class HallucinationProbe(Probe):
         self.captions = captions
         self.caption_tokens = caption_tokens
         self.vcd_t = vcd_t
+        # scenes drawn with a co-occurrence prior (anchor, partner, p, anchor_rate) so that a learned prior is
+        # exercised: removing the partner, asking about the absent partner (the suite's own scenes; photos have theirs)
+        # (checked by the data source before the run starts: SceneSource.check)
+        self.cooccurrence = dict(cooccurrence) if cooccurrence else None
+
+    def data_request(self) -> DataRequest | None:
+        """The suite's scenes, or scenes of the hallucination probe's own drawn with ``cooccurrence``."""
+        if self.cooccurrence is None:
+            return None
+        return DataRequest(cooccurrence=tuple(sorted(self.cooccurrence.items())))
 
     def unusable_data(self, source: Any) -> str | None:
         if not getattr(source, "presence", True):
@@ -87,6 +100,7 @@ class HallucinationProbe(Probe):
             out.append(ProbeExample(f"{scene.example_id}/pope", scene, {
                 "pope": pope_items(scene, index, stats, self.seed, self.max_questions, self._vocabulary),
                 "counterfactuals": counterfactual_items(scene, index, self.seed, stats, colours, source.edits),
+                "relations": relation_items(scene, index, self.seed) if adapter.kind == GENERATIVE else [],
                 "caption_truth": source.caption_truth(scene) if chair_rules else None,
                 "caption_rules": chair_rules,
                 "source": source.name,
@@ -119,13 +133,18 @@ class HallucinationProbe(Probe):
                             "noise": gaussian_noise(image.size, seed=noise_seeds["noise"])}
             requests += [ScoreRequest(img, questions) for img in blind_images.values()]
             requests.append(ScoreRequest(image, questions, partial(vcd_noise, t=self.vcd_t, seed=noise_seeds["vcd_noise"])))
+            relations = example.inputs.get("relations", [])
+            if relations:
+                requests.append(ScoreRequest(image, [item.question for item in relations]))
             plans.append((image, pope, cfs, questions, noise_seeds, first, list(blind_images)))
         scores = adapter.answer_scores_batch(requests)
         outputs = []
-        for image, pope, cfs, questions, noise_seeds, first, blind_kinds in plans:
+        for example, (image, pope, cfs, questions, noise_seeds, first, blind_kinds) in zip(examples, plans):
             real, after = scores[first], scores[first + 1:first + 1 + len(cfs)]
             blind = dict(zip([*blind_kinds, "vcd_noise"], scores[first + 1 + len(cfs):first + 2 + len(cfs) + len(blind_kinds)]))
             k = len(questions)
+            relations = example.inputs.get("relations", [])
+            rel_scores = scores[first + 2 + len(cfs) + len(blind_kinds)] if relations else None
             outputs.append({
                 "questions": questions, "prompts": [adapter.format_prompt(q) for q in questions], "noise_seeds": noise_seeds,
                 "objects": [i.object for i in pope], "labels": [i.label for i in pope],
@@ -140,6 +159,9 @@ class HallucinationProbe(Probe):
                      "p_yes_after": float(cf_scores.p_yes[0]), "p_no_after": float(cf_scores.p_no[0])}
                     for j, (cf, cf_scores) in enumerate(zip(cfs, after))
                 ],
+                **({"relations": {"questions": [i.question for i in relations], "labels": [i.label for i in relations],
+                                  "axes": [i.axis for i in relations], "p_yes": rel_scores.p_yes.tolist(),
+                                  "p_no": rel_scores.p_no.tolist()}} if relations else {}),
             })
         if self.free_text:
             answers = iter(adapter.generate([plan[0] for plan in plans for _ in plan[3]],
@@ -190,24 +212,56 @@ class HallucinationProbe(Probe):
         return ExampleOutput(values)
 
     @classmethod
-    def paired_values(cls, values: dict[str, Any]) -> dict[str, float]:
-        if "labels" in values:
-            truth = np.array([lab == "yes" for lab in values["labels"]])
-            says = np.array(values["p_yes"]) > np.array(values["p_no"])
-            blind = np.array(values["blind"]["mean_colour"]["p_yes"]) > np.array(values["blind"]["mean_colour"]["p_no"])
-            cooccurring = [float(cf["p_yes_after"] > cf["p_no_after"]) for cf in values.get("counterfactuals", [])
-                           if cf["edit"] == "remove_cooccurring" and cf["p_yes_before"] > cf["p_no_before"]]
-            false_yes = {split: [s for s, lab, sp in zip(says, values["labels"], values["splits"]) if lab == "no" and split in sp]
-                         for split in ("adversarial", "random")}
-            return {"accuracy": float((says == truth).mean()), "yes_ratio": float(says.mean()),
-                    "multimodal_gain": float((says == truth).mean() - (blind == truth).mean()),
-                    # undefined (NaN) where the scene has no such question; compare skips those
-                    "adversarial_gap": float(np.mean(false_yes["adversarial"]) - np.mean(false_yes["random"]))
-                    if false_yes["adversarial"] and false_yes["random"] else float("nan"),
-                    "prior_persistence_cooccurring": float(np.mean(cooccurring)) if cooccurring else float("nan")}
-        real = np.array(values["sim_present"]) > np.array(values["sim_absent"])
-        blind = np.array(values["blind_sim_present"]) > np.array(values["blind_sim_absent"])
-        return {"pair_accuracy": float(real.mean()), "multimodal_gain": float(real.mean() - blind.mean())}
+    def paired_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Per scene, each headline metric in the form that adds up to it: ``(numerator, denominator)`` for a share
+        over questions or pairs (the headline is their ratio of sums, so the paired difference over the same
+        scenes equals the difference of the headlines), a float for a per-scene mean (adversarial gap)."""
+        if "labels" not in values:
+            real = np.array(values["sim_present"]) > np.array(values["sim_absent"])
+            blind = np.array(values["blind_sim_present"]) > np.array(values["blind_sim_absent"])
+            out: dict[str, Any] = {"pair_accuracy": (float(real.sum()), float(len(real))),
+                                   "multimodal_gain": (float(real.sum() - blind.sum()), float(len(real)))}
+            if "swap" in values:
+                s = values["swap"]
+                out["evidence_sensitivity"] = (float((s["before"][0] > s["before"][1]) != (s["after"][0] > s["after"][1])), 1.0)
+            return out
+        labels, splits = values["labels"], values["splits"]
+        says = np.array(values["p_yes"]) > np.array(values["p_no"])
+        truth = np.array([lab == "yes" for lab in labels])
+        blind = np.array(values["blind"]["mean_colour"]["p_yes"]) > np.array(values["blind"]["mean_colour"]["p_no"])
+
+        def share(mask: np.ndarray, hits: np.ndarray) -> tuple[float, float]:
+            return float(hits[mask].sum()), float(mask.sum())
+
+        random_q = np.array(["random" in sp for sp in splits], dtype=bool)
+        right = (says == truth).astype(float)
+        out = {"accuracy": share(random_q, right), "yes_ratio": share(random_q, says.astype(float)),
+               "multimodal_gain": share(random_q, right - (blind == truth).astype(float)),
+               "false_yes_rate": share(~truth, says.astype(float))}
+        for split in ("popular", "adversarial"):
+            out[f"accuracy_{split}"] = share(np.array([split in sp for sp in splits], dtype=bool), right)
+        false_yes = {split: [sy for sy, lab, sp in zip(says, labels, splits) if lab == "no" and split in sp]
+                     for split in ("adversarial", "random")}
+        # undefined (NaN) where the scene has no such question; compare skips those
+        out["adversarial_gap"] = (float(np.mean(false_yes["adversarial"]) - np.mean(false_yes["random"]))
+                                  if false_yes["adversarial"] and false_yes["random"] else float("nan"))
+        cfs = values.get("counterfactuals", [])
+        for edit, metric in (("remove", "evidence_sensitivity"), ("mirror", "mirror_sensitivity")):
+            changed = [float((cf["p_yes_before"] > cf["p_no_before"]) != (cf["p_yes_after"] > cf["p_no_after"]))
+                       for cf in cfs if cf["edit"] == edit]
+            out[metric] = (float(sum(changed)), float(len(changed)))
+        mirror_right = [float((cf[f"p_yes_{when}"] > cf[f"p_no_{when}"]) == (cf[when] == "yes"))
+                        for cf in cfs if cf["edit"] == "mirror" for when in ("before", "after")]
+        out["mirror_accuracy"] = (float(sum(mirror_right)), float(len(mirror_right)))
+        survived = [float(cf["p_yes_after"] > cf["p_no_after"]) for cf in cfs
+                    if cf["edit"] == "remove_cooccurring" and cf["p_yes_before"] > cf["p_no_before"]]
+        out["prior_persistence_cooccurring"] = (float(sum(survived)), float(len(survived)))
+        rel = values.get("relations") or {"labels": [], "axes": [], "p_yes": [], "p_no": []}
+        for axis in ("horizontal", "vertical"):
+            hits = [float((py > pn) == (lab == "yes"))
+                    for lab, ax, py, pn in zip(rel["labels"], rel["axes"], rel["p_yes"], rel["p_no"]) if ax == axis]
+            out[f"relation_accuracy_{axis}"] = (float(sum(hits)), float(len(hits)))
+        return out
 
     def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
         if adapter.kind == DUAL_ENCODER:

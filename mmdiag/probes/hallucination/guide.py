@@ -20,6 +20,23 @@ GUIDES: dict[str, MetricGuide] = {
     "adversarial_gap": MetricGuide(
         "false-yes rate on co-occurring absent objects minus on random absent objects; above 0 is a "
         "co-occurrence prior", better="lower", reference=0.0, reference_label="no prior", reference_is="ideal"),
+    "accuracy_popular": MetricGuide("POPE accuracy on the popular split (absent objects among the most frequent)",
+                                    reference=0.5, reference_label="chance"),
+    "accuracy_adversarial": MetricGuide(
+        "POPE accuracy on the adversarial split (absent objects that co-occur with the scene's): where a "
+        "co-occurrence prior shows", reference=0.5, reference_label="chance"),
+    "false_yes_rate": MetricGuide("share of 'yes' to objects that are absent (every split); high is a yes-bias or a "
+                                  "prior", better="lower", reference=0.0, reference_label="no false yes",
+                                  reference_is="ideal"),
+    "mirror_accuracy": MetricGuide(
+        "left/right answers right on the scene and on its mirror: correct layout, not only a reaction to the mirror "
+        "(a model that mirrors every relation scores 0)", reference=0.5, reference_label="chance (a yes-sayer)"),
+    "relation_accuracy_horizontal": MetricGuide(
+        "accuracy on left/right statements and their converses (balanced yes/no)", reference=0.5,
+        reference_label="chance"),
+    "relation_accuracy_vertical": MetricGuide(
+        "accuracy on above/below statements and their converses (balanced yes/no)", reference=0.5,
+        reference_label="chance"),
     "blind_accuracy": MetricGuide("accuracy when the image is its mean colour: what the language prior alone gets",
                                   better="near_reference", reference=0.5, reference_label="chance", reference_is="ideal"),
     "blind_yes_ratio": MetricGuide("share of yes with the mean-colour image", better="neither"),

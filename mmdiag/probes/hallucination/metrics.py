@@ -93,6 +93,14 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
     metrics["f1"] = _pope_metric(pope, "f1", "POPE F1, random split")
     metrics["yes_ratio"] = _metric(says.astype(float), clusters, seed, "share of predicted yes, random split")
     metrics["f1_adversarial"] = _pope_metric(result.pope.get("adversarial", {}), "f1", "POPE F1, adversarial split")
+    for split in ("popular", "adversarial"):
+        idx = [i for i, row in enumerate(rows) if split in row[4]]
+        right = np.array([(rows[i][5] > rows[i][6]) == (rows[i][3] == YES) for i in idx], dtype=float)
+        metrics[f"accuracy_{split}"] = _metric(right, [rows[i][0] for i in idx], seed,
+                                               f"POPE accuracy, {split} split (logits)")
+    absent = [row for row in rows if row[3] == NO]  # each absent-object question once, whatever its splits
+    metrics["false_yes_rate"] = _metric(np.array([float(row[5] > row[6]) for row in absent]), [row[0] for row in absent],
+                                        seed, "share of 'yes' to absent objects, every split (each question once)")
     metrics["adversarial_gap"] = _adversarial_gap(rows, seed)
     metrics["ece"] = Metric(expected_calibration_error(p_yes, truth) if len(truth) else None,
                             description="top-label expected calibration error (Guo et al. 2017) of the yes/no decision: "
@@ -136,6 +144,9 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
                                                             "that co-occurs most with the rest of the scene")
     metrics["mirror_sensitivity"] = _edit_metric(mirror, "evidence_sensitivity", "mirror",
                                                  "share of left/right answers that flip when the scene is mirrored")
+    metrics["mirror_accuracy"] = _mirror_accuracy(records, seed)
+    for axis in ("horizontal", "vertical"):
+        metrics[f"relation_accuracy_{axis}"] = _relation_accuracy(records, axis, seed)
 
     # CHAIR
     captioned = [r for r in records if "caption" in r]
@@ -161,6 +172,43 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
                           ("caption_recall", "ground-truth objects mentioned / all ground-truth objects")):
             metrics[key] = Metric(None, description=text, undefined=f"not measured: {why}")
     return result
+
+
+def _mirror_accuracy(records: list[dict[str, Any]], seed: int) -> Metric:
+    """Right answers to the left/right question on the scene and on its mirror (both counted; clustered by scene):
+    a model that mirrors every relation, a yes-sayer and a no-sayer score 0, 0.5 and 0.5 here, however much they
+    react to the mirror."""
+    right, clusters = [], []
+    for r in records:
+        for cf in r.get("counterfactuals", []):
+            if cf["edit"] == "mirror":
+                right += [float((cf["p_yes_before"] > cf["p_no_before"]) == (cf["before"] == YES)),
+                          float((cf["p_yes_after"] > cf["p_no_after"]) == (cf["after"] == YES))]
+                clusters += [r["example_id"]] * 2
+    metric = _metric(np.array(right), clusters, seed, "accuracy of left/right answers on the scene and its mirror")
+    if not right:
+        metric.undefined = "no scene with a left/right relation to mirror"
+    return metric
+
+
+def _relation_accuracy(records: list[dict[str, Any]], axis: str, seed: int) -> Metric:
+    """Accuracy on the balanced relation questions of one axis (each relation and its converse; clustered by
+    scene)."""
+    right, clusters = [], []
+    for r in records:
+        rel = r.get("relations")
+        if not rel:
+            continue
+        for label, ax, py, pn in zip(rel["labels"], rel["axes"], rel["p_yes"], rel["p_no"]):
+            if ax == axis:
+                right.append(float((py > pn) == (label == YES)))
+                clusters.append(r["example_id"])
+    words = "left/right" if axis == "horizontal" else "above/below"
+    metric = _metric(np.array(right), clusters, seed,
+                     f"accuracy on {words} statements and their converses (balanced yes/no, chance 0.5)")
+    if not right:
+        metric.undefined = f"no pair of objects with an unambiguous {words} relation"
+    return metric
 
 
 def _chair_2018(captioned: list[dict[str, Any]]) -> ChairScores:

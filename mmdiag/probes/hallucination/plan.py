@@ -11,6 +11,10 @@ Everything here is pure bookkeeping over data-source examples with exact ground 
   yes -> no), ``mirror`` (the scene flipped left-right: "Is A left of B?" yes -> no), and
   ``remove_cooccurring`` (the scene's pair of objects seen together most often across the set, each erased in
   turn while the other stays: a co-occurrence prior learned in either direction survives the evidence here).
+- Relation questions (correctness, not only reaction): for up to ``per_axis`` pairs of objects per axis with an
+  unambiguous left/right (or above/below) relation, the true statement ("Is A left of B?" yes) and its converse
+  ("Is A right of B?" no), so the answers are balanced and a yes-sayer, a no-sayer and a model that mirrors every
+  relation all score 0.5 or less.
 - Blind inputs: blank grey, the image's mean colour, Gaussian noise, and VCD's diffusion noise on the pixels.
 """
 
@@ -31,6 +35,9 @@ from mmdiag.metrics.pope_sampling import (
 from mmdiag.sources.contract import EditUnavailable, Example
 
 BLINDS = ("blank", "mean_colour", "noise", "vcd_noise")
+AXES = {"horizontal": ("left of", "right of"), "vertical": ("above", "below")}
+CONVERSE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+RELATIONS_PER_AXIS = 2  # object pairs per axis and scene (two questions each: the statement and its converse)
 EDITS = ("remove", "swap", "mirror", "remove_cooccurring")
 YES, NO = "yes", "no"
 
@@ -81,6 +88,37 @@ def pope_items(scene: Example, index: int, stats: ObjectStatistics, seed: int, p
         for name in absent_objects(scene.object_names, vocabulary, split, len(present), stats, split_rng):
             items.setdefault((name, NO), []).append(split)
     return [PopeItem(name, label, tuple(splits)) for (name, label), splits in items.items()]
+
+
+@dataclass(frozen=True)
+class RelationItem:
+    """A relation statement about the unedited scene with its exact answer."""
+
+    question: str
+    label: str
+    axis: str
+
+
+def relation_items(scene: Example, index: int, seed: int, per_axis: int = RELATIONS_PER_AXIS) -> list[RelationItem]:
+    """Balanced relation questions: per axis, up to ``per_axis`` object pairs (seeded choice) each asked as the
+    statement that holds (yes) and its converse (no). Pairs of one object type (photos with two cups) are left out:
+    the question could not say which is meant."""
+    names = scene.object_names
+    relations = [r for r in scene.relations() if names.count(r.subject) == 1 and names.count(r.object) == 1]
+    rng = np.random.default_rng([seed, index, 17])
+    items = []
+    for axis, kinds in AXES.items():
+        seen, pairs = set(), []
+        for r in relations:  # each unordered pair once, stated from its first subject
+            if r.relation in kinds and frozenset((r.subject, r.object)) not in seen:
+                seen.add(frozenset((r.subject, r.object)))
+                pairs.append(r)
+        for k in sorted(rng.permutation(len(pairs))[:per_axis].tolist()):
+            r = pairs[k]
+            for relation, label in ((r.relation, YES), (CONVERSE[r.relation], NO)):
+                items.append(RelationItem(RELATION_TEMPLATE.format(subject=r.subject, relation=relation, object=r.object),
+                                          label, axis))
+    return items
 
 
 def counterfactual_items(scene: Example, index: int, seed: int, stats: ObjectStatistics | None = None,

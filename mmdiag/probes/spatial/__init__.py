@@ -87,7 +87,7 @@ class SpatialProbe(Probe):
     kinds = (GENERATIVE, DUAL_ENCODER)
     _common = ("position_retention", "grid_cell_retention", "half_retention", "relation_retention", "colour_retention",
                "grid_cell_selectivity", "projector_cka", "projector_knn_overlap", "untrained_grid_cell_accuracy",
-               "projector_grid_cell_above_chance")
+               "projector_grid_cell_above_chance", "projector_grid_cell_in_content_above_chance")
     guides = GUIDES  # how to read each headline metric
     metric_names = {GENERATIVE: _common, DUAL_ENCODER: (*_common, "whatsup_accuracy")}
 
@@ -298,6 +298,14 @@ class SpatialProbe(Probe):
                 result.readouts.get("flattened", {}).get(post, {}).get("grid_cell", {}),
                 f"3x3 grid cell of the object decoded from the {post}'s tokens in order (flattened readout, out-of-fold) "
                 "minus its chance level (the majority cell); CI: bootstrap over scenes; null 0"),
+            # the order-free readout: what the tokens' content says about where the object is. Token order alone
+            # gives the flattened readout the position even when the vision tower has no position information
+            # (a position-less tower): this one is at chance then; shuffled tokens keep it
+            "projector_grid_cell_in_content_above_chance": _above_chance(
+                result.readouts.get("attention", {}).get(post, {}).get("grid_cell", {}),
+                f"3x3 grid cell of the object decoded from the content of the {post}'s tokens, whatever their order "
+                "(salience-attention pooled readout, out-of-fold) minus its chance level (the majority cell); CI: "
+                "bootstrap over scenes; null 0"),
         }
 
 

@@ -58,6 +58,10 @@ GUIDES: dict[str, MetricGuide] = {
     "projector_grid_cell_above_chance": MetricGuide(
         "grid-cell accuracy from the projector's tokens minus chance; near 0 the layout is lost", reference=0.0,
         reference_label="chance"),
+    "projector_grid_cell_in_content_above_chance": MetricGuide(
+        "grid-cell accuracy from the content of the projector's tokens, whatever their order, minus chance; near 0 "
+        "the tokens carry no position of their own (only their order does: a vision tower without position "
+        "information)", reference=0.0, reference_label="chance"),
     "whatsup_accuracy": MetricGuide(
         "the true relation caption beats the same words with the objects swapped (What'sUp)", reference=0.5,
         reference_label="chance"),
