@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass, replace
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from mmdiag.adapters.hf_loading import LoadOptions
 from mmdiag.adapters.loading import load_adapter, preflight_model
 from mmdiag.errors import ConfigError, MmdiagError, write_error
 from mmdiag.probes.guidance import annotate_results
-from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.results import (
     SCHEMA_VERSION,
     RunMetadata,
@@ -34,6 +32,7 @@ from mmdiag.results import (
     write_results,
 )
 from mmdiag.run.config import DEFAULT_PROBES, AuditConfig  # noqa: F401 - AuditConfig is public here
+from mmdiag.run.plan import AuditPlan
 from mmdiag.run.distributed import (
     ProcessInfo,
     current_process,
@@ -48,7 +47,6 @@ from mmdiag.run.runtime import run_probe
 from mmdiag.run.store import ReplacedRun, RunStore, claim_run_dir
 from mmdiag.run.suites import release_gates_for
 from mmdiag.sources import DataSource, SourceRegistry
-from mmdiag.validation import check_audit_config
 
 
 @dataclass
@@ -98,63 +96,46 @@ def load(model: str | Path | torch.nn.Module | Adapter, processor: Any = None, *
     return load_adapter(model, processor, options=LoadOptions(**options))
 
 
-def audit(
-    model: str | Path | torch.nn.Module | Adapter | None,
-    out_dir: str | Path,
-    config: AuditConfig | None = None,
-    *,
-    processor: Any = None,
-    options: LoadOptions | None = None,
-    overwrite: bool = False,
-    resume: bool = False,
-    progress: bool = True,
-    registry: ProbeRegistry | None = None,
-    plant: str | None = None,
-    sources: SourceRegistry | None = None,
-    auto_batch: bool = False,
-    limited_from: int | None = None,
-    notes: Sequence[str] = (),
-) -> AuditOutcome:
-    """Run the configured probes on ``model`` and write results.json, examples.jsonl and the reports.
+def plan_audit(model: str | Path | torch.nn.Module | Adapter | None, out_dir: str | Path,
+               config: AuditConfig | None = None, **options: Any) -> AuditPlan:
+    """:meth:`AuditPlan.from_config`: validate an audit and build its data source and probes, touching nothing
+    (``plan.preview()`` says what would run)."""
+    return AuditPlan.from_config(model, out_dir, config, **options)
 
-    ``model=None`` audits the embedded default model; ``config=None`` runs the default suite
-    (probes/release.yaml). ``resume=True`` keeps the finished examples of an
-    interrupted run in ``out_dir`` and measures only the rest. ``plant`` names a known defect
-    (:data:`mmdiag.zoo.defects.DEFECTS`) planted into the loaded model, to prove that the gates catch it.
-    ``auto_batch=True`` replaces ``config.batch_size`` by the largest batch that fits in accelerator memory
-    (``--batch-size auto``); ``limited_from``: the suite's scene count when ``--limit`` cut it (noted in the
-    results); ``notes``: lines the caller adds to the results' notes. ``config.data`` names the data source in ``sources`` (default: the built-ins and ``mmdiag.sources`` entry
-    points; the synthetic scenes unless the config says otherwise).
+
+def audit(plan: AuditPlan | str | Path | torch.nn.Module | Adapter | None, out_dir: str | Path | None = None,
+          config: AuditConfig | None = None, **options: Any) -> AuditOutcome:
+    """Run an :class:`AuditPlan` and write results.json, examples.jsonl and the reports into its folder.
+
+    ``audit(model, out_dir, config, **options)`` plans and runs in one call (the options are those of
+    :meth:`AuditPlan.from_config`: ``processor``, ``options`` (:class:`LoadOptions`), ``overwrite``, ``resume``,
+    ``progress``, ``registry``, ``sources``, ``plant``, ``batch_size``, ``n_examples``, ``limit``,
+    ``fit_probes_to_data``). ``model=None`` audits the embedded default model; ``config=None`` runs the default suite
+    (probes/release.yaml). ``resume=True`` keeps the finished examples of an interrupted run in ``out_dir`` and
+    measures only the rest. ``plant`` names a known defect (:data:`mmdiag.zoo.defects.DEFECTS`) planted into the
+    loaded model, to prove that the gates catch it.
     Under a data-parallel launcher (``WORLD_SIZE`` > 1) every process calls this; each measures its share,
     the main process writes.
     """
-    extra_notes = list(notes)
-    if config is None:
-        from mmdiag.run.suites import default_suite
+    if not isinstance(plan, AuditPlan):
+        if out_dir is None:
+            raise ConfigError("audit(model, out_dir, ...) needs the run folder, or pass an AuditPlan")
+        plan = AuditPlan.from_config(plan, out_dir, config, **options)
+    elif out_dir is not None or config is not None or options:
+        raise ConfigError("audit(plan) takes the plan alone: its folder, configuration and options are in it")
+    return _run(plan)
 
-        config = default_suite().config
-    check_audit_config(config)
-    for text in (*config.gates, *(g for group in config.kind_gates.values() for g in group)):
-        parse_gate(text)  # a malformed gate is refused before anything is touched
-    if plant:
-        from mmdiag.zoo.defects import check_defect_name
 
-        check_defect_name(plant)
-    registry = registry or ProbeRegistry()
-    source = _data_source(config, sources or SourceRegistry())
-    probes = [registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
-              for name in config.probes]
-    # every input the probes will read (annotations, masks, captions, images) is read and checked now, before the
-    # run folder is touched: a bad one costs no finished work
-    source.check(config.n_scenes, config.seed, [(p.data_request(), p.name) for p in probes if not p.unusable_data(source)])
-    run_dir = Path(out_dir)
+def _run(plan: AuditPlan) -> AuditOutcome:
+    config, source, probes, run_dir = plan.config, plan.source, list(plan.probes), plan.out_dir
+    model, progress, plant, resume = plan.model, plan.progress, plan.plant, plan.resume
     process = current_process()
     with contextlib.ExitStack() as stack:
         if isinstance(model, (str, Path)):
-            process.on_main(lambda: preflight_model(str(model), options))  # a bad path never creates --out
+            process.on_main(lambda: preflight_model(str(model), plan.options))  # a bad path never creates --out
         # the lock is taken before anything in the folder is touched
-        process.on_main(lambda: stack.enter_context(claim_run_dir(run_dir, overwrite, resume)))
-        notes: list[str] = list(extra_notes)
+        process.on_main(lambda: stack.enter_context(claim_run_dir(run_dir, plan.overwrite, resume)))
+        notes: list[str] = list(plan.notes)
         launch_note = single_process_launch_note()
         if launch_note:
             notes.append(launch_note)
@@ -164,10 +145,10 @@ def audit(
             model = ensure_default_model() if process.is_main else default_model_dir()
             notes.append(default_model_note(Path(model)))
         process.barrier()
-        options = _options_for_process(options or LoadOptions(), process)
+        options = _options_for_process(plan.options, process)
         tracker = AuditProgress(audit_phases(list(config.probes), config.n_scenes), enabled=progress and process.is_main)
         with tracker.phase("loading the model"):
-            adapter = load_adapter(model, processor, options=options)
+            adapter = load_adapter(model, plan.processor, options=options)
         if plant:
             from mmdiag.zoo.defects import plant_defect
 
@@ -178,16 +159,11 @@ def audit(
             notes.append("prompting overridden: " + ", ".join(f"{k}={v!r}" for k, v in sorted(config.prompting.items())
                                                                 if k != "chat_template")
                          + (" (a custom chat template)" if config.prompting.get("chat_template") else ""))
-        if auto_batch:
+        if plan.auto_batch:
             config, note = _auto_batch_size(config, probes, adapter, source, process)
             notes.append(note)
             if progress and process.is_main:
                 print(f"mmdiag: {note}", file=sys.stderr)
-        if limited_from is not None:
-            scenes = getattr(source, "name", "scenes") == "scenes"
-            whole = f"the suite's {limited_from} scenes" if scenes else f"the {source.name} source's {limited_from} examples"
-            notes.append(f"--limit: {config.n_scenes} of {whole} - for trying things out, "
-                         "not for reporting (the CIs are those of the smaller sample)")
         gates = [parse_gate(g) for g in config.gates_for(adapter.kind)]
         _check_gates(gates, probes, adapter)
         config_hash = canonical_hash(config.identity())
@@ -200,7 +176,7 @@ def audit(
         # loaded; it comes back if the new run fails before its first record, and goes once that is written
         replaced = ReplacedRun(run_dir)
         stack.push(replaced.exit_handler)
-        process.on_main(lambda: (overwrite and replaced.set_aside(), check_or_write_identity(run_dir, identity, resume)))
+        process.on_main(lambda: (plan.overwrite and replaced.set_aside(), check_or_write_identity(run_dir, identity, resume)))
         metadata = RunMetadata(
             model={**asdict(adapter.info()), "config_hash": model_hash, "weights_fingerprint": identity["weights"],
                    **({"planted_defect": plant} if plant else {})},
@@ -250,14 +226,14 @@ def audit(
             with tracker.phase("writing the reports"):
                 write_results(run_dir, document)
                 replaced.discard()
-                render_report(run_dir, sources)
+                render_report(run_dir, plan.sources)
     return AuditOutcome(run_dir, read_results(run_dir))
 
 
 def _results_document(metadata: RunMetadata, probe_results: dict[str, dict[str, Any]], gates: list[Gate],
                       failures: dict[str, int], notes: list[str], skipped: dict[str, str],
                       probe_classes: dict[str, type]) -> dict[str, Any]:
-    outcomes = evaluate_gates(gates, probe_results, skipped)
+    outcomes = evaluate_gates(gates, probe_results, skipped, probe_classes)
     annotate_results(probe_results, [o.to_dict() for o in outcomes], probe_classes,
                      release_gates_for(metadata.model["kind"]))
     broken = [name for name, r in probe_results.items() if "error" in r]
@@ -306,13 +282,6 @@ def _auto_batch_size(config: AuditConfig, probes: list[Any], adapter: Adapter, s
     size = find_batch_size(trial, AUTO_BATCH_START, largest=config.n_scenes)
     return replace(config, batch_size=size), (f"--batch-size auto: {size} examples per forward (the largest of "
                                               f"{AUTO_BATCH_START}, {AUTO_BATCH_START // 2}, ... that fit in memory)")
-
-
-def _data_source(config: AuditConfig, sources: SourceRegistry) -> DataSource:
-    """The configured data source: the scenes of ``config.recipe``, or ``config.data`` with its parameters."""
-    if config.data == "scenes" and not config.data_params:
-        return sources.create("scenes", recipe=config.recipe)
-    return sources.create(config.data, **config.data_params)
 
 
 def _options_for_process(options: LoadOptions, process: ProcessInfo) -> LoadOptions:

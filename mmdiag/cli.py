@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--num-processes", type=int, default=1,
                        help="data-parallel processes on this machine (relaunches under torchrun; or use accelerate launch)")
     audit.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    audit.add_argument("--dry-run", action="store_true",
+                       help="check everything and print what would run (model, family, data, examples per probe, "
+                            "gates, time estimate), then stop: nothing is loaded or written")
     audit.add_argument("--plant", default=None, metavar="DEFECT",
                        help="plant a known defect into the loaded model to prove the gates catch it: image-blind, "
                             "shuffled-image-tokens, untrained-vision-encoder, text-only-lm")
@@ -194,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_build.add_argument("--rebuild", action="store_true", help="train again even if a built copy exists")
 
     sub.add_parser("ls", help="list supported architectures, probes, data sources, suites and zoo models")
+
+    metrics = sub.add_parser("metrics", help="every headline metric: meaning, direction, reference, CI, how compare "
+                                             "pairs it, what a failed gate means (from the probes' metric specs)")
+    metrics.add_argument("--probe", default=None, help="only this probe's metrics")
+    metrics.add_argument("--markdown", action="store_true", help="a Markdown table (docs/metrics.md is this)")
     return parser
 
 
@@ -213,7 +221,6 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import os
 
     from mmdiag import api
-    from mmdiag.validation import check_audit_config
 
     if args.num_processes < 1:
         raise ConfigError(f"--num-processes must be at least 1, got {args.num_processes}")
@@ -222,21 +229,35 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
                           "its own GPU: drop --device (or use --gpus-per-process to shard)")
     if args.gpus_per_process < 0:
         raise ConfigError(f"--gpus-per-process must be 0 (no sharding) or more, got {args.gpus_per_process}")
-    config = _audit_config(args)
-    check_audit_config(config)
-    args.model = _model_from_args(args)
-    if args.model is not None:
+    if args.limit is not None and args.n_scenes is not None:
+        raise ConfigError("give --limit or --n-scenes, not both")
+    model = _model_from_args(args)
+    if model is not None:
         from mmdiag.zoo.build import resolve_model_name
 
-        args.model = resolve_model_name(args.model)  # zoo:NAME or a zoo model's bare name -> its folder
+        model = resolve_model_name(model)  # zoo:NAME or a zoo model's bare name -> its folder
+    from mmdiag.run.harness_flags import parse_batch_size
+
+    config = _audit_config(args)
+    plan = api.plan_audit(
+        model, args.out, config, options=_load_options(args), overwrite=args.overwrite, resume=args.resume,
+        progress=not args.no_progress, plant=args.plant, batch_size=parse_batch_size(args.batch_size),
+        n_examples=args.n_scenes if args.n_scenes is not None else ("all" if config.data != "scenes" else None),
+        limit=args.limit, fit_probes_to_data=args.probes is None)
+    if args.dry_run:
+        plan.preflight()
+        print("\n".join(plan.preview()))
+        print("dry run: nothing was loaded or written; drop --dry-run to run it")
+        return 0
+    for note in plan.notes:
+        if ": left out for the " in note:
+            print(f"mmdiag: {note}", file=sys.stderr)
     if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from mmdiag.run.distributed import relaunch
 
-        _preflight_audit(args, config)  # every refusal that needs no model, once, before processes start
+        plan.preflight()  # every refusal that needs no model, once, before processes start
         return relaunch(args.num_processes, _without_option(argv, "--num-processes"))
-    outcome = api.audit(args.model, args.out, config, options=_load_options(args), overwrite=args.overwrite,
-                        resume=args.resume, progress=not args.no_progress, plant=args.plant,
-                        auto_batch=args.auto_batch, limited_from=args.limited_from, notes=args.data_notes)
+    outcome = api.audit(plan)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0 if outcome.passed else 1  # the main process prints
     from mmdiag.verdicts import describe_outcome, is_release_verdict, verdict_lines
@@ -253,62 +274,22 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0 if outcome.passed else 1
 
 
-def _preflight_audit(args: argparse.Namespace, config: object) -> None:
-    """Refuse bad input in the launching process: gates, defect name, probe parameters, --out, model path."""
-    from mmdiag.adapters.loading import preflight_model
-    from mmdiag.probes.registry import ProbeRegistry
-    from mmdiag.run.gates import parse_gate
-    from mmdiag.run.store import preflight_run_dir
-
-    for text in (*config.gates, *(g for group in config.kind_gates.values() for g in group)):
-        parse_gate(text)
-    if args.plant:
-        from mmdiag.zoo.defects import check_defect_name
-
-        check_defect_name(args.plant)
-    registry = ProbeRegistry()
-    for name in config.probes:
-        registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
-    preflight_run_dir(Path(args.out), args.overwrite, args.resume)
-    if args.model is not None:
-        preflight_model(args.model, _load_options(args))
-
-
 def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, imported lazily
-    """The suite's configuration with every flag the user gave laid over it."""
+    """The suite's configuration with every flag the user gave laid over it (the example count, ``--limit`` and
+    the probes that fit the data are settled by the plan, which builds the data source)."""
     from dataclasses import replace
 
+    from mmdiag.run.data_spec import PHOTO_RESOLUTION, parse_data_spec
+    from mmdiag.run.harness_flags import check_gen_kwargs, parse_key_values
     from mmdiag.run.suites import default_suite, load_suite
 
     config = (load_suite(args.suite) if args.suite else default_suite()).config
-    from mmdiag.run.data_spec import PHOTO_RESOLUTION, parse_data_spec
-    from mmdiag.run.harness_flags import check_gen_kwargs, limited_scenes, parse_batch_size, parse_key_values
-
-    batch_size = parse_batch_size(args.batch_size)
-    args.auto_batch = batch_size == "auto"
-    if args.limit is not None and args.n_scenes is not None:
-        raise ConfigError("give --limit or --n-scenes, not both")
     data, data_params = parse_data_spec(args.data, args.images)
-    full_size, resolution = config.n_scenes, args.resolution
-    args.data_notes = []
-    if data != "scenes":
-        from mmdiag.sources import SourceRegistry
-
-        source = SourceRegistry().create(data, **data_params)
-        size = source.size()  # reads the annotations: errors come now
-        full_size = size if size is not None else config.n_scenes
-        if size == 0:
-            raise ConfigError(f"--data {args.data} holds no usable example (no image with an annotated object): check it")
-        if resolution is None and data == "coco":
-            resolution = PHOTO_RESOLUTION
-    args.limited_from = full_size if args.limit is not None else None
-    n_scenes = limited_scenes(args.limit, full_size) if args.limit is not None else args.n_scenes
-    if n_scenes is None and data != "scenes":
-        n_scenes = full_size
-    overrides = {key: value for key, value in (("n_scenes", n_scenes), ("seed", args.seed),
-                                               ("resolution", resolution),
-                                               ("batch_size", None if args.auto_batch else batch_size))
-                 if value is not None}
+    resolution = args.resolution
+    if resolution is None and data == "coco":
+        resolution = PHOTO_RESOLUTION
+    overrides: dict[str, Any] = {key: value for key, value in (("seed", args.seed), ("resolution", resolution))
+                                 if value is not None}
     prompting = {"system_prompt": args.system_prompt,
                  "chat_template": _chat_template(args.chat_template, args.system_prompt),
                  "gen_kwargs": check_gen_kwargs(parse_key_values(args.gen_kwargs, "--gen-kwargs"))}
@@ -319,8 +300,6 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
         overrides.update(data=data, data_params=data_params)
     if args.probes is not None:
         overrides["probes"] = tuple(p.strip() for p in args.probes.split(",") if p.strip())
-    elif data != "scenes":  # the suite's probes that can use this data (and the relation probe for relation sets)
-        overrides["probes"], args.data_notes = _probes_for_data(config, source, args.data)
     params = {name: dict(values) for name, values in config.probe_params.items()}
     attention = params.setdefault("attention", {})
     if args.answer_tokens is not None:
@@ -331,29 +310,6 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     kept = tuple(g for g in config.gates if g.split(".")[0].strip() in probes)  # gates of probes left out are dropped
     return replace(config, **overrides, gates=kept + tuple(args.gate),
                    probe_params={k: v for k, v in params.items() if k in probes})
-
-
-def _probes_for_data(config: Any, source: Any, spec: str) -> tuple[tuple[str, ...], list[str]]:
-    """The suite's probes that can run on ``source`` (plus any registered probe made for it, e.g. relations), and a
-    note per probe left out, saying why; the gates of probes left out are dropped with them."""
-    from mmdiag.probes.registry import ProbeRegistry
-
-    registry = ProbeRegistry()
-    kept, notes = [], []
-    for name in config.probes:
-        why = registry.create(name, resolution=config.resolution, seed=config.seed,
-                              **config.probe_params.get(name, {})).unusable_data(source)
-        if why:
-            notes.append(f"{name}: left out for --data {spec}: {why}")
-        else:
-            kept.append(name)
-    if getattr(source, "relation_statements", False) and "relations" not in kept:
-        kept.append("relations")
-    if not kept:
-        raise ConfigError(f"no probe of the suite can run on --data {spec}: name one with --probes")
-    for note in notes:
-        print(f"mmdiag: {note}", file=sys.stderr)
-    return tuple(kept), notes
 
 
 def _chat_template(value: str | None, system_prompt: str | None = None) -> str | None:
@@ -510,6 +466,24 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from mmdiag.probes.metric_spec import metric_table, specs_of
+    from mmdiag.probes.registry import ProbeRegistry
+
+    registry = ProbeRegistry()
+    names = [args.probe] if args.probe else registry.names()
+    classes = {name: registry.get(name) for name in names}
+    if args.markdown:
+        print(metric_table(classes), end="")
+        return 0
+    for probe, cls in classes.items():
+        for name, spec in specs_of(cls).items():
+            print(f"{probe}.{name} ({spec.better}): {spec.meaning}")
+            print(f"    computed: {spec.computed}" + (f"; CI: {spec.ci}" if spec.ci else ""))
+            print(f"    compare: {spec.pairing_text()}" + (f"; a failed gate means: {spec.failure}" if spec.failure else ""))
+    return 0
+
+
 def _cmd_scenes(args: argparse.Namespace) -> int:
     from mmdiag.errors import ConfigError
     from mmdiag.scenes.export import export_scene_set
@@ -564,7 +538,8 @@ def _file_error(err: OSError) -> MmdiagError:
     return write_error(err.filename, err, "run the command again")
 
 
-COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "pope": _cmd_pope, "chair": _cmd_chair, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls}
+COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "pope": _cmd_pope, "chair": _cmd_chair, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls,
+            "metrics": _cmd_metrics}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

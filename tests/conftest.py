@@ -29,6 +29,18 @@ def tiny_paths(tiny_dir: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def family_audits(tiny_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
+    """One ``mmdiag audit`` (the default suite, 12 scenes) of every tiny family, shared by the end-to-end and the
+    results-schema tests: family -> (run folder, exit code)."""
+    from mmdiag.cli import main
+
+    root = tmp_path_factory.mktemp("family-audits")
+    return {family: (root / family, main(["audit", "--model", str(path), "--out", str(root / family), "--n-scenes", "12",
+                                           "--no-progress"]))
+            for family, path in tiny_paths.items()}
+
+
+@pytest.fixture(scope="session")
 def adapters(tiny_paths: dict[str, Path]) -> dict:
     from mmdiag.adapters import load_adapter
 

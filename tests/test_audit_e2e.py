@@ -16,9 +16,8 @@ OUTPUTS = ("results.json", "examples.jsonl", "report.html", "report.md")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_audit_writes_the_four_files(tmp_path, tiny_paths, family):
-    out = tmp_path / family
-    code = main(["audit", "--model", str(tiny_paths[family]), "--out", str(out), "--n-scenes", "12", "--no-progress"])
+def test_audit_writes_the_four_files(family_audits, tiny_paths, family):
+    out, code = family_audits[family]
     for name in OUTPUTS:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())

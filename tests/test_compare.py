@@ -63,28 +63,58 @@ def test_paired_difference_equals_the_difference_of_the_headline_values(runs):
     assert checked >= 10
 
 
-def test_every_gated_metric_of_the_shipped_suites_pairs(runs, finished_run):
-    """compare reports a regression on any gate: each gated metric has a paired form (the spatial readouts are
-    cross-validated over the whole set: no per-example value, so compare shows both runs' CIs side by side)."""
+@pytest.fixture(scope="module")
+def spatial_runs(tiny_paths, runs):
+    """The spatial probe alone on the two tiny LLaVAs of ``runs``, same scenes and seed."""
+    for name, model in (("spatial-a", tiny_paths["llava"]), ("spatial-b", runs / "other-llava")):
+        assert main(["audit", "--model", str(model), "--out", str(runs / name), "--n-scenes", "12", "--no-progress",
+                     "--probes", "spatial", "--suite", QUICK, "--no-untrained-baseline"]) == 0
+    return runs / "spatial-a", runs / "spatial-b"
+
+
+def test_every_gated_metric_of_the_shipped_suites_pairs(runs, finished_run, spatial_runs):
+    """compare reports a regression on any gate: each gated metric's spec names a paired form, and the probe gives
+    that form on real records (the spatial readouts, cross-validated over the whole set, from its result)."""
+    from mmdiag.probes.metric_spec import spec_for
     from mmdiag.probes.registry import ProbeRegistry
+    from mmdiag.results import read_results
+    from mmdiag.run.compare import _paired_per_example
     from mmdiag.run.suites import shipped_suites
 
     registry = ProbeRegistry()
     paired = {}
-    for kind, run in (("generative", runs / "a"), ("dual_encoder", finished_run)):  # a tiny LLaVA, a tiny CLIP
+    for kind, run in (("generative", runs / "a"), ("generative", spatial_runs[0]), ("dual_encoder", finished_run)):
+        results = read_results(run)
+        by_probe = {}
         for r in read_examples(run):
-            paired.setdefault(kind, {})[r["probe"]] = set(registry.get(r["probe"]).paired_values(r["values"]))
+            by_probe.setdefault(r["probe"], {})[r["example_id"]] = r["values"]
+        for probe, records in by_probe.items():
+            values = _paired_per_example(registry.get(probe), records, results["probes"].get(probe))
+            paired.setdefault(kind, {}).setdefault(probe, set()).update(values)
     checked = 0
     for suite in shipped_suites():
         by_kind = {kind: [*suite.config.gates, *suite.config.kind_gates.get(kind, ())] for kind in paired}
         for kind, gates in by_kind.items():
             for gate in gates:
                 probe_name, metric = gate.split()[0].split(".")[:2]
-                if metric == "failed_examples" or probe_name == "spatial":
+                if metric == "failed_examples":
                     continue
-                assert metric in paired[kind][probe_name], f"{suite.name}: {kind} gate {gate} has no paired form"
+                spec = spec_for(registry.get(probe_name), metric)
+                assert spec is not None and spec.paired, f"{suite.name}: {kind} gate {gate}: its spec names no paired form"
+                assert metric in paired[kind][probe_name], f"{suite.name}: {kind} gate {gate} has no paired values"
                 checked += 1
-    assert checked >= 12
+    assert checked >= 14
+
+
+def test_spatial_readouts_pair_and_the_difference_is_the_headline_difference(spatial_runs):
+    comparison = compare_runs(list(spatial_runs))
+    headline = {r.label: r.metrics for r in comparison.runs}
+    found = [d for d in comparison.paired if d.probe == "spatial"]
+    assert {d.metric for d in found} == {"projector_grid_cell_above_chance", "projector_grid_cell_in_content_above_chance"}
+    for d in found:
+        base, run = headline[d.baseline]["spatial"][d.metric], headline[d.run]["spatial"][d.metric]
+        assert d.n == 12 and d.mean_difference == pytest.approx(run - base, abs=1e-9)
+        assert d.ci_low <= d.mean_difference <= d.ci_high
 
 
 def test_a_run_against_itself_differs_by_exactly_zero(runs):

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from mmdiag.probes.guidance import (
-    FAILED_EXAMPLES,
-    MetricGuide,
-    annotate_results,
-    assess,
-    guide_for,
-    state_rank,
-)
+from mmdiag.probes.guidance import annotate_results, assess, state_rank
+from mmdiag.probes.metric_spec import FAILED_EXAMPLES
+from mmdiag.probes.metric_spec import MetricSpec as MetricGuide
+from mmdiag.probes.metric_spec import spec_for as guide_for
 from mmdiag.probes.registry import ProbeRegistry
-from mmdiag.probes.spatial.guide import GUIDES as SPATIAL
+from mmdiag.probes.spatial.specs import METRIC_SPECS as SPATIAL
 from mmdiag.run.suites import release_gates_for
 
 
@@ -89,7 +85,7 @@ def test_unstable_values_are_flagged_with_the_reason():
 
 
 def test_a_reference_can_come_from_the_probe_result():
-    from mmdiag.probes.attention.guide import GUIDES
+    from mmdiag.probes.attention.specs import METRIC_SPECS as GUIDES
 
     result = {"token_counts": {"bos": 1.0, "image": 64.0, "instruction": 15.0}}
     out = assess({"value": 0.55, "ci_low": 0.54, "ci_high": 0.56}, GUIDES["mean_image_mass"], [], [], result)

@@ -185,7 +185,7 @@ def test_failed_examples_are_recorded_counted_and_reported(tmp_path, tiny_paths)
     from mmdiag.probes.registry import ProbeRegistry
 
     registry = ProbeRegistry()
-    registry.register("flaky", FlakyProbe)
+    registry.register("flaky", lambda **params: FlakyProbe(**params))  # a factory: FlakyProbe is no Probe class
     outcome = api.audit(str(tiny_paths["llava"]), tmp_path / "run", api.AuditConfig(probes=("flaky",), n_scenes=9),
                         progress=False, registry=registry)
     errors = [r for r in read_examples(tmp_path / "run") if "error" in r]

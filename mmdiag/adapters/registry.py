@@ -35,7 +35,11 @@ BUILTIN_ADAPTERS: dict[str, str] = {
 
 
 class AdapterRegistry(LazyRegistry):
-    """Architecture name -> adapter class, imported only when asked for."""
+    """Architecture name -> adapter class (a :class:`~mmdiag.adapters.base.Adapter` subclass), imported only when
+    asked for."""
+
+    kind = "adapter for architecture"
+    base = "mmdiag.adapters.base:Adapter"
 
     def __init__(self, builtins: dict[str, str] | None = None, load_entry_points: bool = True) -> None:
         super().__init__(BUILTIN_ADAPTERS if builtins is None else builtins, ENTRY_POINT_GROUP, load_entry_points)

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mmdiag.adapters.base import Adapter
+from mmdiag.probes.metric_spec import MetricSpec, names_by_kind
+from mmdiag.probes.sections import Figure, ReportSection, default_section
 from mmdiag.sources.contract import DataRequest, Dataset, Example
 
 
@@ -85,12 +87,19 @@ def _jsonable(obj: Any) -> Any:
 
 
 class Probe(abc.ABC):
-    """A diagnostic. Subclasses set ``name``, ``kinds`` (adapter kinds served) and ``metric_names``."""
+    """A diagnostic. Subclasses set ``name``, ``kinds`` (adapter kinds served) and ``metric_specs`` (every headline
+    metric, defined once: :class:`~mmdiag.probes.metric_spec.MetricSpec`); ``metric_names`` (adapter kind -> the
+    metrics reported on it) is derived from the specs."""
 
     name: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]]
-    metric_names: ClassVar[dict[str, tuple[str, ...]]]  # adapter kind -> headline metrics it reports
-    guides: ClassVar[dict[str, Any]] = {}  # metric -> MetricGuide (mmdiag.probes.guidance): how to read it
+    metric_specs: ClassVar[dict[str, MetricSpec]] = {}
+    metric_names: ClassVar[dict[str, tuple[str, ...]]] = {}  # derived from metric_specs
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "metric_specs" in cls.__dict__ or ("metric_names" not in cls.__dict__ and cls.metric_specs):
+            cls.metric_names = names_by_kind(cls.metric_specs, getattr(cls, "kinds", ()))
 
     def supports(self, adapter: Adapter) -> bool:
         return adapter.kind in self.kinds
@@ -120,10 +129,29 @@ class Probe(abc.ABC):
         """Turn successful records (and their arrays, aligned) into the typed result."""
 
     @classmethod
-    def paired_values(cls, values: dict[str, Any]) -> dict[str, float]:
+    def paired_values(cls, values: dict[str, Any]) -> dict[str, Any]:
         """Per-example numbers that two runs on the same examples can be compared on, pair by pair
-        (``mmdiag compare``); the default offers none."""
+        (``mmdiag compare``), in the form the metric's spec names (``paired``: a ``(numerator, denominator)`` for
+        ``"ratio"``, a float for ``"mean"``); ``values`` is the example's record. The default offers none."""
         return {}
+
+    @classmethod
+    def paired_values_of_result(cls, result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Per-example numbers of metrics that only exist once the examples are aggregated (e.g. a cross-validated
+        readout's out-of-fold hits), read from the probe's result: metric -> example id -> value, in the spec's
+        form. The default offers none."""
+        return {}
+
+    @classmethod
+    def report_section(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSection | None:
+        """The probe's section of the report, from its result (results.json) and its examples.jsonl records alone
+        (:mod:`mmdiag.probes.sections`); the default lists the headline metrics with their meaning."""
+        return default_section(cls.name, result, cls.metric_specs)
+
+    @classmethod
+    def compare_figure(cls, results: dict[str, dict[str, Any]]) -> Figure | None:
+        """A figure comparing runs (run label -> this probe's result) for ``mmdiag compare``, or None."""
+        return None
 
     def unusable_data(self, source: Any) -> str | None:
         """Why this probe cannot run on ``source`` at all (the report says so per probe), or ``None``."""

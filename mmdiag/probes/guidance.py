@@ -1,8 +1,8 @@
 """How to read a headline metric: which way is better, the value with no signal, the healthy range the
 release gates use, one line of meaning, and when a value is too unstable to be a finding.
 
-Each probe declares a :class:`MetricGuide` per headline metric (``Probe.guides``); third-party probes do
-the same. :func:`assess` turns a metric of a run, its guide and the gates on it into a ``status`` that the
+Each probe declares a :class:`~mmdiag.probes.metric_spec.MetricSpec` per headline metric
+(``Probe.metric_specs``); third-party probes do the same. :func:`assess` turns a metric of a run, its guide and the gates on it into a ``status`` that the
 results document stores and every report renders (results.json schema 1.3: ``metric.guide``,
 ``metric.status``). The states, most urgent first:
 
@@ -20,60 +20,17 @@ results document stores and every report renders (results.json schema 1.3: ``met
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-BETTER = ("higher", "lower", "near_reference", "neither")
+from mmdiag.probes.metric_spec import MetricSpec, spec_for
+
 STATES = ("alarming", "unstable", "undefined", "healthy", "at_reference", "measured")
 _BOUND_LABELS = {"value": "", "ci_low": "CI low ", "ci_high": "CI high "}
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
-Reference = float | Callable[[dict[str, Any]], float | None] | None
 
-
-@dataclass(frozen=True)
-class MetricGuide:
-    """How to read one metric.
-
-    ``meaning``: one plain line. ``better``: higher, lower, near_reference (closest to ``reference`` is
-    best) or neither (descriptive). ``reference``: the value a model without the signal gives (chance, an
-    image-blind model) or, with ``reference_is="ideal"``, the best value (a lossless projector, no prior) - a number, a function of the probe's result (e.g. the image's
-    share of tokens), or None to use the metric's own ``null``; ``reference_label`` names it.
-    ``max_ci_width``: a wider 95% CI marks the value unstable. ``unstable_if``: a check on the metric (its
-    dict) returning why the value is not interpretable, or None. ``comparable``: whether a worse paired value
-    in ``mmdiag compare`` is a regression (not for numbers that follow the design, like image-token mass).
-    """
-
-    meaning: str
-    better: str = "higher"
-    reference: Reference = None
-    reference_label: str = ""
-    reference_is: str = "no_signal"  # or "ideal": the reference is the best value (no prior, perfect calibration)
-    max_ci_width: float | None = None
-    unstable_if: Callable[[dict[str, Any]], str | None] | None = None
-    comparable: bool = True  # False: the value depends on the design (e.g. how many image tokens), so a paired
-    #                          difference between two models is no regression (mmdiag compare)
-
-    def __post_init__(self) -> None:
-        if self.better not in BETTER:
-            raise ValueError(f"better must be one of {BETTER}, got {self.better!r}")
-        if self.reference_is not in ("no_signal", "ideal"):
-            raise ValueError(f"reference_is must be no_signal or ideal, got {self.reference_is!r}")
-
-
-FAILED_EXAMPLES = MetricGuide("examples that raised an error and were not scored", better="lower", reference=0.0,
-                              reference_label="a clean run", reference_is="ideal")
-
-
-def guide_for(probe_cls: Any, metric: str) -> MetricGuide | None:
-    """The probe's guide for ``metric`` (``failed_examples`` for every probe), or None if it declares none."""
-    if metric == "failed_examples":
-        return FAILED_EXAMPLES
-    return (getattr(probe_cls, "guides", None) or {}).get(metric)
-
-
-def _reference(guide: MetricGuide, metric: dict[str, Any], probe_result: dict[str, Any]) -> float | None:
+def _reference(guide: MetricSpec, metric: dict[str, Any], probe_result: dict[str, Any]) -> float | None:
     if callable(guide.reference):
         try:
             value = guide.reference(probe_result)
@@ -102,7 +59,7 @@ def _gate_holds(gate: str, metric: dict[str, Any]) -> bool | None:
     return None if value is None else bool(_OPS[op](value, float(threshold)))
 
 
-def assess(metric: dict[str, Any], guide: MetricGuide | None, run_gates: list[dict[str, Any]],
+def assess(metric: dict[str, Any], guide: MetricSpec | None, run_gates: list[dict[str, Any]],
            release_gates: list[str], probe_result: dict[str, Any]) -> dict[str, Any]:
     """The ``guide`` and ``status`` entries of one metric of a run.
 
@@ -124,7 +81,7 @@ def assess(metric: dict[str, Any], guide: MetricGuide | None, run_gates: list[di
     return {"guide": info, "status": _status(metric, guide, run_gates, ranges, info)}
 
 
-def _status(metric: dict[str, Any], guide: MetricGuide | None, run_gates: list[dict[str, Any]], ranges: list[str],
+def _status(metric: dict[str, Any], guide: MetricSpec | None, run_gates: list[dict[str, Any]], ranges: list[str],
             info: dict[str, Any]) -> dict[str, str]:
     value, low, high = metric.get("value"), metric.get("ci_low"), metric.get("ci_high")
     failed = [g for g in run_gates if not g["passed"]]
@@ -165,7 +122,7 @@ def _status(metric: dict[str, Any], guide: MetricGuide | None, run_gates: list[d
     return {"state": "measured", "reason": f"{side} {label} ({reference:.3g}){certain}{judged}; no healthy range set"}
 
 
-def _instability(metric: dict[str, Any], guide: MetricGuide | None) -> str | None:
+def _instability(metric: dict[str, Any], guide: MetricSpec | None) -> str | None:
     if guide is None:
         return None
     if guide.unstable_if is not None:
@@ -193,7 +150,7 @@ def annotate_results(probe_results: dict[str, dict[str, Any]], gates: list[dict[
             full = f"{name}.{metric_name}"
             on_metric = [g for g in gates if g.get("metric") == full]
             release = [g for g in release_gates if ".".join(g.split()[0].split(".")[:2]) == full]
-            metric.update(assess(metric, guide_for(cls, metric_name), on_metric, release, result))
+            metric.update(assess(metric, spec_for(cls, metric_name), on_metric, release, result))
 
 
 def state_rank(metric: dict[str, Any]) -> tuple[int, int]:

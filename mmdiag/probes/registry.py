@@ -23,7 +23,11 @@ BUILTIN_PROBES: dict[str, str] = {
 
 
 class ProbeRegistry(LazyRegistry):
-    """Probe name -> probe class, imported on first use."""
+    """Probe name -> probe class (a :class:`~mmdiag.probes.base.Probe` subclass, or a factory that makes one),
+    imported on first use."""
+
+    kind = "probe"
+    base = "mmdiag.probes.base:Probe"
 
     def __init__(self, load_entry_points: bool = True) -> None:
         super().__init__(BUILTIN_PROBES, ENTRY_POINT_GROUP, load_entry_points)
@@ -38,6 +42,12 @@ class ProbeRegistry(LazyRegistry):
         cls = self.get(name)
         check_probe_params(name, cls, params)
         try:
-            return cls(**params)
+            probe = cls(**params)
         except TypeError as err:
             raise ConfigError(f"probe '{name}' does not take these parameters ({err}): check the suite or flags") from err
+        from mmdiag.probes.base import Probe
+
+        if not isinstance(probe, Probe):
+            raise ConfigError(f"probe '{name}' from {self.provider(name)} made a {type(probe).__name__}, not a Probe: "
+                              "its factory must return a mmdiag.probes.base.Probe")
+        return probe

@@ -4,35 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
-import numpy as np
-
 from mmdiag.probes.guidance import state_rank
-from mmdiag.report.figures import _to_uri
+from mmdiag.report import figures
 from mmdiag.report.html import _environment, format_number
 from mmdiag.report.markdown import _cell
 
 
-def retention_comparison(comparison: Any) -> str | None:
-    """Retention of each spatial task at each run's projector output (else its last stage), one bar group per task."""
-    runs = [r for r in comparison.runs if r.spatial and r.spatial.get("stages")]
-    if not runs:
-        return None
-    tasks = [t for t in runs[0].spatial["tasks"] if t != "control"]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    width = 0.8 / len(runs)
-    for k, run in enumerate(runs):
-        stage = "projector" if "projector" in run.spatial["stages"] else run.spatial["stages"][-1]
-        final = run.spatial["scores"][stage]
-        values = [final.get(t, {}).get("retention") for t in tasks]
-        ax.bar(np.arange(len(tasks)) + k * width, [np.nan if v is None else v for v in values], width,
-               label=f"{run.label} ({stage})")
-    ax.axhline(1.0, color="black", lw=0.8, ls="--")
-    ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_xticks(np.arange(len(tasks)) + width * (len(runs) - 1) / 2, tasks, rotation=20)
-    ax.set_ylabel("retention vs vision encoder")
-    ax.legend(fontsize=7)
-    return _to_uri(fig)
+def comparison_figures(comparison: Any) -> list[dict[str, Any]]:
+    """The probes' comparison figures, drawn: ``{"title", "alt", "uri"}`` (``uri`` None with nothing to draw)."""
+    return [{"title": f.get("caption") or f["probe"], "alt": f["alt"], "uri": figures.DRAWERS[f["kind"]](f["data"])}
+            for f in comparison.figures]
 
 
 def _rows(comparison: Any) -> list[dict[str, Any]]:
@@ -76,7 +57,7 @@ def render_compare_html(comparison: Any) -> str:
     template = _environment().get_template("compare.html")
     rows = _rows(comparison)
     return template.render(comparison=comparison, rows=rows, arrows=ARROWS,
-                           paired_rows=[r for r in rows if r["paired"]], retention=retention_comparison(comparison))
+                           paired_rows=[r for r in rows if r["paired"]], figures=comparison_figures(comparison))
 
 
 def _value(cell: dict[str, Any]) -> str:

@@ -11,8 +11,10 @@ from typing import Any
 
 import jinja2
 
-from mmdiag.metrics.pope import parse_answer
+from mmdiag.errors import MmdiagError
 from mmdiag.probes.guidance import state_rank
+from mmdiag.probes.registry import ProbeRegistry
+from mmdiag.probes.sections import Cell, Figure, Gallery, Heading, Table, default_section
 from mmdiag.report import figures
 from mmdiag.report.examples import ExampleImages
 from mmdiag.results import read_examples, read_results
@@ -20,7 +22,6 @@ from mmdiag.sources import SourceRegistry
 from mmdiag.verdicts import verdict_lines
 
 HTML_FILE = "report.html"
-MAX_EXAMPLES_SHOWN = 6
 
 
 def _environment() -> jinja2.Environment:
@@ -48,7 +49,8 @@ def format_number(value: Any, digits: int = 3) -> str:
 def build_context(run_dir: Path, sources: SourceRegistry | None = None,
                   data_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the template shows, computed from results.json and examples.jsonl alone (``data_params``: where
-    the run's data source was found, when not where the run recorded it)."""
+    the run's data source was found, when not where the run recorded it). Each probe renders its own section
+    (``Probe.report_section``); this module knows no probe's result keys."""
     results = read_results(run_dir)
     records = read_examples(run_dir)
     resolution = int(results["metadata"]["config"].get("resolution", 64))
@@ -67,21 +69,17 @@ def build_context(run_dir: Path, sources: SourceRegistry | None = None,
     return {
         "metric_rows": rows,
         "attention_flags": [(state, flagged[state]) for state in FLAG_STATES if state in flagged],
-        "rule_notes": unparsed_notes(probes.get("hallucination"), by_probe.get("hallucination", [])),
         "results": results,
         "verdict": verdict_lines(results),
         "meta": results["metadata"],
         "probes": probes,
         "failures": failures[:20],
         "n_failures": len(failures),
-        "attention": _attention_section(probes.get("attention"), by_probe.get("attention", []), images),
-        "spatial": _spatial_section(probes.get("spatial")),
-        "hallucination": _hallucination_section(probes.get("hallucination"), by_probe.get("hallucination", []), images),
+        "sections": probe_sections(probes, by_probe, images),
     }
 
 
 FLAG_STATES = ("alarming", "unstable", "undefined")  # the states the summary line under the verdict counts
-UNPARSED_NOTE_SHARE = 0.5  # a parsing rule that leaves more than this share unparsed gets a note saying why
 
 
 def metric_rows(probes: dict[str, Any]) -> list[dict[str, Any]]:
@@ -93,98 +91,64 @@ def metric_rows(probes: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: state_rank(row["m"]))  # stable: ties keep the probe's order
 
 
-def unparsed_notes(result: dict[str, Any] | None, records: list[dict[str, Any]]) -> list[str]:
-    """One note per parsing rule that could not read most free-text answers, quoting an answer it could not parse:
-    its numbers then say how the model words answers, not whether they are right."""
-    if not result or "error" in result:
-        return []
-    answers = [a for r in records for a in (r.get("values") or {}).get("answers") or [] if isinstance(a, str)]
-    notes = []
-    for split, rules in (result.get("pope_rules") or {}).items():
-        for rule, scores in rules.items():
-            n, unparsed = scores.get("n") or 0, scores.get("unparsed") or 0
-            if not n or unparsed / n <= UNPARSED_NOTE_SHARE:
-                continue
-            example = next((a for a in answers if _unparsed(a, rule)), None)
-            quoted = f', e.g. "{example[:60]}"' if example is not None else ""
-            notes.append(f"{split} / {rule}: {unparsed} of {n} answers unparsed - the model writes free text{quoted}, "
-                         f"which the {rule} rule does not read as yes or no; its accuracy and F1 measure the wording, "
-                         "not the answers (the logit decisions above do not depend on wording)")
-    return notes
-
-
-def _unparsed(answer: str, rule: str) -> bool:
-    try:
-        return parse_answer(answer, rule) is None
-    except ValueError:
-        return False
-
-
-def _attention_section(result: dict[str, Any] | None, records: list[dict[str, Any]], images: ExampleImages) -> dict[str, Any] | None:
-    if not result or "error" in result:
-        return None
-    overlays = []
-    grid = result.get("token_grid")
-    for record in records:
-        values = record.get("values")
-        if not values or not grid or len(overlays) >= 4:
+def probe_sections(probes: dict[str, Any], records: dict[str, list[dict[str, Any]]], images: ExampleImages,
+                   registry: ProbeRegistry | None = None) -> list[dict[str, Any]]:
+    """Each probe's report section, in run order, with its figures drawn and its example images made (a probe
+    that is not installed here gets the default section)."""
+    registry = registry or ProbeRegistry()
+    out = []
+    for name, result in probes.items():
+        if "error" in result:
             continue
-        attention = values.get("attention_map") or values.get("image_token_attention")
-        if attention is None and values.get("cls_patch_attention"):
-            attention = [sum(col) / len(col) for col in zip(*values["cls_patch_attention"])]
-        image = images.array(record["scene"])
-        if attention and len(attention) == grid[0] * grid[1] and image is not None:
-            overlays.append({"uri": figures.attention_overlay(image, attention, tuple(grid)),
-                             "caption": values.get("question") or values.get("caption", "")})
-    blind = None
-    gen_records = [r["values"] for r in records if r.get("values") and "blind" in r["values"]]
-    if gen_records:
-        blind = {name: {"yes_shift": sum(v["blind"][name]["yes_shift"] for v in gen_records) / len(gen_records),
-                        "tv": sum(v["blind"][name]["tv"] for v in gen_records) / len(gen_records)}
-                 for name in gen_records[0]["blind"]}
-    return {"curves": figures.attention_layer_curves(result), "heatmap": figures.head_layer_heatmap(result),
-            "answer_curves": figures.attention_layer_curves(result, "answer_layer_mass", "at generated answer tokens"),
-            "overlays": overlays, "blind": blind}
+        try:
+            cls = registry.get(name)
+            section = cls.report_section(result, records.get(name, []))
+        except MmdiagError:
+            section = default_section(name, result, {})
+        if section is not None:
+            out.append({"id": section.id, "title": section.title, "intro": section.intro,
+                        "blocks": [_block(block, images) for block in section.blocks]})
+    return out
 
 
-def _spatial_section(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not result or "error" in result:
-        return None
-    return {"bars": figures.retention_bars(result)}
+def _block(block: Any, images: ExampleImages) -> dict[str, Any]:
+    if isinstance(block, Figure):
+        return {"type": "figure", "uri": _figure(block, images), "alt": block.alt, "caption": block.caption}
+    if isinstance(block, Gallery):
+        items = []
+        for item in block.items:
+            if len(items) >= block.limit:
+                break
+            uris = [images.uri(image.example) for image in item.images]
+            figure = _figure(item.figure, images) if item.figure is not None else None
+            if any(uri is None for uri in uris) or (item.figure is not None and figure is None):
+                continue  # the run's data source is not installed here: the example is left out
+            items.append({"images": [{"uri": uri, "alt": image.alt} for uri, image in zip(uris, item.images)],
+                          "figure": figure, "caption": list(item.caption),
+                          "table": _table(item.table) if item.table is not None else None})
+        return {"type": "gallery", "title": block.title, "intro": block.intro, "collapsed": block.collapsed,
+                "items": items}
+    if isinstance(block, Table):
+        return {"type": "table", **_table(block)}
+    if isinstance(block, Heading):
+        return {"type": "heading", "text": block.text}
+    return {"type": "paragraph", "text": block.text, "note": block.note}
 
 
-def _hallucination_section(result: dict[str, Any] | None, records: list[dict[str, Any]], images: ExampleImages) -> dict[str, Any] | None:
-    if not result or "error" in result:
-        return None
-    shown, pairs = [], []
-    for record in records:
-        values = record.get("values")
-        if not values or "questions" not in values or len(shown) >= MAX_EXAMPLES_SHOWN:
-            continue
-        blind = values.get("blind", {}).get("mean_colour", {"p_yes": [], "p_no": []})
-        rows = [
-            {"question": q, "label": lab, "splits": ", ".join(sp), "p_yes": _share(py, pn), "blind_p_yes": _share(by, bn),
-             "answer": answer}
-            for q, lab, sp, py, pn, by, bn, answer in zip(values["questions"], values["labels"], values["splits"], values["p_yes"],
-                                                          values["p_no"], blind["p_yes"], blind["p_no"],
-                                                          values.get("answers") or [""] * len(values["questions"]))
-        ]
-        image = images.uri(record["scene"])
-        if image is None:  # the run's data source is not installed here: the example is listed without pictures
-            continue
-        for cf in values.get("counterfactuals", []):
-            edited = images.uri(cf["scene_after"])
-            if len(pairs) < 3 * MAX_EXAMPLES_SHOWN and edited is not None:
-                pairs.append({"image": image, "edited": edited,
-                              "edit": cf["edit"], "question": cf["question"], "before": cf["before"], "after": cf["after"],
-                              "p_yes_before": _share(cf["p_yes_before"], cf["p_no_before"]),
-                              "p_yes_after": _share(cf["p_yes_after"], cf["p_no_after"])})
-        shown.append({"id": record["example_id"], "image": image, "rows": rows, "caption": values.get("caption")})
-    return {"examples": shown, "pairs": pairs, "reliability": figures.reliability_diagram(result.get("reliability") or [])}
+def _table(table: Table) -> dict[str, Any]:
+    def cell(value: Any) -> dict[str, Any]:
+        if isinstance(value, Cell):
+            return {"main": format_number(value.main, table.digits), "details": list(value.details), "hint": value.hint}
+        return {"main": format_number(value, table.digits), "details": [], "hint": ""}
+
+    return {"title": table.title, "header": list(table.header), "rows": [[cell(v) for v in row] for row in table.rows]}
 
 
-def _share(p_yes: float, p_no: float) -> float:
-    return p_yes / (p_yes + p_no) if p_yes + p_no else 0.5
+def _figure(figure: Figure, images: ExampleImages) -> str | None:
+    if figure.kind == "overlay":
+        image = images.array(figure.data["example"])
+        return None if image is None else figures.overlay(image, figure.data["attention"], tuple(figure.data["grid"]))
+    return figures.DRAWERS[figure.kind](figure.data)
 
 
 def write_html_report(run_dir: Path, sources: SourceRegistry | None = None,

@@ -2,8 +2,12 @@
 
 Runs *match* when they share what decides the measurements (probes and parameters, scenes, seed, resolution,
 batch size: ``config_hash``; gates are left out) and hold the same example ids; then each probe's per-example
-numbers (``Probe.paired_values``) give paired differences against the first run (the baseline), with
-bootstrap CIs over the shared examples, read with the metric's guide (which way is better, what it means).
+numbers give paired differences against the first run (the baseline), with bootstrap CIs over the shared examples,
+for every metric whose spec (:mod:`mmdiag.probes.metric_spec`) names a paired form: the spec says how the pair is
+formed (``ratio``: the difference of the ratios of sums, equal to the difference of the headline values; ``mean``:
+the mean per-example difference), which way is better and what the metric means. The per-example values come from
+``Probe.paired_values`` (each example's record) and ``Probe.paired_values_of_result`` (metrics that exist only once
+aggregated, such as cross-validated readouts).
 When runs do not match, only the side-by-side table is given, with a warning naming the settings that differ.
 Everything is read from the run folders (results.json + examples.jsonl) alone.
 """
@@ -20,7 +24,7 @@ import numpy as np
 
 from mmdiag.errors import MmdiagError, write_error
 from mmdiag.metrics.stats import bootstrap_ci
-from mmdiag.probes.guidance import guide_for
+from mmdiag.probes.metric_spec import spec_for, specs_of
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.results import EXAMPLES_FILE, RESULTS_FILE, read_examples, read_results
 
@@ -33,7 +37,6 @@ class RunSummary:
     config_hash: str
     seed: int
     metrics: dict[str, dict[str, float | None]]  # probe -> metric -> value
-    spatial: dict[str, Any] | None
     details: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # probe -> metric -> CI, guide, status
     verdict: str | None = None
 
@@ -55,15 +58,13 @@ class PairedDifference:
 
 def better_direction(probe: str, metric: str, registry: ProbeRegistry | None = None) -> int:
     """+1 when higher is better, -1 when lower is, 0 otherwise (near a reference, descriptive, a number that follows
-    the design such as image-token mass, no guide): the metric's guide (:mod:`mmdiag.probes.guidance`) decides;
-    only directed, comparable metrics can regress."""
+    the design such as image-token mass, no spec): the metric's spec decides; only directed, comparable metrics can
+    regress."""
     try:
-        guide = guide_for((registry or ProbeRegistry()).get(probe), metric)
+        spec = spec_for((registry or ProbeRegistry()).get(probe), metric)
     except MmdiagError:
         return 0
-    if guide is None or not guide.comparable:
-        return 0
-    return {"higher": 1, "lower": -1}.get(guide.better, 0)
+    return 0 if spec is None else spec.direction
 
 
 def _change(better: int, low: float, high: float, comparable: bool = True) -> str:
@@ -83,6 +84,7 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     regressions: list[PairedDifference] = field(default_factory=list)  # set by find_regressions
     regression_tolerance: float | None = None
+    figures: list[dict[str, Any]] = field(default_factory=list)  # probes' comparison figures (sections.Figure as dicts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,14 +113,13 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
             label=_label(run_dir, results, used), path=str(run_dir), model=results["metadata"]["model"]["source"],
             config_hash=results["metadata"]["config_hash"], seed=results["metadata"]["seed"],
             metrics={p: {m: v.get("value") for m, v in r.get("metrics", {}).items()} for p, r in results["probes"].items()},
-            spatial=results["probes"].get("spatial"),
             details={p: {m: {k: v.get(k) for k in DETAIL_KEYS if k in v} for m, v in r.get("metrics", {}).items()}
                      for p, r in results["probes"].items()},
             verdict=results.get("verdict"),
         )
         for run_dir, results, _ in loaded
     ]
-    comparison = Comparison(runs)
+    comparison = Comparison(runs, figures=_compare_figures(runs, [results for _, results, _ in loaded], registry))
     results_of = {summary.label: results for summary, (_, results, _) in zip(runs, loaded)}
     base, base_records = runs[0], _values_by_example(loaded[0][2])
     for summary, (_, _, records) in zip(runs[1:], loaded[1:]):
@@ -137,31 +138,70 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
             if not shared:
                 continue
             try:
-                pair_fn = registry.get(probe).paired_values
+                cls = registry.get(probe)
             except MmdiagError:
                 continue
-            a = [pair_fn(base_records[probe][e]) for e in shared]
-            b = [pair_fn(other[probe][e]) for e in shared]
-            for metric in sorted(set(a[0]) & set(b[0])):
-                paired = paired_difference([x[metric] for x in a], [y[metric] for y in b], seed)
+            base_values = _paired_per_example(cls, base_records[probe], loaded[0][1]["probes"].get(probe))
+            run_values = _paired_per_example(cls, other[probe], results_of[summary.label]["probes"].get(probe))
+            for metric, spec in specs_of(cls).items():
+                if spec.paired is None or metric not in base_values or metric not in run_values:
+                    continue
+                pairs = [(base_values[metric][e], run_values[metric][e]) for e in shared
+                         if e in base_values[metric] and e in run_values[metric]]
+                if not pairs:
+                    continue
+                paired = paired_difference([a for a, _ in pairs], [b for _, b in pairs], seed, spec.paired)
                 if paired is None:
                     continue
                 n, mean, low, high = paired
-                better = better_direction(probe, metric, registry)
-                guide = guide_for(registry.get(probe), metric)
-                comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, n,
-                                                          mean, low, high, better,
-                                                          _change(better, low, high, guide is None or guide.comparable),
-                                                          guide.meaning if guide is not None else ""))
+                comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, n, mean, low, high,
+                                                          spec.direction,
+                                                          _change(spec.direction, low, high, spec.comparable),
+                                                          spec.meaning))
     return comparison
 
 
-def paired_difference(base: list[Any], run: list[Any], seed: int = 0) -> tuple[int, float, float, float] | None:
-    """(examples, run - base, 95% CI) over paired per-example values: floats (a per-example mean: the mean of the
-    differences, NaN pairs dropped) or ``(numerator, denominator)`` shares (the difference of the two ratios of
-    sums, as the headline metrics are computed, examples with a zero denominator on either side dropped); the CI
-    resamples examples. None when no example carries the metric."""
-    if base and isinstance(base[0], (tuple, list)):
+def _compare_figures(runs: list[RunSummary], results: list[dict[str, Any]],
+                     registry: ProbeRegistry) -> list[dict[str, Any]]:
+    """Each probe's figure comparing the runs (``Probe.compare_figure``), as dicts."""
+    out = []
+    names = dict.fromkeys(name for r in results for name in r["probes"])
+    for name in names:
+        if name not in registry:
+            continue
+        by_run = {run.label: r["probes"][name] for run, r in zip(runs, results)
+                  if name in r["probes"] and "error" not in r["probes"][name]}
+        figure = registry.get(name).compare_figure(by_run) if by_run else None
+        if figure is not None:
+            out.append({"probe": name, **asdict(figure)})
+    return out
+
+
+def _paired_per_example(cls: Any, records: dict[str, dict[str, Any]],
+                        result: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """metric -> example id -> the probe's paired value, from the examples' records and from its result."""
+    out: dict[str, dict[str, Any]] = {}
+    for example_id, values in records.items():
+        for metric, value in cls.paired_values(values).items():
+            out.setdefault(metric, {})[example_id] = value
+    if result and "error" not in result:
+        for metric, by_example in cls.paired_values_of_result(result).items():
+            out.setdefault(metric, {}).update(by_example)
+    return out
+
+
+def paired_difference(base: list[Any], run: list[Any], seed: int = 0,
+                      form: str | None = None) -> tuple[int, float, float, float] | None:
+    """(examples, run - base, 95% CI) over paired per-example values in the spec's ``form``: ``"mean"``, floats (the
+    mean of the differences, NaN pairs dropped) or ``"ratio"``, ``(numerator, denominator)`` shares (the difference
+    of the two ratios of sums, as the headline metrics are computed, examples with a zero denominator on either side
+    dropped); the CI resamples examples. ``form=None`` reads it off the values. None when no example carries the
+    metric."""
+    is_ratio = bool(base) and isinstance(base[0], (tuple, list))
+    if form is not None and base and is_ratio != (form == "ratio"):
+        raise MmdiagError(f"a paired value is {'a (numerator, denominator) pair' if is_ratio else 'a number'} where "
+                          f"its metric's spec says '{form}': the probe's paired_values and its MetricSpec disagree")
+    if is_ratio:
         values = np.array([[*x, *y] for x, y in zip(base, run)], dtype=float)  # [n, 4]: num_a, den_a, num_b, den_b
         values = values[(values[:, 1] > 0) & (values[:, 3] > 0)]
         if len(values) == 0:

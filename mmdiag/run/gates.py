@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mmdiag.errors import ConfigError
-from mmdiag.verdicts import failure_meaning
+from mmdiag.probes.metric_spec import INTEGRITY_METRICS as _INTEGRITY_SPECS
+from mmdiag.probes.metric_spec import spec_for
 
-INTEGRITY_METRICS = ("failed_examples",)  # offered by every probe: examples recorded with an error
+INTEGRITY_METRICS = tuple(_INTEGRITY_SPECS)  # offered by every probe: examples recorded with an error
 BOUNDS = ("value", "ci_low", "ci_high")
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -80,11 +81,26 @@ class GateOutcome:
         return asdict(self)
 
 
+def failure_meaning(gate: Gate, probe_classes: dict[str, Any] | None = None) -> str:
+    """The plain sentence a failed gate prints: its metric spec's ``failure`` (the probe class from
+    ``probe_classes``, else the registry)."""
+    cls = (probe_classes or {}).get(gate.probe)
+    if cls is None and gate.metric not in INTEGRITY_METRICS:
+        from mmdiag.probes.registry import ProbeRegistry
+
+        registry = ProbeRegistry()
+        cls = registry.get(gate.probe) if gate.probe in registry else None
+    spec = spec_for(cls, gate.metric)
+    return spec.failure_text(gate.metric) if spec is not None else f"{gate.name} is on the wrong side of its threshold"
+
+
 def evaluate_gates(gates: list[Gate], probe_results: dict[str, dict[str, Any]],
-                   skipped: dict[str, str] | None = None) -> list[GateOutcome]:
+                   skipped: dict[str, str] | None = None,
+                   probe_classes: dict[str, Any] | None = None) -> list[GateOutcome]:
     """Evaluate each gate on ``results["probes"]``; a missing or undefined metric fails its gate with a reason.
 
-    ``skipped`` maps probes that did not run to why (e.g. not applicable to the model's kind).
+    ``skipped`` maps probes that did not run to why (e.g. not applicable to the model's kind); ``probe_classes``
+    (name -> class) give the sentence a failed gate prints (its metric's spec; default: the registry's probes).
     """
     skipped = skipped or {}
     outcomes = []
@@ -115,5 +131,5 @@ def evaluate_gates(gates: list[Gate], probe_results: dict[str, dict[str, Any]],
         passed = bool(_OPS[gate.op](value, gate.threshold))
         margin = value - gate.threshold if gate.op in (">=", ">") else gate.threshold - value
         outcomes.append(GateOutcome(str(gate), float(value), passed, float(margin),
-                                    meaning=None if passed else failure_meaning(gate.name), **common))
+                                    meaning=None if passed else failure_meaning(gate, probe_classes), **common))
     return outcomes

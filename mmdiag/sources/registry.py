@@ -25,7 +25,11 @@ BUILTIN_SOURCES: dict[str, str] = {
 
 
 class SourceRegistry(LazyRegistry):
-    """Source name -> source class, imported on first use."""
+    """Source name -> source class (a :class:`~mmdiag.sources.contract.DataSource` subclass), imported on first
+    use."""
+
+    kind = "data source"
+    base = DataSource
 
     def __init__(self, load_entry_points: bool = True) -> None:
         super().__init__(BUILTIN_SOURCES, ENTRY_POINT_GROUP, load_entry_points)

@@ -31,7 +31,6 @@ from mmdiag.adapters.capture import hooks
 from mmdiag.adapters.generative import GenerativeAdapter
 from mmdiag.metrics.stats import bootstrap_ci, bootstrap_ci_columns
 from mmdiag.probes.attention.encoder_decoder import measure_encoder_decoder
-from mmdiag.probes.attention.guide import GUIDES
 from mmdiag.probes.attention.parts import (
     BOS,
     GENERATED,
@@ -45,8 +44,10 @@ from mmdiag.probes.attention.parts import (
     reduce_rows,
     sink_free,
 )
+from mmdiag.probes.attention.specs import METRIC_SPECS
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.blind_inputs import gaussian_noise, mean_colour
+from mmdiag.probes.sections import ReportSection
 from mmdiag.sources.contract import Dataset, object_patch_mask, object_region_mask
 
 QUESTION = "Is there a {name} in the image?"
@@ -81,15 +82,7 @@ class AttentionProbe(Probe):
 
     name = "attention"
     kinds = (GENERATIVE, DUAL_ENCODER)
-    guides = GUIDES  # how to read each headline metric
-    metric_names = {
-        GENERATIVE: ("mean_image_mass", "sink_free_image_mass", "mean_sink_mass", "mean_bos_mass", "visual_sinks_per_example",
-                     "image_text_efficiency_ratio", "blind_answer_shift", "blind_tv_distance", "noise_answer_shift",
-                     "object_attention_ratio", "image_mass_low_from_layer", "untrained_mean_image_mass",
-                     "untrained_image_text_efficiency_ratio", "answer_image_mass", "qformer_object_attention_ratio",
-                     "encoder_text_image_mass"),
-        DUAL_ENCODER: ("modality_gap", "untrained_modality_gap", "object_attention_ratio"),
-    }
+    metric_specs = METRIC_SPECS  # every headline metric, defined once
 
     def __init__(self, resolution: int = 64, threshold: float = 0.1, seed: int = 0, generate_tokens: int = 0,
                  untrained_baseline: bool = True, sink_threshold: float = SINK_THRESHOLD, sink_from_layer: int = 2) -> None:
@@ -277,6 +270,12 @@ class AttentionProbe(Probe):
                 values["object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
             values["cls_patch_attention"] = _round(cls.mean(axis=1))  # [layers][patches]
         return ExampleOutput(values, arrays)
+
+    @classmethod
+    def report_section(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSection | None:
+        from mmdiag.probes.attention.report import section
+
+        return section(result, records)
 
     @classmethod
     def paired_values(cls, values: dict[str, Any]) -> dict[str, float]:

@@ -18,7 +18,14 @@ import torch
 
 from mmdiag.adapters.capture import hooks
 from mmdiag.adapters.types import PreparedBatch
-from mmdiag.probes.attention.parts import BOS, IMAGE, INSTRUCTION, SinkTracker, part_labels, reduce_rows
+from mmdiag.probes.attention.parts import (
+    BOS,
+    IMAGE,
+    INSTRUCTION,
+    SinkTracker,
+    part_labels,
+    reduce_rows,
+)
 
 
 @torch.no_grad()

@@ -29,10 +29,16 @@ from mmdiag.adapters.generative import ScoreRequest
 from mmdiag.metrics.pope_sampling import CAPTION_PROMPT, POPE_SPLITS, ObjectStatistics
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.blind_inputs import blank, gaussian_noise, mean_colour, vcd_noise
-from mmdiag.probes.hallucination.guide import GUIDES
 from mmdiag.probes.hallucination.metrics import dual_encoder_result, generative_result
-from mmdiag.probes.hallucination.plan import BLINDS, counterfactual_items, pope_items, relation_items
+from mmdiag.probes.hallucination.plan import (
+    BLINDS,
+    counterfactual_items,
+    pope_items,
+    relation_items,
+)
 from mmdiag.probes.hallucination.result import CAPTION, HallucinationResult  # noqa: F401 - public here
+from mmdiag.probes.hallucination.specs import METRIC_SPECS
+from mmdiag.probes.sections import ReportSection
 from mmdiag.sources.contract import DataRequest, Dataset
 
 
@@ -47,18 +53,7 @@ class HallucinationProbe(Probe):
 
     name = "hallucination"
     kinds = (GENERATIVE, DUAL_ENCODER)
-    guides = GUIDES  # how to read each headline metric
-    metric_names = {
-        GENERATIVE: ("accuracy", "precision", "recall", "f1", "yes_ratio", "f1_adversarial", "adversarial_gap",
-                     "accuracy_popular", "accuracy_adversarial", "false_yes_rate", "mirror_accuracy",
-                     "relation_accuracy_horizontal", "relation_accuracy_vertical",
-                     "blind_accuracy", "blind_yes_ratio", "multimodal_gain", "multimodal_gain_noise", "ece",
-                     "calibration_error_p_yes",
-                     "evidence_sensitivity", "prior_persistence", "prior_persistence_cooccurring", "mirror_sensitivity",
-                     "chair_i", "chair_s", "caption_recall"),
-        DUAL_ENCODER: ("pair_accuracy", "blind_pair_accuracy", "multimodal_gain", "evidence_sensitivity"),
-    }
-
+    metric_specs = METRIC_SPECS  # every headline metric, defined once
     def __init__(self, resolution: int = 64, seed: int = 0, max_questions: int = 3, free_text: bool = True,
                  captions: bool = True, caption_tokens: int = 24, vcd_t: int = 500,
                  cooccurrence: dict | None = None) -> None:
@@ -210,6 +205,12 @@ class HallucinationProbe(Probe):
             values["swap"] = {"old": old, "new": new, "scene_after": swap.scene_after.to_dict(),
                               "before": pair[0].tolist(), "after": pair[1].tolist()}
         return ExampleOutput(values)
+
+    @classmethod
+    def report_section(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSection | None:
+        from mmdiag.probes.hallucination.report import section
+
+        return section(result, records)
 
     @classmethod
     def paired_values(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from mmdiag.adapters.generative import ScoreRequest
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.blind_inputs import mean_colour
-from mmdiag.probes.relations.guide import GUIDES
+from mmdiag.probes.relations.specs import METRIC_SPECS
 from mmdiag.sources.contract import Dataset
 
 QUESTION = "Is this caption true of the image: {caption}"
@@ -34,9 +34,7 @@ class RelationsProbe(Probe):
 
     name = "relations"
     kinds = (GENERATIVE, DUAL_ENCODER)
-    guides = GUIDES
-    metric_names = {kind: ("relation_accuracy", "blind_relation_accuracy", "relation_multimodal_gain")
-                    for kind in (GENERATIVE, DUAL_ENCODER)}
+    metric_specs = METRIC_SPECS  # every headline metric, defined once
 
     def __init__(self, resolution: int = 64, seed: int = 0) -> None:
         self.resolution = resolution
@@ -90,7 +88,7 @@ class RelationsProbe(Probe):
             result.notes.append(f"{unscored} of {len(records)} statements not scored: {reason}")
         if not scored:
             why = "no statement could be scored" + (f" ({result.notes[0]})" if result.notes else "")
-            result.metrics = {name: Metric(None, description=GUIDES[name].meaning, undefined=why) for name in GUIDES}
+            result.metrics = {name: Metric(None, description=METRIC_SPECS[name].meaning, undefined=why) for name in METRIC_SPECS}
             return result
         correct = np.array([r["correct"] for r in scored], dtype=float)
         blind = np.array([r["blind_correct"] for r in scored], dtype=float)
@@ -99,7 +97,7 @@ class RelationsProbe(Probe):
 
         def metric(values: np.ndarray, name: str, null: float) -> Metric:
             low, high = bootstrap_ci(values, seed=self.seed)
-            return Metric(float(values.mean()), low, high, GUIDES[name].meaning, null=null, n=n)
+            return Metric(float(values.mean()), low, high, METRIC_SPECS[name].meaning, null=null, n=n)
 
         result.metrics = {"relation_accuracy": metric(correct, "relation_accuracy", chance),
                           "blind_relation_accuracy": metric(blind, "blind_relation_accuracy", chance),

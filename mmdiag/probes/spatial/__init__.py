@@ -34,7 +34,7 @@ from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.metrics.similarity import cka_with_null, knn_overlap_with_null
 from mmdiag.metrics.stats import bootstrap_ci, resample_indices
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
-from mmdiag.probes.spatial.guide import GUIDES
+from mmdiag.probes.sections import Figure, ReportSection
 from mmdiag.probes.spatial.heads import fit_predict
 from mmdiag.probes.spatial.readouts import (
     FOLDS,
@@ -50,6 +50,7 @@ from mmdiag.probes.spatial.readouts import (
     similarity_features,
     summarise,
 )
+from mmdiag.probes.spatial.specs import METRIC_SPECS
 from mmdiag.sources.contract import DataRequest, Dataset, EditUnavailable, Example
 
 CLASSIFICATION = ("colour", "shape", "half", "grid_cell", "left_of", "above", "control")
@@ -78,6 +79,13 @@ class SpatialResult(ProbeResult):
     knn_overlap: dict[str, float | None] = field(default_factory=dict)
     similarity: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> CKA and kNN with CI and null
     whatsup: dict[str, Any] = field(default_factory=dict)
+    # metric -> example id -> out-of-fold hit (0/1) minus the readout's chance: the per-scene form of the
+    # above-chance metrics, whose mean is the headline value (mmdiag compare pairs two runs on it)
+    paired_hits: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+ABOVE_CHANCE_READOUTS = {"projector_grid_cell_above_chance": "flattened",
+                         "projector_grid_cell_in_content_above_chance": "attention"}
 
 
 class SpatialProbe(Probe):
@@ -85,11 +93,7 @@ class SpatialProbe(Probe):
 
     name = "spatial"
     kinds = (GENERATIVE, DUAL_ENCODER)
-    _common = ("position_retention", "grid_cell_retention", "half_retention", "relation_retention", "colour_retention",
-               "grid_cell_selectivity", "projector_cka", "projector_knn_overlap", "untrained_grid_cell_accuracy",
-               "projector_grid_cell_above_chance", "projector_grid_cell_in_content_above_chance")
-    guides = GUIDES  # how to read each headline metric
-    metric_names = {GENERATIVE: _common, DUAL_ENCODER: (*_common, "whatsup_accuracy")}
+    metric_specs = METRIC_SPECS  # every headline metric, defined once
 
     def __init__(self, resolution: int = 64, seed: int = 0, min_scenes: int = 40, untrained_baseline: bool = True,
                  llm_layers: tuple[str, ...] = ("middle", "last"), null_permutations: int = 39) -> None:
@@ -218,9 +222,27 @@ class SpatialProbe(Probe):
             result.cka[stage] = result.similarity[stage]["cka"]["value"]
             result.knn_overlap[stage] = result.similarity[stage]["knn_overlap"]["value"]
         result.metrics = self._metrics(result, stages[0], post_stage, primary_draws)
+        result.paired_hits = _paired_hits(result, fits, records, post_stage)
         if adapter.kind == DUAL_ENCODER:
             result.whatsup, result.metrics["whatsup_accuracy"] = _whatsup_summary(records, self.seed)
         return result
+
+    @classmethod
+    def report_section(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSection | None:
+        from mmdiag.probes.spatial.report import section
+
+        return section(result, records)
+
+    @classmethod
+    def compare_figure(cls, results: dict[str, dict[str, Any]]) -> Figure | None:
+        from mmdiag.probes.spatial.report import compare_figure
+
+        return compare_figure(results)
+
+    @classmethod
+    def paired_values_of_result(cls, result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The above-chance metrics per scene (out-of-fold hit minus chance), from ``paired_hits``."""
+        return dict(result.get("paired_hits") or {})
 
     def _fit_all(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stages: list[str],
                  post_stage: str, tasks: list[str], has_untrained: bool) -> dict[tuple[str, str, str], OutOfFold | None]:
@@ -336,6 +358,19 @@ def _fit_shares(problems: list[Any], regression: bool, pool: ThreadPoolExecutor)
     for k, values in enumerate(fitted):
         merged[k::FIT_SHARES] = values
     return merged
+
+
+def _paired_hits(result: SpatialResult, fits: dict[tuple[str, str, str], OutOfFold | None],
+                 records: list[dict[str, Any]], post: str) -> dict[str, dict[str, float]]:
+    """Per scene, the out-of-fold hit minus chance behind each above-chance metric (see ``paired_hits``)."""
+    ids = [r["example_id"] for r in records if r["labels"].get("grid_cell") is not None]
+    out = {}
+    for metric, readout in ABOVE_CHANCE_READOUTS.items():
+        oof = fits.get((readout, post, "grid_cell"))
+        chance = result.readouts.get(readout, {}).get(post, {}).get("grid_cell", {}).get("chance")
+        if oof is not None and chance is not None and len(oof.y) == len(ids):
+            out[metric] = {i: float(hit) - chance for i, hit in zip(ids, oof.pred == oof.y)}
+    return out
 
 
 def _similarity_metric(stats: dict[str, Any] | None, description: str) -> Metric:

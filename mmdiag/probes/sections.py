@@ -1,0 +1,115 @@
+"""The report contract: a probe describes its own report section as data, from its result and records alone.
+
+``Probe.report_section(result, records)`` returns a :class:`ReportSection`: a title, an introduction and blocks
+(paragraphs, notes, tables, figures, galleries of example images). The report (:mod:`mmdiag.report`) assembles the
+sections in run order and draws them; it knows no probe's result keys, so a third-party probe gets a section too
+(:func:`default_section` when it declares none). Figures are data too (:class:`Figure`: a line chart with CI bands,
+a heatmap, grouped bars, a reliability diagram, an attention overlay on an example image); example images are
+named by the example's stored ``to_dict`` (:class:`ExampleImage`), which the report re-makes through the run's data
+source. Every string here is text: the report escapes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FIGURE_KINDS = ("lines", "heatmap", "bars", "reliability", "overlay")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell: its main value (a number is formatted by the report), smaller detail lines under it, and a
+    hover text."""
+
+    main: Any
+    details: tuple[str, ...] = ()
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]  # cells: text, numbers, None (shown as "–") or Cell
+    title: str = ""
+    digits: int = 3
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    note: bool = False  # shown as a highlighted note
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure drawn by the report: ``kind`` is one of :data:`FIGURE_KINDS`, ``data`` its numbers and labels
+    (see :mod:`mmdiag.report.figures`), ``alt`` the text for screen readers and for why a figure is missing."""
+
+    kind: str
+    data: dict[str, Any]
+    alt: str
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in FIGURE_KINDS:
+            raise ValueError(f"figure kind must be one of {FIGURE_KINDS}, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class ExampleImage:
+    """An example's image, named by its stored ``to_dict`` (re-made by the run's data source)."""
+
+    example: dict[str, Any]
+    alt: str = "example"
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """One item of a gallery: example images side by side (or a figure drawn on an example, e.g. an overlay), caption
+    lines and an optional table."""
+
+    images: tuple[ExampleImage, ...]
+    caption: tuple[str, ...] = ()
+    table: Table | None = None
+    figure: Figure | None = None
+
+
+@dataclass(frozen=True)
+class Gallery:
+    items: tuple[GalleryItem, ...]
+    title: str = ""
+    intro: str = ""
+    collapsed: str = ""  # non-empty: shown folded, with this summary line
+    limit: int = 6  # items shown at most (items whose images cannot be re-made are skipped)
+
+
+Block = Paragraph | Heading | Table | Figure | Gallery
+
+
+@dataclass
+class ReportSection:
+    """One probe's section of the report."""
+
+    id: str
+    title: str
+    intro: str = ""
+    blocks: list[Block] = field(default_factory=list)
+
+
+def default_section(name: str, result: dict[str, Any], specs: dict[str, Any]) -> ReportSection:
+    """The section of a probe that declares none: its headline metrics with CI and meaning, and its notes."""
+    rows = []
+    for metric, m in (result.get("metrics") or {}).items():
+        ci = f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]" if m.get("ci_low") is not None and m.get("ci_high") is not None else ""
+        spec = specs.get(metric)
+        rows.append((metric, Cell(m.get("value"), (ci,) if ci else ()) if m.get("value") is not None
+                     else Cell("undefined", (m.get("undefined") or "",)), spec.meaning if spec else m.get("description", "")))
+    blocks: list[Block] = [Table(("metric", "value [95% CI]", "what it means"), tuple(rows))] if rows else []
+    blocks += [Paragraph(note, note=True) for note in result.get("notes") or []]
+    return ReportSection(name, name, f"{result.get('n_examples', 0)} examples measured", blocks)
