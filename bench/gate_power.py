@@ -42,7 +42,7 @@ def gated_config(seed: int, n_scenes: int | None = None, suite: str = "release")
     config = load_suite(ROOT / "probes" / f"{suite}.yaml").config
     probes = GATED_PROBES[suite]
     params = {name: {**config.probe_params.get(name, {}), **LIGHT[name]} for name in probes}
-    return replace(config, seed=seed, probes=probes, n_scenes=n_scenes or config.n_scenes,
+    return replace(config, seed=seed, probes=probes, n_examples=n_scenes or config.n_examples,
                    probe_params={k: v for k, v in params.items() if k in probes},
                    gates=tuple(g for g in config.gates if g.split(".")[0] in probes),
                    kind_gates={k: tuple(g for g in v if g.split(".")[0] in probes) for k, v in config.kind_gates.items()})
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(CLEAN), help="comma-separated zoo names or folders; NAME+DEFECT "
                                                                    "plants one of mmdiag's own defects (--plant)")
     parser.add_argument("--defects", default=None, help="a folder of planted-defect checkpoints (each one audited)")
-    parser.add_argument("--n-scenes", type=int, default=None, help="scenes per run (default: the suite's)")
+    parser.add_argument("--n-examples", type=int, default=None, help="scenes per run (default: the suite's)")
     parser.add_argument("--suite", default="release", choices=sorted(GATED_PROBES))
     parser.add_argument("--out", default="runs/gate-power")
     parser.add_argument("--table-only", action="store_true", help="no runs: re-read the stored ones with the suite's "

@@ -103,7 +103,7 @@ def main() -> list[dict]:
         probe = ProbeRegistry().create("attention", resolution=geometry.resolution, untrained_baseline=False)
         examples = probe.examples(source.examples(args.images, 0, probe.data_request(), id_prefix="attention"), adapter)
         probe.setup(adapter)
-        images = [ex.scene.image(geometry.resolution) for ex in examples]
+        images = [ex.example.image(geometry.resolution) for ex in examples]
         plain_batches = [adapter.prepare([image], [QUESTIONS[0]]) for image in images]
 
         def plain() -> None:  # one SDPA forward per image, as the probe reads one example per forward

@@ -1,6 +1,6 @@
 """The projector comparison of the README: the zoo's projectors on probes/projector.yaml, one table.
 
-    python bench/projector_comparison.py --out /tmp/projectors [--n-scenes 160]
+    python bench/projector_comparison.py --out /tmp/projectors [--n-examples 160]
 
 Audits each model (run folders kept under --out; an existing finished run is reused), then prints a Markdown table
 of the spatial statistics at the projector output against the vision encoder: retention with its paired CI (or why it
@@ -58,13 +58,13 @@ def _row(results: dict) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--n-scenes", type=int, default=None, help="override the suite's scene count")
+    parser.add_argument("--n-examples", type=int, default=None, help="override the suite's scene count")
     args = parser.parse_args()
     config = load_suite(ROOT / "probes" / "projector.yaml").config
     if args.n_scenes:
         from dataclasses import replace
 
-        config = replace(config, n_scenes=args.n_scenes)
+        config = replace(config, n_examples=args.n_scenes)
     columns = {}
     for name in MODELS:
         run = args.out / name
@@ -72,7 +72,7 @@ def main() -> None:
             api.audit(str(SHIPPED_DIR / name), run, config, progress=False, overwrite=True)
         columns[name] = _row(json.loads((run / "results.json").read_text()))
     rows = list(next(iter(columns.values())))
-    print(f"| ({config.n_scenes} scenes) | " + " | ".join(n.removeprefix("ref-llava-") for n in MODELS) + " |")
+    print(f"| ({config.n_examples} scenes) | " + " | ".join(n.removeprefix("ref-llava-") for n in MODELS) + " |")
     print("|---|" + "---|" * len(MODELS))
     for row in rows:
         print(f"| {row} | " + " | ".join(columns[n][row] for n in MODELS) + " |")

@@ -1,6 +1,6 @@
 """How many scenes the projector suite needs for its CIs to separate the zoo's projectors.
 
-    python bench/projector_comparison.py --out /tmp/proj48 --n-scenes 48     # once per size (audits, kept)
+    python bench/projector_comparison.py --out /tmp/proj48 --n-examples 48     # once per size (audits, kept)
     python bench/projector_sizing.py 48=/tmp/proj48 96=/tmp/proj96 160=/tmp/proj160 320=/tmp/proj320
 
 For each scene count and each projector statistic, counts the pairs of the five projectors (10 pairs) whose 95 %

@@ -1,6 +1,6 @@
 """Cost against work: wall time and peak memory of the default audit at 48, 160, 480 and 1,600 scenes.
 
-Each size runs as a user runs it (``mmdiag audit --n-scenes N`` in a fresh process, release suite, embedded
+Each size runs as a user runs it (``mmdiag audit --n-examples N`` in a fresh process, release suite, embedded
 default model), timed from outside with ``/usr/bin/time`` (wall seconds, peak resident memory). Prints one JSON
 line per size (with the width of every gated metric's 95% CI: what more scenes buy), then the ratios against the
 smallest size (time per scene should stay flat if the cost is linear in scenes), and writes a plot.
@@ -20,11 +20,11 @@ from pathlib import Path
 
 
 def measure(n_scenes: int, out: Path, suite: str | None = None) -> dict[str, float]:
-    """Wall seconds and peak RSS (MiB) of one fresh ``mmdiag audit --n-scenes n_scenes``."""
+    """Wall seconds and peak RSS (MiB) of one fresh ``mmdiag audit --n-examples n_scenes``."""
     out.mkdir(parents=True, exist_ok=True)
     report = out / "time.txt"
     command = ["/usr/bin/time", "-f", "%e %M", "-o", str(report), sys.executable, "-m", "mmdiag", "audit",
-               "--out", str(out / "run"), "--n-scenes", str(n_scenes), "--no-progress"] + (["--suite", suite] if suite else [])
+               "--out", str(out / "run"), "--n-examples", str(n_scenes), "--no-progress"] + (["--suite", suite] if suite else [])
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if done.returncode not in (0, 1):  # 1: a gate failed, still a complete audit
         raise SystemExit(f"audit at {n_scenes} scenes failed: {done.stderr[-500:]}")

@@ -5,7 +5,7 @@ for a real model. Batch sizes are timed in-process over the same examples (examp
 processes are timed end to end (``mmdiag audit --num-processes k``, model loading included) because that
 is what a user waits for.
 
-    python bench/throughput.py [--n-scenes 48] [--json out.json]
+    python bench/throughput.py [--n-examples 48] [--json out.json]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def probe_rate(model: Path, probe_name: str, n_scenes: int, batch_size: int, wor
 def audit_seconds(model: Path, processes: int, n_scenes: int, out: Path) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // processes))}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(out), "--n-scenes",
+    subprocess.run([sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(out), "--n-examples",
                     str(n_scenes), "--no-progress", "--num-processes", str(processes), "--no-untrained-baseline"],
                    check=True, env=env, capture_output=True)
     return time.perf_counter() - start
@@ -67,7 +67,7 @@ def audit_seconds(model: Path, processes: int, n_scenes: int, out: Path) -> floa
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-scenes", type=int, default=48)
+    parser.add_argument("--n-examples", type=int, default=48)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

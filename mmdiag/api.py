@@ -1,7 +1,7 @@
 """The library verbs (notebooks call these; the CLI only parses arguments and calls them).
 
 >>> from mmdiag import api
->>> outcome = api.audit("path/to/llava", "runs/llava", api.AuditConfig(n_scenes=48))  # doctest: +SKIP
+>>> outcome = api.audit("path/to/llava", "runs/llava", api.AuditConfig(n_examples=48))  # doctest: +SKIP
 >>> outcome.results["probes"]["hallucination"]["metrics"]["f1"]["value"]  # doctest: +SKIP
 """
 
@@ -32,7 +32,6 @@ from mmdiag.results import (
     write_results,
 )
 from mmdiag.run.config import DEFAULT_PROBES, AuditConfig  # noqa: F401 - AuditConfig is public here
-from mmdiag.run.plan import AuditPlan
 from mmdiag.run.distributed import (
     ProcessInfo,
     current_process,
@@ -42,6 +41,7 @@ from mmdiag.run.distributed import (
 from mmdiag.run.gates import INTEGRITY_METRICS, Gate, evaluate_gates, parse_gate
 from mmdiag.run.identity import check_or_write as check_or_write_identity
 from mmdiag.run.identity import data_fingerprint, model_files_fingerprint, weights_fingerprint
+from mmdiag.run.plan import AuditPlan
 from mmdiag.run.progress import AuditProgress, audit_phases
 from mmdiag.run.runtime import run_probe
 from mmdiag.run.store import ReplacedRun, RunStore, claim_run_dir
@@ -146,7 +146,7 @@ def _run(plan: AuditPlan) -> AuditOutcome:
             notes.append(default_model_note(Path(model)))
         process.barrier()
         options = _options_for_process(plan.options, process)
-        tracker = AuditProgress(audit_phases(list(config.probes), config.n_scenes), enabled=progress and process.is_main)
+        tracker = AuditProgress(audit_phases(list(config.probes), config.n_examples), enabled=progress and process.is_main)
         with tracker.phase("loading the model"):
             adapter = load_adapter(model, plan.processor, options=options)
         if plant:
@@ -198,7 +198,7 @@ def _run(plan: AuditPlan) -> AuditOutcome:
                 notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
                 continue
             unusable = probe.unusable_data(source)
-            data = source.examples(config.n_scenes, config.seed, probe.data_request(), id_prefix=probe.name) \
+            data = source.examples(config.n_examples, config.seed, probe.data_request(), id_prefix=probe.name) \
                 if not unusable else None
             work = probe.examples(data, adapter) if data is not None else []
             if not work and not unusable:
@@ -279,7 +279,7 @@ def _auto_batch_size(config: AuditConfig, probes: list[Any], adapter: Adapter, s
                 probe.setup(adapter)
                 probe.run_batch(adapter, probe.examples(data, adapter)[:size])
 
-    size = find_batch_size(trial, AUTO_BATCH_START, largest=config.n_scenes)
+    size = find_batch_size(trial, AUTO_BATCH_START, largest=config.n_examples)
     return replace(config, batch_size=size), (f"--batch-size auto: {size} examples per forward (the largest of "
                                               f"{AUTO_BATCH_START}, {AUTO_BATCH_START // 2}, ... that fit in memory)")
 

@@ -8,8 +8,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from mmdiag import __version__
 from mmdiag.checkpoints import TINY_FAMILIES
@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what to audit on: scenes (default), coco:DIR (COCO-format folder), pope:FILE[,FILE...] "
                             "(official POPE question files; needs --images), or an installed source's name")
     audit.add_argument("--images", default=None, metavar="DIR", help="the image folder of --data coco:, pope: or relations:")
-    audit.add_argument("--n-scenes", type=int, default=None,
-                       help="examples per probe (suite default 48; with --data: every example of the source)")
+    audit.add_argument("--n-examples", "--n-scenes", dest="n_examples", type=int, default=None,
+                       help="examples per probe (suite default: its scenes.n; with --data: every example of the source); "
+                            "--n-scenes is the old spelling")
     audit.add_argument("--seed", type=int, default=None)
     audit.add_argument("--resolution", type=int, default=None,
                        help="scene resolution in pixels (with --data coco: the side photos are squashed to, default 336)")
@@ -229,8 +230,8 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
                           "its own GPU: drop --device (or use --gpus-per-process to shard)")
     if args.gpus_per_process < 0:
         raise ConfigError(f"--gpus-per-process must be 0 (no sharding) or more, got {args.gpus_per_process}")
-    if args.limit is not None and args.n_scenes is not None:
-        raise ConfigError("give --limit or --n-scenes, not both")
+    if args.limit is not None and args.n_examples is not None:
+        raise ConfigError("give --limit or --n-examples, not both")
     model = _model_from_args(args)
     if model is not None:
         from mmdiag.zoo.build import resolve_model_name
@@ -242,7 +243,7 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     plan = api.plan_audit(
         model, args.out, config, options=_load_options(args), overwrite=args.overwrite, resume=args.resume,
         progress=not args.no_progress, plant=args.plant, batch_size=parse_batch_size(args.batch_size),
-        n_examples=args.n_scenes if args.n_scenes is not None else ("all" if config.data != "scenes" else None),
+        n_examples=args.n_examples if args.n_examples is not None else ("all" if config.data != "scenes" else None),
         limit=args.limit, fit_probes_to_data=args.probes is None)
     if args.dry_run:
         plan.preflight()
@@ -458,7 +459,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     print("data sources: " + ", ".join(SourceRegistry().names()))
     print("suites (--suite NAME):")
     for suite in shipped_suites():
-        print(f"  {suite.name:22s} {suite.config.n_scenes:5d} scenes  {suite.description}")
+        print(f"  {suite.name:22s} {suite.config.n_examples:5d} scenes  {suite.description}")
     print("zoo models (--model NAME):")
     for card in zoo.cards():
         where = "shipped" if card["shipped"] else ("built" if card["built"] else "not built: mmdiag zoo build " + card["name"])
@@ -502,7 +503,7 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
         raise ConfigError(f"bad scene recipe: {err}") from err
     from mmdiag.validation import check_bound
 
-    check_bound("n_scenes", args.n, label="--n")
+    check_bound("n_examples", args.n, label="--n")
     check_bound("seed", args.seed)
     check_bound("resolution", args.resolution)
     written = export_scene_set(args.out, args.n, args.seed, recipe, args.resolution)

@@ -20,7 +20,7 @@ MAX_BATCH = 4096
 
 # field -> (flag, low, high, why the bound exists)
 BOUNDS: dict[str, tuple[str, int, int, str]] = {
-    "n_scenes": ("--n-scenes", 1, MAX_SCENES, "split a larger set over several runs"),
+    "n_examples": ("--n-examples", 1, MAX_SCENES, "split a larger set over several runs"),
     "resolution": ("--resolution", MIN_RESOLUTION, MAX_RESOLUTION, "scenes are rendered at this size in pixels"),
     "seed": ("--seed", 0, MAX_SEED, "numpy seeds are unsigned 32-bit"),
     "batch_size": ("--batch-size", 1, MAX_BATCH, "examples per forward"),

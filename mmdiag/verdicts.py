@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def _num(value: Any) -> str:
     return "undefined" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
 

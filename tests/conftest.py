@@ -35,7 +35,7 @@ def family_audits(tiny_paths: dict[str, Path], tmp_path_factory: pytest.TempPath
     from mmdiag.cli import main
 
     root = tmp_path_factory.mktemp("family-audits")
-    return {family: (root / family, main(["audit", "--model", str(path), "--out", str(root / family), "--n-scenes", "12",
+    return {family: (root / family, main(["audit", "--model", str(path), "--out", str(root / family), "--n-examples", "12",
                                            "--no-progress"]))
             for family, path in tiny_paths.items()}
 

@@ -48,7 +48,7 @@ def test_audit_writes_the_four_files(family_audits, tiny_paths, family):
 def test_repeated_audits_give_identical_results(tmp_path, tiny_paths):
     docs = []
     for name in ("a", "b"):
-        main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(tmp_path / name), "--n-scenes", "8", "--no-progress"])
+        main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(tmp_path / name), "--n-examples", "8", "--no-progress"])
         doc = json.loads((tmp_path / name / "results.json").read_text())
         docs.append(doc["probes"])
     assert docs[0] == docs[1]
@@ -56,7 +56,7 @@ def test_repeated_audits_give_identical_results(tmp_path, tiny_paths):
 
 def test_failing_gate_exits_1_and_names_the_gate(tmp_path, tiny_paths, capsys):
     out = tmp_path / "run"
-    code = main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(out), "--n-scenes", "6", "--no-progress",
+    code = main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(out), "--n-examples", "6", "--no-progress",
                  "--probes", "hallucination", "--gate", "hallucination.accuracy>=1.01", "--gate", "hallucination.yes_ratio>=0",
                  "--suite", integrity_suite()])
     assert code == 1
@@ -75,7 +75,7 @@ def test_default_model_is_the_shipped_reference_llava(tmp_path, monkeypatch):
     from mmdiag.zoo.build import SHIPPED_DIR
 
     monkeypatch.setenv("MMDIAG_HOME", str(tmp_path / "home"))
-    code = main(["audit", "--out", str(tmp_path / "run"), "--n-scenes", "4", "--no-progress", "--probes", "hallucination",
+    code = main(["audit", "--out", str(tmp_path / "run"), "--n-examples", "4", "--no-progress", "--probes", "hallucination",
                  "--suite", QUICK])
     assert code == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -89,7 +89,7 @@ def test_default_model_is_the_shipped_reference_llava(tmp_path, monkeypatch):
 
 def test_report_is_rebuilt_from_the_run_folder_alone(tmp_path, tiny_paths):
     out = tmp_path / "run"
-    main(["audit", "--model", str(tiny_paths["blip2"]), "--out", str(out), "--n-scenes", "6", "--no-progress"])
+    main(["audit", "--model", str(tiny_paths["blip2"]), "--out", str(out), "--n-examples", "6", "--no-progress"])
     first = (out / "report.md").read_text()
     (out / "report.html").unlink()
     (out / "report.md").unlink()
@@ -100,7 +100,7 @@ def test_report_is_rebuilt_from_the_run_folder_alone(tmp_path, tiny_paths):
 
 def test_model_and_dataset_strings_are_escaped_in_reports(tmp_path, tiny_paths):
     out = tmp_path / "run"
-    main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(out), "--n-scenes", "4", "--no-progress"])
+    main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(out), "--n-examples", "4", "--no-progress"])
     attack = "<script>alert('x')</script>"
     results = json.loads((out / "results.json").read_text())
     results["metadata"]["model"]["source"] = attack

@@ -19,7 +19,6 @@ import pytest
 import torch
 from helpers import QUICK, check_one_line_refusal
 
-
 # an audit that would replace the finished run if the input were good: every refusal must come first
 ON_RUN = "audit --out {run} --overwrite --no-progress --suite {quick} --model {clip}"
 QUESTION = {"question_id": 1, "text": "Is there a red circle in the image?", "label": "yes"}
@@ -123,8 +122,8 @@ CASES: dict[str, tuple[str, Setup, tuple[str, ...]]] = {
     # bounds and types of flags
     "resolution-zero": (ON_RUN + " --resolution 0", NONE, ("--resolution must be from 16",)),
     "resolution-negative": (ON_RUN + " --resolution -8", NONE, ("--resolution must be from 16",)),
-    "n-scenes-zero": (ON_RUN + " --n-scenes 0", NONE, ("--n-scenes must be from 1",)),
-    "n-scenes-huge": (ON_RUN + " --n-scenes 1000000000", NONE, ("--n-scenes must be from 1 to 100000",)),
+    "n-scenes-zero": (ON_RUN + " --n-examples 0", NONE, ("--n-examples must be from 1",)),
+    "n-scenes-huge": (ON_RUN + " --n-examples 1000000000", NONE, ("--n-examples must be from 1 to 100000",)),
     "n-scenes-not-a-number": (ON_RUN + " --n-scenes abc", NONE, ("--n-scenes: invalid int value",)),
     "seed-negative": (ON_RUN + " --seed -1", NONE, ("--seed must be from 0",)),
     "batch-size-zero": (ON_RUN + " --batch-size 0", NONE, ("--batch-size must be from 1",)),

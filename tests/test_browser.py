@@ -96,7 +96,7 @@ def check_layout(state, shots):
 
 def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, tiny_paths):
     run = tmp_path / "run"
-    assert main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(run), "--n-scenes", "12", "--no-progress",
+    assert main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(run), "--n-examples", "12", "--no-progress",
                  "--suite", integrity_suite()]) == 0
     inject(run)
     assert main(["report", str(run)]) == 0
@@ -112,7 +112,7 @@ def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, t
 
 def test_compare_page_renders(tmp_path, tiny_paths):
     for name in ("a", "b"):
-        assert main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(tmp_path / name), "--n-scenes", "6",
+        assert main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(tmp_path / name), "--n-examples", "6",
                      "--no-progress", "--suite", integrity_suite()]) == 0
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"),
                  "--fail-on-regression", "0.5"]) == 0

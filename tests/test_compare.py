@@ -20,7 +20,7 @@ def runs(tiny_paths, tmp_path_factory):
     other = build_tiny("llava", root / "other-llava", TinySpec(seed=1))
     for name, model, seed, extra in (("a", tiny_paths["llava"], "0", []), ("b", other, "0", []), ("c", other, "5", []),
                                      ("gated", other, "0", ["--gate", "hallucination.f1>=0.0"])):
-        assert main(["audit", "--model", str(model), "--out", str(root / name), "--n-scenes", "10", "--seed", seed,
+        assert main(["audit", "--model", str(model), "--out", str(root / name), "--n-examples", "10", "--seed", seed,
                      "--no-progress", "--probes", "hallucination,attention", "--suite", QUICK, *extra]) == 0
     return root
 
@@ -67,7 +67,7 @@ def test_paired_difference_equals_the_difference_of_the_headline_values(runs):
 def spatial_runs(tiny_paths, runs):
     """The spatial probe alone on the two tiny LLaVAs of ``runs``, same scenes and seed."""
     for name, model in (("spatial-a", tiny_paths["llava"]), ("spatial-b", runs / "other-llava")):
-        assert main(["audit", "--model", str(model), "--out", str(runs / name), "--n-scenes", "12", "--no-progress",
+        assert main(["audit", "--model", str(model), "--out", str(runs / name), "--n-examples", "12", "--no-progress",
                      "--probes", "spatial", "--suite", QUICK, "--no-untrained-baseline"]) == 0
     return runs / "spatial-a", runs / "spatial-b"
 

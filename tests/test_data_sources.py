@@ -68,7 +68,7 @@ def test_unknown_source_is_a_one_line_error():
 def test_a_second_source_runs_every_probe_and_says_what_it_cannot_measure(tiny_paths, tmp_path):
     registry = SourceRegistry(load_entry_points=False)
     registry.register("photo-boxes", PhotoBoxSource)  # the one registry entry
-    config = api.AuditConfig(n_scenes=12, data="photo-boxes", batch_size=4,
+    config = api.AuditConfig(n_examples=12, data="photo-boxes", batch_size=4,
                              probe_params={"attention": {"untrained_baseline": False},
                                            "hallucination": {"free_text": False, "captions": False},
                                            "spatial": {"min_scenes": 12, "untrained_baseline": False,

@@ -25,7 +25,7 @@ TOTAL = 3 * N_SCENES
 
 
 def audit_argv(model: Path, out: Path, *extra: str) -> list[str]:
-    return ["audit", "--model", str(model), "--out", str(out), "--suite", QUICK, "--n-scenes", str(N_SCENES),
+    return ["audit", "--model", str(model), "--out", str(out), "--suite", QUICK, "--n-examples", str(N_SCENES),
             "--batch-size", "4", "--no-progress", *extra]
 
 
@@ -152,7 +152,7 @@ def test_second_audit_on_a_live_folder_touches_nothing(tmp_path, tiny_paths, cap
     out = tmp_path / "run"
     examples = out / "examples.jsonl"
     command = [sys.executable, "-m", "mmdiag", "audit", "--model", str(tiny_paths["llava"]), "--out", str(out),
-               "--suite", QUICK, "--n-scenes", "30", "--batch-size", "1", "--no-progress"]
+               "--suite", QUICK, "--n-examples", "30", "--batch-size", "1", "--no-progress"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300

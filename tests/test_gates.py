@@ -126,7 +126,7 @@ def zoo_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("regression")
     model = str(SHIPPED_DIR / "ref-llava-mlp")
     for name, extra in (("base", []), ("blind", ["--plant", "image-blind"])):
-        assert main(["audit", "--model", model, "--suite", QUICK, "--probes", "hallucination", "--n-scenes", "10",
+        assert main(["audit", "--model", model, "--suite", QUICK, "--probes", "hallucination", "--n-examples", "10",
                      "--out", str(root / name), "--no-progress", *extra]) == 0  # the quick suite gates integrity only
     return root
 
@@ -149,7 +149,7 @@ def test_compare_passes_a_run_against_itself_and_refuses_unpaired_runs(zoo_runs,
                  "--fail-on-regression"]) == 0
     assert "PASS: 0 regression(s)" in capsys.readouterr().out
     assert main(["audit", "--model", str(tiny_paths["llava"]), "--suite", QUICK, "--probes", "hallucination",
-                 "--n-scenes", "4", "--seed", "7", "--out", str(tmp_path / "other"), "--no-progress"]) == 0
+                 "--n-examples", "4", "--seed", "7", "--out", str(tmp_path / "other"), "--no-progress"]) == 0
     assert main(["compare", str(zoo_runs / "base"), str(tmp_path / "other"), "--out", str(tmp_path / "x"),
                  "--fail-on-regression"]) == 2
     assert "no examples pair with the baseline" in capsys.readouterr().err

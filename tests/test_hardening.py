@@ -285,7 +285,7 @@ def test_a_size_declared_in_the_unrotated_frame_is_refused_naming_the_orientatio
 
 @pytest.mark.parametrize("mode", ["I;16", "P", "CMYK", "LA", "F"])
 def test_photos_of_every_mode_reach_the_model_as_their_pixels(tmp_path, mode):
-    from mmdiag.scenes.photos import load_image
+    from mmdiag.sources.photos import load_image
 
     ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64)
     if mode == "I;16":

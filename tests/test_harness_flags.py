@@ -144,7 +144,7 @@ def test_system_prompt_chat_template_and_gen_kwargs_reach_the_prompts(tiny_paths
 @pytest.mark.parametrize("flags, message", [
     (["--gen-kwargs", "beams=2"], "--gen-kwargs: unknown key 'beams'"),
     (["--limit", "half"], "--limit 'half' must be a count"),
-    (["--limit", "4", "--n-scenes", "4"], "give --limit or --n-scenes, not both"),
+    (["--limit", "4", "--n-examples", "4"], "give --limit or --n-examples, not both"),
     (["--batch-size", "lots"], "--batch-size 'lots' must be a positive count or 'auto'"),
     (["--batch-size", "0"], "--batch-size"),
     (["--chat-template", "missing.jinja"], "--chat-template missing.jinja: no such file"),

@@ -40,7 +40,7 @@ def copy_model(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> Path:
 
 
 def audit(capsys: pytest.CaptureFixture, model: str, out: Path, *extra: str) -> tuple[int, str]:
-    return run_cli(capsys, "audit", "--model", model, "--out", str(out), "--n-scenes", "2", "--no-progress", *extra)
+    return run_cli(capsys, "audit", "--model", model, "--out", str(out), "--n-examples", "2", "--no-progress", *extra)
 
 
 def test_missing_path(capsys, tmp_path):

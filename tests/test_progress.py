@@ -13,7 +13,7 @@ from mmdiag.run.progress import AuditProgress, audit_phases
 
 def test_phase_lines_with_eta_for_every_phase(tmp_path, tiny_paths, capsys):
     assert main(["audit", "--model", str(tiny_paths["llava"]), "--suite", QUICK, "--out", str(tmp_path / "r"),
-                 "--n-scenes", "3"]) == 0
+                 "--n-examples", "3"]) == 0
     err = capsys.readouterr().err
     done = re.findall(r"mmdiag: \[(\d)/(\d)\] ([^\n]*?): done in [\d.]+ s \(elapsed [\d.]+ s", err)
     names = [name for _, _, name in done]
@@ -22,7 +22,7 @@ def test_phase_lines_with_eta_for_every_phase(tmp_path, tiny_paths, capsys):
                      "writing the reports"], err
     assert all(total == "8" for _, total, _ in done) and "left in all)" in err
     assert main(["audit", "--model", str(tiny_paths["clip"]), "--suite", QUICK, "--out", str(tmp_path / "q"),
-                 "--n-scenes", "3", "--no-progress"]) == 0
+                 "--n-examples", "3", "--no-progress"]) == 0
     assert "mmdiag: [" not in capsys.readouterr().err
 
 

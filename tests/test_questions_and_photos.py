@@ -1,4 +1,6 @@
-"""Question sets follow their split rules; POPE files round-trip; the real-photo path edits only masks."""
+"""Question sets follow their split rules; POPE files round-trip; the photo pixels of the file sources: masks equal the
+COCO API's and erasing an object edits only its mask (the COCO source's own counterfactuals are tested in
+test_real_data_sources.py)."""
 
 from __future__ import annotations
 
@@ -14,21 +16,13 @@ from mmdiag.cli import main
 from mmdiag.errors import MmdiagError
 from mmdiag.metrics.pope_io import read_pope_jsonl, write_pope_jsonl
 from mmdiag.scenes.generate import Cooccurrence, SceneRecipe, generate_scenes
-from mmdiag.scenes.photos import (
-    CocoAnnotations,
-    PopePhotoSet,
-    load_image,
-    mirror_photo,
-    remove_category,
-    remove_region,
-    rle_mask,
-)
 from mmdiag.scenes.questions import (
     ObjectStatistics,
     presence_questions,
     relation_questions,
 )
 from mmdiag.scenes.vocabulary import OBJECT_TYPES
+from mmdiag.sources.photos import dilate, load_image, remove_region, rle_mask, segmentation_mask
 
 PRIOR = Cooccurrence("red circle", "green triangle", p=0.95)
 SCENES = generate_scenes(120, seed=0, recipe=SceneRecipe(min_objects=1, max_objects=3, cooccurrence=PRIOR))
@@ -172,16 +166,22 @@ def photo_set(tmp_path):
     return folder, ann_path, questions, names, disc
 
 
+def _masks(ann_path, name):
+    """category -> decoded mask of each annotation of image ``name``, by the sources' decoder."""
+    data = json.loads(ann_path.read_text())
+    info = next(im for im in data["images"] if im["file_name"] == name)
+    categories = {c["id"]: c["name"] for c in data["categories"]}
+    return {categories[a["category_id"]]: segmentation_mask(a["segmentation"], info["height"], info["width"])
+            for a in data["annotations"] if a["image_id"] == info["id"]}
+
+
 @pytest.mark.parametrize("method", ["fill", "blur"])
 def test_object_removal_on_a_real_photo_changes_only_the_mask(photo_set, method):
     folder, ann_path, _, names, disc = photo_set
-    annotations = CocoAnnotations(ann_path)
     image = load_image(folder / names[0])
-    objects = annotations.objects(names[0])
-    assert annotations.category_names(names[0]) == ["cat", "dog"]
-    cat = next(o for o in objects if o.category == "cat")
-    assert np.array_equal(cat.mask, disc)
-    edited = np.asarray(remove_category(image, objects, "cat", method))
+    masks = _masks(ann_path, names[0])
+    assert np.array_equal(masks["cat"], disc)
+    edited = np.asarray(remove_region(image, dilate(masks["cat"], 1), method))  # as the COCO source erases
     original = np.asarray(image)
     grown = np.zeros_like(disc)
     grown[1:] |= disc[:-1]; grown[:-1] |= disc[1:]; grown[:, 1:] |= disc[:, :-1]; grown[:, :-1] |= disc[:, 1:]  # noqa: E702
@@ -191,9 +191,9 @@ def test_object_removal_on_a_real_photo_changes_only_the_mask(photo_set, method)
     ring = grown ^ disc
     # the filled region takes the colours around it
     assert np.abs(edited[disc].mean(0) - original[ring].mean(0)).max() < 40
-    dog = next(o for o in objects if o.category == "dog")
-    assert np.array_equal(dog.mask, coco_api_mask(ann_path, 1, 18))  # pixel-exact with the COCO API
-    assert dog.mask[150:230, 100:220].all() and dog.mask.sum() == 120 * 80  # COCO's polygon rasterisation
+    dog = masks["dog"]
+    assert np.array_equal(dog, coco_api_mask(ann_path, 1, 18))  # pixel-exact with the COCO API
+    assert dog[150:230, 100:220].all() and dog.sum() == 120 * 80  # COCO's polygon rasterisation
 
 
 def coco_api_mask(ann_path, image_id: int, category_id: int) -> np.ndarray:
@@ -230,35 +230,19 @@ def test_polygon_and_rle_masks_equal_the_coco_api(tmp_path):
             "categories": [{"id": c, "name": f"thing{c}"} for c in range(1, 63)]}
     path = tmp_path / "instances.json"
     path.write_text(json.dumps(data))
-    objects = {o.category: o for o in CocoAnnotations(path).objects(name)}
+    masks = _masks(path, name)
     for cat in range(1, 63):
-        assert np.array_equal(objects[f"thing{cat}"].mask, coco_api_mask(path, 1, cat)), f"thing{cat}"
-    assert np.array_equal(objects["thing61"].mask, blob) and np.array_equal(objects["thing62"].mask, blob)
+        assert np.array_equal(masks[f"thing{cat}"], coco_api_mask(path, 1, cat)), f"thing{cat}"
+    assert np.array_equal(masks["thing61"], blob) and np.array_equal(masks["thing62"], blob)
 
 
-def test_mirror_photo_flips_image_and_boxes(photo_set):
-    folder, ann_path, _, names, _ = photo_set
-    image = load_image(folder / names[0])
-    objects = CocoAnnotations(ann_path).objects(names[0])
-    flipped, mirrored = mirror_photo(image, objects)
-    assert np.array_equal(np.asarray(flipped), np.asarray(image)[:, ::-1])
-    dog, cat = sorted(objects, key=lambda o: o.category, reverse=True)
-    mdog, mcat = sorted(mirrored, key=lambda o: o.category, reverse=True)
-    assert dog.bbox[0] < cat.bbox[0] and mdog.bbox[0] > mcat.bbox[0]  # the dog was left of the cat; now right
-    assert mdog.bbox == (image.width - 100 - 120, 150, 120, 80)
-
-
-def test_pope_photo_set_and_bad_images(photo_set, tmp_path):
-    folder, _, questions, names, _ = photo_set
-    pairs = list(PopePhotoSet(questions, folder))
-    assert [q.label for q, _ in pairs] == ["yes", "no"] and pairs[0][1].size == (640, 427)
+def test_bad_images_and_masks_are_refused(photo_set):
+    folder, _, _, names, _ = photo_set
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
     with pytest.raises(MmdiagError, match="broken.jpg is corrupt or not an image"):
         load_image(folder / "broken.jpg")
-    with pytest.raises(MmdiagError, match="does not exist"):
-        PopePhotoSet(questions, tmp_path / "nowhere")
     with pytest.raises(ValueError, match="mask shape"):
-        remove_region(pairs[0][1], np.zeros((3, 3), dtype=bool))
+        remove_region(load_image(folder / names[0]), np.zeros((3, 3), dtype=bool))
 
 
 def test_scenes_command_writes_a_browsable_set(tmp_path):

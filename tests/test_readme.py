@@ -83,7 +83,7 @@ def test_readme_file_list_is_what_an_audit_writes(tmp_path, tiny_paths):
     readme = (ROOT / "README.md").read_text()
     listed = re.search(r"^ls runs/\S+\s+# (.*)$", readme, re.M).group(1).split()
     assert main(["audit", "--model", str(tiny_paths["llava"]), "--suite", "quick", "--out", str(tmp_path / "r"),
-                 "--n-scenes", "2", "--no-progress"]) == 0
+                 "--n-examples", "2", "--no-progress"]) == 0
     written = sorted(p.name + ("/" if p.is_dir() else "") for p in (tmp_path / "r").iterdir() if not p.name.startswith("."))
     assert sorted(listed) == written
 

@@ -127,7 +127,7 @@ def test_data_spec_errors():
 
 @pytest.mark.slow
 def test_coco_photos_run_every_probe_end_to_end(tiny_paths, tmp_path):
-    config = api.AuditConfig(n_scenes=25, data="coco", data_params={"root": str(FIXTURE), "images": None},
+    config = api.AuditConfig(n_examples=25, data="coco", data_params={"root": str(FIXTURE), "images": None},
                              resolution=64, batch_size=8,
                              probe_params={"attention": {"untrained_baseline": False},
                                            "hallucination": {"free_text": False},

@@ -23,7 +23,7 @@ TOLERANCE = 1e-5  # stated float tolerance for per-example values across batchin
 
 
 def audit(model: Path, out: Path, *extra: str, n: int = 10) -> int:
-    return main(["audit", "--model", str(model), "--out", str(out), "--n-scenes", str(n), "--no-progress",
+    return main(["audit", "--model", str(model), "--out", str(out), "--n-examples", str(n), "--no-progress",
                  "--suite", integrity_suite(), *extra])
 
 
@@ -112,7 +112,7 @@ def test_two_processes_equal_one(tmp_path, tiny_paths):
     assert audit(model, tmp_path / "one") == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(tmp_path / "two"),
-                           "--n-scenes", "10", "--no-progress", "--num-processes", "2", "--suite", integrity_suite()],
+                           "--n-examples", "10", "--no-progress", "--num-processes", "2", "--suite", integrity_suite()],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "results.json").read_text())
@@ -126,7 +126,7 @@ def test_killed_run_resumes_to_the_same_results(tmp_path, tiny_paths):
     model, n = tiny_paths["llava"], 40
     assert audit(model, tmp_path / "whole", n=n, *("--batch-size", "1")) == 0
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(killed), "--n-scenes", str(n),
+    command = [sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(killed), "--n-examples", str(n),
                "--no-progress", "--batch-size", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     examples = killed / "examples.jsonl"
@@ -186,7 +186,7 @@ def test_failed_examples_are_recorded_counted_and_reported(tmp_path, tiny_paths)
 
     registry = ProbeRegistry()
     registry.register("flaky", lambda **params: FlakyProbe(**params))  # a factory: FlakyProbe is no Probe class
-    outcome = api.audit(str(tiny_paths["llava"]), tmp_path / "run", api.AuditConfig(probes=("flaky",), n_scenes=9),
+    outcome = api.audit(str(tiny_paths["llava"]), tmp_path / "run", api.AuditConfig(probes=("flaky",), n_examples=9),
                         progress=False, registry=registry)
     errors = [r for r in read_examples(tmp_path / "run") if "error" in r]
     assert len(errors) == 3 and all("image file is truncated" in r["error"] for r in errors)
@@ -194,7 +194,7 @@ def test_failed_examples_are_recorded_counted_and_reported(tmp_path, tiny_paths)
     assert outcome.results["probes"]["flaky"]["n_failed"] == 3
     assert outcome.results["probes"]["flaky"]["n_examples"] == 6  # scored only the good ones
     assert "3 example(s) failed" in (tmp_path / "run" / "report.html").read_text()
-    every = api.audit(str(tiny_paths["llava"]), tmp_path / "all", api.AuditConfig(probes=("flaky",), n_scenes=3),
+    every = api.audit(str(tiny_paths["llava"]), tmp_path / "all", api.AuditConfig(probes=("flaky",), n_examples=3),
                       progress=False, registry=_registry_failing_all())
     assert every.results["verdict"] == "fail"
     assert "every example failed" in every.results["probes"]["flaky"]["error"]

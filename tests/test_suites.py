@@ -97,7 +97,7 @@ def test_quick_suite_runs_and_a_failing_suite_gate_exits_1(tmp_path, tiny_paths,
 
 def test_flags_override_the_suite(tmp_path, tiny_paths):
     assert main(["audit", "--model", str(tiny_paths["clip"]), "--suite", str(ROOT / "probes" / "quick.yaml"),
-                 "--out", str(tmp_path / "r"), "--no-progress", "--n-scenes", "5", "--seed", "3"]) == 0
+                 "--out", str(tmp_path / "r"), "--no-progress", "--n-examples", "5", "--seed", "3"]) == 0
     config = json.loads((tmp_path / "r" / "results.json").read_text())["metadata"]["config"]
     assert config["n_scenes"] == 5 and config["seed"] == 3
 

@@ -90,7 +90,7 @@ def test_llava_variants_train_save_and_load(mini_clip, mini_lm, tmp_path, projec
     stages = adapter.feature_stages([__import__("PIL.Image", fromlist=["Image"]).new("RGB", (32, 32))])
     assert stages[-1].tokens.shape[1] == tokens and stages[-1].grid == grid
     assert str(next(adapter.model.parameters()).dtype) == "torch.float32"
-    assert main(["audit", "--model", str(folder), "--out", str(tmp_path / "run"), "--n-scenes", "4", "--no-progress",
+    assert main(["audit", "--model", str(folder), "--out", str(tmp_path / "run"), "--n-examples", "4", "--no-progress",
                  "--probes", "hallucination,attention", "--suite", integrity_suite()]) == 0
 
 
@@ -107,7 +107,7 @@ def test_blip2_trains_on_the_shared_language_model_saves_and_loads(mini_clip, mi
     assert card["vision_feature_r2"] > 0.5, card
     adapter = load_adapter(str(folder))
     assert adapter.family == "blip2"
-    assert main(["audit", "--model", str(folder), "--out", str(tmp_path / "run"), "--n-scenes", "4", "--no-progress",
+    assert main(["audit", "--model", str(folder), "--out", str(tmp_path / "run"), "--n-examples", "4", "--no-progress",
                  "--probes", "hallucination,attention", "--suite", integrity_suite()]) == 0
 
 

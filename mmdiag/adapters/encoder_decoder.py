@@ -42,9 +42,6 @@ class EncoderDecoderLM:
     def lm_attention_modules(self) -> list[torch.nn.Module]:
         return [block.layer[1].EncDecAttention for block in self._seq2seq().decoder.block]
 
-    def encoder_attention_modules(self) -> list[torch.nn.Module]:
-        return [block.layer[0].SelfAttention for block in self._seq2seq().encoder.block]
-
     def language_model_config(self) -> Any:
         return self._seq2seq().config
 

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 
 from mmdiag.adapters.base import StageFeatures
-from mmdiag.adapters.types import PreparedBatch
 from mmdiag.adapters.llava import LlavaAdapter
 from mmdiag.adapters.pixel_shuffle import PixelShuffleViews
+from mmdiag.adapters.types import PreparedBatch
 
 
 class InternVLAdapter(PixelShuffleViews, LlavaAdapter):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 
 @dataclass
@@ -46,17 +45,6 @@ class SynonymTable:
         for name in names:
             table[name] = name
             table[name + "s"] = name
-        return cls(table)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> SynonymTable:
-        """One class per line: ``canonical, synonym, synonym...`` (the CHAIR synonyms.txt layout)."""
-        table = {}
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            words = [w.strip() for w in line.split(",") if w.strip()]
-            if words and not words[0].startswith("#"):
-                for w in words:
-                    table[w] = words[0]
         return cls(table)
 
     def mentions(self, caption: str) -> list[str]:

@@ -23,11 +23,12 @@ from mmdiag.sources.contract import DataRequest, Dataset, Example
 
 @dataclass
 class ProbeExample:
-    """One unit of work: an id, the data-source example it is about (``scene``: any
-    :class:`~mmdiag.sources.contract.Example`, synthetic or not), and inputs."""
+    """One unit of work: an id, the data-source example it is about (any
+    :class:`~mmdiag.sources.contract.Example`: a synthetic scene, a COCO photo, a POPE question's image...), and
+    inputs. examples.jsonl stores the example's ``to_dict`` under ``scene``, the results schema's name."""
 
     example_id: str
-    scene: Example
+    example: Example
     inputs: dict[str, Any] = field(default_factory=dict)
 
 

@@ -15,8 +15,8 @@ Everything is read from the run folders (results.json + examples.jsonl) alone.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 

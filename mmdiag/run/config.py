@@ -16,7 +16,7 @@ class AuditConfig:
     default), with which gates."""
 
     probes: tuple[str, ...] = DEFAULT_PROBES
-    n_scenes: int = 48
+    n_examples: int = 48  # per probe (results.json keeps the 1.x name: metadata.config.n_scenes)
     seed: int = 0
     resolution: int = 64
     gates: tuple[str, ...] = ()  # for every model
@@ -30,6 +30,7 @@ class AuditConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["n_scenes"] = data.pop("n_examples")  # the results schema's name: run identities and hashes stay as they were
         data["recipe"] = self.recipe.to_dict()
         if self.data == "scenes" and not self.data_params:  # runs on the default source keep the hashes they had
             del data["data"], data["data_params"]

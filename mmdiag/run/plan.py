@@ -1,7 +1,7 @@
 """One audit plan: everything an audit will do, validated and built once, before any model loads or any folder is
 touched.
 
->>> plan = AuditPlan.from_config("path/to/llava", "runs/llava", AuditConfig(n_scenes=48))  # doctest: +SKIP
+>>> plan = AuditPlan.from_config("path/to/llava", "runs/llava", AuditConfig(n_examples=48))  # doctest: +SKIP
 >>> print("\\n".join(plan.preview()))  # what would run (``mmdiag audit --dry-run``)  # doctest: +SKIP
 >>> outcome = mmdiag.api.audit(plan)  # doctest: +SKIP
 
@@ -112,12 +112,12 @@ class AuditPlan:
                              probe_params={k: v for k, v in config.probe_params.items() if k in kept})
         # every input the probes will read (annotations, masks, captions, images) is read and checked now, before
         # the run folder is touched: a bad one costs no finished work
-        source.check(config.n_scenes, config.seed, [(p.data_request(), p.name) for p in probes
+        source.check(config.n_examples, config.seed, [(p.data_request(), p.name) for p in probes
                                                     if not p.unusable_data(source)])
         if limited_from is not None:
             whole = (f"the suite's {limited_from} scenes" if config.data == "scenes"
                      else f"the {source.name} source's {limited_from} examples")
-            notes.append(f"--limit: {config.n_scenes} of {whole} - for trying things out, not for reporting (the CIs "
+            notes.append(f"--limit: {config.n_examples} of {whole} - for trying things out, not for reporting (the CIs "
                          "are those of the smaller sample)")
         return cls(model=model, out_dir=Path(out_dir), config=config, source=source, probes=tuple(probes),
                    options=options or LoadOptions(), processor=processor, overwrite=overwrite, resume=resume,
@@ -147,7 +147,7 @@ class AuditPlan:
             if why:
                 lines.append(f"probe {probe.name}: skipped: {why}")
                 continue
-            offered = len(self.source.examples(config.n_scenes, config.seed, probe.data_request(), id_prefix=probe.name))
+            offered = len(self.source.examples(config.n_examples, config.seed, probe.data_request(), id_prefix=probe.name))
             lines.append(f"probe {probe.name}: up to {offered} examples ({_params_line(probe)})")
         for kind in ("generative", "dual_encoder"):
             gates = config.gates_for(kind)
@@ -155,7 +155,7 @@ class AuditPlan:
         lines += [f"note: {note}" for note in self.notes]
         if self.plant:
             lines.append(f"planted defect: {self.plant}")
-        seconds = sum(weight for _, weight in audit_phases([p.name for p in self.probes], config.n_scenes))
+        seconds = sum(weight for _, weight in audit_phases([p.name for p in self.probes], config.n_examples))
         lines.append(f"time: about {seconds:.0f} s for the reference model on 2 CPU cores (larger models take longer)")
         return lines
 
@@ -170,17 +170,17 @@ def _data_source(config: AuditConfig, sources: SourceRegistry) -> DataSource:
 def _sized(config: AuditConfig, source: DataSource, n_examples: int | str | None,
            limit: str | float | None) -> tuple[AuditConfig, int | None]:
     """The configuration with its example count settled, and the full count when ``limit`` cut it."""
-    full = config.n_scenes
+    full = config.n_examples
     if n_examples == ALL:
         size = source.size()  # reads a file source's annotations: its errors come now
         if size == 0:
             raise ConfigError(f"the {source.name} data holds no usable example (no image with an annotated object): "
                               "check it")
-        full = size if size is not None else config.n_scenes
+        full = size if size is not None else config.n_examples
     elif n_examples is not None:
         full = n_examples
     n = limited_scenes(str(limit), full) if limit is not None else full
-    config = replace(config, n_scenes=n)
+    config = replace(config, n_examples=n)
     check_audit_config(config)
     return config, (full if limit is not None else None)
 
@@ -224,8 +224,8 @@ def _model_line(model: Any) -> str:
 
 def _source_line(source: DataSource, config: AuditConfig) -> str:
     if config.data == "scenes":
-        return f"{config.n_scenes} synthetic scenes"
-    return f"{config.n_scenes} examples of {source.name} ({', '.join(f'{k}={v}' for k, v in source.params().items() if v)})"
+        return f"{config.n_examples} synthetic scenes"
+    return f"{config.n_examples} examples of {source.name} ({', '.join(f'{k}={v}' for k, v in source.params().items() if v)})"
 
 
 def _params_line(probe: Probe) -> str:

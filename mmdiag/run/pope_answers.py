@@ -13,7 +13,7 @@ from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import MmdiagError
 from mmdiag.metrics.pope_files import read_answers
 from mmdiag.metrics.pope_io import read_pope_jsonl
-from mmdiag.scenes.photos import load_image
+from mmdiag.sources.photos import load_image
 
 
 def answer_pope(adapter: Any, question_file: str | Path, answers_path: str | Path, image_dir: str | Path | None = None,

@@ -76,7 +76,7 @@ def _measure(probe: Probe, adapter: Adapter, examples: Sequence[ProbeExample], s
             for example, outcome in zip(group, _run_chunk(probe, adapter, group)):
                 if example.example_id in finished:
                     continue  # re-measured only so the rest of its batch is computed exactly as uninterrupted
-                base = {"probe": probe.name, "example_id": example.example_id, "scene": example.scene.to_dict()}
+                base = {"probe": probe.name, "example_id": example.example_id, "scene": example.example.to_dict()}
                 if isinstance(outcome, str):
                     store.write({**base, "error": outcome})
                 else:

@@ -110,7 +110,7 @@ def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -
     except (TypeError, ValueError) as err:
         raise ConfigError(f"suite {source}: bad scenes recipe ({err})") from err
     config = AuditConfig(
-        probes=tuple(params), n_scenes=check_bound("n_scenes", scenes.get("n", 48), f"suite {source}", "scenes.n"),
+        probes=tuple(params), n_examples=check_bound("n_examples", scenes.get("n", 48), f"suite {source}", "scenes.n"),
         seed=check_bound("seed", data.get("seed", 0), f"suite {source}", "seed"),
         resolution=check_bound("resolution", scenes.get("resolution", 64), f"suite {source}", "scenes.resolution"),
         gates=gates, kind_gates=kind_gates,

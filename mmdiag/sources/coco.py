@@ -9,7 +9,7 @@ Every probe runs on it:
 - relations (left of / right of / above / below) hold between categories with one kept instance each, from the
   box centres (a difference of more than ``RELATION_MARGIN`` of the image);
 - counterfactuals: ``remove`` (every instance of the category erased by diffusing the surrounding pixels into
-  its dilated mask, :func:`~mmdiag.scenes.photos.remove_region`) and ``mirror`` (left-right, relations flip);
+  its dilated mask, :func:`~mmdiag.sources.photos.remove_region`) and ``mirror`` (left-right, relations flip);
   recolouring and insertion are not made on photos, and the probes say so;
 - POPE questions come from the annotations with POPE's own random / popular / adversarial sampling over this
   image set (:mod:`mmdiag.metrics.pope_sampling`);
@@ -232,7 +232,7 @@ class CocoSource(DataSource):
 
     @property
     def caption_rules(self) -> str:  # type: ignore[override]
-        from mmdiag.scenes.photos import COCO_CLASSES
+        from mmdiag.sources.photos import COCO_CLASSES
 
         return "coco-2018" if set(self._index.category_names) <= set(COCO_CLASSES) else "vocabulary"
 
@@ -266,7 +266,7 @@ class CocoSource(DataSource):
         if key in cache:
             cache.move_to_end(key)
             return cache[key].copy()
-        from mmdiag.scenes.photos import _dilate, load_image, remove_region
+        from mmdiag.sources.photos import dilate, load_image, remove_region
 
         image = load_image(self.image_path(example.image_id)).resize((resolution, resolution), Image.BICUBIC)
         if example.flipped:
@@ -274,7 +274,7 @@ class CocoSource(DataSource):
         if example.removed:
             ids = [a["id"] for a in self._index.annotations[example.image_id]
                    if self._index.category_names_by_id[a["category_id"]] in example.removed]
-            image = remove_region(image, _dilate(self.mask_of(example, ids, resolution), 1))
+            image = remove_region(image, dilate(self.mask_of(example, ids, resolution), 1))
         cache[key] = image
         while len(cache) > IMAGE_CACHE:
             cache.popitem(last=False)
@@ -370,7 +370,7 @@ class _CocoIndex:
         return list(dict.fromkeys(self.category_names_by_id[k] for k in sorted(self.category_names_by_id)))
 
     def mask(self, ann: dict, info: dict) -> np.ndarray:
-        from mmdiag.scenes.photos import segmentation_mask
+        from mmdiag.sources.photos import segmentation_mask
 
         height, width = info["height"], info["width"]
         segmentation = ann.get("segmentation")

@@ -76,7 +76,7 @@ class PopeFileExample:
 
     def image(self, resolution: int) -> Image.Image:
         """The photo at its own size (``resolution`` does not apply: there are no positions to keep)."""
-        from mmdiag.scenes.photos import load_image
+        from mmdiag.sources.photos import load_image
 
         return load_image(self.source.image_path(self.image_name))
 

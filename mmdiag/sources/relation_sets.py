@@ -89,7 +89,7 @@ class RelationExample:
 
     def image(self, resolution: int) -> Image.Image:
         """The photo at its own size (the processor sizes it; there are no positions to keep)."""
-        from mmdiag.scenes.photos import load_image
+        from mmdiag.sources.photos import load_image
 
         return load_image(self.source.image_path(self.image_name, self.statement.entry))
 

@@ -109,7 +109,7 @@ class AttentionProbe(Probe):
         """Each example's attention forward on its own (its rows are streamed per layer), every example's blind
         images (mean colour, noise) scored in one batched forward."""
         if adapter.kind == DUAL_ENCODER:
-            return [self._run_dual(adapter, example, example.scene.image(self.resolution)) for example in examples]
+            return [self._run_dual(adapter, example, example.example.image(self.resolution)) for example in examples]
         assert isinstance(adapter, GenerativeAdapter)
         blind = self._blind_first_logits(adapter, examples)
         return [self._run_generative(adapter, example, blind[i]) for i, example in enumerate(examples)]
@@ -121,7 +121,7 @@ class AttentionProbe(Probe):
         """Per example and blind image, the first answer token's logits (``score_rows`` prompts per forward)."""
         rows = [(i, name, image, QUESTION.format(name=example.inputs["object"]))
                 for i, example in enumerate(examples)
-                for name, image in self._blind_images(example.scene.image(self.resolution)).items()]
+                for name, image in self._blind_images(example.example.image(self.resolution)).items()]
         out: list[dict[str, torch.Tensor]] = [{} for _ in examples]
         for start in range(0, len(rows), adapter.score_rows):
             part = rows[start:start + adapter.score_rows]
@@ -132,7 +132,7 @@ class AttentionProbe(Probe):
 
     def _run_generative(self, adapter: GenerativeAdapter, example: ProbeExample,
                         blind_logits: dict[str, torch.Tensor]) -> ExampleOutput:
-        image = example.scene.image(self.resolution)
+        image = example.example.image(self.resolution)
         question = QUESTION.format(name=example.inputs["object"])
         prompt = adapter.prepare([image], [question])
         prompt_end = int(prompt.last_positions()[0])
@@ -162,17 +162,17 @@ class AttentionProbe(Probe):
             values["answer_masses"] = _round(masses[:, :, 1:].mean(axis=2))
         if "encoder_masses" in measured:  # T5: the question's encoding, text rows over image tokens
             values["encoder_text_masses"] = _round(measured["encoder_masses"].mean(axis=1))  # [layers][parts]
-        if prompt.token_grid is not None and example.scene.objects:  # object regions need positions
-            values["object_patches"] = object_patch_mask(example.scene, prompt.token_grid).astype(int).tolist()
-        elif prompt.token_regions is not None and example.scene.objects:  # tiles, row ends: each token's own box
-            values["object_patches"] = object_region_mask(example.scene, prompt.token_regions[0]).tolist()
+        if prompt.token_grid is not None and example.example.objects:  # object regions need positions
+            values["object_patches"] = object_patch_mask(example.example, prompt.token_grid).astype(int).tolist()
+        elif prompt.token_regions is not None and example.example.objects:  # tiles, row ends: each token's own box
+            values["object_patches"] = object_region_mask(example.example, prompt.token_regions[0]).tolist()
             values["attention_map"] = _round(attention_map(image_rows[:, :, 0].mean(axis=(0, 1)), prompt.token_regions[0]))
-        elif example.scene.objects:
+        elif example.example.objects:
             values["no_object_patches"] = (f"{adapter.family}'s image tokens are learned queries with no place on the "
                                            "image (the Q-Former ratio below reads its cross-attention over patches)")
-        if hasattr(adapter, "qformer_patch_attention") and example.scene.objects:
+        if hasattr(adapter, "qformer_patch_attention") and example.example.objects:
             values["qformer_patch_attention"] = _round(adapter.qformer_patch_attention([image])[0].cpu().numpy())
-            values["vision_object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
+            values["vision_object_patches"] = object_patch_mask(example.example, adapter.vision_grid()).astype(int).tolist()
         if self._untrained is not None:
             untrained = self._measure(self._untrained, prompt, prompt_end)
             values["untrained_masses"] = _round(untrained["masses"][:, :, 0].mean(axis=1))  # [layers][parts]
@@ -254,7 +254,7 @@ class AttentionProbe(Probe):
                 "tv": float(0.5 * (probs - blind_probs).abs().sum())}
 
     def _run_dual(self, adapter: Adapter, example: ProbeExample, image: Any) -> ExampleOutput:
-        caption = CAPTION.format(name=" and a ".join(example.scene.object_names))
+        caption = CAPTION.format(name=" and a ".join(example.example.object_names))
         img, txt = adapter.embeddings([image], [caption])
         values: dict[str, Any] = {"caption": caption}
         arrays = {"image_embedding": img[0].cpu().numpy(), "text_embedding": txt[0].cpu().numpy()}
@@ -266,8 +266,8 @@ class AttentionProbe(Probe):
         except Exception as err:  # noqa: BLE001 - some towers do not expose weights; recorded, not fatal
             values["cls_attention_unavailable"] = str(err)
         else:
-            if example.scene.objects:  # object regions need positions
-                values["object_patches"] = object_patch_mask(example.scene, adapter.vision_grid()).astype(int).tolist()
+            if example.example.objects:  # object regions need positions
+                values["object_patches"] = object_patch_mask(example.example, adapter.vision_grid()).astype(int).tolist()
             values["cls_patch_attention"] = _round(cls.mean(axis=1))  # [layers][patches]
         return ExampleOutput(values, arrays)
 

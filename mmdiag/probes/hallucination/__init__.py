@@ -117,7 +117,7 @@ class HallucinationProbe(Probe):
         requests: list[ScoreRequest] = []
         plans = []
         for example in examples:
-            image = example.scene.image(self.resolution)
+            image = example.example.image(self.resolution)
             pope, cfs = example.inputs["pope"], example.inputs["counterfactuals"]
             questions = [item.text for item in pope]
             noise_seeds = {kind: image_seed(self.seed, example.example_id, kind) for kind in ("noise", "vcd_noise")}
@@ -171,7 +171,7 @@ class HallucinationProbe(Probe):
                 inputs = examples[i].inputs
                 truth = inputs.get("caption_truth")
                 outputs[i].update(caption=caption, caption_prompt=adapter.format_prompt(CAPTION_PROMPT),
-                                  caption_truth=truth if truth is not None else examples[i].scene.object_names,
+                                  caption_truth=truth if truth is not None else examples[i].example.object_names,
                                   caption_rules=inputs.get("caption_rules", "vocabulary"))
         for values, example in zip(outputs, examples):
             if "caption" not in values:
@@ -183,7 +183,7 @@ class HallucinationProbe(Probe):
     # -- dual encoders ---------------------------------------------------------------------------
     def _similarities(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
         """Present vs absent captions on the image and a blind one; the swapped object's old vs new name."""
-        image = example.scene.image(self.resolution)
+        image = example.example.image(self.resolution)
         pope = example.inputs["pope"]
         present = [i.object for i in pope if i.label == "yes"]
         absent = [i.object for i in pope if i.label == "no" and "random" in i.splits][: len(present)]
@@ -199,7 +199,7 @@ class HallucinationProbe(Probe):
         swap = next((cf for cf in example.inputs["counterfactuals"] if cf.edit == "swap"), None)
         if swap is not None:
             old = swap.subject
-            new = next(o.name for o in swap.scene_after.objects if o.name not in example.scene.object_names)
+            new = next(o.name for o in swap.scene_after.objects if o.name not in example.example.object_names)
             pair = adapter.similarity([image, swap.scene_after.image(self.resolution)],
                                       [CAPTION.format(name=old), CAPTION.format(name=new)]).float().cpu().numpy()
             values["swap"] = {"old": old, "new": new, "scene_after": swap.scene_after.to_dict(),

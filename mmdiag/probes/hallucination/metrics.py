@@ -7,7 +7,7 @@ are not independent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -60,12 +60,28 @@ def _pope_metric(scores: dict[str, Any], name: str, description: str) -> Metric:
     return Metric(value, description=description, undefined=reason)
 
 
+class Question(NamedTuple):
+    """One POPE question of one scene, with the model's first-token probabilities."""
+
+    scene: str
+    text: str
+    object: str
+    label: str
+    splits: list[str]
+    p_yes: float
+    p_no: float
+
+    @property
+    def says_yes(self) -> bool:
+        return self.p_yes > self.p_no
+
+
 def generative_result(name: str, records: list[dict[str, Any]], seed: int, splits: Sequence[str],
                       vocabulary: Sequence[str] | None = None) -> ProbeResult:
     """The generative model's result; CHAIR reads captions for the names of ``vocabulary`` (the data source's
     object names; by default every object the records asked about)."""
 
-    rows = [(r["example_id"], q, obj, lab, sp, py, pn)
+    rows = [Question(r["example_id"], q, obj, lab, sp, py, pn)
             for r in records
             for q, obj, lab, sp, py, pn in zip(r["questions"], r["objects"], r["labels"], r["splits"], r["p_yes"], r["p_no"])]
     result = HallucinationResult(probe=name, n_examples=len(records), n_failed=0, metrics={})
@@ -73,19 +89,19 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
 
     # POPE per split, from logits (and from free text under every rule)
     for split in splits:
-        idx = [i for i, row in enumerate(rows) if split in row[4]]
-        labels = [rows[i][3] for i in idx]
-        decisions = [YES if rows[i][5] > rows[i][6] else NO for i in idx]
+        split_rows = [row for row in rows if split in row.splits]
+        labels = [row.label for row in split_rows]
+        decisions = [YES if row.says_yes else NO for row in split_rows]
         result.pope[split] = pope_scores(decisions, labels).to_dict()
         answers = _answers(records, split)
         if answers is not None:
             result.pope_rules[split] = {rule: score_answers([a for a, _ in answers], [lab for _, lab in answers], rule).to_dict()
                                         for rule in RULES}
-    random_idx = [i for i, row in enumerate(rows) if "random" in row[4]]
-    clusters = [rows[i][0] for i in random_idx]
-    truth = np.array([rows[i][3] == YES for i in random_idx])
-    says = np.array([rows[i][5] > rows[i][6] for i in random_idx])
-    p_yes = np.array([rows[i][5] / (rows[i][5] + rows[i][6]) if rows[i][5] + rows[i][6] > 0 else 0.5 for i in random_idx])
+    random_rows = [row for row in rows if "random" in row.splits]
+    clusters = [row.scene for row in random_rows]
+    truth = np.array([row.label == YES for row in random_rows])
+    says = np.array([row.says_yes for row in random_rows])
+    p_yes = np.array([row.p_yes / (row.p_yes + row.p_no) if row.p_yes + row.p_no > 0 else 0.5 for row in random_rows])
     pope = result.pope.get("random", {})
     metrics["accuracy"] = _metric((says == truth).astype(float), clusters, seed, "POPE accuracy, random split (logits)")
     metrics["precision"] = _pope_metric(pope, "precision", "POPE precision, random split (yes = positive)")
@@ -94,12 +110,12 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
     metrics["yes_ratio"] = _metric(says.astype(float), clusters, seed, "share of predicted yes, random split")
     metrics["f1_adversarial"] = _pope_metric(result.pope.get("adversarial", {}), "f1", "POPE F1, adversarial split")
     for split in ("popular", "adversarial"):
-        idx = [i for i, row in enumerate(rows) if split in row[4]]
-        right = np.array([(rows[i][5] > rows[i][6]) == (rows[i][3] == YES) for i in idx], dtype=float)
-        metrics[f"accuracy_{split}"] = _metric(right, [rows[i][0] for i in idx], seed,
+        split_rows = [row for row in rows if split in row.splits]
+        right = np.array([row.says_yes == (row.label == YES) for row in split_rows], dtype=float)
+        metrics[f"accuracy_{split}"] = _metric(right, [row.scene for row in split_rows], seed,
                                                f"POPE accuracy, {split} split (logits)")
-    absent = [row for row in rows if row[3] == NO]  # each absent-object question once, whatever its splits
-    metrics["false_yes_rate"] = _metric(np.array([float(row[5] > row[6]) for row in absent]), [row[0] for row in absent],
+    absent = [row for row in rows if row.label == NO]  # each absent-object question once, whatever its splits
+    metrics["false_yes_rate"] = _metric(np.array([float(row.says_yes) for row in absent]), [row.scene for row in absent],
                                         seed, "share of 'yes' to absent objects, every split (each question once)")
     metrics["adversarial_gap"] = _adversarial_gap(rows, seed)
     metrics["ece"] = Metric(expected_calibration_error(p_yes, truth) if len(truth) else None,
@@ -226,15 +242,15 @@ def _answers(records: list[dict[str, Any]], split: str) -> list[tuple[str, str]]
     return [(a, lab) for r in records for a, lab, sp in zip(r["answers"], r["labels"], r["splits"]) if split in sp]
 
 
-def _adversarial_gap(rows: list[tuple], seed: int) -> Metric:
+def _adversarial_gap(rows: list[Question], seed: int) -> Metric:
     """False-yes rate on adversarial (co-occurring) absent objects - on random absent objects, per scene."""
     per_scene: dict[str, dict[str, list[float]]] = {}
-    for scene, _, _, label, splits, py, pn in rows:
-        if label != NO:
+    for row in rows:
+        if row.label != NO:
             continue
         for split in ("adversarial", "random"):
-            if split in splits:
-                per_scene.setdefault(scene, {"adversarial": [], "random": []})[split].append(float(py > pn))
+            if split in row.splits:
+                per_scene.setdefault(row.scene, {"adversarial": [], "random": []})[split].append(float(row.says_yes))
     diffs = np.array([np.mean(v["adversarial"]) - np.mean(v["random"]) for v in per_scene.values() if v["adversarial"] and v["random"]])
     if len(diffs) == 0:
         return Metric(None, description="false-yes rate, adversarial - random absent objects")

@@ -52,7 +52,7 @@ class RelationsProbe(Probe):
         return self.run_batch(adapter, [example])[0]
 
     def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
-        images = [ex.scene.image(self.resolution) for ex in examples]
+        images = [ex.example.image(self.resolution) for ex in examples]
         blinds = [mean_colour(image) for image in images]
         statements = [ex.inputs["statement"] for ex in examples]
         if adapter.kind == DUAL_ENCODER:

@@ -136,7 +136,7 @@ class SpatialProbe(Probe):
 
     def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
         """Stage features of every example's scene and pair twin, from the model and its untrained copy."""
-        images = [ex.scene.image(self.resolution) for ex in examples]
+        images = [ex.example.image(self.resolution) for ex in examples]
         pairs = [ex.inputs["pair"].image(self.resolution) if ex.inputs["pair"] is not None else images[i]
                  for i, ex in enumerate(examples)]
         models = {"": adapter, "untrained:": self._untrained} if self._untrained is not None else {"": adapter}
@@ -190,7 +190,7 @@ class SpatialProbe(Probe):
                      "bootstrap CI over scenes"),
         )
         if len(records) < self.min_scenes:
-            result.notes.append(f"only {len(records)} scenes (< {self.min_scenes}): too few for stable probes, raise --n-scenes")
+            result.notes.append(f"only {len(records)} scenes (< {self.min_scenes}): too few for stable probes, raise --n-examples")
         if not stages:
             return result
         has_untrained = "untrained:" + stages[0] in arrays[0]
@@ -523,7 +523,7 @@ def _mean_retention(final: dict[str, dict[str, Any]], tasks: tuple[str, ...], de
 
 
 def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:
-    obj = example.scene.objects[0]
+    obj = example.example.objects[0]
     row, col = obj.grid_cell(3, 3)
     attributes = obj.attributes  # a source without colour/shape leaves those tasks unlabelled (undefined, said why)
     labels: dict[str, Any] = {

@@ -182,16 +182,11 @@ def plan_out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool
     return FoldPlan(y, regression, majority, target_sets, fittable, problems, owners)
 
 
-def cross_validated(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
-                    permutations: int = 0) -> dict[str, Any]:
-    """Out-of-fold score of one readout with a bootstrap CI over scenes; ``chance`` is the mean of the
-    label-permutation null when ``permutations`` > 0 (with ``null_p``, the share of null scores at or above the
-    score, (1 + k) / (1 + permutations)), else the majority-class share (classification) or 0 (R²)."""
-    return summarise(out_of_fold(tokens, labels, regression, readout, seed, permutations), regression, seed)
-
-
 def summarise(oof: OutOfFold | None, regression: bool, seed: int) -> dict[str, Any]:
-    """The table row of one readout on one stage (see :func:`cross_validated`)."""
+    """The table row of one readout on one stage: the out-of-fold score with a bootstrap CI over scenes; ``chance`` is
+    the mean of the label-permutation null when the fold plan ran permutations (with ``null_p``, the share of null
+    scores at or above the score, (1 + k) / (1 + permutations)), else the majority-class share (classification) or 0
+    (R²)."""
     metric = "r2" if regression else "accuracy"
     if oof is None:
         return {"score": None, "ci_low": None, "ci_high": None, "chance": None, "chance_from": None, "null_p": None,

@@ -1,5 +1,5 @@
-"""Real photos: POPE question files over a local image folder, COCO instance annotations, and
-counterfactual edits from masks (object removal by masked fill or inpaint-by-blur, mirroring).
+"""Photo pixels for the file-based data sources (COCO folders, POPE files, relation sets): reading an image as a
+viewer shows it, decoding COCO masks, and erasing a masked region (the ``remove`` counterfactual).
 
 Only the masked pixels ever change when an object is removed; everything else is bit-identical.
 COCO segmentations are polygons or RLE (uncompressed counts, or the compressed string format), decoded
@@ -8,17 +8,12 @@ by pycocotools, so every mask is pixel-exact with COCO's own API.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import MmdiagError
-from mmdiag.metrics.pope_io import PopeQuestion, read_pope_jsonl
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
@@ -93,7 +88,7 @@ def rle_mask(rle: dict, height: int | None = None, width: int | None = None) -> 
 
 # -- edits ---------------------------------------------------------------------------------------
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     grown = mask.copy()
     for _ in range(radius):
         step = grown.copy()
@@ -126,7 +121,7 @@ def remove_region(image: Image.Image, mask: np.ndarray, method: str = "blur", ri
     y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, mask.shape[0])
     x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, mask.shape[1])
     window, inside = rgb[y0:y1, x0:x1].astype(np.float64), mask[y0:y1, x0:x1]
-    border = _dilate(inside, ring) & ~inside
+    border = dilate(inside, ring) & ~inside
     if border.any():
         fill = window[border].mean(axis=0)
     elif not mask.all():
@@ -144,84 +139,3 @@ def remove_region(image: Image.Image, mask: np.ndarray, method: str = "blur", ri
     out = rgb.copy()
     out[y0:y1, x0:x1][inside] = np.clip(np.round(window[inside]), 0, 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
-
-
-@dataclass(frozen=True)
-class PhotoObject:
-    """One annotated instance: its category, box [x, y, w, h] (COCO order) and mask."""
-
-    category: str
-    bbox: tuple[float, float, float, float]
-    mask: np.ndarray
-
-    def mirrored(self, width: int) -> PhotoObject:
-        x, y, w, h = self.bbox
-        return PhotoObject(self.category, (width - x - w, y, w, h), self.mask[:, ::-1].copy())
-
-
-def mirror_photo(image: Image.Image, objects: list[PhotoObject]) -> tuple[Image.Image, list[PhotoObject]]:
-    """Flip a photo left-right with its annotations (left/right relations swap)."""
-    return image.transpose(Image.FLIP_LEFT_RIGHT), [o.mirrored(image.width) for o in objects]
-
-
-class CocoAnnotations:
-    """COCO instance annotations (``instances_val2014.json``-style) indexed by image file name."""
-
-    def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise MmdiagError(f"annotation file {path} does not exist: pass the COCO instances JSON")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise MmdiagError(f"{path} is not valid JSON ({err.msg}): pass the COCO instances JSON") from err
-        self.categories = {c["id"]: c["name"] for c in data.get("categories", [])}
-        self.images = {im["file_name"]: im for im in data.get("images", [])}
-        by_id: dict[int, list[dict]] = {}
-        for ann in data.get("annotations", []):
-            by_id.setdefault(ann["image_id"], []).append(ann)
-        self._annotations = by_id
-
-    def objects(self, file_name: str) -> list[PhotoObject]:
-        if file_name not in self.images:
-            raise MmdiagError(f"{file_name} is not in the annotation file: check the image names")
-        info = self.images[file_name]
-        return [
-            PhotoObject(self.categories.get(a["category_id"], str(a["category_id"])), tuple(a["bbox"]),
-                        segmentation_mask(a["segmentation"], info["height"], info["width"]))
-            for a in self._annotations.get(info["id"], [])
-        ]
-
-    def category_names(self, file_name: str) -> list[str]:
-        return sorted({o.category for o in self.objects(file_name)})
-
-
-def remove_category(image: Image.Image, objects: list[PhotoObject], category: str, method: str = "blur") -> Image.Image:
-    """Remove every instance of ``category`` from the photo (union of their masks, slightly dilated)."""
-    masks = [o.mask for o in objects if o.category == category]
-    if not masks:
-        raise MmdiagError(f"no {category} is annotated in this image")
-    return remove_region(image, _dilate(np.logical_or.reduce(masks), 1), method)
-
-
-@dataclass
-class PopePhotoSet:
-    """A POPE question file over a local image folder (e.g. COCO val2014)."""
-
-    questions_path: Path
-    image_dir: Path
-
-    def __post_init__(self) -> None:
-        self.questions_path, self.image_dir = Path(self.questions_path), Path(self.image_dir)
-        if not self.image_dir.is_dir():
-            raise MmdiagError(f"image folder {self.image_dir} does not exist: pass the folder holding the POPE images")
-        self.questions: list[PopeQuestion] = read_pope_jsonl(self.questions_path)
-
-    def __len__(self) -> int:
-        return len(self.questions)
-
-    def __iter__(self) -> Iterator[tuple[PopeQuestion, Image.Image]]:
-        for question in self.questions:
-            path = resolve_inside(self.image_dir, question.image, source=str(self.questions_path),
-                                  entry=f"question_id {question.question_id}")
-            yield question, load_image(path)
