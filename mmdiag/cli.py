@@ -390,11 +390,14 @@ def _cmd_pope(args: argparse.Namespace) -> int:
         if len(args.answers) > 1:
             raise ConfigError("with --model give at most one --answers folder: the model's answers are written there")
         adapter = load_adapter(args.model)
-        args.answers = [str(answer_pope(adapter, q, Path(args.answers[0] if args.answers else Path(q).parent) / f"{Path(q).stem}.answers.jsonl",
-                                        args.image_dir)) for q in args.questions]
+        folder = (lambda q: Path(args.answers[0])) if args.answers else (lambda q: Path(q).parent)  # noqa: E731
+        answers = [str(answer_pope(adapter, q, folder(q) / f"{Path(q).stem}.answers.jsonl", args.image_dir))
+                   for q in args.questions]
     elif not args.answers:
         raise ConfigError("give --answers (answers of any system) or --model (to answer with a model first)")
-    results = score_pope(args.questions, args.answers, args.rule)
+    else:
+        answers = args.answers
+    results = score_pope(args.questions, answers, args.rule)
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

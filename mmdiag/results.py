@@ -21,7 +21,7 @@ from typing import Any
 
 import mmdiag
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 RESULTS_FILE = "results.json"
 SCHEMA_PATH = Path(__file__).resolve().parent / "report" / "results.schema.json"  # the published JSON Schema
 EXAMPLES_FILE = "examples.jsonl"

@@ -84,7 +84,7 @@ def release(tmp_path_factory):
     # the shuffled tokens pass every release gate: that is asserted at the suite's own size (a smaller set's wider
     # CIs would decide nothing); the drastic defects fail far from any threshold at 24
     drastic = ("image-blind", "untrained-vision-encoder", "text-only-lm")
-    return {name: audit(root, "release", model, defect, **({"n_scenes": 24} if defect in drastic else {}))
+    return {name: audit(root, "release", model, defect, **({"n_examples": 24} if defect in drastic else {}))
             for name, (model, defect) in variants.items()}
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from mmdiag.metrics.chair import SynonymTable, chair
 from mmdiag.metrics.stats import mcnemar
-from mmdiag.probes.hallucination.metrics import _adversarial_gap, _counterfactual_stats
+from mmdiag.probes.hallucination.metrics import Question, _adversarial_gap, _counterfactual_stats
 from mmdiag.probes.hallucination.plan import counterfactual_items, pope_items
 from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.questions import ObjectStatistics
@@ -77,10 +77,10 @@ def test_counterfactual_statistics_on_a_hand_built_set():
 
 
 def test_adversarial_gap_known_answer():
-    rows = [  # scene, question, object, label, splits, p_yes, p_no
+    rows = [Question(*row) for row in (  # scene, question, object, label, splits, p_yes, p_no
         ("s1", "", "x", "no", ["adversarial"], 0.9, 0.1), ("s1", "", "y", "no", ["random"], 0.1, 0.9),
         ("s2", "", "x", "no", ["adversarial", "random"], 0.9, 0.1), ("s2", "", "z", "no", ["random"], 0.1, 0.9),
-    ]
+    )]
     # s1: 1 - 0 = 1; s2: adversarial 1, random (1 + 0) / 2 = 0.5 -> 0.5; mean 0.75
     assert _adversarial_gap(rows, seed=0).value == pytest.approx(0.75)
 
