@@ -6,7 +6,8 @@ Variants, each a single forward on the same batch:
   probe  - the same forward with mmdiag's streamed attention rows, part reductions and sink tracking;
   eager  - eager attention with ``output_attentions=True`` (L x H x N x N materialised), the reference.
 Time: median of interleaved repeats. Peak memory: tensor memory a variant allocates above what is
-held before it (CUDA ``max_memory_allocated``; on CPU the profiler's allocation events). Targets (issue #5): probe <= 1.15x the time and <= 1.10x the peak memory of plain.
+held before it (CUDA ``max_memory_allocated``; on CPU the profiler's allocation events). Targets (issue #5): probe
+<= 1.15x the time and <= 1.10x the peak memory of plain.
 
     python bench/attention_overhead.py [--layers 4 --hidden 512 --repeats 7 --json out.json]
 """
@@ -32,8 +33,16 @@ def build_model(folder: Path, image_size: int, patch: int, layers: int, hidden: 
     """A random LLaVA of the given geometry (the zoo's builder: CLIP tower 64 x 1, Llama LLM), saved by path."""
     from mmdiag.zoo.models import Geometry, new_llava
 
-    geometry = Geometry(resolution=image_size, patch=patch, vision_hidden=64, vision_layers=1, text_hidden=hidden,
-                        text_layers=layers, text_ffn=hidden * 8 // 3, heads=heads)
+    geometry = Geometry(
+        resolution=image_size,
+        patch=patch,
+        vision_hidden=64,
+        vision_layers=1,
+        text_hidden=hidden,
+        text_layers=layers,
+        text_ffn=hidden * 8 // 3,
+        heads=heads,
+    )
     model, processor = new_llava(geometry, "mlp", seed=0, vision_state=None)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -44,7 +53,8 @@ def peak_memory(run) -> float:  # noqa: ANN001
     """Peak tensor memory (MiB) a call allocates on top of what is held before it.
 
     CUDA: ``max_memory_allocated``. CPU: the profiler's memory records (each op's own allocations net
-    of its own frees, and frees outside any op) summed in time order; the maximum of that running sum is the call's peak. (The process RSS
+    of its own frees, and frees outside any op) summed in time order; the maximum of that running sum is the call's
+    peak. (The process RSS
     cannot show it: memory freed after the warm-up is reused without growing the RSS.)
     """
     gc.collect()
@@ -81,10 +91,13 @@ def main() -> dict:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
-        adapter = load_adapter(str(build_model(Path(tmp) / "m", args.image_size, args.patch, args.layers, args.hidden, args.heads)))
+        adapter = load_adapter(
+            str(build_model(Path(tmp) / "m", args.image_size, args.patch, args.layers, args.hidden, args.heads))
+        )
     adapter.model.to(device)
-    batch = adapter.prepare([Image.new("RGB", (args.image_size, args.image_size), (120, 60, 200))],
-                            ["Is there a red circle in the image?"])
+    batch = adapter.prepare(
+        [Image.new("RGB", (args.image_size, args.image_size), (120, 60, 200))], ["Is there a red circle in the image?"]
+    )
     prompt_end = int(batch.last_positions()[0])
     probe = AttentionProbe(untrained_baseline=False)
 

@@ -63,11 +63,15 @@ def main() -> None:
             if suite_name not in runs_on or (wanted and label not in wanted):
                 continue
             start = time.perf_counter()
-            outcome = api.audit(str(SHIPPED_DIR / model), folder / label, suite.config, overwrite=True, progress=False,
-                                plant=defect)
+            outcome = api.audit(
+                str(SHIPPED_DIR / model), folder / label, suite.config, overwrite=True, progress=False, plant=defect
+            )
             failed = [g["gate"] for g in outcome.results["gates"] if not g["passed"]]
-            print(f"{suite_name} / {label}: {outcome.results['verdict']} in {time.perf_counter() - start:.1f} s; "
-                  f"failed: {', '.join(failed) or 'none'}", flush=True)
+            print(
+                f"{suite_name} / {label}: {outcome.results['verdict']} in {time.perf_counter() - start:.1f} s; "
+                f"failed: {', '.join(failed) or 'none'}",
+                flush=True,
+            )
         table = markdown_table(folder, suite.config)
         (folder / "matrix.md").write_text(table)
         print(f"## {suite_name}\n\n{table}")
@@ -91,8 +95,10 @@ def markdown_table(folder: Path, config) -> str:  # noqa: ANN001 - AuditConfig
     tables = []
     for rows in by_kind.values():
         columns = list(dict.fromkeys(gate for _, outcomes in rows for gate in outcomes))
-        lines = ["| variant | verdict | " + " | ".join(f"`{c}`" for c in columns) + " |",
-                 "|---|---|" + "---|" * len(columns)]
+        lines = [
+            "| variant | verdict | " + " | ".join(f"`{c}`" for c in columns) + " |",
+            "|---|---|" + "---|" * len(columns),
+        ]
         for label, outcomes in rows:
             cells = [_cell(outcomes[c]) for c in columns]
             verdict = "PASS" if all(o.passed for o in outcomes.values()) else "**FAIL**"

@@ -2,7 +2,8 @@
 
 Runs the release suite (``probes/release.yaml``; or ``--suite projector`` / ``prior``) at its shipped size on each
 model at seeds 0..S-1, with only the probes its quality gates read (release: attention, hallucination; the spatial
-probe is gated in ``projector``) and the outputs no gate reads left out (free text, captions, the untrained attention baseline: the gated numbers are unchanged), and
+probe is gated in ``projector``) and the outputs no gate reads left out (free text, captions, the untrained
+attention baseline: the gated numbers are unchanged), and
 writes one JSON line per (model, seed) with every gated metric's value, CI and verdict, then a summary per model:
 how often each gate failed. Clean models must pass at every seed (false-FAIL rate); each defect must fail the gate
 meant for it at >= 95 % of seeds (power)::
@@ -31,8 +32,11 @@ CLEAN = ("ref-llava-mlp", "ref-llava-linear", "ref-llava-pool", "ref-llava-resam
 
 
 GATED_PROBES = {"release": ("attention", "hallucination"), "projector": ("spatial",), "prior": ("hallucination",)}
-LIGHT = {"attention": {"untrained_baseline": False}, "hallucination": {"free_text": False, "captions": False},
-         "spatial": {"untrained_baseline": False, "llm_layers": []}}  # outputs no gate reads
+LIGHT = {
+    "attention": {"untrained_baseline": False},
+    "hallucination": {"free_text": False, "captions": False},
+    "spatial": {"untrained_baseline": False, "llm_layers": []},
+}  # outputs no gate reads
 
 
 def gated_config(seed: int, n_scenes: int | None = None, suite: str = "release"):  # noqa: ANN201 - AuditConfig
@@ -42,10 +46,15 @@ def gated_config(seed: int, n_scenes: int | None = None, suite: str = "release")
     config = load_suite(ROOT / "probes" / f"{suite}.yaml").config
     probes = GATED_PROBES[suite]
     params = {name: {**config.probe_params.get(name, {}), **LIGHT[name]} for name in probes}
-    return replace(config, seed=seed, probes=probes, n_examples=n_scenes or config.n_examples,
-                   probe_params={k: v for k, v in params.items() if k in probes},
-                   gates=tuple(g for g in config.gates if g.split(".")[0] in probes),
-                   kind_gates={k: tuple(g for g in v if g.split(".")[0] in probes) for k, v in config.kind_gates.items()})
+    return replace(
+        config,
+        seed=seed,
+        probes=probes,
+        n_examples=n_scenes or config.n_examples,
+        probe_params={k: v for k, v in params.items() if k in probes},
+        gates=tuple(g for g in config.gates if g.split(".")[0] in probes),
+        kind_gates={k: tuple(g for g in v if g.split(".")[0] in probes) for k, v in config.kind_gates.items()},
+    )
 
 
 def run(model: str, seed: int, out: Path, n_scenes: int | None, suite: str = "release") -> dict:
@@ -55,27 +64,45 @@ def run(model: str, seed: int, out: Path, n_scenes: int | None, suite: str = "re
     start = time.perf_counter()
     folder = out / "runs" / f"{Path(model).name}-seed{seed}"
     name, _, plant = model.partition("+")  # ref-llava-mlp+image-blind: a defect planted by mmdiag itself
-    results = api.audit(resolve_model_name(name), folder, gated_config(seed, n_scenes, suite), overwrite=True,
-                        progress=False, plant=plant or None).results
-    metrics = {f"{p}.{m}": [v.get("value"), v.get("ci_low"), v.get("ci_high")]
-               for p, r in results["probes"].items() for m, v in r.get("metrics", {}).items()}
-    return {"model": model, "seed": seed, "verdict": results["verdict"],
-            "gates": {g["gate"]: [g.get("value"), g["passed"]] for g in results["gates"]},
-            "metrics": metrics, "seconds": round(time.perf_counter() - start, 1)}
+    results = api.audit(
+        resolve_model_name(name),
+        folder,
+        gated_config(seed, n_scenes, suite),
+        overwrite=True,
+        progress=False,
+        plant=plant or None,
+    ).results
+    metrics = {
+        f"{p}.{m}": [v.get("value"), v.get("ci_low"), v.get("ci_high")]
+        for p, r in results["probes"].items()
+        for m, v in r.get("metrics", {}).items()
+    }
+    return {
+        "model": model,
+        "seed": seed,
+        "verdict": results["verdict"],
+        "gates": {g["gate"]: [g.get("value"), g["passed"]] for g in results["gates"]},
+        "metrics": metrics,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--models", default=",".join(CLEAN), help="comma-separated zoo names or folders; NAME+DEFECT "
-                                                                   "plants one of mmdiag's own defects (--plant)")
+    parser.add_argument(
+        "--models",
+        default=",".join(CLEAN),
+        help="comma-separated zoo names or folders; NAME+DEFECT plants one of mmdiag's own defects (--plant)",
+    )
     parser.add_argument("--defects", default=None, help="a folder of planted-defect checkpoints (each one audited)")
     parser.add_argument("--n-examples", type=int, default=None, help="scenes per run (default: the suite's)")
     parser.add_argument("--suite", default="release", choices=sorted(GATED_PROBES))
     parser.add_argument("--out", default="runs/gate-power")
-    parser.add_argument("--table-only", action="store_true", help="no runs: re-read the stored ones with the suite's "
-                                                                  "current gates")
+    parser.add_argument(
+        "--table-only", action="store_true", help="no runs: re-read the stored ones with the suite's current gates"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,8 +125,11 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
                 f.flush()
                 failed = [g for g, (_, ok) in row["gates"].items() if not ok]
-                print(f"{Path(model).name} seed {seed}: {row['verdict']} in {row['seconds']} s"
-                      + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+                print(
+                    f"{Path(model).name} seed {seed}: {row['verdict']} in {row['seconds']} s"
+                    + (f"; failed: {', '.join(failed)}" if failed else ""),
+                    flush=True,
+                )
     summary(lines, args.suite)
 
 
@@ -113,19 +143,35 @@ def evaluate(row: dict, gates: list[str]) -> dict[str, tuple[float | None, bool]
         gate = parse_gate(text)
         value, low, high = row["metrics"].get(f"{gate.probe}.{gate.metric}", [None, None, None])
         bound = {"value": value, "ci_low": low, "ci_high": high}[gate.bound]
-        passed = bound is not None and {">=": bound >= gate.threshold, "<=": bound <= gate.threshold,
-                                        ">": bound > gate.threshold, "<": bound < gate.threshold}[gate.op]
+        passed = (
+            bound is not None
+            and {
+                ">=": bound >= gate.threshold,
+                "<=": bound <= gate.threshold,
+                ">": bound > gate.threshold,
+                "<": bound < gate.threshold,
+            }[gate.op]
+        )
         out[text] = (bound, passed)
     return out
 
 
-SHORT = {"accuracy.ci_low": "acc", "multimodal_gain.ci_low": "gain", "evidence_sensitivity.ci_low": "evid",
-         "prior_persistence_cooccurring.ci_high": "persist", "adversarial_gap.ci_high": "adv gap",
-         "accuracy_adversarial.ci_low": "acc adv", "yes_ratio.ci_high": "yes ≤", "yes_ratio.ci_low": "yes ≥",
-         "mirror_sensitivity.ci_low": "mirror sens", "mirror_accuracy.ci_low": "mirror acc",
-         "relation_accuracy_horizontal.ci_low": "rel L/R", "blind_answer_shift.ci_low": "blind shift",
-         "projector_grid_cell_above_chance.ci_low": "layout (token order)",
-         "projector_grid_cell_in_content_above_chance.ci_low": "layout (token content)"}
+SHORT = {
+    "accuracy.ci_low": "acc",
+    "multimodal_gain.ci_low": "gain",
+    "evidence_sensitivity.ci_low": "evid",
+    "prior_persistence_cooccurring.ci_high": "persist",
+    "adversarial_gap.ci_high": "adv gap",
+    "accuracy_adversarial.ci_low": "acc adv",
+    "yes_ratio.ci_high": "yes ≤",
+    "yes_ratio.ci_low": "yes ≥",
+    "mirror_sensitivity.ci_low": "mirror sens",
+    "mirror_accuracy.ci_low": "mirror acc",
+    "relation_accuracy_horizontal.ci_low": "rel L/R",
+    "blind_answer_shift.ci_low": "blind shift",
+    "projector_grid_cell_above_chance.ci_low": "layout (token order)",
+    "projector_grid_cell_in_content_above_chance.ci_low": "layout (token content)",
+}
 
 
 def short_name(gate: str) -> str:
@@ -157,16 +203,29 @@ def summary(lines: Path, suite: str = "release") -> None:
     by_model: dict[str, list[dict]] = {}
     for row in rows:
         by_model.setdefault(row["model"], []).append({**row, "judged": evaluate(row, gates)})
-    table = ["| variant | seeds | FAIL | " + " | ".join(short_name(g) for g in gates) + " |",
-             "|---|---|---|" + "---|" * len(gates)]
+    table = [
+        "| variant | seeds | FAIL | " + " | ".join(short_name(g) for g in gates) + " |",
+        "|---|---|---|" + "---|" * len(gates),
+    ]
     for model in sorted(by_model, key=_order):
         runs = by_model[model]
         fails = {g: sum(not r["judged"][g][1] for r in runs) for g in gates}
         verdicts = sum(any(not ok for _, ok in r["judged"].values()) for r in runs)
-        print(json.dumps({"model": Path(model).name, "runs": len(runs), "fail_verdicts": verdicts,
-                          "gates_failed": {g: f"{n}/{len(runs)}" for g, n in fails.items() if n}}))
-        table.append(f"| {Path(model).name} | {len(runs)} | {verdicts} | "
-                     + " | ".join(f"**{fails[g]}**" if fails[g] else "·" for g in gates) + " |")
+        print(
+            json.dumps(
+                {
+                    "model": Path(model).name,
+                    "runs": len(runs),
+                    "fail_verdicts": verdicts,
+                    "gates_failed": {g: f"{n}/{len(runs)}" for g, n in fails.items() if n},
+                }
+            )
+        )
+        table.append(
+            f"| {Path(model).name} | {len(runs)} | {verdicts} | "
+            + " | ".join(f"**{fails[g]}**" if fails[g] else "·" for g in gates)
+            + " |"
+        )
     (lines.parent / "matrix.md").write_text("\n".join(table) + "\n")
     clean = [r for model, runs in by_model.items() if Path(model).name in CLEAN for r in runs]
     for g in gates:

@@ -72,14 +72,36 @@ def main() -> list[dict]:
     cuda = torch.cuda.is_available() and not args.tiny
     device = torch.device("cuda" if cuda else "cpu")
     if args.tiny:
-        geometry = Geometry(resolution=56, patch=14, vision_hidden=64, vision_layers=1, text_hidden=128, text_layers=2,
-                            text_ffn=256, heads=4)
+        geometry = Geometry(
+            resolution=56,
+            patch=14,
+            vision_hidden=64,
+            vision_layers=1,
+            text_hidden=128,
+            text_layers=2,
+            text_ffn=256,
+            heads=4,
+        )
     else:
-        geometry = Geometry(resolution=336, patch=14, vision_hidden=1024, vision_layers=24, text_hidden=4096, text_layers=32,
-                            text_ffn=11008, heads=32)
+        geometry = Geometry(
+            resolution=336,
+            patch=14,
+            vision_hidden=1024,
+            vision_layers=24,
+            text_hidden=4096,
+            text_layers=32,
+            text_ffn=11008,
+            heads=32,
+        )
     name = torch.cuda.get_device_name() if cuda else "cpu"
-    emit(lines, "device", name=name, visible_devices=torch.cuda.device_count() if cuda else 0,
-         geometry=vars(geometry), dtype="bfloat16" if cuda else "float32")
+    emit(
+        lines,
+        "device",
+        name=name,
+        visible_devices=torch.cuda.device_count() if cuda else 0,
+        geometry=vars(geometry),
+        dtype="bfloat16" if cuda else "float32",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         with torch.device(device):
             model, processor = new_llava(geometry, "mlp", seed=0, vision_state=None)
@@ -96,7 +118,9 @@ def main() -> list[dict]:
         holder: dict = {}
         seconds = timed(lambda: holder.update(adapter=load_adapter(tmp, options=options)))
         adapter = holder["adapter"]
-        devices = sorted({str(d) for d in (getattr(adapter.model, "hf_device_map", None) or {}).values()}) or [str(adapter.device)]
+        devices = sorted({str(d) for d in (getattr(adapter.model, "hf_device_map", None) or {}).values()}) or [
+            str(adapter.device)
+        ]
         emit(lines, "load", seconds=round(seconds, 2), device_map="auto" if cuda else None, devices=devices)
 
         source = SceneSource()
@@ -116,27 +140,48 @@ def main() -> list[dict]:
         probe_s = timed(lambda: probe.run_batch(adapter, examples))
         plain_mib = peak_memory(plain)
         probe_mib = peak_memory(lambda: probe.run_batch(adapter, examples))
-        emit(lines, "attention_overhead", images=len(images), plain_s=round(plain_s, 3), probe_s=round(probe_s, 3),
-             time_ratio=round(probe_s / plain_s, 2), plain_peak_mib=round(plain_mib, 1), probe_peak_mib=round(probe_mib, 1),
-             memory_ratio=round(probe_mib / max(plain_mib, 1e-9), 2))
+        emit(
+            lines,
+            "attention_overhead",
+            images=len(images),
+            plain_s=round(plain_s, 3),
+            probe_s=round(probe_s, 3),
+            time_ratio=round(probe_s / plain_s, 2),
+            plain_peak_mib=round(plain_mib, 1),
+            probe_peak_mib=round(probe_mib, 1),
+            memory_ratio=round(probe_mib / max(plain_mib, 1e-9), 2),
+        )
 
         baseline: dict = {}
         ours: dict = {}
         base_s = timed(lambda: baseline.update(d=per_question_generate(adapter, images, QUESTIONS)))
         ours_s = timed(lambda: ours.update(d=shared_prefix(adapter, images, QUESTIONS)))
         floor_s = timed(lambda: one_forward_per_image(adapter, images, QUESTIONS[0]))
-        emit(lines, "yes_no", questions=len(images) * len(QUESTIONS), generate_per_question_s=round(base_s, 3),
-             shared_prefix_s=round(ours_s, 3), throughput_ratio=round(base_s / ours_s, 2),
-             identical_decisions=bool((baseline["d"] == ours["d"]).all()), one_forward_per_image_s=round(floor_s, 3),
-             cost_vs_one_forward=round(ours_s / floor_s, 2))
+        emit(
+            lines,
+            "yes_no",
+            questions=len(images) * len(QUESTIONS),
+            generate_per_question_s=round(base_s, 3),
+            shared_prefix_s=round(ours_s, 3),
+            throughput_ratio=round(base_s / ours_s, 2),
+            identical_decisions=bool((baseline["d"] == ours["d"]).all()),
+            one_forward_per_image_s=round(floor_s, 3),
+            cost_vs_one_forward=round(ours_s / floor_s, 2),
+        )
 
         hallucination = ProbeRegistry().create("hallucination", resolution=geometry.resolution)
         data = source.examples(args.images, 0, hallucination.data_request(), id_prefix="hallucination")
         scenes = hallucination.examples(data, adapter)
         hallucination.run_batch(adapter, scenes[:1])  # warm-up
-        seconds = timed(lambda: [hallucination.run_batch(adapter, scenes[i:i + 8]) for i in range(0, len(scenes), 8)])
-        emit(lines, "audit_images_per_s", probe="hallucination", scenes=len(scenes), seconds=round(seconds, 2),
-             scenes_per_s=round(len(scenes) / seconds, 3))
+        seconds = timed(lambda: [hallucination.run_batch(adapter, scenes[i : i + 8]) for i in range(0, len(scenes), 8)])
+        emit(
+            lines,
+            "audit_images_per_s",
+            probe="hallucination",
+            scenes=len(scenes),
+            seconds=round(seconds, 2),
+            scenes_per_s=round(len(scenes) / seconds, 3),
+        )
     if args.json_lines:
         args.json_lines.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return lines

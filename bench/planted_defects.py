@@ -52,8 +52,9 @@ HEAD = "language_model.lm_head.weight"
 
 def _projector_out(tensors: dict[str, torch.Tensor]) -> list[str]:
     """The projector's last layer (weight and bias): the highest-numbered linear of ``multi_modal_projector``."""
-    names = sorted(k for k in tensors if k.startswith("multi_modal_projector.") and k.endswith(".weight")
-                   and tensors[k].dim() == 2)
+    names = sorted(
+        k for k in tensors if k.startswith("multi_modal_projector.") and k.endswith(".weight") and tensors[k].dim() == 2
+    )
     last = names[-1].rsplit(".", 1)[0]
     return [k for k in tensors if k.startswith(last + ".")]
 
@@ -158,8 +159,11 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--only", default=None, help="defect:strength,... (default: every grade of every defect)")
     args = parser.parse_args()
-    wanted = ([(d, float(s)) for d, s in (item.split(":") for item in args.only.split(","))] if args.only else
-              [(d, s) for d, grades in GRADES.items() for s in grades])
+    wanted = (
+        [(d, float(s)) for d, s in (item.split(":") for item in args.only.split(","))]
+        if args.only
+        else [(d, s) for d, grades in GRADES.items() for s in grades]
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "defects.jsonl").open("a") as log:

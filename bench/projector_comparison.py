@@ -36,22 +36,23 @@ def _row(results: dict) -> dict[str, str]:
     m, projector, encoder = spatial["metrics"], spatial["scores"]["projector"], spatial["scores"]["vision_encoder"]
     flat = spatial["readouts"]["flattened"]["projector"]["grid_cell"]
     cka, knn = m["projector_cka"], m["projector_knn_overlap"]
+    cell, post = encoder["grid_cell"], projector["grid_cell"]
     return {
-        "grid cell, encoder (attention readout) [perm. null, p]":
-            f"{_num(encoder['grid_cell']['score'])} [{_num(encoder['grid_cell']['chance'])}, p {_num(encoder['grid_cell']['null_p'], 3)}]",
+        "grid cell, encoder (attention readout) [perm. null, p]": f"{_num(cell['score'])} [{_num(cell['chance'])}, "
+        f"p {_num(cell['null_p'], 3)}]",
         "grid-cell retention [paired 95% CI]": _retention(m["grid_cell_retention"]),
-        "grid cell, projector − encoder [CI], p":
-            f"{_num(projector['grid_cell']['difference'])} [{_num(projector['grid_cell']['difference_ci'][0])}, "
-            f"{_num(projector['grid_cell']['difference_ci'][1])}], p {_num(projector['grid_cell']['difference_p'], 3)}",
+        "grid cell, projector − encoder [CI], p": f"{_num(post['difference'])} [{_num(post['difference_ci'][0])}, "
+        f"{_num(post['difference_ci'][1])}], p {_num(post['difference_p'], 3)}",
         "half retention": _retention(m["half_retention"]),
         "centre-y retention (R², null ≈ −1)": f"{_num(projector['centre_y'].get('retention'))}"
-        if projector["centre_y"].get("retention") is not None else "not measurable",
-        "grid cell, flattened readout [CI] (majority chance)":
-            f"{_num(flat['score'])} [{_num(flat['ci_low'])}, {_num(flat['ci_high'])}] ({_num(flat['chance'])})",
+        if projector["centre_y"].get("retention") is not None
+        else "not measurable",
+        "grid cell, flattened readout [CI] (majority chance)": f"{_num(flat['score'])} [{_num(flat['ci_low'])}, "
+        f"{_num(flat['ci_high'])}] ({_num(flat['chance'])})",
         "debiased CKA [CI] (null, p)": f"{_num(cka['value'])} [{_num(cka['ci_low'])}, {_num(cka['ci_high'])}] "
-                                       f"({_num(cka['null'])}, p {_num(cka['p_value'], 3)})",
+        f"({_num(cka['null'])}, p {_num(cka['p_value'], 3)})",
         "10-NN overlap [CI] (null k/(n−1))": f"{_num(knn['value'])} [{_num(knn['ci_low'])}, {_num(knn['ci_high'])}] "
-                                             f"({_num(knn['null'], 3)})",
+        f"({_num(knn['null'], 3)})",
     }
 
 

@@ -29,8 +29,12 @@ def _intervals(results: dict) -> dict[str, tuple[float, float, float] | None]:
         return None if x["value"] is None or x["ci_low"] is None else (x["value"], x["ci_low"], x["ci_high"])
 
     return {
-        "grid cell, flattened readout": (flat["score"], flat["ci_low"], flat["ci_high"]) if flat["score"] is not None else None,
-        "grid cell, projector − encoder": (diff["difference"], *diff["difference_ci"]) if diff["difference"] is not None else None,
+        "grid cell, flattened readout": (flat["score"], flat["ci_low"], flat["ci_high"])
+        if flat["score"] is not None
+        else None,
+        "grid cell, projector − encoder": (diff["difference"], *diff["difference_ci"])
+        if diff["difference"] is not None
+        else None,
         "grid-cell retention": metric("grid_cell_retention"),
         "position retention (joint CI)": metric("position_retention"),
         "debiased CKA": metric("projector_cka"),
@@ -48,7 +52,9 @@ def main() -> None:
         n_text, _, folder = item.partition("=")
         n = int(n_text)
         sizes.append(n)
-        per_model = {name: _intervals(json.loads((Path(folder) / name / "results.json").read_text())) for name in MODELS}
+        per_model = {
+            name: _intervals(json.loads((Path(folder) / name / "results.json").read_text())) for name in MODELS
+        }
         for stat in next(iter(per_model.values())):
             values = {name: per_model[name][stat] for name in MODELS if per_model[name][stat] is not None}
             pairs = list(combinations(values, 2))
@@ -56,7 +62,11 @@ def main() -> None:
             widths = sorted(v[2] - v[1] for v in values.values())
             width = widths[len(widths) // 2] if widths else float("nan")
             table.setdefault(stat, {})[n] = f"{apart}/{len(pairs)} (width {width:.2f})"
-    print("| pairs of projectors with disjoint 95% CIs (median CI width) | " + " | ".join(f"{n} scenes" for n in sizes) + " |")
+    print(
+        "| pairs of projectors with disjoint 95% CIs (median CI width) | "
+        + " | ".join(f"{n} scenes" for n in sizes)
+        + " |"
+    )
     print("|---|" + "---|" * len(sizes))
     for stat, row in table.items():
         print(f"| {stat} | " + " | ".join(row.get(n, "–") for n in sizes) + " |")

@@ -23,21 +23,42 @@ def measure(n_scenes: int, out: Path, suite: str | None = None) -> dict[str, flo
     """Wall seconds and peak RSS (MiB) of one fresh ``mmdiag audit --n-examples n_scenes``."""
     out.mkdir(parents=True, exist_ok=True)
     report = out / "time.txt"
-    command = ["/usr/bin/time", "-f", "%e %M", "-o", str(report), sys.executable, "-m", "mmdiag", "audit",
-               "--out", str(out / "run"), "--n-examples", str(n_scenes), "--no-progress"] + (["--suite", suite] if suite else [])
+    command = [
+        "/usr/bin/time",
+        "-f",
+        "%e %M",
+        "-o",
+        str(report),
+        sys.executable,
+        "-m",
+        "mmdiag",
+        "audit",
+        "--out",
+        str(out / "run"),
+        "--n-examples",
+        str(n_scenes),
+        "--no-progress",
+    ] + (["--suite", suite] if suite else [])
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if done.returncode not in (0, 1):  # 1: a gate failed, still a complete audit
         raise SystemExit(f"audit at {n_scenes} scenes failed: {done.stderr[-500:]}")
     wall, peak_kib = report.read_text().split()[-2:]
-    return {"scenes": n_scenes, "wall_s": float(wall), "peak_rss_mib": round(int(peak_kib) / 1024, 1),
-            "gate_ci_width": gate_ci_widths(out / "run" / "results.json")}
+    return {
+        "scenes": n_scenes,
+        "wall_s": float(wall),
+        "peak_rss_mib": round(int(peak_kib) / 1024, 1),
+        "gate_ci_width": gate_ci_widths(out / "run" / "results.json"),
+    }
 
 
 def gate_ci_widths(results: Path) -> dict[str, float]:
     """The width of the 95% CI of every gated metric with one (what more scenes buy: narrower CIs)."""
     gates = json.loads(results.read_text()).get("gates", [])
-    return {g["metric"]: round(g["ci_high"] - g["ci_low"], 4) for g in gates
-            if g.get("ci_low") is not None and g.get("ci_high") is not None}
+    return {
+        g["metric"]: round(g["ci_high"] - g["ci_low"], 4)
+        for g in gates
+        if g.get("ci_low") is not None and g.get("ci_high") is not None
+    }
 
 
 def plot(rows: list[dict[str, float]], path: Path) -> None:
@@ -78,10 +99,19 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     base = rows[0]
     for row in rows:
-        row["time_per_scene_vs_smallest"] = round((row["wall_s"] / row["scenes"]) / (base["wall_s"] / base["scenes"]), 3)
+        row["time_per_scene_vs_smallest"] = round(
+            (row["wall_s"] / row["scenes"]) / (base["wall_s"] / base["scenes"]), 3
+        )
         row["memory_vs_smallest"] = round(row["peak_rss_mib"] / base["peak_rss_mib"], 3)
-    print(json.dumps({"ratios": [{k: r[k] for k in ("scenes", "time_per_scene_vs_smallest", "memory_vs_smallest")}
-                                 for r in rows]}))
+    print(
+        json.dumps(
+            {
+                "ratios": [
+                    {k: r[k] for k in ("scenes", "time_per_scene_vs_smallest", "memory_vs_smallest")} for r in rows
+                ]
+            }
+        )
+    )
     if args.json:
         Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in rows))
     if args.plot:

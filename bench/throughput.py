@@ -26,8 +26,9 @@ def build_model(folder: Path) -> Path:
     """A random LLaVA: 64 px images, patch 8 (64 image tokens), CLIP tower 64 x 2, Llama 4 x 128."""
     from mmdiag.zoo.models import Geometry, new_llava
 
-    geometry = Geometry(resolution=64, patch=8, vision_hidden=64, vision_layers=2, text_hidden=128, text_layers=4,
-                        text_ffn=384, heads=4)
+    geometry = Geometry(
+        resolution=64, patch=8, vision_hidden=64, vision_layers=2, text_hidden=128, text_layers=4, text_ffn=384, heads=4
+    )
     model, processor = new_llava(geometry, "mlp", seed=0, vision_state=None)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -44,11 +45,17 @@ def probe_rate(model: Path, probe_name: str, n_scenes: int, batch_size: int, wor
     from mmdiag.sources.scenes import SceneSource
 
     adapter = load_adapter(str(model))
-    probe = ProbeRegistry().create(probe_name, untrained_baseline=False) if probe_name == "attention" else ProbeRegistry().create(probe_name)
+    probe = (
+        ProbeRegistry().create(probe_name, untrained_baseline=False)
+        if probe_name == "attention"
+        else ProbeRegistry().create(probe_name)
+    )
     examples = probe.examples(SceneSource().examples(n_scenes, 0, probe.data_request()), adapter)
     warm = workdir / f"{probe_name}-b{batch_size}-warmup"
     warm.mkdir()
-    run_probe(probe, adapter, examples[:batch_size], RunStore(warm), ProcessInfo(), batch_size=batch_size, progress=False)
+    run_probe(
+        probe, adapter, examples[:batch_size], RunStore(warm), ProcessInfo(), batch_size=batch_size, progress=False
+    )
     run_dir = workdir / f"{probe_name}-b{batch_size}"
     run_dir.mkdir()
     start = time.perf_counter()
@@ -59,9 +66,27 @@ def probe_rate(model: Path, probe_name: str, n_scenes: int, batch_size: int, wor
 def audit_seconds(model: Path, processes: int, n_scenes: int, out: Path) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // processes))}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(out), "--n-examples",
-                    str(n_scenes), "--no-progress", "--num-processes", str(processes), "--no-untrained-baseline"],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmdiag",
+            "audit",
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--n-examples",
+            str(n_scenes),
+            "--no-progress",
+            "--num-processes",
+            str(processes),
+            "--no-untrained-baseline",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -73,8 +98,10 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = build_model(work / "model")
-        rates = {p: {f"batch_{b}": probe_rate(model, p, args.n_scenes, b, work) for b in (1, 8)}
-                 for p in ("attention", "spatial", "hallucination")}
+        rates = {
+            p: {f"batch_{b}": probe_rate(model, p, args.n_scenes, b, work) for b in (1, 8)}
+            for p in ("attention", "spatial", "hallucination")
+        }
         seconds = {f"processes_{k}": audit_seconds(model, k, args.n_scenes, work / f"audit-{k}") for k in (1, 2)}
     result = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",

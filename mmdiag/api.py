@@ -87,7 +87,9 @@ def ensure_default_model() -> Path:
 
 def default_model_note(path: Path) -> str:
     if path.name == DEFAULT_MODEL:
-        return f"default model: {DEFAULT_MODEL}, the reference LLaVA trained on the synthetic scenes (see the model card)"
+        return (
+            f"default model: {DEFAULT_MODEL}, the reference LLaVA trained on the synthetic scenes (see the model card)"
+        )
     return "default model: a random-weight tiny LLaVA built offline (its numbers exercise the pipeline only)"
 
 
@@ -96,15 +98,23 @@ def load(model: str | Path | torch.nn.Module | Adapter, processor: Any = None, *
     return load_adapter(model, processor, options=LoadOptions(**options))
 
 
-def plan_audit(model: str | Path | torch.nn.Module | Adapter | None, out_dir: str | Path,
-               config: AuditConfig | None = None, **options: Any) -> AuditPlan:
+def plan_audit(
+    model: str | Path | torch.nn.Module | Adapter | None,
+    out_dir: str | Path,
+    config: AuditConfig | None = None,
+    **options: Any,
+) -> AuditPlan:
     """:meth:`AuditPlan.from_config`: validate an audit and build its data source and probes, touching nothing
     (``plan.preview()`` says what would run)."""
     return AuditPlan.from_config(model, out_dir, config, **options)
 
 
-def audit(plan: AuditPlan | str | Path | torch.nn.Module | Adapter | None, out_dir: str | Path | None = None,
-          config: AuditConfig | None = None, **options: Any) -> AuditOutcome:
+def audit(
+    plan: AuditPlan | str | Path | torch.nn.Module | Adapter | None,
+    out_dir: str | Path | None = None,
+    config: AuditConfig | None = None,
+    **options: Any,
+) -> AuditOutcome:
     """Run an :class:`AuditPlan` and write results.json, examples.jsonl and the reports into its folder.
 
     ``audit(model, out_dir, config, **options)`` plans and runs in one call (the options are those of
@@ -146,7 +156,9 @@ def _run(plan: AuditPlan) -> AuditOutcome:
             notes.append(default_model_note(Path(model)))
         process.barrier()
         options = _options_for_process(plan.options, process)
-        tracker = AuditProgress(audit_phases(list(config.probes), config.n_examples), enabled=progress and process.is_main)
+        tracker = AuditProgress(
+            audit_phases(list(config.probes), config.n_examples), enabled=progress and process.is_main
+        )
         with tracker.phase("loading the model"):
             adapter = load_adapter(model, plan.processor, options=options)
         if plant:
@@ -156,9 +168,11 @@ def _run(plan: AuditPlan) -> AuditOutcome:
             notes.append(f"planted defect: {plant} (a known-broken variant of the model, for proving the gates)")
         if config.prompting:
             _configure_prompting(adapter, config.prompting)
-            notes.append("prompting overridden: " + ", ".join(f"{k}={v!r}" for k, v in sorted(config.prompting.items())
-                                                                if k != "chat_template")
-                         + (" (a custom chat template)" if config.prompting.get("chat_template") else ""))
+            notes.append(
+                "prompting overridden: "
+                + ", ".join(f"{k}={v!r}" for k, v in sorted(config.prompting.items()) if k != "chat_template")
+                + (" (a custom chat template)" if config.prompting.get("chat_template") else "")
+            )
         if plan.auto_batch:
             config, note = _auto_batch_size(config, probes, adapter, source, process)
             notes.append(note)
@@ -168,25 +182,42 @@ def _run(plan: AuditPlan) -> AuditOutcome:
         _check_gates(gates, probes, adapter)
         config_hash = canonical_hash(config.identity())
         model_hash = _model_config_hash(adapter)
-        identity = {"mmdiag": __version__, "model_config_hash": model_hash, "weights": weights_fingerprint(adapter.model),
-                    "dtype": _weights_dtype(adapter.model), "planted_defect": plant, "config_hash": config_hash,
-                    "inputs": data_fingerprint(source), "model_files": model_files_fingerprint(model),
-                    DATA_LOCATION: _absolute_params(source.params()) if config.data != "scenes" else None}
+        identity = {
+            "mmdiag": __version__,
+            "model_config_hash": model_hash,
+            "weights": weights_fingerprint(adapter.model),
+            "dtype": _weights_dtype(adapter.model),
+            "planted_defect": plant,
+            "config_hash": config_hash,
+            "inputs": data_fingerprint(source),
+            "model_files": model_files_fingerprint(model),
+            DATA_LOCATION: _absolute_params(source.params()) if config.data != "scenes" else None,
+        }
         # an --overwrite sets the old run aside only now, with the lock held, the inputs checked and the model
         # loaded; it comes back if the new run fails before its first record, and goes once that is written
         replaced = ReplacedRun(run_dir)
         stack.push(replaced.exit_handler)
-        process.on_main(lambda: (plan.overwrite and replaced.set_aside(), check_or_write_identity(run_dir, identity, resume)))
+        process.on_main(
+            lambda: (plan.overwrite and replaced.set_aside(), check_or_write_identity(run_dir, identity, resume))
+        )
         metadata = RunMetadata(
-            model={**asdict(adapter.info()), "config_hash": model_hash, "weights_fingerprint": identity["weights"],
-                   **({"planted_defect": plant} if plant else {})},
+            model={
+                **asdict(adapter.info()),
+                "config_hash": model_hash,
+                "weights_fingerprint": identity["weights"],
+                **({"planted_defect": plant} if plant else {}),
+            },
             config=config.to_dict(),
             seed=config.seed,
             config_hash=config_hash,
-            devices=sorted({str(adapter.device)} | {str(d) for d in (getattr(adapter.model, "hf_device_map", None) or {}).values()}),
+            devices=sorted(
+                {str(adapter.device)} | {str(d) for d in (getattr(adapter.model, "hf_device_map", None) or {}).values()}
+            ),
             processes=process.world,
         )
-        store = RunStore(run_dir, process.rank, process.world, on_first_write=replaced.discard if process.is_main else None)
+        store = RunStore(
+            run_dir, process.rank, process.world, on_first_write=replaced.discard if process.is_main else None
+        )
         probe_results: dict[str, dict[str, Any]] = {}
         failures: dict[str, int] = {}
         skipped: dict[str, str] = {}
@@ -198,8 +229,11 @@ def _run(plan: AuditPlan) -> AuditOutcome:
                 notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
                 continue
             unusable = probe.unusable_data(source)
-            data = source.examples(config.n_examples, config.seed, probe.data_request(), id_prefix=probe.name) \
-                if not unusable else None
+            data = (
+                source.examples(config.n_examples, config.seed, probe.data_request(), id_prefix=probe.name)
+                if not unusable
+                else None
+            )
             work = probe.examples(data, adapter) if data is not None else []
             if not work and not unusable:
                 unusable = f"no example of the {source.name} data fits it (of {len(data)} offered)"
@@ -209,19 +243,38 @@ def _run(plan: AuditPlan) -> AuditOutcome:
                 skipped[probe.name] = unusable
                 notes.append(f"{probe.name}: skipped: {unusable} (--probes names the probes to run)")
                 continue
-            result, failed = run_probe(probe, adapter, work, store, process,
-                                       batch_size=config.batch_size, resume=resume, progress=progress, tracker=tracker)
+            result, failed = run_probe(
+                probe,
+                adapter,
+                work,
+                store,
+                process,
+                batch_size=config.batch_size,
+                resume=resume,
+                progress=progress,
+                tracker=tracker,
+            )
             if not process.is_main:
                 continue
             failures[probe.name] = len(failed)
             if result is None:
                 first = failed[0]["error"] if failed else "no examples"
-                probe_results[probe.name] = {"probe": probe.name, "error": f"every example failed; first: {first}",
-                                             "n_examples": 0, "n_failed": len(failed), "metrics": {}}
+                probe_results[probe.name] = {
+                    "probe": probe.name,
+                    "error": f"every example failed; first: {first}",
+                    "n_examples": 0,
+                    "n_failed": len(failed),
+                    "metrics": {},
+                }
             else:
                 probe_results[probe.name] = result.to_dict()
-        document = (_results_document(metadata, probe_results, gates, failures, notes, skipped,
-                                      {p.name: type(p) for p in probes}) if process.is_main else {})
+        document = (
+            _results_document(
+                metadata, probe_results, gates, failures, notes, skipped, {p.name: type(p) for p in probes}
+            )
+            if process.is_main
+            else {}
+        )
         if process.is_main:
             with tracker.phase("writing the reports"):
                 write_results(run_dir, document)
@@ -230,12 +283,19 @@ def _run(plan: AuditPlan) -> AuditOutcome:
     return AuditOutcome(run_dir, read_results(run_dir))
 
 
-def _results_document(metadata: RunMetadata, probe_results: dict[str, dict[str, Any]], gates: list[Gate],
-                      failures: dict[str, int], notes: list[str], skipped: dict[str, str],
-                      probe_classes: dict[str, type]) -> dict[str, Any]:
+def _results_document(
+    metadata: RunMetadata,
+    probe_results: dict[str, dict[str, Any]],
+    gates: list[Gate],
+    failures: dict[str, int],
+    notes: list[str],
+    skipped: dict[str, str],
+    probe_classes: dict[str, type],
+) -> dict[str, Any]:
     outcomes = evaluate_gates(gates, probe_results, skipped, probe_classes)
-    annotate_results(probe_results, [o.to_dict() for o in outcomes], probe_classes,
-                     release_gates_for(metadata.model["kind"]))
+    annotate_results(
+        probe_results, [o.to_dict() for o in outcomes], probe_classes, release_gates_for(metadata.model["kind"])
+    )
     broken = [name for name, r in probe_results.items() if "error" in r]
     metadata.finished_at = now_iso()
     return {
@@ -253,24 +313,30 @@ def _configure_prompting(adapter: Adapter, prompting: dict[str, Any]) -> None:
     """--system-prompt, --chat-template and --gen-kwargs, for image-to-text models only."""
     configure = getattr(adapter, "configure_prompting", None)
     if configure is None:
-        raise ConfigError(f"--system-prompt, --chat-template and --gen-kwargs apply to image-to-text models; "
-                          f"{adapter.family} is a {adapter.kind.replace('_', ' ')} model: drop them")
+        raise ConfigError(
+            f"--system-prompt, --chat-template and --gen-kwargs apply to image-to-text models; "
+            f"{adapter.family} is a {adapter.kind.replace('_', ' ')} model: drop them"
+        )
     configure(**prompting)
 
 
-def _auto_batch_size(config: AuditConfig, probes: list[Any], adapter: Adapter, source: DataSource,
-                     process: Any) -> tuple[AuditConfig, str]:
+def _auto_batch_size(
+    config: AuditConfig, probes: list[Any], adapter: Adapter, source: DataSource, process: Any
+) -> tuple[AuditConfig, str]:
     """``--batch-size auto``: on an accelerator the largest batch (64, 32, ... 1, at most the scene count) that runs
     every probe's first batch without running out of memory; elsewhere memory is not what limits a batch, so the
     suite's size stays."""
     from mmdiag.run.harness_flags import AUTO_BATCH_START, find_batch_size
 
     if process.world > 1:
-        raise ConfigError("--batch-size auto with several processes: give a number, so every process cuts the "
-                          "same batches")
+        raise ConfigError(
+            "--batch-size auto with several processes: give a number, so every process cuts the same batches"
+        )
     if adapter.device.type != "cuda":
-        return config, (f"--batch-size auto: on {adapter.device.type} memory does not limit the batch; the suite's "
-                        f"{config.batch_size} is kept")
+        return config, (
+            f"--batch-size auto: on {adapter.device.type} memory does not limit the batch; the suite's "
+            f"{config.batch_size} is kept"
+        )
 
     def trial(size: int) -> None:
         for probe in probes:
@@ -280,8 +346,10 @@ def _auto_batch_size(config: AuditConfig, probes: list[Any], adapter: Adapter, s
                 probe.run_batch(adapter, probe.examples(data, adapter)[:size])
 
     size = find_batch_size(trial, AUTO_BATCH_START, largest=config.n_examples)
-    return replace(config, batch_size=size), (f"--batch-size auto: {size} examples per forward (the largest of "
-                                              f"{AUTO_BATCH_START}, {AUTO_BATCH_START // 2}, ... that fit in memory)")
+    return replace(config, batch_size=size), (
+        f"--batch-size auto: {size} examples per forward (the largest of "
+        f"{AUTO_BATCH_START}, {AUTO_BATCH_START // 2}, ... that fit in memory)"
+    )
 
 
 def _options_for_process(options: LoadOptions, process: ProcessInfo) -> LoadOptions:
@@ -289,15 +357,22 @@ def _options_for_process(options: LoadOptions, process: ProcessInfo) -> LoadOpti
     if process.world == 1 or not torch.cuda.is_available():
         return options
     if options.gpus_per_process:
-        return replace(options, device_map=options.device_map or "auto",
-                       max_memory=gpu_group(process.local_rank, options.gpus_per_process))
+        return replace(
+            options,
+            device_map=options.device_map or "auto",
+            max_memory=gpu_group(process.local_rank, options.gpus_per_process),
+        )
     if options.device_map is None:
         return replace(options, device_map={"": process.device().index})
     return options
 
 
-def render_report(run_dir: str | Path, sources: SourceRegistry | None = None,
-                  data: tuple[str, dict[str, Any]] | None = None, warn: Any = None) -> list[Path]:
+def render_report(
+    run_dir: str | Path,
+    sources: SourceRegistry | None = None,
+    data: tuple[str, dict[str, Any]] | None = None,
+    warn: Any = None,
+) -> list[Path]:
     """(Re)build report.html and report.md from results.json + examples.jsonl alone (``sources``: where the
     run's data source is found, to re-make example images; default: the built-ins and entry points).
 
@@ -331,8 +406,9 @@ def _absolute_params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _locate_data(run_dir: Path, sources: SourceRegistry, data: tuple[str, dict[str, Any]] | None,
-                 warn: Any) -> dict[str, Any] | None:
+def _locate_data(
+    run_dir: Path, sources: SourceRegistry, data: tuple[str, dict[str, Any]] | None, warn: Any
+) -> dict[str, Any] | None:
     """The parameters under which the run's data source reads here (see :func:`render_report`), else None."""
     from mmdiag.results import read_results
     from mmdiag.run.store import IDENTITY_FILE
@@ -361,18 +437,26 @@ def _locate_data(run_dir: Path, sources: SourceRegistry, data: tuple[str, dict[s
     if data is not None:
         raise ConfigError(f"--data does not read: {problem}")
     if warn is not None:
-        warn(f"the run's {name} data was not found ({problem}); its examples are listed without pictures: point at "
-             f"the data with 'mmdiag report {run_dir} --data {name}:PATH [--images DIR]'")
+        warn(
+            f"the run's {name} data was not found ({problem}); its examples are listed without pictures: point at "
+            f"the data with 'mmdiag report {run_dir} --data {name}:PATH [--images DIR]'"
+        )
     return None
 
 
 def _check_gates(gates: list[Gate], probes: list[Any], adapter: Adapter) -> None:
-    available = {f"{p.name}.{m}" for p in probes if p.supports(adapter)
-                 for m in (*p.metric_names.get(adapter.kind, ()), *INTEGRITY_METRICS)}
+    available = {
+        f"{p.name}.{m}"
+        for p in probes
+        if p.supports(adapter)
+        for m in (*p.metric_names.get(adapter.kind, ()), *INTEGRITY_METRICS)
+    }
     for gate in gates:
         if gate.name not in available:
-            raise ConfigError(f"gate '{gate}' names an unknown metric for this {adapter.kind} model; available: "
-                              + ", ".join(sorted(available)))
+            raise ConfigError(
+                f"gate '{gate}' names an unknown metric for this {adapter.kind} model; available: "
+                + ", ".join(sorted(available))
+            )
 
 
 PATH_KEYS = frozenset({"_name_or_path", "name_or_path"})  # where the folder lay, not what the model is

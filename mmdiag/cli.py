@@ -18,20 +18,36 @@ from mmdiag.errors import ConfigError, MmdiagError
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("loading")
-    group.add_argument("--device-map", default=None, help="accelerate device map: auto, balanced, sequential, cpu, or JSON")
+    group.add_argument(
+        "--device-map", default=None, help="accelerate device map: auto, balanced, sequential, cpu, or JSON"
+    )
     group.add_argument("--dtype", default=None, help="float32, float16, bfloat16 or auto")
     group.add_argument("--max-memory", default=None, help='JSON per device, e.g. \'{"0": "20GiB", "cpu": "60GiB"}\'')
     group.add_argument("--offload-dir", default=None, help="folder for weights offloaded to disk")
     group.add_argument("--checkpoint", default=None, help="weights file for an open_clip:ARCH model")
-    group.add_argument("--gpus-per-process", type=int, default=0,
-                       help="with several processes: shard the model over this many GPUs per process")
+    group.add_argument(
+        "--gpus-per-process",
+        type=int,
+        default=0,
+        help="with several processes: shard the model over this many GPUs per process",
+    )
     group.add_argument("--allow-pickle", action="store_true", help="allow .bin/.pt weights (pickle can run code)")
-    group.add_argument("--trust-remote-code", action="store_true", help="let transformers run code shipped with the model")
-    group.add_argument("--device", default=None, help="put the whole model on one device: cpu, cuda, cuda:N, mps "
-                                                      "(lm-eval's --device; --device-map shards instead)")
-    group.add_argument("--model-args", default=None, metavar="K=V,...",
-                       help="lm-eval style loading arguments: pretrained=PATH, dtype=bfloat16, device_map=auto, "
-                            "revision=..., attn_implementation=sdpa, trust_remote_code=true (or a JSON object)")
+    group.add_argument(
+        "--trust-remote-code", action="store_true", help="let transformers run code shipped with the model"
+    )
+    group.add_argument(
+        "--device",
+        default=None,
+        help="put the whole model on one device: cpu, cuda, cuda:N, mps "
+        "(lm-eval's --device; --device-map shards instead)",
+    )
+    group.add_argument(
+        "--model-args",
+        default=None,
+        metavar="K=V,...",
+        help="lm-eval style loading arguments: pretrained=PATH, dtype=bfloat16, device_map=auto, "
+        "revision=..., attn_implementation=sdpa, trust_remote_code=true (or a JSON object)",
+    )
 
 
 def _load_options(args: argparse.Namespace):  # noqa: ANN202 - LoadOptions, imported lazily
@@ -43,8 +59,14 @@ def _load_options(args: argparse.Namespace):  # noqa: ANN202 - LoadOptions, impo
     if device_map and device_map.startswith("{"):
         device_map = _json_arg(device_map, "--device-map")
     max_memory = _json_arg(args.max_memory, "--max-memory") if args.max_memory else None
-    values = {"device_map": device_map, "dtype": args.dtype, "allow_pickle": args.allow_pickle,
-              "trust_remote_code": args.trust_remote_code, "max_memory": max_memory, "offload_folder": args.offload_dir}
+    values = {
+        "device_map": device_map,
+        "dtype": args.dtype,
+        "allow_pickle": args.allow_pickle,
+        "trust_remote_code": args.trust_remote_code,
+        "max_memory": max_memory,
+        "offload_folder": args.offload_dir,
+    }
     for key, value in model_args.items():
         if values.get(key) not in (None, False) and values[key] != value:
             raise ConfigError(f"--model-args sets {key}={value!r} but a flag sets {values[key]!r}: give it once")
@@ -55,8 +77,12 @@ def _load_options(args: argparse.Namespace):  # noqa: ANN202 - LoadOptions, impo
         values["device_map"] = device_map_for(args.device)
     if isinstance(values["max_memory"], dict):
         values["max_memory"] = {int(k) if str(k).isdigit() else k: v for k, v in values["max_memory"].items()}
-    return LoadOptions(**values, checkpoint=args.checkpoint, gpus_per_process=args.gpus_per_process,
-                       extra=tuple(sorted(extras.items())))
+    return LoadOptions(
+        **values,
+        checkpoint=args.checkpoint,
+        gpus_per_process=args.gpus_per_process,
+        extra=tuple(sorted(extras.items())),
+    )
 
 
 def _model_from_args(args: argparse.Namespace) -> str | None:
@@ -73,7 +99,7 @@ def _json_arg(text: str, flag: str) -> object:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise MmdiagError(f"{flag} is not valid JSON ({err.msg}): e.g. '{{\"0\": \"20GiB\"}}'") from err
+        raise MmdiagError(f'{flag} is not valid JSON ({err.msg}): e.g. \'{{"0": "20GiB"}}\'') from err
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -90,58 +116,130 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     audit = sub.add_parser("audit", help="run the diagnostics on a model and write a report")
-    audit.add_argument("--model", default=None, help="model folder, hub id, open_clip:ARCH, or a zoo model (ref-llava-biased or zoo:ref-llava-biased; "
-                       "default: the embedded model)")
+    audit.add_argument(
+        "--model",
+        default=None,
+        help="model folder, hub id, open_clip:ARCH, or a zoo model (ref-llava-biased or zoo:ref-llava-biased; "
+        "default: the embedded model)",
+    )
     audit.add_argument("--out", default="runs/audit", help="run folder to write (default: runs/audit)")
-    audit.add_argument("--suite", default=None, help="audit suite: a YAML file or a name (quick, release, projector, prior; default: release)")
+    audit.add_argument(
+        "--suite",
+        default=None,
+        help="audit suite: a YAML file or a name (quick, release, projector, prior; default: release)",
+    )
     audit.add_argument("--probes", default=None, help="comma-separated probe names (overrides the suite)")
-    audit.add_argument("--data", default=None, metavar="SOURCE",
-                       help="what to audit on: scenes (default), coco:DIR (COCO-format folder), pope:FILE[,FILE...] "
-                            "(official POPE question files; needs --images), or an installed source's name")
-    audit.add_argument("--images", default=None, metavar="DIR", help="the image folder of --data coco:, pope: or relations:")
-    audit.add_argument("--n-examples", "--n-scenes", dest="n_examples", type=int, default=None,
-                       help="examples per probe (suite default: its scenes.n; with --data: every example of the source); "
-                            "--n-scenes is the old spelling")
+    audit.add_argument(
+        "--data",
+        default=None,
+        metavar="SOURCE",
+        help="what to audit on: scenes (default), coco:DIR (COCO-format folder), pope:FILE[,FILE...] "
+        "(official POPE question files; needs --images), or an installed source's name",
+    )
+    audit.add_argument(
+        "--images", default=None, metavar="DIR", help="the image folder of --data coco:, pope: or relations:"
+    )
+    audit.add_argument(
+        "--n-examples",
+        "--n-scenes",
+        dest="n_examples",
+        type=int,
+        default=None,
+        help="examples per probe (suite default: its scenes.n; with --data: every example of the source); "
+        "--n-scenes is the old spelling",
+    )
     audit.add_argument("--seed", type=int, default=None)
-    audit.add_argument("--resolution", type=int, default=None,
-                       help="scene resolution in pixels (with --data coco: the side photos are squashed to, default 336)")
-    audit.add_argument("--gate", action="append", default=[], help="extra release gate, e.g. hallucination.f1>=0.8 (repeatable)")
-    audit.add_argument("--answer-tokens", type=int, default=None,
-                       help="attention: also measure at this many greedily generated answer tokens")
-    audit.add_argument("--no-untrained-baseline", action="store_true",
-                       help="skip the untrained copy of the model (it doubles memory for large models)")
-    audit.add_argument("--batch-size", default=None, help="examples per forward (suite default 8), or auto: the "
-                                                          "largest that fits in accelerator memory")
-    audit.add_argument("--limit", default=None, help="only this many scenes (a count, or a fraction of the suite's "
-                                                     "below 1: 0.25); for trying things out, noted in the results")
-    audit.add_argument("--gen-kwargs", default=None, metavar="K=V,...",
-                       help="generation arguments for free-text answers and captions, e.g. max_new_tokens=32,"
-                            "num_beams=3 (yes/no decisions read logits and ignore them)")
-    audit.add_argument("--system-prompt", default=None, help="a system prompt before every question (a system turn "
-                                                             "where the model has a chat template)")
-    audit.add_argument("--chat-template", default=None, metavar="FILE|none",
-                       help="a Jinja chat template file to prompt with instead of the model's own; none: the plain "
-                            "prompt template")
-    audit.add_argument("--verbosity", default="ERROR", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                       help="log level of mmdiag's libraries (transformers, accelerate); default ERROR")
-    audit.add_argument("--resume", action="store_true", help="finish an interrupted run in --out, keeping its finished examples")
+    audit.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="scene resolution in pixels (with --data coco: the side photos are squashed to, default 336)",
+    )
+    audit.add_argument(
+        "--gate", action="append", default=[], help="extra release gate, e.g. hallucination.f1>=0.8 (repeatable)"
+    )
+    audit.add_argument(
+        "--answer-tokens",
+        type=int,
+        default=None,
+        help="attention: also measure at this many greedily generated answer tokens",
+    )
+    audit.add_argument(
+        "--no-untrained-baseline",
+        action="store_true",
+        help="skip the untrained copy of the model (it doubles memory for large models)",
+    )
+    audit.add_argument(
+        "--batch-size",
+        default=None,
+        help="examples per forward (suite default 8), or auto: the largest that fits in accelerator memory",
+    )
+    audit.add_argument(
+        "--limit",
+        default=None,
+        help="only this many scenes (a count, or a fraction of the suite's "
+        "below 1: 0.25); for trying things out, noted in the results",
+    )
+    audit.add_argument(
+        "--gen-kwargs",
+        default=None,
+        metavar="K=V,...",
+        help="generation arguments for free-text answers and captions, e.g. max_new_tokens=32,"
+        "num_beams=3 (yes/no decisions read logits and ignore them)",
+    )
+    audit.add_argument(
+        "--system-prompt",
+        default=None,
+        help="a system prompt before every question (a system turn where the model has a chat template)",
+    )
+    audit.add_argument(
+        "--chat-template",
+        default=None,
+        metavar="FILE|none",
+        help="a Jinja chat template file to prompt with instead of the model's own; none: the plain prompt template",
+    )
+    audit.add_argument(
+        "--verbosity",
+        default="ERROR",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level of mmdiag's libraries (transformers, accelerate); default ERROR",
+    )
+    audit.add_argument(
+        "--resume", action="store_true", help="finish an interrupted run in --out, keeping its finished examples"
+    )
     audit.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    audit.add_argument("--num-processes", type=int, default=1,
-                       help="data-parallel processes on this machine (relaunches under torchrun; or use accelerate launch)")
+    audit.add_argument(
+        "--num-processes",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine (relaunches under torchrun; or use accelerate launch)",
+    )
     audit.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    audit.add_argument("--dry-run", action="store_true",
-                       help="check everything and print what would run (model, family, data, examples per probe, "
-                            "gates, time estimate), then stop: nothing is loaded or written")
-    audit.add_argument("--plant", default=None, metavar="DEFECT",
-                       help="plant a known defect into the loaded model to prove the gates catch it: image-blind, "
-                            "shuffled-image-tokens, untrained-vision-encoder, text-only-lm")
+    audit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything and print what would run (model, family, data, examples per probe, "
+        "gates, time estimate), then stop: nothing is loaded or written",
+    )
+    audit.add_argument(
+        "--plant",
+        default=None,
+        metavar="DEFECT",
+        help="plant a known defect into the loaded model to prove the gates catch it: image-blind, "
+        "shuffled-image-tokens, untrained-vision-encoder, text-only-lm",
+    )
     _add_load_options(audit)
 
     report = sub.add_parser("report", help="rebuild report.html and report.md from a run folder")
     report.add_argument("run_dir")
-    report.add_argument("--data", default=None, metavar="SOURCE",
-                        help="where the run's data is now (coco:DIR, pope:FILE, relations:FILE), when it moved: its "
-                             "example pictures are re-made from it (default: where the run found it)")
+    report.add_argument(
+        "--data",
+        default=None,
+        metavar="SOURCE",
+        help="where the run's data is now (coco:DIR, pope:FILE, relations:FILE), when it moved: its "
+        "example pictures are re-made from it (default: where the run found it)",
+    )
     report.add_argument("--images", default=None, metavar="DIR", help="the image folder of --data")
 
     tiny = sub.add_parser("tiny", help="build a random tiny checkpoint of a family (for tests and trials)")
@@ -157,36 +255,64 @@ def build_parser() -> argparse.ArgumentParser:
     scenes.add_argument("--min-objects", type=int, default=1)
     scenes.add_argument("--max-objects", type=int, default=3)
     scenes.add_argument("--background", choices=["plain", "textured", "mixed"], default="plain")
-    scenes.add_argument("--cooccur", default=None, metavar="ANCHOR,PARTNER,P",
-                        help='plant a prior, e.g. "red circle,green triangle,0.9"')
+    scenes.add_argument(
+        "--cooccur",
+        default=None,
+        metavar="ANCHOR,PARTNER,P",
+        help='plant a prior, e.g. "red circle,green triangle,0.9"',
+    )
 
     compare = sub.add_parser("compare", help="compare audited runs side by side, pair by pair where examples match")
     compare.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
     compare.add_argument("--out", required=True, help="folder for compare.html, compare.md, compare.json")
-    compare.add_argument("--fail-on-regression", nargs="?", type=float, const=0.0, default=None, metavar="TOL",
-                         help="exit 1 when a run is worse than the baseline by more than TOL (default 0) on a gated "
-                              "metric, with a paired 95%% CI that excludes zero (same suite and seed)")
+    compare.add_argument(
+        "--fail-on-regression",
+        nargs="?",
+        type=float,
+        const=0.0,
+        default=None,
+        metavar="TOL",
+        help="exit 1 when a run is worse than the baseline by more than TOL (default 0) on a gated "
+        "metric, with a paired 95%% CI that excludes zero (same suite and seed)",
+    )
 
     pope = sub.add_parser("pope", help="score POPE answers of any system (no model loaded), or run --model first")
     pope.add_argument("--questions", action="append", required=True, help="POPE question file (repeat: one per split)")
-    pope.add_argument("--answers", action="append", default=[],
-                      help="answers JSONL (question_id + answer/text): one for all, or one per --questions; "
-                           "with --model, a folder for the model's answers, one <question stem>.answers.jsonl per "
-                           "question file (default: next to each question file)")
-    pope.add_argument("--model", default=None, help="answer the questions with this model first (logit decisions, resumable)")
-    pope.add_argument("--image-dir", default=None, help="with --model: folder of the question files' images "
-                                                        "(default: each question file's folder)")
+    pope.add_argument(
+        "--answers",
+        action="append",
+        default=[],
+        help="answers JSONL (question_id + answer/text): one for all, or one per --questions; "
+        "with --model, a folder for the model's answers, one <question stem>.answers.jsonl per "
+        "question file (default: next to each question file)",
+    )
+    pope.add_argument(
+        "--model", default=None, help="answer the questions with this model first (logit decisions, resumable)"
+    )
+    pope.add_argument(
+        "--image-dir",
+        default=None,
+        help="with --model: folder of the question files' images (default: each question file's folder)",
+    )
     pope.add_argument("--rule", default="pope", help="parsing rule: pope (official), vcd, lmms-eval, vlmevalkit")
     pope.add_argument("--out", default=None, help="also write the JSON here")
 
     chair = sub.add_parser("chair", help="CHAIR of generated captions on COCO, as the original 2018 code computes it")
-    chair.add_argument("--captions", required=True,
-                       help='captions JSON: [{"image_id": ..., "caption": ...}] (or the original\'s imgToEval file)')
-    chair.add_argument("--coco-annotations", required=True,
-                       help="COCO annotations folder holding instances_*.json and captions_*.json")
-    chair.add_argument("--sentence-splitter", default="auto", choices=("auto", "trained", "untrained"),
-                       help="nltk Punkt: trained English model (as the original) or untrained; auto = trained "
-                            "when nltk's punkt_tab data is installed")
+    chair.add_argument(
+        "--captions",
+        required=True,
+        help='captions JSON: [{"image_id": ..., "caption": ...}] (or the original\'s imgToEval file)',
+    )
+    chair.add_argument(
+        "--coco-annotations", required=True, help="COCO annotations folder holding instances_*.json and captions_*.json"
+    )
+    chair.add_argument(
+        "--sentence-splitter",
+        default="auto",
+        choices=("auto", "trained", "untrained"),
+        help="nltk Punkt: trained English model (as the original) or untrained; auto = trained "
+        "when nltk's punkt_tab data is installed",
+    )
     chair.add_argument("--out", default=None, help="also write the JSON here")
 
     zoo = sub.add_parser("zoo", help="reference models trained on the synthetic scenes")
@@ -199,8 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("ls", help="list supported architectures, probes, data sources, suites and zoo models")
 
-    metrics = sub.add_parser("metrics", help="every headline metric: meaning, direction, reference, CI, how compare "
-                                             "pairs it, what a failed gate means (from the probes' metric specs)")
+    metrics = sub.add_parser(
+        "metrics",
+        help="every headline metric: meaning, direction, reference, CI, how compare "
+        "pairs it, what a failed gate means (from the probes' metric specs)",
+    )
     metrics.add_argument("--probe", default=None, help="only this probe's metrics")
     metrics.add_argument("--markdown", action="store_true", help="a Markdown table (docs/metrics.md is this)")
     return parser
@@ -226,8 +355,10 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.num_processes < 1:
         raise ConfigError(f"--num-processes must be at least 1, got {args.num_processes}")
     if args.device and args.num_processes > 1:
-        raise ConfigError("--device puts the whole model on one device, but with --num-processes each process takes "
-                          "its own GPU: drop --device (or use --gpus-per-process to shard)")
+        raise ConfigError(
+            "--device puts the whole model on one device, but with --num-processes each process takes "
+            "its own GPU: drop --device (or use --gpus-per-process to shard)"
+        )
     if args.gpus_per_process < 0:
         raise ConfigError(f"--gpus-per-process must be 0 (no sharding) or more, got {args.gpus_per_process}")
     if args.limit is not None and args.n_examples is not None:
@@ -241,10 +372,19 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     config = _audit_config(args)
     plan = api.plan_audit(
-        model, args.out, config, options=_load_options(args), overwrite=args.overwrite, resume=args.resume,
-        progress=not args.no_progress, plant=args.plant, batch_size=parse_batch_size(args.batch_size),
+        model,
+        args.out,
+        config,
+        options=_load_options(args),
+        overwrite=args.overwrite,
+        resume=args.resume,
+        progress=not args.no_progress,
+        plant=args.plant,
+        batch_size=parse_batch_size(args.batch_size),
         n_examples=args.n_examples if args.n_examples is not None else ("all" if config.data != "scenes" else None),
-        limit=args.limit, fit_probes_to_data=args.probes is None)
+        limit=args.limit,
+        fit_probes_to_data=args.probes is None,
+    )
     if args.dry_run:
         plan.preflight()
         print("\n".join(plan.preview()))
@@ -270,7 +410,11 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     for name, probe in outcome.results["probes"].items():
         if "error" in probe:
             print(f"probe {name} failed: {probe['error']}", file=sys.stderr)
-    said = outcome.results["verdict"] if is_release_verdict(outcome.results) or not outcome.passed else "no release verdict"
+    said = (
+        outcome.results["verdict"]
+        if is_release_verdict(outcome.results) or not outcome.passed
+        else "no release verdict"
+    )
     print(f"{said}: wrote {outcome.run_dir}/results.json, examples.jsonl, report.html, report.md")
     return 0 if outcome.passed else 1
 
@@ -289,11 +433,14 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
     resolution = args.resolution
     if resolution is None and data == "coco":
         resolution = PHOTO_RESOLUTION
-    overrides: dict[str, Any] = {key: value for key, value in (("seed", args.seed), ("resolution", resolution))
-                                 if value is not None}
-    prompting = {"system_prompt": args.system_prompt,
-                 "chat_template": _chat_template(args.chat_template, args.system_prompt),
-                 "gen_kwargs": check_gen_kwargs(parse_key_values(args.gen_kwargs, "--gen-kwargs"))}
+    overrides: dict[str, Any] = {
+        key: value for key, value in (("seed", args.seed), ("resolution", resolution)) if value is not None
+    }
+    prompting = {
+        "system_prompt": args.system_prompt,
+        "chat_template": _chat_template(args.chat_template, args.system_prompt),
+        "gen_kwargs": check_gen_kwargs(parse_key_values(args.gen_kwargs, "--gen-kwargs")),
+    }
     prompting = {k: v for k, v in prompting.items() if v}
     if prompting:
         overrides["prompting"] = prompting
@@ -309,8 +456,12 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
         attention["untrained_baseline"] = False
     probes = overrides.get("probes", config.probes)
     kept = tuple(g for g in config.gates if g.split(".")[0].strip() in probes)  # gates of probes left out are dropped
-    return replace(config, **overrides, gates=kept + tuple(args.gate),
-                   probe_params={k: v for k, v in params.items() if k in probes})
+    return replace(
+        config,
+        **overrides,
+        gates=kept + tuple(args.gate),
+        probe_params={k: v for k, v in params.items() if k in probes},
+    )
 
 
 def _chat_template(value: str | None, system_prompt: str | None = None) -> str | None:
@@ -326,7 +477,9 @@ def _chat_template(value: str | None, system_prompt: str | None = None) -> str |
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"--chat-template {value} cannot be read ({err.__class__.__name__}): pass a UTF-8 text file") from err
+        raise ConfigError(
+            f"--chat-template {value} cannot be read ({err.__class__.__name__}): pass a UTF-8 text file"
+        ) from err
     return check_chat_template(text, f"--chat-template {value}", system_prompt)
 
 
@@ -366,16 +519,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         paired_runs = {d.run for d in comparison.paired}
         unpaired = [r.label for r in comparison.runs[1:] if r.label not in paired_runs]
         if unpaired:
-            raise ConfigError(f"cannot check {', '.join(unpaired)} for regressions: no examples pair with the baseline "
-                              "(run both with the same suite and seed)")
+            raise ConfigError(
+                f"cannot check {', '.join(unpaired)} for regressions: no examples pair with the baseline "
+                "(run both with the same suite and seed)"
+            )
         find_regressions(comparison, tolerance)
     paths = write_comparison(comparison, args.out)
     if tolerance is not None:
         for d in comparison.regressions:
-            print(f"REGRESSION {d.probe}.{d.metric}: {d.run} - {d.baseline} = {d.mean_difference:+.3f} "
-                  f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}] over {d.n} examples (tolerance {tolerance:g})")
-        print(f"{'FAIL' if comparison.regressions else 'PASS'}: {len(comparison.regressions)} regression(s) "
-              f"beyond {tolerance:g} with a paired CI excluding zero")
+            print(
+                f"REGRESSION {d.probe}.{d.metric}: {d.run} - {d.baseline} = {d.mean_difference:+.3f} "
+                f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}] over {d.n} examples (tolerance {tolerance:g})"
+            )
+        print(
+            f"{'FAIL' if comparison.regressions else 'PASS'}: {len(comparison.regressions)} regression(s) "
+            f"beyond {tolerance:g} with a paired CI excluding zero"
+        )
     print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if tolerance is not None and comparison.regressions else 0
 
@@ -391,8 +550,10 @@ def _cmd_pope(args: argparse.Namespace) -> int:
             raise ConfigError("with --model give at most one --answers folder: the model's answers are written there")
         adapter = load_adapter(args.model)
         folder = (lambda q: Path(args.answers[0])) if args.answers else (lambda q: Path(q).parent)  # noqa: E731
-        answers = [str(answer_pope(adapter, q, folder(q) / f"{Path(q).stem}.answers.jsonl", args.image_dir))
-                   for q in args.questions]
+        answers = [
+            str(answer_pope(adapter, q, folder(q) / f"{Path(q).stem}.answers.jsonl", args.image_dir))
+            for q in args.questions
+        ]
     elif not args.answers:
         raise ConfigError("give --answers (answers of any system) or --model (to answer with a model first)")
     else:
@@ -425,8 +586,13 @@ def _write_text(path: Path, text: str) -> None:
         raise write_error(path, err, "pass a writable --out path") from err
 
 
-ZOO_CARD_NUMBERS = ("presence_accuracy", "relation_accuracy", "relation_accuracy_horizontal", "relation_accuracy_vertical",
-                    "caption_accuracy")
+ZOO_CARD_NUMBERS = (
+    "presence_accuracy",
+    "relation_accuracy",
+    "relation_accuracy_horizontal",
+    "relation_accuracy_vertical",
+    "caption_accuracy",
+)
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
@@ -465,7 +631,11 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         print(f"  {suite.name:22s} {suite.config.n_examples:5d} scenes  {suite.description}")
     print("zoo models (--model NAME):")
     for card in zoo.cards():
-        where = "shipped" if card["shipped"] else ("built" if card["built"] else "not built: mmdiag zoo build " + card["name"])
+        where = (
+            "shipped"
+            if card["shipped"]
+            else ("built" if card["built"] else "not built: mmdiag zoo build " + card["name"])
+        )
         print(f"  {card['name']:22s} {where}")
     return 0
 
@@ -484,7 +654,10 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         for name, spec in specs_of(cls).items():
             print(f"{probe}.{name} ({spec.better}): {spec.meaning}")
             print(f"    computed: {spec.computed}" + (f"; CI: {spec.ci}" if spec.ci else ""))
-            print(f"    compare: {spec.pairing_text()}" + (f"; a failed gate means: {spec.failure}" if spec.failure else ""))
+            print(
+                f"    compare: {spec.pairing_text()}"
+                + (f"; a failed gate means: {spec.failure}" if spec.failure else "")
+            )
     return 0
 
 
@@ -498,8 +671,9 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
         if args.cooccur:
             parts = [part.strip() for part in args.cooccur.split(",")]
             if len(parts) != 3:
-                raise ConfigError(f"--cooccur {args.cooccur!r} must be ANCHOR,PARTNER,P, "
-                                  "e.g. 'red circle,green triangle,0.9'")
+                raise ConfigError(
+                    f"--cooccur {args.cooccur!r} must be ANCHOR,PARTNER,P, e.g. 'red circle,green triangle,0.9'"
+                )
             prior = Cooccurrence(parts[0], parts[1], float(parts[2]))
         recipe = SceneRecipe(args.min_objects, args.max_objects, args.background, cooccurrence=prior)
     except ValueError as err:
@@ -542,8 +716,17 @@ def _file_error(err: OSError) -> MmdiagError:
     return write_error(err.filename, err, "run the command again")
 
 
-COMMANDS = {"report": _cmd_report, "compare": _cmd_compare, "zoo": _cmd_zoo, "pope": _cmd_pope, "chair": _cmd_chair, "tiny": _cmd_tiny, "scenes": _cmd_scenes, "ls": _cmd_ls,
-            "metrics": _cmd_metrics}
+COMMANDS = {
+    "report": _cmd_report,
+    "compare": _cmd_compare,
+    "zoo": _cmd_zoo,
+    "pope": _cmd_pope,
+    "chair": _cmd_chair,
+    "tiny": _cmd_tiny,
+    "scenes": _cmd_scenes,
+    "ls": _cmd_ls,
+    "metrics": _cmd_metrics,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -586,21 +769,35 @@ def _report_internal_error(err: Exception, args: argparse.Namespace, argv: Seque
 
     out = getattr(args, "out", None) if args.command == "audit" else None
     folder = Path(out) if out and Path(out).is_dir() else Path(tempfile.gettempdir())
-    log = folder / (ERROR_LOG if folder != Path(tempfile.gettempdir()) else f"mmdiag-error-{os.getpid()}-{int(time.time())}.log")
+    log = folder / (
+        ERROR_LOG if folder != Path(tempfile.gettempdir()) else f"mmdiag-error-{os.getpid()}-{int(time.time())}.log"
+    )
     trace = "".join(traceback.format_exception(err))
     try:
         log.write_text(f"mmdiag {__version__}: {' '.join(argv)}\n\n{trace}", encoding="utf-8")
         where = f"the full trace is in {log}"
     except OSError:
         where = "the trace could not be saved"
-    inputs = ", ".join(f"{flag} {getattr(args, name)}" for flag, name in
-                       (("--model", "model"), ("--data", "data"), ("--questions", "questions"), ("--answers", "answers"),
-                        ("--captions", "captions"), ("run", "run_dir")) if getattr(args, name, None))
+    inputs = ", ".join(
+        f"{flag} {getattr(args, name)}"
+        for flag, name in (
+            ("--model", "model"),
+            ("--data", "data"),
+            ("--questions", "questions"),
+            ("--answers", "answers"),
+            ("--captions", "captions"),
+            ("run", "run_dir"),
+        )
+        if getattr(args, name, None)
+    )
     message = str(err).strip().splitlines()[0] if str(err).strip() else "no message"
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"mmdiag: internal error: {err.__class__.__name__}: {message}"
-              + (f" (inputs: {inputs})" if inputs else "") + f"; {where}; please report it with that file",
-              file=sys.stderr)
+        print(
+            f"mmdiag: internal error: {err.__class__.__name__}: {message}"
+            + (f" (inputs: {inputs})" if inputs else "")
+            + f"; {where}; please report it with that file",
+            file=sys.stderr,
+        )
     return INTERNAL_ERROR_EXIT
 
 

@@ -26,6 +26,8 @@ def resolve_inside(folder: str | Path, name: str, *, source: str, entry: str) ->
     root = Path(folder).resolve()
     target = (root / name).resolve()
     if not target.is_relative_to(root):
-        raise DataPathError(f"{source}: entry {entry} names {name!r}, which resolves outside the image folder {root}: "
-                            "data files may only name files inside their folder")
+        raise DataPathError(
+            f"{source}: entry {entry} names {name!r}, which resolves outside the image folder {root}: "
+            "data files may only name files inside their folder"
+        )
     return target

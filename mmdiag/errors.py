@@ -33,7 +33,9 @@ class ConfigError(MmdiagError):
     """A suite, gate or option is malformed."""
 
 
-def write_error(path: object, err: OSError, fix: str = "re-run with --resume (finished examples are kept)") -> MmdiagError:
+def write_error(
+    path: object, err: OSError, fix: str = "re-run with --resume (finished examples are kept)"
+) -> MmdiagError:
     """The one-line error for a failed write (full disk, no permission, read-only file system)."""
     import errno
 

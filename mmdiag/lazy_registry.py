@@ -71,7 +71,8 @@ class LazyRegistry:
             raise RegistryError(
                 f"{self.kind} '{name}' is provided twice: by {self._providers[name]} and by {provider}; rename one "
                 f"(a {self.kind} name is held by one provider), or replace it explicitly with "
-                f"register('{name}', ..., override=True)")
+                f"register('{name}', ..., override=True)"
+            )
         self._targets[name] = target
         self._providers[name] = provider
         self._checked.discard(name)
@@ -106,8 +107,10 @@ class LazyRegistry:
             elif isinstance(target, EntryPoint):
                 target = target.load()
         except (ImportError, AttributeError) as err:
-            raise RegistryError(f"{self.kind} '{name}' from {self._providers[name]} cannot be imported "
-                                f"({err.__class__.__name__}: {err}): fix or uninstall that package") from err
+            raise RegistryError(
+                f"{self.kind} '{name}' from {self._providers[name]} cannot be imported "
+                f"({err.__class__.__name__}: {err}): fix or uninstall that package"
+            ) from err
         if name not in self._checked:
             self._check(name, target)
         self._targets[name] = target
@@ -120,8 +123,12 @@ class LazyRegistry:
             return
         if inspect.isclass(target):
             if not issubclass(target, base):
-                raise RegistryError(f"{self.kind} '{name}' from {self._providers[name]} is {_describe(target)}, not a "
-                                    f"{base.__module__}.{base.__qualname__}: register a subclass of it")
+                raise RegistryError(
+                    f"{self.kind} '{name}' from {self._providers[name]} is {_describe(target)}, not a "
+                    f"{base.__module__}.{base.__qualname__}: register a subclass of it"
+                )
         elif not callable(target):
-            raise RegistryError(f"{self.kind} '{name}' from {self._providers[name]} is a {type(target).__name__}, "
-                                f"neither a {base.__qualname__} subclass nor a factory that makes one")
+            raise RegistryError(
+                f"{self.kind} '{name}' from {self._providers[name]} is a {type(target).__name__}, "
+                f"neither a {base.__qualname__} subclass nor a factory that makes one"
+            )

@@ -25,7 +25,16 @@ SCHEMA_VERSION = "1.4"
 RESULTS_FILE = "results.json"
 SCHEMA_PATH = Path(__file__).resolve().parent / "report" / "results.schema.json"  # the published JSON Schema
 EXAMPLES_FILE = "examples.jsonl"
-TRACKED_PACKAGES = ("mmdiag", "torch", "transformers", "accelerate", "open_clip_torch", "scikit-learn", "numpy", "pillow")
+TRACKED_PACKAGES = (
+    "mmdiag",
+    "torch",
+    "transformers",
+    "accelerate",
+    "open_clip_torch",
+    "scikit-learn",
+    "numpy",
+    "pillow",
+)
 
 
 def canonical_hash(obj: Any) -> str:
@@ -48,11 +57,17 @@ def source_git_hash() -> str | None:
     """The git commit of the mmdiag source tree (with "-dirty" if modified), or None outside git."""
     root = Path(mmdiag.__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         if commit.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -95,7 +110,9 @@ def write_results(run_dir: Path, document: dict[str, Any]) -> Path:
         from mmdiag.errors import write_error
 
         tmp.unlink(missing_ok=True)
-        raise write_error(path, err, "re-run with --resume (every example is kept; only the summary is rewritten)") from err
+        raise write_error(
+            path, err, "re-run with --resume (every example is kept; only the summary is rewritten)"
+        ) from err
     return path
 
 
@@ -108,16 +125,22 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except _NonFiniteNumber as err:
-        raise MmdiagError(f"{path} holds {err} where a number belongs: mmdiag writes no NaN or infinity (an undefined "
-                          "value is null with its reason), so the file was edited or corrupted; re-run the audit") from err
+        raise MmdiagError(
+            f"{path} holds {err} where a number belongs: mmdiag writes no NaN or infinity (an undefined "
+            "value is null with its reason), so the file was edited or corrupted; re-run the audit"
+        ) from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MmdiagError(f"{path} is not valid JSON ({err}): re-run the audit") from err
     except OSError as err:
-        raise MmdiagError(f"cannot read {path} ({err.strerror or err.__class__.__name__}): check its permissions") from err
+        raise MmdiagError(
+            f"cannot read {path} ({err.strerror or err.__class__.__name__}): check its permissions"
+        ) from err
     problem = schema_problem(document)
     if problem:
-        raise MmdiagError(f"{path} does not follow the results schema ({problem}): it was not written by this "
-                          "mmdiag audit, or was edited; re-run the audit")
+        raise MmdiagError(
+            f"{path} does not follow the results schema ({problem}): it was not written by this "
+            "mmdiag audit, or was edited; re-run the audit"
+        )
     return document
 
 

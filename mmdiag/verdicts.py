@@ -17,8 +17,11 @@ def describe_outcome(gate: dict[str, Any]) -> str:
     if gate.get("reason") and gate.get("value") is None:
         return f"{gate['gate']}: {status} - {gate.get('meaning') or gate['reason']}"
     metric = gate.get("metric", gate["gate"].split()[0]).split(".", 1)[-1]
-    ci = (f" [{_num(gate.get('ci_low'))}, {_num(gate.get('ci_high'))}]"
-          if gate.get("ci_low") is not None or gate.get("ci_high") is not None else "")
+    ci = (
+        f" [{_num(gate.get('ci_low'))}, {_num(gate.get('ci_high'))}]"
+        if gate.get("ci_low") is not None or gate.get("ci_high") is not None
+        else ""
+    )
     estimate = gate.get("estimate", gate.get("value"))
     line = f"{gate['gate']}: {status} ({metric} {_num(estimate)}{ci}"
     if gate.get("bound", "value") != "value":
@@ -46,8 +49,10 @@ def verdict_lines(results: dict[str, Any]) -> list[str]:
     failed = [g for g in gates if not g["passed"]]
     broken = [(name, p["error"]) for name, p in results.get("probes", {}).items() if "error" in p]
     if results.get("verdict") == "pass" and not is_release_verdict(results):
-        return [f"no release verdict: integrity checks only ({len(gates)} of {len(gates)} passed); the suite gates "
-                "no quality metric (the default suite, release, does)"]
+        return [
+            f"no release verdict: integrity checks only ({len(gates)} of {len(gates)} passed); the suite gates "
+            "no quality metric (the default suite, release, does)"
+        ]
     head = "PASS" if results.get("verdict") == "pass" else "FAIL"
     summary = f"{head}: {len(gates) - len(failed)} of {len(gates)} gates passed"
     if failed:

@@ -18,10 +18,17 @@ from mmdiag.probes.sections import Paragraph, ReportSection, Table
 
 SPECS = {
     "blank_yes_rate": MetricSpec(
-        "share of yes answers about a scene's object asked on a blank image", better="lower", reference=0.0,
-        reference_label="no hallucination", reference_is="ideal", computed="yes on the blank image / questions",
-        ci="", paired="ratio", paired_unit="scene (yes on blank, questions)",
-        failure="the model sees objects in a blank image: its language prior answers"),
+        "share of yes answers about a scene's object asked on a blank image",
+        better="lower",
+        reference=0.0,
+        reference_label="no hallucination",
+        reference_is="ideal",
+        computed="yes on the blank image / questions",
+        ci="",
+        paired="ratio",
+        paired_unit="scene (yes on blank, questions)",
+        failure="the model sees objects in a blank image: its language prior answers",
+    ),
 }
 
 
@@ -42,10 +49,17 @@ class BlankYesProbe(Probe):
         question = f"Is there a {example.inputs['object']} in the image?"
         blank = Image.new("RGB", image.size, (255, 255, 255))
         real, empty = adapter.answer_scores_batch([ScoreRequest(image, [question]), ScoreRequest(blank, [question])])
-        return ExampleOutput({"question": question, "yes_on_image": bool(real.p_yes[0] > real.p_no[0]),
-                              "yes_on_blank": bool(empty.p_yes[0] > empty.p_no[0])})
+        return ExampleOutput(
+            {
+                "question": question,
+                "yes_on_image": bool(real.p_yes[0] > real.p_no[0]),
+                "yes_on_blank": bool(empty.p_yes[0] > empty.p_no[0]),
+            }
+        )
 
-    def aggregate(self, adapter: Any, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
+    def aggregate(
+        self, adapter: Any, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]
+    ) -> ProbeResult:
         blank = np.array([r["yes_on_blank"] for r in records], dtype=float)
         return ProbeResult(self.name, len(records), 0, {"blank_yes_rate": Metric(float(blank.mean()), n=len(blank))})
 
@@ -55,9 +69,17 @@ class BlankYesProbe(Probe):
 
     @classmethod
     def report_section(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSection:
-        rows = tuple((r["values"]["question"], r["values"]["yes_on_image"], r["values"]["yes_on_blank"])
-                     for r in records[:5] if "values" in r)
-        return ReportSection("blank-yes", "Yes on a blank image",
-                             "One presence question per scene, on the scene and on a blank image.",
-                             [Table(("question", "yes on the scene", "yes on blank"), rows),
-                              Paragraph("<b>not bold</b>: strings are escaped", note=True)])
+        rows = tuple(
+            (r["values"]["question"], r["values"]["yes_on_image"], r["values"]["yes_on_blank"])
+            for r in records[:5]
+            if "values" in r
+        )
+        return ReportSection(
+            "blank-yes",
+            "Yes on a blank image",
+            "One presence question per scene, on the scene and on a blank image.",
+            [
+                Table(("question", "yes on the scene", "yes on blank"), rows),
+                Paragraph("<b>not bold</b>: strings are escaped", note=True),
+            ],
+        )

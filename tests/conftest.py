@@ -35,9 +35,13 @@ def family_audits(tiny_paths: dict[str, Path], tmp_path_factory: pytest.TempPath
     from mmdiag.cli import main
 
     root = tmp_path_factory.mktemp("family-audits")
-    return {family: (root / family, main(["audit", "--model", str(path), "--out", str(root / family), "--n-examples", "12",
-                                           "--no-progress"]))
-            for family, path in tiny_paths.items()}
+    return {
+        family: (
+            root / family,
+            main(["audit", "--model", str(path), "--out", str(root / family), "--n-examples", "12", "--no-progress"]),
+        )
+        for family, path in tiny_paths.items()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -55,5 +59,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, tiny_paths: dict[str,
     from mmdiag.cli import main
 
     run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(run), "--suite", QUICK, "--no-progress"]) == 0
+    assert (
+        main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(run), "--suite", QUICK, "--no-progress"]) == 0
+    )
     return run

@@ -33,12 +33,16 @@ def integrity_suite() -> str:
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` with the sha256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
-def check_one_line_refusal(case: tuple[str, Callable, tuple[str, ...]], tmp: Path, finished_run: Path,
-                           tiny_paths: dict, capsys: Any) -> None:
+def check_one_line_refusal(
+    case: tuple[str, Callable, tuple[str, ...]], tmp: Path, finished_run: Path, tiny_paths: dict, capsys: Any
+) -> None:
     """Run one bad-input case (command template, setup(tmp, run, tiny) -> placeholders, words the line must hold)
     in process next to a copy of a finished run: exit 2, exactly one line ``mmdiag: error: ...`` with the words, no
     traceback, and the run folder unchanged byte for byte."""

@@ -68,13 +68,18 @@ class PhotoBoxes:
         return out
 
     def relations(self) -> list[Relation]:
-        return [Relation(a.name, r, b.name) for a in self.objects for b in self.objects if a is not b
-                for r in self.relations_between(a, b)]
+        return [
+            Relation(a.name, r, b.name)
+            for a in self.objects
+            for b in self.objects
+            if a is not b
+            for r in self.relations_between(a, b)
+        ]
 
     def image(self, resolution: int) -> Image.Image:
         photo = load_sample_image("china.jpg")
         y, x = self.crop
-        img = Image.fromarray(photo[y:y + 256, x:x + 256]).resize((resolution, resolution))
+        img = Image.fromarray(photo[y : y + 256, x : x + 256]).resize((resolution, resolution))
         if self.flipped:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         draw = ImageDraw.Draw(img)
@@ -97,14 +102,23 @@ class PhotoBoxes:
     def without(self, name: str) -> PhotoBoxes:
         if not self.has(name):
             raise EditUnavailable(f"{self.example_id} has no {name}")
-        return replace(self, objects=tuple(o for o in self.objects if o.name != name), edit="remove",
-                       example_id=f"{self.example_id}+remove:{name}")
+        return replace(
+            self,
+            objects=tuple(o for o in self.objects if o.name != name),
+            edit="remove",
+            example_id=f"{self.example_id}+remove:{name}",
+        )
 
     def mirrored(self, axis: str = "horizontal") -> PhotoBoxes:
         if axis != "horizontal":
             raise EditUnavailable("only left-right mirroring")
-        return replace(self, objects=tuple(replace(o, cx=round(1 - o.cx, 6)) for o in self.objects),
-                       flipped=not self.flipped, edit="mirror", example_id=f"{self.example_id}+mirror")
+        return replace(
+            self,
+            objects=tuple(replace(o, cx=round(1 - o.cx, 6)) for o in self.objects),
+            flipped=not self.flipped,
+            edit="mirror",
+            example_id=f"{self.example_id}+mirror",
+        )
 
     def recoloured(self, name: str, colour: str) -> PhotoBoxes:
         raise EditUnavailable("this source cannot recolour a box")
@@ -113,8 +127,13 @@ class PhotoBoxes:
         raise EditUnavailable("this source cannot insert a box")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"example_id": self.example_id, "objects": [vars(o) for o in self.objects], "crop": list(self.crop),
-                "flipped": self.flipped, "edit": self.edit}
+        return {
+            "example_id": self.example_id,
+            "objects": [vars(o) for o in self.objects],
+            "crop": list(self.crop),
+            "flipped": self.flipped,
+            "edit": self.edit,
+        }
 
 
 class PhotoBoxSource(DataSource):
@@ -125,8 +144,8 @@ class PhotoBoxSource(DataSource):
         self.max_boxes = max_boxes
 
     def examples(self, n: int, seed: int, request: DataRequest | None = None, id_prefix: str = "") -> Dataset:
-        low = (request.min_objects if request and request.min_objects else 1)
-        high = (request.max_objects if request and request.max_objects else self.max_boxes)
+        low = request.min_objects if request and request.min_objects else 1
+        high = request.max_objects if request and request.max_objects else self.max_boxes
         out: list[PhotoBoxes] = []
         for index in range(n):
             rng = np.random.default_rng([seed, index])
@@ -142,5 +161,10 @@ class PhotoBoxSource(DataSource):
         return list(NAMES)
 
     def example_from_dict(self, data: Mapping[str, Any]) -> PhotoBoxes:
-        return PhotoBoxes(data["example_id"], tuple(Box(**o) for o in data["objects"]), tuple(data["crop"]),
-                          data["flipped"], data["edit"])
+        return PhotoBoxes(
+            data["example_id"],
+            tuple(Box(**o) for o in data["objects"]),
+            tuple(data["crop"]),
+            data["flipped"],
+            data["edit"],
+        )

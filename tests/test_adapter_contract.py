@@ -96,13 +96,15 @@ def test_image_spans_match_the_processor_input_ids(adapters: dict, family: str) 
 @pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
 def test_last_positions_point_at_each_rows_last_real_token(adapters: dict, family: str) -> None:
     adapter = adapters[family]
-    batch = adapter.prepare(IMAGES[:1] * 2, ["Is there a red circle?", "Is there a blue square left of the green triangle?"])
+    batch = adapter.prepare(
+        IMAGES[:1] * 2, ["Is there a red circle?", "Is there a blue square left of the green triangle?"]
+    )
     lengths = batch.attention_mask.sum(1)
     assert lengths[0] < lengths[1]  # right padding in row 0 (one image: anyres families make as many tokens)
     for row in range(2):
         last = int(batch.last_positions()[row])
         assert batch.attention_mask[row, last] == 1
-        assert batch.attention_mask[row, last + 1:].sum() == 0
+        assert batch.attention_mask[row, last + 1 :].sum() == 0
 
 
 @pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
@@ -123,7 +125,7 @@ def test_batched_scores_equal_one_by_one(adapters: dict, family: str) -> None:
     together = adapter.answer_scores(IMAGES, QUESTIONS)
     for i in range(2):
         alone = adapter.answer_scores([IMAGES[i]], [QUESTIONS[i]])
-        np.testing.assert_allclose(alone.p_yes, together.p_yes[i:i + 1], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(alone.p_yes, together.p_yes[i : i + 1], rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("family", GENERATIVE_FAMILIES)
@@ -166,9 +168,11 @@ def test_instructblip_image_tokens_read_the_question_so_no_prefix_is_shared(adap
     questions = ["Is there a red circle?", "Is there a blue square left of the green triangle?"]
     batch = adapter.prepare([IMAGES[0]] * 2, questions)
     assert not torch.equal(batch.inputs["qformer_input_ids"][0], batch.inputs["qformer_input_ids"][1])
-    features = adapter.model.get_image_features(pixel_values=batch.inputs["pixel_values"],
-                                                qformer_input_ids=batch.inputs["qformer_input_ids"],
-                                                qformer_attention_mask=batch.inputs["qformer_attention_mask"]).pooler_output
+    features = adapter.model.get_image_features(
+        pixel_values=batch.inputs["pixel_values"],
+        qformer_input_ids=batch.inputs["qformer_input_ids"],
+        qformer_attention_mask=batch.inputs["qformer_attention_mask"],
+    ).pooler_output
     assert not torch.allclose(features[0], features[1])  # the image tokens depend on the question
     together = adapter.answer_scores_batch([ScoreRequest(IMAGES[0], questions)])[0]
     for k, question in enumerate(questions):
@@ -183,11 +187,19 @@ def test_siglip_reads_the_model_as_its_own_code_does(adapters: dict) -> None:
     adapter = adapters["siglip"]
     model, processor = adapter.model, adapter.processor
     pixels = processor(images=IMAGES, return_tensors="pt")["pixel_values"]
-    torch.testing.assert_close(adapter.image_embeddings(IMAGES), model.get_image_features(pixel_values=pixels).pooler_output)
+    torch.testing.assert_close(
+        adapter.image_embeddings(IMAGES), model.get_image_features(pixel_values=pixels).pooler_output
+    )
     texts = ["a red circle", "a blue square left of a green triangle"]
-    enc = processor(text=texts, padding="max_length", max_length=model.config.text_config.max_position_embeddings,
-                    return_tensors="pt")
-    torch.testing.assert_close(adapter.text_embeddings(texts), model.get_text_features(input_ids=enc["input_ids"]).pooler_output)
+    enc = processor(
+        text=texts,
+        padding="max_length",
+        max_length=model.config.text_config.max_position_embeddings,
+        return_tensors="pt",
+    )
+    torch.testing.assert_close(
+        adapter.text_embeddings(texts), model.get_text_features(input_ids=enc["input_ids"]).pooler_output
+    )
     heads = adapter.cls_attention(IMAGES)  # [images, 1 pooling "layer", heads, patches]
     assert tuple(heads.shape) == (2, 1, 2, GRID[0] * GRID[1])
     torch.testing.assert_close(heads.sum(-1), torch.ones(2, 1, 2))
@@ -241,8 +253,12 @@ def test_batched_yes_no_scoring_equals_one_question_at_a_time(adapters: dict, fa
     for image, qs, scores in zip(IMAGES, questions, together):
         for k, question in enumerate(qs):
             alone = adapter.answer_scores([image], [question])
-            np.testing.assert_allclose(scores.p_yes[k], alone.p_yes[0], rtol=2e-6, atol=1e-9, err_msg=f"{family}: {question}")
-            np.testing.assert_allclose(scores.p_no[k], alone.p_no[0], rtol=2e-6, atol=1e-9, err_msg=f"{family}: {question}")
+            np.testing.assert_allclose(
+                scores.p_yes[k], alone.p_yes[0], rtol=2e-6, atol=1e-9, err_msg=f"{family}: {question}"
+            )
+            np.testing.assert_allclose(
+                scores.p_no[k], alone.p_no[0], rtol=2e-6, atol=1e-9, err_msg=f"{family}: {question}"
+            )
 
 
 @pytest.mark.parametrize("family", GENERATIVE_FAMILIES)

@@ -16,15 +16,25 @@ ROOT = Path(mmdiag.__file__).parent
 
 # package (or top-level module) -> layer; an import may only go to a higher number (or stay in its package)
 LAYERS = {
-    "__main__": -1, "cli": 0,
+    "__main__": -1,
+    "cli": 0,
     "api": 1,
     "run": 2,
-    "report": 3, "zoo": 3,
+    "report": 3,
+    "zoo": 3,
     "probes": 4,
-    "adapters": 5, "sources": 5, "checkpoints": 5,
+    "adapters": 5,
+    "sources": 5,
+    "checkpoints": 5,
     "scenes": 6,
     "metrics": 7,
-    "results": 8, "verdicts": 8, "validation": 8, "data_paths": 8, "lazy_registry": 8, "errors": 9, "mmdiag": 10,
+    "results": 8,
+    "verdicts": 8,
+    "validation": 8,
+    "data_paths": 8,
+    "lazy_registry": 8,
+    "errors": 9,
+    "mmdiag": 10,
 }
 
 
@@ -104,14 +114,23 @@ def test_every_package_has_a_layer():
 
 
 def test_imports_only_go_down_the_layers():
-    upward = sorted((a, b) for a, targets in _imports().items() for b in targets
-                    if _group(a) != _group(b) and LAYERS[_group(b)] <= LAYERS[_group(a)])
+    upward = sorted(
+        (a, b)
+        for a, targets in _imports().items()
+        for b in targets
+        if _group(a) != _group(b) and LAYERS[_group(b)] <= LAYERS[_group(a)]
+    )
     assert upward == []
 
 
 def test_probes_read_data_only_through_the_source_contract():
-    offending = sorted((a, b) for a, targets in _imports().items() if _group(a) == "probes"
-                       for b in targets if _group(b) in ("scenes", "zoo", "run", "report"))
+    offending = sorted(
+        (a, b)
+        for a, targets in _imports().items()
+        if _group(a) == "probes"
+        for b in targets
+        if _group(b) in ("scenes", "zoo", "run", "report")
+    )
     assert offending == []
 
 

@@ -16,9 +16,13 @@ QUESTIONS = ["Is there a red circle?", "Is there a blue square left of the green
 
 def streamed(adapter, batch, positions):
     collected = {}
-    recorder = AttentionRows(adapter.lm_attention_modules(), positions, batch.attention_mask,
-                             lambda layer, probs: collected.__setitem__(layer, probs),
-                             prefix=adapter.bidirectional_prefix(batch))
+    recorder = AttentionRows(
+        adapter.lm_attention_modules(),
+        positions,
+        batch.attention_mask,
+        lambda layer, probs: collected.__setitem__(layer, probs),
+        prefix=adapter.bidirectional_prefix(batch),
+    )
     with recorder.active():
         logits = adapter.forward(batch).logits
     return [collected[i] for i in range(len(collected))], logits
@@ -26,10 +30,13 @@ def streamed(adapter, batch, positions):
 
 def reference(adapter, batch, positions, family):
     with adapter.eager_attention():
-        return eager_rows(lambda: adapter.forward(batch, output_attentions=True),
-                          lambda out: out.language_model_outputs.attentions if family in ("blip2", "instructblip")
-                          else out.attentions,
-                          positions)
+        return eager_rows(
+            lambda: adapter.forward(batch, output_attentions=True),
+            lambda out: (
+                out.language_model_outputs.attentions if family in ("blip2", "instructblip") else out.attentions
+            ),
+            positions,
+        )
 
 
 def rows_to_check(batch):
@@ -38,7 +45,9 @@ def rows_to_check(batch):
 
 
 # T5 families read T5's own returned probabilities (relative position bias; short inputs): tests/test_modern_families.py
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in ("clip", "siglip", "siglip2", "open_clip") and not f.endswith("_t5")])
+@pytest.mark.parametrize(
+    "family", [f for f in FAMILIES if f not in ("clip", "siglip", "siglip2", "open_clip") and not f.endswith("_t5")]
+)
 def test_streamed_rows_equal_eager_reference(adapters, family):
     adapter = adapters[family]
     batch = adapter.prepare(IMAGES, QUESTIONS)  # right padding: row 0 is shorter
@@ -68,13 +77,31 @@ def test_sliding_window_and_head_norms(tmp_path, text_model):
 
     base = build_tiny("llava", tmp_path / "base", TinySpec())
     processor = AutoProcessor.from_pretrained(base)
-    common = dict(vocab_size=len(processor.tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-    text = MistralConfig(**common, sliding_window=6) if text_model == "mistral_window" else Qwen3Config(**common, head_dim=8)
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=32, patch_size=8)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=4, image_seq_length=16,
-                         vision_feature_layer=-1, vision_feature_select_strategy="default")
+    common = dict(
+        vocab_size=len(processor.tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    text = (
+        MistralConfig(**common, sliding_window=6)
+        if text_model == "mistral_window"
+        else Qwen3Config(**common, head_dim=8)
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=4,
+        image_seq_length=16,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
     torch.manual_seed(0)
     LlavaForConditionalGeneration(config).save_pretrained(tmp_path / "m")
     processor.save_pretrained(tmp_path / "m")

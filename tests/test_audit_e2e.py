@@ -48,7 +48,18 @@ def test_audit_writes_the_four_files(family_audits, tiny_paths, family):
 def test_repeated_audits_give_identical_results(tmp_path, tiny_paths):
     docs = []
     for name in ("a", "b"):
-        main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(tmp_path / name), "--n-examples", "8", "--no-progress"])
+        main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["llava"]),
+                "--out",
+                str(tmp_path / name),
+                "--n-examples",
+                "8",
+                "--no-progress",
+            ]
+        )
         doc = json.loads((tmp_path / name / "results.json").read_text())
         docs.append(doc["probes"])
     assert docs[0] == docs[1]
@@ -56,9 +67,26 @@ def test_repeated_audits_give_identical_results(tmp_path, tiny_paths):
 
 def test_failing_gate_exits_1_and_names_the_gate(tmp_path, tiny_paths, capsys):
     out = tmp_path / "run"
-    code = main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(out), "--n-examples", "6", "--no-progress",
-                 "--probes", "hallucination", "--gate", "hallucination.accuracy>=1.01", "--gate", "hallucination.yes_ratio>=0",
-                 "--suite", integrity_suite()])
+    code = main(
+        [
+            "audit",
+            "--model",
+            str(tiny_paths["llava"]),
+            "--out",
+            str(out),
+            "--n-examples",
+            "6",
+            "--no-progress",
+            "--probes",
+            "hallucination",
+            "--gate",
+            "hallucination.accuracy>=1.01",
+            "--gate",
+            "hallucination.yes_ratio>=0",
+            "--suite",
+            integrity_suite(),
+        ]
+    )
     assert code == 1
     printed = capsys.readouterr().out
     assert "hallucination.accuracy >= 1.01: FAIL" in printed
@@ -75,8 +103,20 @@ def test_default_model_is_the_shipped_reference_llava(tmp_path, monkeypatch):
     from mmdiag.zoo.build import SHIPPED_DIR
 
     monkeypatch.setenv("MMDIAG_HOME", str(tmp_path / "home"))
-    code = main(["audit", "--out", str(tmp_path / "run"), "--n-examples", "4", "--no-progress", "--probes", "hallucination",
-                 "--suite", QUICK])
+    code = main(
+        [
+            "audit",
+            "--out",
+            str(tmp_path / "run"),
+            "--n-examples",
+            "4",
+            "--no-progress",
+            "--probes",
+            "hallucination",
+            "--suite",
+            QUICK,
+        ]
+    )
     assert code == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["metadata"]["model"]["family"] == "llava"

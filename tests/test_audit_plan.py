@@ -16,7 +16,9 @@ from mmdiag.sources.scenes import SceneSource
 
 def test_dry_run_prints_what_would_run_and_touches_nothing(tiny_paths, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(out), "--dry-run", "--n-examples", "10"]) == 0
+    assert (
+        main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(out), "--dry-run", "--n-examples", "10"]) == 0
+    )
     text = capsys.readouterr().out
     assert "LlavaForConditionalGeneration" in text and "served by mmdiag (built-in)" in text
     assert "data: 10 synthetic scenes" in text
@@ -29,8 +31,21 @@ def test_dry_run_prints_what_would_run_and_touches_nothing(tiny_paths, tmp_path,
 def test_dry_run_refuses_what_the_run_would_refuse(tiny_paths, tmp_path, capsys):
     assert main(["audit", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--dry-run"]) == 2
     assert "nowhere" in capsys.readouterr().err
-    assert main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(tmp_path / "r"), "--dry-run",
-                 "--gate", "hallucination.accuracy >> 1"]) == 2
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["llava"]),
+                "--out",
+                str(tmp_path / "r"),
+                "--dry-run",
+                "--gate",
+                "hallucination.accuracy >> 1",
+            ]
+        )
+        == 2
+    )
 
 
 def test_the_plan_builds_the_data_source_once_and_the_audit_does_not_change_it(tiny_paths, tmp_path):
@@ -44,8 +59,9 @@ def test_the_plan_builds_the_data_source_once_and_the_audit_does_not_change_it(t
     sources = SourceRegistry(load_entry_points=False)
     sources.register("scenes", Counting, override=True)
     config = api.AuditConfig(probes=("hallucination",), gates=("hallucination.failed_examples <= 0",))
-    plan = api.plan_audit(str(tiny_paths["llava"]), tmp_path / "run", config, sources=sources, n_examples=6,
-                          progress=False)
+    plan = api.plan_audit(
+        str(tiny_paths["llava"]), tmp_path / "run", config, sources=sources, n_examples=6, progress=False
+    )
     assert len(made) == 1 and plan.config.n_examples == 6 and [p.name for p in plan.probes] == ["hallucination"]
     before = dataclasses.asdict(plan.config)
     outcome = api.audit(plan)

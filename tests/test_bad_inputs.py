@@ -48,6 +48,7 @@ def _architecture(name: str) -> Callable[[Path], None]:
         config = json.loads((folder / "config.json").read_text())
         config["architectures"] = [name]
         (folder / "config.json").write_text(json.dumps(config))
+
     return edit
 
 
@@ -61,8 +62,9 @@ def _pickled(folder: Path) -> None:
 def _text_only(folder: Path) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                 num_attention_heads=2)).save_pretrained(folder)
+    LlamaForCausalLM(
+        LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    ).save_pretrained(folder)
     return folder
 
 
@@ -98,23 +100,37 @@ CASES: dict[str, tuple[str, Setup, tuple[str, ...]]] = {
     # the model
     "model-missing": (ON_RUN + " --model {tmp}/nope", NONE, ("does not exist", "check the path")),
     "model-is-a-file": (ON_RUN + " --model {x}", lambda t, r, m: {"x": _write(t / "f.txt", "x")}, ("is a file",)),
-    "model-no-config": (ON_RUN + " --model {x}", lambda t, r, m: {"x": _write(t / "e" / "README", "") .parent},
-                        ("no config.json",)),
-    "model-no-weights": (ON_RUN + " --model {x}",
-                         lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", skip=("model.safetensors",))},
-                         ("no weights",)),
-    "model-truncated-weights": (ON_RUN + " --model {x}", lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", _truncate)},
-                                ("SafetensorError", "truncated or corrupt")),
-    "model-corrupt-config": (ON_RUN + " --model {x}",
-                             lambda t, r, m: {"x": _model_copy(m["llava"], t / "m",
-                                                               lambda f: _write(f / "config.json", "{not json"))},
-                             ("config.json is not valid JSON",)),
-    "model-unsupported-architecture": (ON_RUN + " --model {x}",
-                                       lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", _architecture("WeirdVLM"))},
-                                       ("unsupported architecture WeirdVLM", "entry point")),
+    "model-no-config": (
+        ON_RUN + " --model {x}",
+        lambda t, r, m: {"x": _write(t / "e" / "README", "").parent},
+        ("no config.json",),
+    ),
+    "model-no-weights": (
+        ON_RUN + " --model {x}",
+        lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", skip=("model.safetensors",))},
+        ("no weights",),
+    ),
+    "model-truncated-weights": (
+        ON_RUN + " --model {x}",
+        lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", _truncate)},
+        ("SafetensorError", "truncated or corrupt"),
+    ),
+    "model-corrupt-config": (
+        ON_RUN + " --model {x}",
+        lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", lambda f: _write(f / "config.json", "{not json"))},
+        ("config.json is not valid JSON",),
+    ),
+    "model-unsupported-architecture": (
+        ON_RUN + " --model {x}",
+        lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", _architecture("WeirdVLM"))},
+        ("unsupported architecture WeirdVLM", "entry point"),
+    ),
     "model-text-only": (ON_RUN + " --model {x}", lambda t, r, m: {"x": _text_only(t / "llm")}, ("text-only",)),
-    "model-pickle-weights": (ON_RUN + " --model {x}", lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", _pickled)},
-                             ("pickle", "--allow-pickle")),
+    "model-pickle-weights": (
+        ON_RUN + " --model {x}",
+        lambda t, r, m: {"x": _model_copy(m["llava"], t / "m", _pickled)},
+        ("pickle", "--allow-pickle"),
+    ),
     "model-hub-id-offline": (ON_RUN + " --model org-that-does-not-exist/model-x", NONE, ("local folder",)),
     "dtype-unknown": (ON_RUN + " --dtype bogus", NONE, ("unknown dtype 'bogus'",)),
     "device-map-bad-json": (ON_RUN + " --device-map {{bad", NONE, ("--device-map is not valid JSON",)),
@@ -141,60 +157,124 @@ CASES: dict[str, tuple[str, Setup, tuple[str, ...]]] = {
     "plant-unknown": (ON_RUN + " --plant gremlin", NONE, ("unknown defect 'gremlin'", "image-blind")),
     # suites
     "suite-missing": (ON_RUN + " --suite {tmp}/nope.yaml", NONE, ("does not exist",)),
-    "suite-not-yaml": (ON_RUN + " --suite {x}", lambda t, r, m: {"x": _write(t / "s.yaml", "probes: [unclosed\n")},
-                       ("not valid YAML",)),
-    "suite-not-a-mapping": (ON_RUN + " --suite {x}", lambda t, r, m: {"x": _write(t / "s.yaml", "- a\n- b\n")},
-                            ("must be a mapping",)),
-    "suite-zero-scenes": (ON_RUN + " --suite {x}", lambda t, r, m: {"x": _suite(t, lambda d: d["scenes"].update(n=0))},
-                          ("'scenes.n' must be from 1",)),
-    "suite-mistyped-parameter": (ON_RUN + " --suite {x}",
-                                 lambda t, r, m: {"x": _suite(t, lambda d: d["probes"]["attention"].update(
-                                     untrained_baseline="nope"))},
-                                 ("'untrained_baseline' must be true or false",)),
-    "suite-unknown-key": (ON_RUN + " --suite {x}", lambda t, r, m: {"x": _suite(t, lambda d: d.update(sceens={}))},
-                          ("unknown key 'sceens'",)),
+    "suite-not-yaml": (
+        ON_RUN + " --suite {x}",
+        lambda t, r, m: {"x": _write(t / "s.yaml", "probes: [unclosed\n")},
+        ("not valid YAML",),
+    ),
+    "suite-not-a-mapping": (
+        ON_RUN + " --suite {x}",
+        lambda t, r, m: {"x": _write(t / "s.yaml", "- a\n- b\n")},
+        ("must be a mapping",),
+    ),
+    "suite-zero-scenes": (
+        ON_RUN + " --suite {x}",
+        lambda t, r, m: {"x": _suite(t, lambda d: d["scenes"].update(n=0))},
+        ("'scenes.n' must be from 1",),
+    ),
+    "suite-mistyped-parameter": (
+        ON_RUN + " --suite {x}",
+        lambda t, r, m: {"x": _suite(t, lambda d: d["probes"]["attention"].update(untrained_baseline="nope"))},
+        ("'untrained_baseline' must be true or false",),
+    ),
+    "suite-unknown-key": (
+        ON_RUN + " --suite {x}",
+        lambda t, r, m: {"x": _suite(t, lambda d: d.update(sceens={}))},
+        ("unknown key 'sceens'",),
+    ),
     # the run folder
-    "out-is-a-file": ("audit --out {x} --no-progress --suite {quick} --model {clip}",
-                      lambda t, r, m: {"x": _write(t / "f.txt", "x")}, ("is a file",)),
-    "out-holds-a-run": ("audit --out {run} --no-progress --suite {quick} --model {clip}", NONE,
-                        ("already holds a run", "--resume", "--overwrite")),
+    "out-is-a-file": (
+        "audit --out {x} --no-progress --suite {quick} --model {clip}",
+        lambda t, r, m: {"x": _write(t / "f.txt", "x")},
+        ("is a file",),
+    ),
+    "out-holds-a-run": (
+        "audit --out {run} --no-progress --suite {quick} --model {clip}",
+        NONE,
+        ("already holds a run", "--resume", "--overwrite"),
+    ),
     "out-overwrite-and-resume": (ON_RUN + " --resume", NONE, ("contradict",)),
     "out-live-writer": (ON_RUN, lambda t, r, m: _live_lock(r) or {}, ("being written by another mmdiag run",)),
-    "out-not-writable": ("audit --out /sys/mmdiag-run --no-progress --suite {quick} --model {clip}", NONE,
-                         ("could not write /sys/mmdiag-run",)),
-    "resume-other-model": ("audit --out {run} --resume --no-progress --suite {quick} --model {llava}", NONE,
-                           ("--resume refused", "model config")),
-    "resume-other-seed": ("audit --out {run} --resume --no-progress --suite {quick} --model {clip} --seed 5", NONE,
-                          ("--resume refused", "suite/configuration")),
-    "resume-other-resolution": ("audit --out {run} --resume --no-progress --suite {quick} --model {clip} --resolution 32",
-                                NONE, ("--resume refused", "suite/configuration")),
-    "resume-planted-defect": ("audit --out {run} --resume --no-progress --suite {quick} --model {clip} --plant image-blind",
-                              NONE, ("--resume refused", "planted defect")),
-    "resume-retrained-weights": ("audit --out {run} --resume --no-progress --suite {quick} --model {x}",
-                                 lambda t, r, m: {"x": _retrained(m["clip"], t / "m")}, ("--resume refused", "weights")),
+    "out-not-writable": (
+        "audit --out /sys/mmdiag-run --no-progress --suite {quick} --model {clip}",
+        NONE,
+        ("could not write /sys/mmdiag-run",),
+    ),
+    "resume-other-model": (
+        "audit --out {run} --resume --no-progress --suite {quick} --model {llava}",
+        NONE,
+        ("--resume refused", "model config"),
+    ),
+    "resume-other-seed": (
+        "audit --out {run} --resume --no-progress --suite {quick} --model {clip} --seed 5",
+        NONE,
+        ("--resume refused", "suite/configuration"),
+    ),
+    "resume-other-resolution": (
+        "audit --out {run} --resume --no-progress --suite {quick} --model {clip} --resolution 32",
+        NONE,
+        ("--resume refused", "suite/configuration"),
+    ),
+    "resume-planted-defect": (
+        "audit --out {run} --resume --no-progress --suite {quick} --model {clip} --plant image-blind",
+        NONE,
+        ("--resume refused", "planted defect"),
+    ),
+    "resume-retrained-weights": (
+        "audit --out {run} --resume --no-progress --suite {quick} --model {x}",
+        lambda t, r, m: {"x": _retrained(m["clip"], t / "m")},
+        ("--resume refused", "weights"),
+    ),
     # report and compare
     "report-missing": ("report {tmp}/nowhere", NONE, ("does not exist",)),
-    "report-not-json": ("report {x}", lambda t, r, m: {"x": _write(t / "r" / "results.json", "{half").parent},
-                        ("not valid JSON",)),
-    "report-wrong-shape": ("report {x}", lambda t, r, m: {"x": _write(t / "r" / "results.json", '{"probes": []}').parent},
-                           ("does not follow the results schema",)),
-    "compare-out-is-a-file": ("compare {run} {run} --out {x}", lambda t, r, m: {"x": _write(t / "f.txt", "x")},
-                              ("is a file",)),
+    "report-not-json": (
+        "report {x}",
+        lambda t, r, m: {"x": _write(t / "r" / "results.json", "{half").parent},
+        ("not valid JSON",),
+    ),
+    "report-wrong-shape": (
+        "report {x}",
+        lambda t, r, m: {"x": _write(t / "r" / "results.json", '{"probes": []}').parent},
+        ("does not follow the results schema",),
+    ),
+    "compare-out-is-a-file": (
+        "compare {run} {run} --out {x}",
+        lambda t, r, m: {"x": _write(t / "f.txt", "x")},
+        ("is a file",),
+    ),
     "compare-missing-run": ("compare {run} {tmp}/nowhere --out {tmp}/c", NONE, ("does not exist",)),
     # POPE files
     "pope-questions-missing": ("pope --questions {tmp}/q.jsonl --answers {tmp}/a.jsonl", NONE, ("does not exist",)),
-    "pope-rule-unknown": ("pope --questions {x} --answers {x} --rule fuzzy", lambda t, r, m: {"x": _pope(t, "a.png")},
-                          ("unknown parsing rule 'fuzzy'",)),
-    "pope-line-not-json": ("pope --questions {x} --answers {x}", lambda t, r, m: {"x": _write(t / "q.jsonl", "{broken\n")},
-                           ("is not JSON",)),
-    "pope-image-dot-dot": ("pope --questions {x} --model {clip} --image-dir {tmp}/images",
-                           lambda t, r, m: {"x": _pope(t, "../../etc/passwd")}, ("resolves outside the image folder",)),
-    "pope-image-absolute": ("pope --questions {x} --model {clip} --image-dir {tmp}/images",
-                            lambda t, r, m: {"x": _pope(t, "/etc/hostname")}, ("resolves outside the image folder",)),
-    "pope-image-symlink-out": ("pope --questions {x} --model {clip} --image-dir {tmp}/images",
-                               lambda t, r, m: {"x": _symlink_out(t)}, ("resolves outside the image folder",)),
-    "pope-out-not-writable": ("pope --questions {x} --answers {x} --out /sys/pope.json",
-                              lambda t, r, m: {"x": _pope(t, "a.png")}, ("could not write /sys/pope.json",)),
+    "pope-rule-unknown": (
+        "pope --questions {x} --answers {x} --rule fuzzy",
+        lambda t, r, m: {"x": _pope(t, "a.png")},
+        ("unknown parsing rule 'fuzzy'",),
+    ),
+    "pope-line-not-json": (
+        "pope --questions {x} --answers {x}",
+        lambda t, r, m: {"x": _write(t / "q.jsonl", "{broken\n")},
+        ("is not JSON",),
+    ),
+    "pope-image-dot-dot": (
+        "pope --questions {x} --model {clip} --image-dir {tmp}/images",
+        lambda t, r, m: {"x": _pope(t, "../../etc/passwd")},
+        ("resolves outside the image folder",),
+    ),
+    "pope-image-absolute": (
+        "pope --questions {x} --model {clip} --image-dir {tmp}/images",
+        lambda t, r, m: {"x": _pope(t, "/etc/hostname")},
+        ("resolves outside the image folder",),
+    ),
+    "pope-image-symlink-out": (
+        "pope --questions {x} --model {clip} --image-dir {tmp}/images",
+        lambda t, r, m: {"x": _symlink_out(t)},
+        ("resolves outside the image folder",),
+    ),
+    "pope-out-not-writable": (
+        "pope --questions {x} --answers {x} --out /sys/pope.json",
+        lambda t, r, m: {"x": _pope(t, "a.png")},
+        ("could not write /sys/pope.json",),
+    ),
     # scenes and tiny
     "scenes-zero": ("scenes --n 0 --out {tmp}/s", NONE, ("--n must be from 1",)),
     "scenes-resolution-zero": ("scenes --n 2 --resolution 0 --out {tmp}/s", NONE, ("--resolution must be from 16",)),

@@ -12,9 +12,27 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_attention_overhead_bench_runs(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "attention_overhead.py"), "--image-size", "56",
-                           "--layers", "2", "--hidden", "64", "--heads", "4", "--repeats", "1", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "attention_overhead.py"),
+            "--image-size",
+            "56",
+            "--layers",
+            "2",
+            "--hidden",
+            "64",
+            "--heads",
+            "4",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["image_tokens"] == 16
@@ -25,9 +43,29 @@ def test_attention_overhead_bench_runs(tmp_path):
 
 def test_yes_no_scoring_bench_gives_identical_decisions(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "yes_no_scoring.py"), "--images", "2", "--layers", "1",
-                           "--hidden", "64", "--resolution", "56", "--questions", "2,6", "--repeats", "1",
-                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "yes_no_scoring.py"),
+            "--images",
+            "2",
+            "--layers",
+            "1",
+            "--hidden",
+            "64",
+            "--resolution",
+            "56",
+            "--questions",
+            "2,6",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]  # one JSON line per questions-per-image
     assert [r["questions_per_image"] for r in rows] == [2, 6]
@@ -37,8 +75,21 @@ def test_yes_no_scoring_bench_gives_identical_decisions(tmp_path):
 
 def test_audit_speed_bench_reports_every_phase(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "audit_speed.py"), "--suite", str(ROOT / "probes" / "quick.yaml"), "--repeats", "1",
-                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "audit_speed.py"),
+            "--suite",
+            str(ROOT / "probes" / "quick.yaml"),
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["end_to_end_s"] > 0
@@ -54,8 +105,12 @@ def test_audit_speed_bench_reports_every_phase(tmp_path):
 def test_gpu_bench_runs_on_a_tiny_geometry(tmp_path):
     """The prepared accelerator benchmark, checked on the CPU at a tiny geometry: every figure, one JSON line each."""
     out = tmp_path / "gpu.jsonl"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--tiny", "--images", "2", "--json-lines", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--tiny", "--images", "2", "--json-lines", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     figures = {line["figure"]: line for line in lines}
@@ -66,8 +121,23 @@ def test_gpu_bench_runs_on_a_tiny_geometry(tmp_path):
 
 def test_scaling_bench_reports_time_memory_and_a_plot(tmp_path):
     out, plot = tmp_path / "scaling.jsonl", tmp_path / "scaling.png"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scaling.py"), "--sizes", "3,6", "--suite", "quick",
-                           "--json", str(out), "--plot", str(plot)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "scaling.py"),
+            "--sizes",
+            "3,6",
+            "--suite",
+            "quick",
+            "--json",
+            str(out),
+            "--plot",
+            str(plot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["scenes"] for r in rows] == [3, 6] and all(r["wall_s"] > 0 and r["peak_rss_mib"] > 100 for r in rows)

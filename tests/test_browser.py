@@ -14,10 +14,18 @@ from mmdiag.cli import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)"
+)
 ATTACKS = ["<script>window.__pwned = 1</script>", '<img src=x onerror="window.__pwned = 2">']
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def inject(run):
@@ -47,7 +55,9 @@ def load(page_url, shots=None):
         problems, layouts, state = [], {}, None
         for name, width in WIDTHS.items():
             page = browser.new_page(viewport={"width": width, "height": 900})
-            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on(
+                "console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None
+            )
             page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
             page.goto(page_url)
             page.wait_for_load_state("load")
@@ -96,8 +106,23 @@ def check_layout(state, shots):
 
 def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, tiny_paths):
     run = tmp_path / "run"
-    assert main(["audit", "--model", str(tiny_paths["llava"]), "--out", str(run), "--n-examples", "12", "--no-progress",
-                 "--suite", integrity_suite()]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["llava"]),
+                "--out",
+                str(run),
+                "--n-examples",
+                "12",
+                "--no-progress",
+                "--suite",
+                integrity_suite(),
+            ]
+        )
+        == 0
+    )
     inject(run)
     assert main(["report", str(run)]) == 0
     state, problems = load((run / "report.html").as_uri(), shots=tmp_path)
@@ -112,10 +137,37 @@ def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, t
 
 def test_compare_page_renders(tmp_path, tiny_paths):
     for name in ("a", "b"):
-        assert main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(tmp_path / name), "--n-examples", "6",
-                     "--no-progress", "--suite", integrity_suite()]) == 0
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"),
-                 "--fail-on-regression", "0.5"]) == 0
+        assert (
+            main(
+                [
+                    "audit",
+                    "--model",
+                    str(tiny_paths["clip"]),
+                    "--out",
+                    str(tmp_path / name),
+                    "--n-examples",
+                    "6",
+                    "--no-progress",
+                    "--suite",
+                    integrity_suite(),
+                ]
+            )
+            == 0
+        )
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "a"),
+                str(tmp_path / "b"),
+                "--out",
+                str(tmp_path / "cmp"),
+                "--fail-on-regression",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     state, problems = load((tmp_path / "cmp" / "compare.html").as_uri(), shots=tmp_path)
     assert problems == [] and state["scripts"] == 0
     check_layout(state, tmp_path)

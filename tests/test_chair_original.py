@@ -53,8 +53,12 @@ def test_caption_to_words_matches_the_original_on_every_caption(goldens: dict, r
     assert len(goldens["caption_to_words"]) == 120
     for text, want in goldens["caption_to_words"].items():
         got = rules.caption_to_words(text)
-        assert [got.words, got.node_words, got.idxs, got.raw_words] == \
-            [want["words"], want["node_words"], want["idxs"], want["raw_words"]], text
+        assert [got.words, got.node_words, got.idxs, got.raw_words] == [
+            want["words"],
+            want["node_words"],
+            want["idxs"],
+            want["raw_words"],
+        ], text
 
 
 def test_chair_on_coco_reproduces_the_original(goldens: dict, captions_file: Path):
@@ -100,13 +104,26 @@ def test_recall_and_cis(goldens: dict, captions_file: Path):
 def test_original_input_format_is_accepted(goldens: dict, tmp_path: Path):
     path = tmp_path / "orig.json"
     path.write_text(json.dumps({"overall": {}, "imgToEval": {str(c["image_id"]): c for c in goldens["captions"]}}))
-    assert chair_on_coco(path, GOLDEN / "coco", "untrained").CHAIRi == pytest.approx(goldens["overall_metrics"]["CHAIRi"])
+    assert chair_on_coco(path, GOLDEN / "coco", "untrained").CHAIRi == pytest.approx(
+        goldens["overall_metrics"]["CHAIRi"]
+    )
 
 
 def test_cli_prints_the_json(captions_file: Path, tmp_path: Path, capsys, goldens: dict):
     out = tmp_path / "chair.json"
-    rc = main(["chair", "--captions", str(captions_file), "--coco-annotations", str(GOLDEN / "coco"),
-               "--sentence-splitter", "untrained", "--out", str(out)])
+    rc = main(
+        [
+            "chair",
+            "--captions",
+            str(captions_file),
+            "--coco-annotations",
+            str(GOLDEN / "coco"),
+            "--sentence-splitter",
+            "untrained",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
@@ -115,13 +132,16 @@ def test_cli_prints_the_json(captions_file: Path, tmp_path: Path, capsys, golden
     assert printed["sentences"][2]["mscoco_hallucinated_words"] == [["wine glass", "wine glass"], ["bottle", "bottle"]]
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing_dir", "is not a folder"),
-    ("no_instances", "no instances_*.json"),
-    ("unknown_image", "is in no annotation file"),
-    ("bad_json", "is not valid JSON"),
-    ("bad_entry", "entry 0 needs an \"image_id\""),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_dir", "is not a folder"),
+        ("no_instances", "no instances_*.json"),
+        ("unknown_image", "is in no annotation file"),
+        ("bad_json", "is not valid JSON"),
+        ("bad_entry", 'entry 0 needs an "image_id"'),
+    ],
+)
 def test_bad_inputs_are_one_line_errors(case: str, message: str, tmp_path: Path, captions_file: Path, capsys):
     coco = GOLDEN / "coco"
     caps = captions_file

@@ -18,10 +18,34 @@ from mmdiag.run.compare import compare_runs
 def runs(tiny_paths, tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     other = build_tiny("llava", root / "other-llava", TinySpec(seed=1))
-    for name, model, seed, extra in (("a", tiny_paths["llava"], "0", []), ("b", other, "0", []), ("c", other, "5", []),
-                                     ("gated", other, "0", ["--gate", "hallucination.f1>=0.0"])):
-        assert main(["audit", "--model", str(model), "--out", str(root / name), "--n-examples", "10", "--seed", seed,
-                     "--no-progress", "--probes", "hallucination,attention", "--suite", QUICK, *extra]) == 0
+    for name, model, seed, extra in (
+        ("a", tiny_paths["llava"], "0", []),
+        ("b", other, "0", []),
+        ("c", other, "5", []),
+        ("gated", other, "0", ["--gate", "hallucination.f1>=0.0"]),
+    ):
+        assert (
+            main(
+                [
+                    "audit",
+                    "--model",
+                    str(model),
+                    "--out",
+                    str(root / name),
+                    "--n-examples",
+                    "10",
+                    "--seed",
+                    seed,
+                    "--no-progress",
+                    "--probes",
+                    "hallucination,attention",
+                    "--suite",
+                    QUICK,
+                    *extra,
+                ]
+            )
+            == 0
+        )
     return root
 
 
@@ -46,7 +70,10 @@ def test_paired_differences_match_an_independent_computation(runs):
     expected = sum(b[k][0] for k in a) / sum(b[k][1] for k in a) - sum(a[k][0] for k in a) / sum(a[k][1] for k in a)
     assert diff.n == 10 and diff.mean_difference == pytest.approx(expected)
     assert diff.ci_low <= diff.mean_difference <= diff.ci_high
-    assert {(d.probe, d.metric) for d in comparison.paired} >= {("attention", "mean_image_mass"), ("hallucination", "multimodal_gain")}
+    assert {(d.probe, d.metric) for d in comparison.paired} >= {
+        ("attention", "mean_image_mass"),
+        ("hallucination", "multimodal_gain"),
+    }
 
 
 def test_paired_difference_equals_the_difference_of_the_headline_values(runs):
@@ -67,8 +94,26 @@ def test_paired_difference_equals_the_difference_of_the_headline_values(runs):
 def spatial_runs(tiny_paths, runs):
     """The spatial probe alone on the two tiny LLaVAs of ``runs``, same scenes and seed."""
     for name, model in (("spatial-a", tiny_paths["llava"]), ("spatial-b", runs / "other-llava")):
-        assert main(["audit", "--model", str(model), "--out", str(runs / name), "--n-examples", "12", "--no-progress",
-                     "--probes", "spatial", "--suite", QUICK, "--no-untrained-baseline"]) == 0
+        assert (
+            main(
+                [
+                    "audit",
+                    "--model",
+                    str(model),
+                    "--out",
+                    str(runs / name),
+                    "--n-examples",
+                    "12",
+                    "--no-progress",
+                    "--probes",
+                    "spatial",
+                    "--suite",
+                    QUICK,
+                    "--no-untrained-baseline",
+                ]
+            )
+            == 0
+        )
     return runs / "spatial-a", runs / "spatial-b"
 
 
@@ -100,7 +145,9 @@ def test_every_gated_metric_of_the_shipped_suites_pairs(runs, finished_run, spat
                 if metric == "failed_examples":
                     continue
                 spec = spec_for(registry.get(probe_name), metric)
-                assert spec is not None and spec.paired, f"{suite.name}: {kind} gate {gate}: its spec names no paired form"
+                assert spec is not None and spec.paired, (
+                    f"{suite.name}: {kind} gate {gate}: its spec names no paired form"
+                )
                 assert metric in paired[kind][probe_name], f"{suite.name}: {kind} gate {gate} has no paired values"
                 checked += 1
     assert checked >= 14
@@ -110,7 +157,10 @@ def test_spatial_readouts_pair_and_the_difference_is_the_headline_difference(spa
     comparison = compare_runs(list(spatial_runs))
     headline = {r.label: r.metrics for r in comparison.runs}
     found = [d for d in comparison.paired if d.probe == "spatial"]
-    assert {d.metric for d in found} == {"projector_grid_cell_above_chance", "projector_grid_cell_in_content_above_chance"}
+    assert {d.metric for d in found} == {
+        "projector_grid_cell_above_chance",
+        "projector_grid_cell_in_content_above_chance",
+    }
     for d in found:
         base, run = headline[d.baseline]["spatial"][d.metric], headline[d.run]["spatial"][d.metric]
         assert d.n == 12 and d.mean_difference == pytest.approx(run - base, abs=1e-9)
@@ -119,7 +169,9 @@ def test_spatial_readouts_pair_and_the_difference_is_the_headline_difference(spa
 
 def test_a_run_against_itself_differs_by_exactly_zero(runs):
     comparison = compare_runs([runs / "a", runs / "a"])
-    assert comparison.paired and all(d.mean_difference == 0 and d.ci_low == 0 and d.ci_high == 0 for d in comparison.paired)
+    assert comparison.paired and all(
+        d.mean_difference == 0 and d.ci_low == 0 and d.ci_high == 0 for d in comparison.paired
+    )
     assert len({r.label for r in comparison.runs}) == 2  # labels stay distinct
 
 
@@ -145,15 +197,23 @@ def test_runs_that_differ_only_in_gates_pair_and_differences_carry_direction_and
     assert not comparison.warnings and comparison.paired  # an added --gate does not change what is measured
     accuracy = next(d for d in comparison.paired if (d.probe, d.metric) == ("hallucination", "accuracy"))
     assert accuracy.better == 1 and "POPE accuracy" in accuracy.meaning
-    expected = ("no detectable change" if accuracy.ci_low <= 0 <= accuracy.ci_high
-                else "better" if accuracy.ci_low > 0 else "worse")
+    expected = (
+        "no detectable change"
+        if accuracy.ci_low <= 0 <= accuracy.ci_high
+        else "better"
+        if accuracy.ci_low > 0
+        else "worse"
+    )
     assert accuracy.change == expected
     yes_ratio = next(d for d in comparison.paired if d.metric == "yes_ratio")
     assert yes_ratio.better == 0 and yes_ratio.change in ("no detectable change", "changed (no better direction)")
 
 
 def test_compare_pages_show_differences_cis_and_meanings(runs):
-    assert main(["compare", str(runs / "a"), str(runs / "b"), "--out", str(runs / "cmp2"), "--fail-on-regression", "0.5"]) == 0
+    assert (
+        main(["compare", str(runs / "a"), str(runs / "b"), "--out", str(runs / "cmp2"), "--fail-on-regression", "0.5"])
+        == 0
+    )
     md = (runs / "cmp2" / "compare.md").read_text()
     assert "**Regression check: PASS**" in md and "| Δ b |" in md and "difference [95% CI]" in md
     assert "POPE accuracy on the random split" in md

@@ -11,8 +11,26 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "scenes-sample"
 
 def test_sample_set_regenerates_byte_for_byte(tmp_path):
     out = tmp_path / "again"
-    assert main(["scenes", "--n", "16", "--seed", "0", "--out", str(out), "--background", "mixed", "--max-objects", "4",
-                 "--cooccur", "red circle,green triangle,0.9"]) == 0
+    assert (
+        main(
+            [
+                "scenes",
+                "--n",
+                "16",
+                "--seed",
+                "0",
+                "--out",
+                str(out),
+                "--background",
+                "mixed",
+                "--max-objects",
+                "4",
+                "--cooccur",
+                "red circle,green triangle,0.9",
+            ]
+        )
+        == 0
+    )
     committed = sorted(p.relative_to(SAMPLE) for p in SAMPLE.rglob("*") if p.is_file())
     assert committed == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     for rel in committed:

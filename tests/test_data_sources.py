@@ -37,9 +37,12 @@ def test_sources_keep_the_contract(source):
         for obj in ex.objects:  # the patch holding each centre is marked
             assert patches[min(int(obj.cy * 4), 3), min(int(obj.cx * 4), 3)]
         for edit in ("remove", "mirror", "recolour", "insert"):
-            call = {"remove": lambda: ex.without(ex.object_names[0]), "mirror": lambda: ex.mirrored("horizontal"),
-                    "recolour": lambda: ex.recoloured(ex.object_names[0], "yellow"),
-                    "insert": lambda: ex.with_object("green triangle", (0.5, 0.5))}[edit]
+            call = {
+                "remove": lambda ex=ex: ex.without(ex.object_names[0]),
+                "mirror": lambda ex=ex: ex.mirrored("horizontal"),
+                "recolour": lambda ex=ex: ex.recoloured(ex.object_names[0], "yellow"),
+                "insert": lambda ex=ex: ex.with_object("green triangle", (0.5, 0.5)),
+            }[edit]
             if edit not in source.edits:
                 with pytest.raises(EditUnavailable):
                     call()
@@ -54,8 +57,9 @@ def test_counterfactuals_change_the_ground_truth_and_the_pixels():
     assert not np.array_equal(np.asarray(gone.image(64)), np.asarray(ex.image(64)))
     mirrored = ex.mirrored()
     flips = {"left of": "right of", "right of": "left of", "above": "above", "below": "below"}
-    assert {(r.subject, flips[r.relation], r.object) for r in ex.relations()} == \
-        {(r.subject, r.relation, r.object) for r in mirrored.relations()}
+    assert {(r.subject, flips[r.relation], r.object) for r in ex.relations()} == {
+        (r.subject, r.relation, r.object) for r in mirrored.relations()
+    }
 
 
 def test_unknown_source_is_a_one_line_error():
@@ -68,11 +72,16 @@ def test_unknown_source_is_a_one_line_error():
 def test_a_second_source_runs_every_probe_and_says_what_it_cannot_measure(tiny_paths, tmp_path):
     registry = SourceRegistry(load_entry_points=False)
     registry.register("photo-boxes", PhotoBoxSource)  # the one registry entry
-    config = api.AuditConfig(n_examples=12, data="photo-boxes", batch_size=4,
-                             probe_params={"attention": {"untrained_baseline": False},
-                                           "hallucination": {"free_text": False, "captions": False},
-                                           "spatial": {"min_scenes": 12, "untrained_baseline": False,
-                                                       "null_permutations": 9, "llm_layers": ["last"]}})
+    config = api.AuditConfig(
+        n_examples=12,
+        data="photo-boxes",
+        batch_size=4,
+        probe_params={
+            "attention": {"untrained_baseline": False},
+            "hallucination": {"free_text": False, "captions": False},
+            "spatial": {"min_scenes": 12, "untrained_baseline": False, "null_permutations": 9, "llm_layers": ["last"]},
+        },
+    )
     outcome = api.audit(str(tiny_paths["llava"]), tmp_path / "run", config, progress=False, sources=registry)
     results = outcome.results
     assert results["metadata"]["config"]["data"] == "photo-boxes"

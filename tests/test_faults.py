@@ -25,8 +25,21 @@ TOTAL = 3 * N_SCENES
 
 
 def audit_argv(model: Path, out: Path, *extra: str) -> list[str]:
-    return ["audit", "--model", str(model), "--out", str(out), "--suite", QUICK, "--n-examples", str(N_SCENES),
-            "--batch-size", "4", "--no-progress", *extra]
+    return [
+        "audit",
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--suite",
+        QUICK,
+        "--n-examples",
+        str(N_SCENES),
+        "--batch-size",
+        "4",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def comparable(run: Path) -> dict:
@@ -125,8 +138,12 @@ def test_disk_full_simulated_is_one_line_and_resumes(tmp_path, tiny_paths, unint
 
 def _mount_tmpfs(folder: Path, size: str) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_disk_full_on_a_real_small_tmpfs(tmp_path, tiny_paths, uninterrupted, capsys):
@@ -151,8 +168,23 @@ def test_disk_full_on_a_real_small_tmpfs(tmp_path, tiny_paths, uninterrupted, ca
 def test_second_audit_on_a_live_folder_touches_nothing(tmp_path, tiny_paths, capsys):
     out = tmp_path / "run"
     examples = out / "examples.jsonl"
-    command = [sys.executable, "-m", "mmdiag", "audit", "--model", str(tiny_paths["llava"]), "--out", str(out),
-               "--suite", QUICK, "--n-examples", "30", "--batch-size", "1", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "mmdiag",
+        "audit",
+        "--model",
+        str(tiny_paths["llava"]),
+        "--out",
+        str(out),
+        "--suite",
+        QUICK,
+        "--n-examples",
+        "30",
+        "--batch-size",
+        "1",
+        "--no-progress",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 300
@@ -160,8 +192,19 @@ def test_second_audit_on_a_live_folder_touches_nothing(tmp_path, tiny_paths, cap
             time.sleep(0.01)
         assert first.poll() is None, "the first audit must still be running"
         capsys.readouterr()
-        code = main(["audit", "--model", str(tiny_paths["clip"]), "--out", str(out), "--overwrite", "--suite", QUICK,
-                     "--no-progress"])
+        code = main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["clip"]),
+                "--out",
+                str(out),
+                "--overwrite",
+                "--suite",
+                QUICK,
+                "--no-progress",
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2 and "being written by another mmdiag run" in err and len(err.strip().splitlines()) == 1
         assert examples.exists() and n_lines(examples) >= 3

@@ -21,9 +21,11 @@ from mmdiag.zoo.build import SHIPPED_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 UNGATED = ("chair_i", "chair_s", "caption_recall", "untrained_")  # metrics of the outputs the light runs leave out
-LIGHT = {"attention": {"generate_tokens": 0, "untrained_baseline": False},
-         "spatial": {"untrained_baseline": False, "llm_layers": []},
-         "hallucination": {"free_text": False, "captions": False}}
+LIGHT = {
+    "attention": {"generate_tokens": 0, "untrained_baseline": False},
+    "spatial": {"untrained_baseline": False, "llm_layers": []},
+    "hallucination": {"free_text": False, "captions": False},
+}
 
 
 def suite_config(name: str):  # noqa: ANN201 - AuditConfig
@@ -43,8 +45,13 @@ def test_no_shipped_gate_reads_an_output_the_light_runs_leave_out():
 
 def audit(tmp_path: Path, suite: str, model: str, defect: str | None = None, **changes) -> dict[str, dict]:
     """The gate outcomes of one run, by gate name (``changes`` alter the suite's configuration)."""
-    outcome = api.audit(str(SHIPPED_DIR / model), tmp_path / f"{suite}-{model}-{defect}",
-                        replace(suite_config(suite), **changes), progress=False, plant=defect)
+    outcome = api.audit(
+        str(SHIPPED_DIR / model),
+        tmp_path / f"{suite}-{model}-{defect}",
+        replace(suite_config(suite), **changes),
+        progress=False,
+        plant=defect,
+    )
     return {g["metric"] + ("" if g["bound"] == "value" else "." + g["bound"]): g for g in outcome.results["gates"]}
 
 
@@ -52,9 +59,12 @@ def only(suite: str, *probes: str) -> dict:
     """Configuration changes that run ``probes`` alone with their own gates."""
     config = suite_config(suite)
     keep = lambda gates: tuple(g for g in gates if g.split(".")[0] in probes)  # noqa: E731
-    return {"probes": probes, "gates": keep(config.gates),
-            "kind_gates": {kind: keep(gates) for kind, gates in config.kind_gates.items()},
-            "probe_params": {k: v for k, v in config.probe_params.items() if k in probes}}
+    return {
+        "probes": probes,
+        "gates": keep(config.gates),
+        "kind_gates": {kind: keep(gates) for kind, gates in config.kind_gates.items()},
+        "probe_params": {k: v for k, v in config.probe_params.items() if k in probes},
+    }
 
 
 def assert_fails_apart(defect: dict, clean: dict, gate: str) -> None:
@@ -76,40 +86,73 @@ def release(tmp_path_factory):
     """The clean models and the shuffled tokens at the release suite's own size; the drastic defects, whose failures
     are far from any threshold (README matrix), on its first 24 scenes to keep the suite fast."""
     root = tmp_path_factory.mktemp("release-matrix")
-    variants = {"clean": ("ref-llava-mlp", None), "image-blind": ("ref-llava-mlp", "image-blind"),
-                "untrained-vision-encoder": ("ref-llava-mlp", "untrained-vision-encoder"),
-                "text-only-lm": ("ref-llava-mlp", "text-only-lm"),
-                "shuffled-image-tokens": ("ref-llava-mlp", "shuffled-image-tokens"),
-                "clip": ("ref-clip", None), "clip+image-blind": ("ref-clip", "image-blind")}
+    variants = {
+        "clean": ("ref-llava-mlp", None),
+        "image-blind": ("ref-llava-mlp", "image-blind"),
+        "untrained-vision-encoder": ("ref-llava-mlp", "untrained-vision-encoder"),
+        "text-only-lm": ("ref-llava-mlp", "text-only-lm"),
+        "shuffled-image-tokens": ("ref-llava-mlp", "shuffled-image-tokens"),
+        "clip": ("ref-clip", None),
+        "clip+image-blind": ("ref-clip", "image-blind"),
+    }
     # the shuffled tokens pass every release gate: that is asserted at the suite's own size (a smaller set's wider
     # CIs would decide nothing); the drastic defects fail far from any threshold at 24
     drastic = ("image-blind", "untrained-vision-encoder", "text-only-lm")
-    return {name: audit(root, "release", model, defect, **({"n_examples": 24} if defect in drastic else {}))
-            for name, (model, defect) in variants.items()}
+    return {
+        name: audit(root, "release", model, defect, **({"n_examples": 24} if defect in drastic else {}))
+        for name, (model, defect) in variants.items()
+    }
 
 
 def test_clean_default_model_passes_every_release_gate(release):
-    assert release["clean"] and all(g["passed"] for g in release["clean"].values()), \
-        [g for g in release["clean"].values() if not g["passed"]]
+    assert release["clean"] and all(g["passed"] for g in release["clean"].values()), [
+        g for g in release["clean"].values() if not g["passed"]
+    ]
     assert all(g["passed"] for g in release["clip"].values())
 
 
-@pytest.mark.parametrize("defect, gates", [
-    ("image-blind", ["hallucination.multimodal_gain.ci_low", "hallucination.evidence_sensitivity.ci_low",
-                     "attention.blind_answer_shift.ci_low", "hallucination.prior_persistence_cooccurring.ci_high"]),
-    ("untrained-vision-encoder", ["hallucination.accuracy.ci_low", "hallucination.multimodal_gain.ci_low",
-                                  "hallucination.evidence_sensitivity.ci_low", "hallucination.mirror_sensitivity.ci_low"]),
-    ("text-only-lm", ["attention.blind_answer_shift.ci_low", "hallucination.multimodal_gain.ci_low",
-                      "hallucination.prior_persistence_cooccurring.ci_high"]),
-])
+@pytest.mark.parametrize(
+    "defect, gates",
+    [
+        (
+            "image-blind",
+            [
+                "hallucination.multimodal_gain.ci_low",
+                "hallucination.evidence_sensitivity.ci_low",
+                "attention.blind_answer_shift.ci_low",
+                "hallucination.prior_persistence_cooccurring.ci_high",
+            ],
+        ),
+        (
+            "untrained-vision-encoder",
+            [
+                "hallucination.accuracy.ci_low",
+                "hallucination.multimodal_gain.ci_low",
+                "hallucination.evidence_sensitivity.ci_low",
+                "hallucination.mirror_sensitivity.ci_low",
+            ],
+        ),
+        (
+            "text-only-lm",
+            [
+                "attention.blind_answer_shift.ci_low",
+                "hallucination.multimodal_gain.ci_low",
+                "hallucination.prior_persistence_cooccurring.ci_high",
+            ],
+        ),
+    ],
+)
 def test_each_defect_fails_the_gates_meant_for_it(release, defect, gates):
     for gate in gates:
         assert_fails_apart(release[defect], release["clean"], gate)
 
 
 def test_image_blind_dual_encoder_fails_its_gates(release):
-    for gate in ("hallucination.pair_accuracy.ci_low", "hallucination.multimodal_gain.ci_low",
-                 "hallucination.evidence_sensitivity.ci_low"):
+    for gate in (
+        "hallucination.pair_accuracy.ci_low",
+        "hallucination.multimodal_gain.ci_low",
+        "hallucination.evidence_sensitivity.ci_low",
+    ):
         assert_fails_apart(release["clip+image-blind"], release["clip"], gate)
 
 
@@ -119,8 +162,10 @@ def test_shuffled_tokens_pass_the_behavioural_gates_as_the_readme_says(release):
     can tell; the projector suite's spatial readout does (next test). Written down, not hidden by a threshold."""
     shuffled = release["shuffled-image-tokens"]
     assert all(g["passed"] for g in shuffled.values()), [g for g in shuffled.values() if not g["passed"]]
-    assert shuffled["hallucination.mirror_sensitivity.ci_low"]["ci_high"] >= release["clean"][
-        "hallucination.mirror_sensitivity.ci_low"]["estimate"] - 0.1
+    assert (
+        shuffled["hallucination.mirror_sensitivity.ci_low"]["ci_high"]
+        >= release["clean"]["hallucination.mirror_sensitivity.ci_low"]["estimate"] - 0.1
+    )
 
 
 def test_projector_suite_catches_the_lost_token_layout(tmp_path):
@@ -162,11 +207,27 @@ def test_cli_verdicts_on_the_default_model_and_a_planted_defect(tmp_path, capsys
     and the first line says FAIL, naming the gate with its value, CI and what the failure means."""
     assert main(["audit", "--out", str(tmp_path / "default"), "--no-progress", "--probes", "hallucination"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    gated = [g for g in load_suite(ROOT / "probes" / "release.yaml").config.gates_for("generative")
-             if g.startswith("hallucination.")]
+    gated = [
+        g
+        for g in load_suite(ROOT / "probes" / "release.yaml").config.gates_for("generative")
+        if g.startswith("hallucination.")
+    ]
     assert len(gated) >= 12 and first.startswith(f"PASS: {len(gated)} of {len(gated)} gates passed"), first
-    assert main(["audit", "--out", str(tmp_path / "blind"), "--no-progress", "--plant", "image-blind",
-                 "--probes", "hallucination"]) == 1
+    assert (
+        main(
+            [
+                "audit",
+                "--out",
+                str(tmp_path / "blind"),
+                "--no-progress",
+                "--plant",
+                "image-blind",
+                "--probes",
+                "hallucination",
+            ]
+        )
+        == 1
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("FAIL: ") and "hallucination.multimodal_gain.ci_low >= 0.15" in lines[0]
     gain = next(line for line in lines[1:] if "multimodal_gain.ci_low" in line)

@@ -57,17 +57,24 @@ def test_outside_the_release_range_is_alarming_even_when_this_run_does_not_gate_
 
 
 def test_a_passing_gate_is_healthy_and_an_undefined_value_says_why():
-    assert assess({"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}, GAIN, [_gate("h.gain.ci_low >= 0.15", True)], [],
-                  {})["status"]["state"] == "healthy"
-    out = assess({"value": None, "ci_low": None, "ci_high": None, "undefined": "no co-occurring pairs"}, GAIN, [], [], {})
+    assert (
+        assess({"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}, GAIN, [_gate("h.gain.ci_low >= 0.15", True)], [], {})[
+            "status"
+        ]["state"]
+        == "healthy"
+    )
+    out = assess(
+        {"value": None, "ci_low": None, "ci_high": None, "undefined": "no co-occurring pairs"}, GAIN, [], [], {}
+    )
     assert out["status"] == {"state": "undefined", "reason": "no co-occurring pairs"}
 
 
 def test_a_ci_covering_the_no_signal_value_is_at_reference_and_the_ideal_value_is_healthy():
     out = assess({"value": 0.01, "ci_low": -0.02, "ci_high": 0.04}, GAIN, [], [], {})
     assert out["status"]["state"] == "at_reference" and "not distinguishable" in out["status"]["reason"]
-    gap = MetricGuide("false yes on co-occurring minus random absent objects", better="lower", reference=0.0,
-                      reference_is="ideal")
+    gap = MetricGuide(
+        "false yes on co-occurring minus random absent objects", better="lower", reference=0.0, reference_is="ideal"
+    )
     assert assess({"value": 0.01, "ci_low": -0.02, "ci_high": 0.04}, gap, [], [], {})["status"]["state"] == "healthy"
     away = assess({"value": 0.3, "ci_low": 0.2, "ci_high": 0.4}, gap, [], [], {})["status"]
     assert away["state"] == "measured" and "0.3 from the ideal" in away["reason"]
@@ -90,12 +97,22 @@ def test_a_reference_can_come_from_the_probe_result():
     result = {"token_counts": {"bos": 1.0, "image": 64.0, "instruction": 15.0}}
     out = assess({"value": 0.55, "ci_low": 0.54, "ci_high": 0.56}, GUIDES["mean_image_mass"], [], [], result)
     assert out["guide"]["reference"] == pytest.approx(0.8)
-    assert out["status"]["state"] == "measured" and "below" in out["status"]["reason"] and "worse side" in out["status"]["reason"]
+    assert (
+        out["status"]["state"] == "measured"
+        and "below" in out["status"]["reason"]
+        and "worse side" in out["status"]["reason"]
+    )
 
 
 def test_annotation_sorts_failed_gates_first():
-    probes = {"h": {"metrics": {"ok": {"value": 0.9, "ci_low": 0.8, "ci_high": 0.95, "description": ""},
-                                "bad": {"value": 0.1, "ci_low": 0.0, "ci_high": 0.2, "description": ""}}}}
+    probes = {
+        "h": {
+            "metrics": {
+                "ok": {"value": 0.9, "ci_low": 0.8, "ci_high": 0.95, "description": ""},
+                "bad": {"value": 0.1, "ci_low": 0.0, "ci_high": 0.2, "description": ""},
+            }
+        }
+    }
     annotate_results(probes, [_gate("h.bad.ci_low >= 0.5", False), _gate("h.ok.ci_low >= 0.5", True)], {}, [])
     rows = sorted(probes["h"]["metrics"].items(), key=lambda kv: state_rank(kv[1]))
     assert [name for name, _ in rows] == ["bad", "ok"]

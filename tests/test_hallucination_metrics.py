@@ -47,8 +47,10 @@ def test_counterfactual_plan_has_exact_answers():
             else:
                 flipped = {(r.subject, r.relation, r.object) for r in after.relations()}
                 text = item.question
-                assert any(f"{s} {rel} the {o}" in text for s, rel, o in
-                           {(r.subject, r.relation, r.object) for r in scene.relations()})
+                assert any(
+                    f"{s} {rel} the {o}" in text
+                    for s, rel, o in {(r.subject, r.relation, r.object) for r in scene.relations()}
+                )
                 assert not any(f"the {s} {rel} the {o}" in text for s, rel, o in flipped)
 
 
@@ -65,8 +67,14 @@ def test_pope_items_merge_splits_and_balance_labels():
 
 def test_counterfactual_statistics_on_a_hand_built_set():
     def pair(before_yes, after_yes):
-        return {"before": "yes", "after": "no", "p_yes_before": 0.9 if before_yes else 0.1, "p_no_before": 0.5,
-                "p_yes_after": 0.9 if after_yes else 0.1, "p_no_after": 0.5}
+        return {
+            "before": "yes",
+            "after": "no",
+            "p_yes_before": 0.9 if before_yes else 0.1,
+            "p_no_before": 0.5,
+            "p_yes_after": 0.9 if after_yes else 0.1,
+            "p_no_after": 0.5,
+        }
 
     pairs = [("a", pair(True, False)), ("b", pair(True, True)), ("c", pair(True, True)), ("d", pair(False, False))]
     stats = _counterfactual_stats(pairs, seed=0)
@@ -77,10 +85,15 @@ def test_counterfactual_statistics_on_a_hand_built_set():
 
 
 def test_adversarial_gap_known_answer():
-    rows = [Question(*row) for row in (  # scene, question, object, label, splits, p_yes, p_no
-        ("s1", "", "x", "no", ["adversarial"], 0.9, 0.1), ("s1", "", "y", "no", ["random"], 0.1, 0.9),
-        ("s2", "", "x", "no", ["adversarial", "random"], 0.9, 0.1), ("s2", "", "z", "no", ["random"], 0.1, 0.9),
-    )]
+    rows = [
+        Question(*row)
+        for row in (  # scene, question, object, label, splits, p_yes, p_no
+            ("s1", "", "x", "no", ["adversarial"], 0.9, 0.1),
+            ("s1", "", "y", "no", ["random"], 0.1, 0.9),
+            ("s2", "", "x", "no", ["adversarial", "random"], 0.9, 0.1),
+            ("s2", "", "z", "no", ["random"], 0.1, 0.9),
+        )
+    ]
     # s1: 1 - 0 = 1; s2: adversarial 1, random (1 + 0) / 2 = 0.5 -> 0.5; mean 0.75
     assert _adversarial_gap(rows, seed=0).value == pytest.approx(0.75)
 
@@ -98,13 +111,19 @@ def test_cooccurring_removal_erases_each_of_the_planted_pair():
     assert len(both) > 20
     for index, scene in both:
         assert most_cooccurring_pair(scene, stats) == ("green triangle", "red circle")
-        items = [cf for cf in counterfactual_items(scene, index, 0, stats, COLOURS_, EDITS_) if cf.edit == "remove_cooccurring"]
+        items = [
+            cf
+            for cf in counterfactual_items(scene, index, 0, stats, COLOURS_, EDITS_)
+            if cf.edit == "remove_cooccurring"
+        ]
         assert {item.subject for item in items} == {"red circle", "green triangle"}
         for item in items:
             assert (item.before, item.after) == ("yes", "no") and not item.scene_after.has(item.subject)
             assert len(item.scene_after.objects) == len(scene.objects) - 1
     single = next((i, s) for i, s in enumerate(scenes) if len(s.objects) == 1)
-    assert all(cf.edit != "remove_cooccurring" for cf in counterfactual_items(single[1], single[0], 0, stats, COLOURS_, EDITS_))
+    assert all(
+        cf.edit != "remove_cooccurring" for cf in counterfactual_items(single[1], single[0], 0, stats, COLOURS_, EDITS_)
+    )
 
 
 def test_paired_values_per_scene_known_answers():
@@ -115,16 +134,26 @@ def test_paired_values_per_scene_known_answers():
     from mmdiag.probes.hallucination import HallucinationProbe
 
     def cf(edit, before_yes, after_yes):
-        return {"edit": edit, "p_yes_before": 0.9 if before_yes else 0.1, "p_no_before": 0.1 if before_yes else 0.9,
-                "p_yes_after": 0.9 if after_yes else 0.1, "p_no_after": 0.1 if after_yes else 0.9}
+        return {
+            "edit": edit,
+            "p_yes_before": 0.9 if before_yes else 0.1,
+            "p_no_before": 0.1 if before_yes else 0.9,
+            "p_yes_after": 0.9 if after_yes else 0.1,
+            "p_no_after": 0.1 if after_yes else 0.9,
+        }
 
     values = {
         "labels": ["yes", "no", "no", "no"],
         "splits": [["random", "adversarial"], ["adversarial"], ["adversarial"], ["random"]],
-        "p_yes": [0.9, 0.8, 0.2, 0.1], "p_no": [0.1, 0.2, 0.8, 0.9],
+        "p_yes": [0.9, 0.8, 0.2, 0.1],
+        "p_no": [0.1, 0.2, 0.8, 0.9],
         "blind": {"mean_colour": {"p_yes": [0.5] * 4, "p_no": [0.6] * 4}},
-        "counterfactuals": [cf("remove_cooccurring", True, True), cf("remove_cooccurring", True, False),
-                            cf("remove_cooccurring", False, True), cf("remove", True, True)],
+        "counterfactuals": [
+            cf("remove_cooccurring", True, True),
+            cf("remove_cooccurring", True, False),
+            cf("remove_cooccurring", False, True),
+            cf("remove", True, True),
+        ],
     }
     paired = HallucinationProbe.paired_values(values)
     assert paired["adversarial_gap"] == pytest.approx(0.5 - 0.0)  # adversarial false yes 1 of 2, random 0 of 1
@@ -164,12 +193,23 @@ def test_correctness_metrics_fail_a_consistently_wrong_model_that_still_reacts()
 
     def record(says_yes_before, says_yes_after, rel_says):
         yes = lambda s: {"p_yes": 0.9, "p_no": 0.1} if s else {"p_yes": 0.1, "p_no": 0.9}  # noqa: E731
-        cf = {"edit": "mirror", "before": "yes", "after": "no",
-              **{f"{k}_before": v for k, v in yes(says_yes_before).items()},
-              **{f"{k}_after": v for k, v in yes(says_yes_after).items()}}
-        return {"example_id": "s", "counterfactuals": [cf],
-                "relations": {"labels": ["yes", "no"], "axes": ["horizontal"] * 2,
-                              "p_yes": [yes(s)["p_yes"] for s in rel_says], "p_no": [yes(s)["p_no"] for s in rel_says]}}
+        cf = {
+            "edit": "mirror",
+            "before": "yes",
+            "after": "no",
+            **{f"{k}_before": v for k, v in yes(says_yes_before).items()},
+            **{f"{k}_after": v for k, v in yes(says_yes_after).items()},
+        }
+        return {
+            "example_id": "s",
+            "counterfactuals": [cf],
+            "relations": {
+                "labels": ["yes", "no"],
+                "axes": ["horizontal"] * 2,
+                "p_yes": [yes(s)["p_yes"] for s in rel_says],
+                "p_no": [yes(s)["p_no"] for s in rel_says],
+            },
+        }
 
     mirrored = [record(False, True, [False, True]) for _ in range(5)]
     yes_sayer = [record(True, True, [True, True]) for _ in range(5)]

@@ -54,6 +54,7 @@ def _image(index: int, **changes) -> Callable[[dict], None]:
 def _same_id(kind: str) -> Callable[[dict], None]:
     def edit(d: dict) -> None:
         d[kind][1]["id"] = d[kind][0]["id"]
+
     return edit
 
 
@@ -73,105 +74,197 @@ def _pope_lines(tmp: Path, *lines: str) -> Path:
 
 
 QLINE = json.dumps({**QUESTION, "image": "a.png"})
-TEMPLATE_NO_IMAGE = "{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}" \
-                    "{% endif %}{% endfor %}{% endfor %}"
+TEMPLATE_NO_IMAGE = (
+    "{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}"
+    "{% endif %}{% endfor %}{% endfor %}"
+)
 COCO_RUN = ON_RUN + " --data coco:{x}"
 
 # id -> (command template, setup(tmp, run, tiny) -> placeholders, words the one line must hold)
 CASES: dict[str, tuple[str, Callable, tuple[str, ...]]] = {
     # booleans and security options
-    "model-args-bool-garbage": (ON_RUN + " --model-args trust_remote_code=maybe", lambda t, r, m: {},
-                                ("trust_remote_code must be true or false",)),
-    "model-args-pickle-garbage": (ON_RUN + " --model-args allow_pickle=sure", lambda t, r, m: {},
-                                  ("allow_pickle must be true or false",)),
+    "model-args-bool-garbage": (
+        ON_RUN + " --model-args trust_remote_code=maybe",
+        lambda t, r, m: {},
+        ("trust_remote_code must be true or false",),
+    ),
+    "model-args-pickle-garbage": (
+        ON_RUN + " --model-args allow_pickle=sure",
+        lambda t, r, m: {},
+        ("allow_pickle must be true or false",),
+    ),
     # numbers and options, all before the model loads
     "limit-nan": (ON_RUN + " --limit nan", lambda t, r, m: {}, ("--limit", "finite")),
     "limit-inf": (ON_RUN + " --limit inf", lambda t, r, m: {}, ("--limit", "finite")),
     "limit-minus-inf": (ON_RUN + " --limit=-inf", lambda t, r, m: {}, ("--limit",)),
-    "gen-kwargs-temperature-nan": (ON_RUN + " --gen-kwargs temperature=nan,do_sample=true", lambda t, r, m: {},
-                                   ("'temperature'", "got nan")),
-    "gen-kwargs-num-beams-zero": (ON_RUN + " --gen-kwargs num_beams=0", lambda t, r, m: {}, ("'num_beams' must be from 1",)),
+    "gen-kwargs-temperature-nan": (
+        ON_RUN + " --gen-kwargs temperature=nan,do_sample=true",
+        lambda t, r, m: {},
+        ("'temperature'", "got nan"),
+    ),
+    "gen-kwargs-num-beams-zero": (
+        ON_RUN + " --gen-kwargs num_beams=0",
+        lambda t, r, m: {},
+        ("'num_beams' must be from 1",),
+    ),
     "gen-kwargs-top-p-5": (ON_RUN + " --gen-kwargs top_p=5", lambda t, r, m: {}, ("'top_p' must be above 0 to 1",)),
-    "gen-kwargs-huge-budget": (ON_RUN + " --gen-kwargs max_new_tokens=1e9", lambda t, r, m: {}, ("'max_new_tokens'", "8192")),
-    "gen-kwargs-do-sample-word": (ON_RUN + " --gen-kwargs do_sample=perhaps", lambda t, r, m: {},
-                                  ("'do_sample' must be true or false",)),
-    "attn-flash-on-cpu": (ON_RUN + " --model-args attn_implementation=flash_attention_2", lambda t, r, m: {},
-                          ("flash_attention_2 cannot run here", "use sdpa or eager")),
-    "attn-unknown": (ON_RUN + " --model-args attn_implementation=warp", lambda t, r, m: {},
-                     ("not an attention implementation",)),
-    "chat-template-syntax": (ON_RUN + " --chat-template {x}",
-                             lambda t, r, m: {"x": _write(t / "t.jinja", "{% for m in messages %}{{ m['role'] }")},
-                             ("cannot render a sample prompt", "TemplateSyntaxError")),
-    "chat-template-no-image": (ON_RUN + " --chat-template {x}",
-                               lambda t, r, m: {"x": _write(t / "t.jinja", TEMPLATE_NO_IMAGE)},
-                               ("writes nothing for the image", "no image placeholder")),
-    "chat-template-raises": (ON_RUN + " --chat-template {x}",
-                             lambda t, r, m: {"x": _write(t / "t.jinja", "{{ raise_exception('no images here') }}")},
-                             ("cannot render a sample prompt", "no images here")),
+    "gen-kwargs-huge-budget": (
+        ON_RUN + " --gen-kwargs max_new_tokens=1e9",
+        lambda t, r, m: {},
+        ("'max_new_tokens'", "8192"),
+    ),
+    "gen-kwargs-do-sample-word": (
+        ON_RUN + " --gen-kwargs do_sample=perhaps",
+        lambda t, r, m: {},
+        ("'do_sample' must be true or false",),
+    ),
+    "attn-flash-on-cpu": (
+        ON_RUN + " --model-args attn_implementation=flash_attention_2",
+        lambda t, r, m: {},
+        ("flash_attention_2 cannot run here", "use sdpa or eager"),
+    ),
+    "attn-unknown": (
+        ON_RUN + " --model-args attn_implementation=warp",
+        lambda t, r, m: {},
+        ("not an attention implementation",),
+    ),
+    "chat-template-syntax": (
+        ON_RUN + " --chat-template {x}",
+        lambda t, r, m: {"x": _write(t / "t.jinja", "{% for m in messages %}{{ m['role'] }")},
+        ("cannot render a sample prompt", "TemplateSyntaxError"),
+    ),
+    "chat-template-no-image": (
+        ON_RUN + " --chat-template {x}",
+        lambda t, r, m: {"x": _write(t / "t.jinja", TEMPLATE_NO_IMAGE)},
+        ("writes nothing for the image", "no image placeholder"),
+    ),
+    "chat-template-raises": (
+        ON_RUN + " --chat-template {x}",
+        lambda t, r, m: {"x": _write(t / "t.jinja", "{{ raise_exception('no images here') }}")},
+        ("cannot render a sample prompt", "no images here"),
+    ),
     # COCO ground truth
     "coco-duplicate-image-id": (COCO_RUN, _coco_case(_same_id("images")), ("image entries 0 and 1 share the id",)),
-    "coco-duplicate-annotation-id": (COCO_RUN, _coco_case(_same_id("annotations")),
-                                     ("annotation entries 0 and 1 share the id",)),
-    "coco-duplicate-category-id": (COCO_RUN, _coco_case(_same_id("categories")),
-                                   ("category entries 0 and 1 share the id",)),
+    "coco-duplicate-annotation-id": (
+        COCO_RUN,
+        _coco_case(_same_id("annotations")),
+        ("annotation entries 0 and 1 share the id",),
+    ),
+    "coco-duplicate-category-id": (
+        COCO_RUN,
+        _coco_case(_same_id("categories")),
+        ("category entries 0 and 1 share the id",),
+    ),
     "coco-width-true": (COCO_RUN, _coco_case(_image(0, width=True)), ("width True", "positive integers")),
     "coco-id-true": (COCO_RUN, _coco_case(_image(0, id=True)), ("has id True", "integers")),
     "coco-declared-huge": (COCO_RUN, _coco_case(_image(0, width=30000, height=30000)), ("declares 30000x30000",)),
     "coco-size-not-the-file": (COCO_RUN, _coco_case(_image(0, width=300)), ("declares 300x200 but", "is 200x200")),
     "coco-iscrowd-text": (COCO_RUN, _coco_case(_ann(0, iscrowd="0")), ("iscrowd '0'",)),
     "coco-area-text": (COCO_RUN, _coco_case(_ann(0, area="big")), ("area 'big'",)),
-    "coco-bbox-infinity": (COCO_RUN, _coco_case(_ann(0, bbox=[1, 2, 3, 999999]),
-                                                lambda s: s.replace("999999", "Infinity")), ("four finite numbers",)),
-    "coco-bbox-nan": (COCO_RUN, _coco_case(_ann(0, bbox=[1, 2, 3, 999999]), lambda s: s.replace("999999", "NaN")),
-                      ("four finite numbers",)),
+    "coco-bbox-infinity": (
+        COCO_RUN,
+        _coco_case(_ann(0, bbox=[1, 2, 3, 999999]), lambda s: s.replace("999999", "Infinity")),
+        ("four finite numbers",),
+    ),
+    "coco-bbox-nan": (
+        COCO_RUN,
+        _coco_case(_ann(0, bbox=[1, 2, 3, 999999]), lambda s: s.replace("999999", "NaN")),
+        ("four finite numbers",),
+    ),
     "coco-bbox-negative": (COCO_RUN, _coco_case(_ann(0, bbox=[10, 10, -5, 20])), ("width -5", "above 0")),
     "coco-bbox-zero": (COCO_RUN, _coco_case(_ann(0, bbox=[10, 10, 0, 20])), ("width 0", "above 0")),
     "coco-bbox-outside": (COCO_RUN, _coco_case(_ann(0, bbox=[500, 500, 10, 10])), ("outside its 200x200 image",)),
-    "coco-rle-wrong-size": (COCO_RUN, _coco_case(_ann(0, segmentation={"size": [10, 10], "counts": [100]})),
-                            ("RLE of size [10, 10]", "200x200")),
-    "coco-rle-garbage": (COCO_RUN, _coco_case(_ann(0, segmentation={"size": [200, 200], "counts": "garbage!!"})),
-                         ("compressed RLE that does not decode",)),
-    "coco-rle-empty": (COCO_RUN, _coco_case(_ann(0, segmentation={"size": [200, 200], "counts": ""})),
-                       ("covering 0 pixels",)),
-    "coco-rle-short": (COCO_RUN, _coco_case(_ann(0, segmentation={"size": [200, 200], "counts": [100, 50]})),
-                       ("covering 150 pixels",)),
-    "coco-polygon-text": (COCO_RUN, _coco_case(_ann(0, segmentation=[["a", "b", "c", "d", "e", "f"]])),
-                          ("polygon",)),
-    "coco-captions-truncated": (COCO_RUN, lambda t, r, m: {"x": _truncated_captions(_coco(t))},
-                                ("captions_photos.json is not a COCO captions file",)),
+    "coco-rle-wrong-size": (
+        COCO_RUN,
+        _coco_case(_ann(0, segmentation={"size": [10, 10], "counts": [100]})),
+        ("RLE of size [10, 10]", "200x200"),
+    ),
+    "coco-rle-garbage": (
+        COCO_RUN,
+        _coco_case(_ann(0, segmentation={"size": [200, 200], "counts": "garbage!!"})),
+        ("compressed RLE that does not decode",),
+    ),
+    "coco-rle-empty": (
+        COCO_RUN,
+        _coco_case(_ann(0, segmentation={"size": [200, 200], "counts": ""})),
+        ("covering 0 pixels",),
+    ),
+    "coco-rle-short": (
+        COCO_RUN,
+        _coco_case(_ann(0, segmentation={"size": [200, 200], "counts": [100, 50]})),
+        ("covering 150 pixels",),
+    ),
+    "coco-polygon-text": (COCO_RUN, _coco_case(_ann(0, segmentation=[["a", "b", "c", "d", "e", "f"]])), ("polygon",)),
+    "coco-captions-truncated": (
+        COCO_RUN,
+        lambda t, r, m: {"x": _truncated_captions(_coco(t))},
+        ("captions_photos.json is not a COCO captions file",),
+    ),
     # POPE files
-    "pope-text-a-number": ("pope --questions {x} --answers {a}",
-                           lambda t, r, m: {"x": _pope_lines(t, json.dumps({**QUESTION, "text": 5, "image": "a.png"})),
-                                            "a": _write(t / "a.jsonl", '{"question_id": 1, "answer": "yes"}\n')},
-                           ("has text 5",)),
-    "pope-bare-number": ("pope --questions {x} --answers {x}", lambda t, r, m: {"x": _pope_lines(t, "5")},
-                         ("is a JSON int, not an object",)),
-    "pope-binary-questions": ("pope --questions {x} --answers {x}",
-                              lambda t, r, m: {"x": _write(t / "q.jsonl", b"\x89PNG\r\n\x1a\n\xff\xfe")},
-                              ("is not UTF-8 text",)),
-    "pope-duplicate-ids": ("pope --questions {x} --answers {x}", lambda t, r, m: {"x": _pope_lines(t, QLINE, QLINE)},
-                           ("share question_id 1",)),
-    "pope-answers-line-a-list": ("pope --questions {q} --answers {a}",
-                                 lambda t, r, m: {"q": _pope_lines(t, QLINE), "a": _write(t / "a.jsonl", "[1, 2]\n")},
-                                 ("is a JSON list",)),
-    "pope-answers-conflict": ("pope --questions {q} --answers {a}",
-                              lambda t, r, m: {"q": _pope_lines(t, QLINE), "a": _write(
-                                  t / "a.jsonl", '{"question_id": 1, "answer": "yes"}\n{"question_id": 1, "answer": "no"}\n')},
-                              ("answer question_id 1 differently",)),
-    "audit-pope-data-duplicate-ids": (ON_RUN + " --data pope:{x} --images {tmp}/images",
-                                      lambda t, r, m: {"x": _pope_lines(t, QLINE, QLINE)}, ("share question_id 1",)),
+    "pope-text-a-number": (
+        "pope --questions {x} --answers {a}",
+        lambda t, r, m: {
+            "x": _pope_lines(t, json.dumps({**QUESTION, "text": 5, "image": "a.png"})),
+            "a": _write(t / "a.jsonl", '{"question_id": 1, "answer": "yes"}\n'),
+        },
+        ("has text 5",),
+    ),
+    "pope-bare-number": (
+        "pope --questions {x} --answers {x}",
+        lambda t, r, m: {"x": _pope_lines(t, "5")},
+        ("is a JSON int, not an object",),
+    ),
+    "pope-binary-questions": (
+        "pope --questions {x} --answers {x}",
+        lambda t, r, m: {"x": _write(t / "q.jsonl", b"\x89PNG\r\n\x1a\n\xff\xfe")},
+        ("is not UTF-8 text",),
+    ),
+    "pope-duplicate-ids": (
+        "pope --questions {x} --answers {x}",
+        lambda t, r, m: {"x": _pope_lines(t, QLINE, QLINE)},
+        ("share question_id 1",),
+    ),
+    "pope-answers-line-a-list": (
+        "pope --questions {q} --answers {a}",
+        lambda t, r, m: {"q": _pope_lines(t, QLINE), "a": _write(t / "a.jsonl", "[1, 2]\n")},
+        ("is a JSON list",),
+    ),
+    "pope-answers-conflict": (
+        "pope --questions {q} --answers {a}",
+        lambda t, r, m: {
+            "q": _pope_lines(t, QLINE),
+            "a": _write(t / "a.jsonl", '{"question_id": 1, "answer": "yes"}\n{"question_id": 1, "answer": "no"}\n'),
+        },
+        ("answer question_id 1 differently",),
+    ),
+    "audit-pope-data-duplicate-ids": (
+        ON_RUN + " --data pope:{x} --images {tmp}/images",
+        lambda t, r, m: {"x": _pope_lines(t, QLINE, QLINE)},
+        ("share question_id 1",),
+    ),
     # report and compare
     "report-nan-in-results": ("report {x}", lambda t, r, m: {"x": _nan_results(r, t)}, ("holds NaN",)),
-    "compare-out-inside-a-run": ("compare {run} {run} --out {run}/cmp", lambda t, r, m: {},
-                                 ("inside the compared run",)),
-    "compare-out-is-another-run": ("compare {run} {run} --out {x}", lambda t, r, m: {"x": _other_run(r, t)},
-                                   ("holds a run",)),
-    "report-data-elsewhere-wrong-kind": ("report {run} --data pope:{tmp}/q.jsonl --images {tmp}", lambda t, r, m: {},
-                                         ("was measured on scenes data",)),
+    "compare-out-inside-a-run": (
+        "compare {run} {run} --out {run}/cmp",
+        lambda t, r, m: {},
+        ("inside the compared run",),
+    ),
+    "compare-out-is-another-run": (
+        "compare {run} {run} --out {x}",
+        lambda t, r, m: {"x": _other_run(r, t)},
+        ("holds a run",),
+    ),
+    "report-data-elsewhere-wrong-kind": (
+        "report {run} --data pope:{tmp}/q.jsonl --images {tmp}",
+        lambda t, r, m: {},
+        ("was measured on scenes data",),
+    ),
     # a folder holding only an old results.json is a run too
-    "out-holds-only-results": ("audit --out {x} --no-progress --suite {quick} --model {clip}",
-                               lambda t, r, m: {"x": _write(t / "old" / "results.json", "{}").parent},
-                               ("already holds a run (results.json)",)),
+    "out-holds-only-results": (
+        "audit --out {x} --no-progress --suite {quick} --model {clip}",
+        lambda t, r, m: {"x": _write(t / "old" / "results.json", "{}").parent},
+        ("already holds a run (results.json)",),
+    ),
 }
 
 
@@ -223,9 +316,17 @@ def _remote_code_checkpoint(src: Path, dst: Path, marker: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("opt_out", ["--model-args trust_remote_code=no", "--model-args trust_remote_code=off",
-                                     "--model-args trust_remote_code=FALSE", "--model-args trust_remote_code=0",
-                                     """--model-args '{"trust_remote_code": "false"}'""", ""])
+@pytest.mark.parametrize(
+    "opt_out",
+    [
+        "--model-args trust_remote_code=no",
+        "--model-args trust_remote_code=off",
+        "--model-args trust_remote_code=FALSE",
+        "--model-args trust_remote_code=0",
+        """--model-args '{"trust_remote_code": "false"}'""",
+        "",
+    ],
+)
 def test_an_opt_out_in_words_never_runs_the_checkpoints_code(opt_out, tmp_path, tiny_paths, capsys):
     marker = tmp_path / "marker"
     model = _remote_code_checkpoint(tiny_paths["llava"], tmp_path / "evil", marker)
@@ -236,6 +337,7 @@ def test_an_opt_out_in_words_never_runs_the_checkpoints_code(opt_out, tmp_path, 
 
 
 # -- COCO pixels: EXIF orientation, bit depth, RLE strings ------------------------------------------------------
+
 
 def _rotated_photo_folder(tmp: Path, declare_stored_size: bool = False) -> tuple[Path, tuple[int, int, int, int]]:
     """A photo stored rotated with EXIF orientation 6 (viewers turn it 90° clockwise): shown 120 wide and 80 high
@@ -250,10 +352,21 @@ def _rotated_photo_folder(tmp: Path, declare_stored_size: bool = False) -> tuple
     (folder / "images").mkdir(parents=True)
     stored.save(folder / "images" / "turned.png", exif=exif)
     width, height = (80, 120) if declare_stored_size else (120, 80)
-    data = {"images": [{"id": 1, "file_name": "turned.png", "width": width, "height": height}],
-            "categories": [{"id": 1, "name": "block"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": list(box), "area": 600, "iscrowd": 0,
-                             "segmentation": [[10, 50, 40, 50, 40, 70, 10, 70]]}]}
+    data = {
+        "images": [{"id": 1, "file_name": "turned.png", "width": width, "height": height}],
+        "categories": [{"id": 1, "name": "block"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": list(box),
+                "area": 600,
+                "iscrowd": 0,
+                "segmentation": [[10, 50, 40, 50, 40, 70, 10, 70]],
+            }
+        ],
+    }
     (folder / "instances_rot.json").write_text(json.dumps(data))
     return folder, box
 
@@ -343,8 +456,9 @@ def test_resume_after_the_data_changed_is_refused_naming_the_file(tmp_path, tiny
     assert main([*base, "--resume"]) == 2
     err = capsys.readouterr().err
     assert "--resume refused: data file" in err and "instances_photos.json changed" in err
-    (folder / INSTANCES).write_text(json.dumps({**data, "categories": json.loads(
-        (FIXTURE / INSTANCES).read_text())["categories"]}))
+    (folder / INSTANCES).write_text(
+        json.dumps({**data, "categories": json.loads((FIXTURE / INSTANCES).read_text())["categories"]})
+    )
     photo = sorted((folder / "images").iterdir())[0]
     Image.open(photo).rotate(180).save(photo)
     capsys.readouterr()
@@ -353,8 +467,9 @@ def test_resume_after_the_data_changed_is_refused_naming_the_file(tmp_path, tiny
     assert (run / "examples.jsonl").read_text() == records
 
 
-def test_an_overwrite_that_fails_before_its_first_record_keeps_the_old_run(tmp_path, finished_run, tiny_paths,
-                                                                          monkeypatch):
+def test_an_overwrite_that_fails_before_its_first_record_keeps_the_old_run(
+    tmp_path, finished_run, tiny_paths, monkeypatch
+):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     before = snapshot(run)
@@ -368,8 +483,9 @@ def test_an_overwrite_that_fails_before_its_first_record_keeps_the_old_run(tmp_p
     assert snapshot(run) == before and not (run / ".replaced").exists()
 
 
-def test_an_overwrite_drops_the_old_run_once_its_first_record_is_written(tmp_path, finished_run, tiny_paths,
-                                                                        monkeypatch):
+def test_an_overwrite_drops_the_old_run_once_its_first_record_is_written(
+    tmp_path, finished_run, tiny_paths, monkeypatch
+):
     from mmdiag.run import runtime
 
     run = tmp_path / "run"
@@ -414,6 +530,7 @@ def _quick():
 
 # -- no traceback reaches a user ---------------------------------------------------------------------------------
 
+
 def test_an_internal_error_is_one_line_exit_3_with_the_trace_saved(tmp_path, monkeypatch, capsys):
     from mmdiag import cli
 
@@ -447,8 +564,10 @@ def test_an_internal_error_in_an_audit_saves_its_trace_in_the_run_folder(tmp_pat
 
 # -- reports -------------------------------------------------------------------------------------------------------
 
-def test_report_finds_the_data_from_another_folder_or_says_how_to_point_at_it(tmp_path, tiny_paths, monkeypatch,
-                                                                              capsys):
+
+def test_report_finds_the_data_from_another_folder_or_says_how_to_point_at_it(
+    tmp_path, tiny_paths, monkeypatch, capsys
+):
     work = tmp_path / "work"
     work.mkdir()
     _coco(work)

@@ -23,17 +23,31 @@ from mmdiag.run.harness_flags import (
 
 
 def test_key_values_are_typed_like_lm_eval():
-    assert parse_key_values("pretrained=/m,dtype=bfloat16,trust_remote_code=True,max_new_tokens=8,top_p=0.9,x=none",
-                            "--model-args") == {"pretrained": "/m", "dtype": "bfloat16", "trust_remote_code": True,
-                                                "max_new_tokens": 8, "top_p": 0.9, "x": None}
+    assert parse_key_values(
+        "pretrained=/m,dtype=bfloat16,trust_remote_code=True,max_new_tokens=8,top_p=0.9,x=none", "--model-args"
+    ) == {
+        "pretrained": "/m",
+        "dtype": "bfloat16",
+        "trust_remote_code": True,
+        "max_new_tokens": 8,
+        "top_p": 0.9,
+        "x": None,
+    }
     assert parse_key_values('{"revision": "main"}', "--model-args") == {"revision": "main"}
     with pytest.raises(ConfigError, match="'dtype' is not key=value"):
         parse_key_values("dtype", "--model-args")
 
 
 def test_model_args_map_to_loading_options_and_from_pretrained():
-    model, options, extras = split_model_args({"pretrained": "/m", "torch_dtype": "bfloat16", "parallelize": True,
-                                               "revision": "v1", "attn_implementation": "sdpa"})
+    model, options, extras = split_model_args(
+        {
+            "pretrained": "/m",
+            "torch_dtype": "bfloat16",
+            "parallelize": True,
+            "revision": "v1",
+            "attn_implementation": "sdpa",
+        }
+    )
     assert model == "/m" and options == {"dtype": "bfloat16", "device_map": "auto"}
     assert extras == {"revision": "v1", "attn_implementation": "sdpa"}
     with pytest.raises(ConfigError, match="unknown key 'temperature'.*accepted: .*revision"):
@@ -44,20 +58,29 @@ def test_gen_kwargs_are_checked():
     assert check_gen_kwargs({"max_new_tokens": 8, "temperature": 1}) == {"max_new_tokens": 8, "temperature": 1.0}
     assert check_gen_kwargs({"do_sample": "yes", "max_new_tokens": 1e3}) == {"do_sample": True, "max_new_tokens": 1000}
     assert check_gen_kwargs({"do_sample": "off"}) == {"do_sample": False}
-    for bad, message in (({"beams": 3}, "unknown key 'beams'"), ({"max_new_tokens": "many"}, "must be an integer"),
-                         ({"do_sample": "maybe"}, "must be true or false"), ({"max_new_tokens": 0}, "from 1"),
-                         ({"top_p": -1.0}, "above 0"), ({"top_p": 5.0}, "above 0 to 1"), ({"num_beams": 0}, "from 1"),
-                         ({"max_new_tokens": 1e9}, "to 8192"), ({"temperature": float("nan")}, "got nan"),
-                         ({"temperature": float("inf")}, "got inf"), ({"max_new_tokens": 2.5}, "must be an integer"),
-                         ({"min_new_tokens": 9, "max_new_tokens": 4}, "above 'max_new_tokens'")):
+    for bad, message in (
+        ({"beams": 3}, "unknown key 'beams'"),
+        ({"max_new_tokens": "many"}, "must be an integer"),
+        ({"do_sample": "maybe"}, "must be true or false"),
+        ({"max_new_tokens": 0}, "from 1"),
+        ({"top_p": -1.0}, "above 0"),
+        ({"top_p": 5.0}, "above 0 to 1"),
+        ({"num_beams": 0}, "from 1"),
+        ({"max_new_tokens": 1e9}, "to 8192"),
+        ({"temperature": float("nan")}, "got nan"),
+        ({"temperature": float("inf")}, "got inf"),
+        ({"max_new_tokens": 2.5}, "must be an integer"),
+        ({"min_new_tokens": 9, "max_new_tokens": 4}, "above 'max_new_tokens'"),
+    ):
         with pytest.raises(ConfigError, match=message):
             check_gen_kwargs(bad)
 
 
 @pytest.mark.parametrize("spelling", ["no", "off", "false", "FALSE", "0", " No "])
 def test_security_options_spelled_no_stay_off(spelling):
-    _, options, _ = split_model_args(parse_key_values(f"trust_remote_code={spelling},allow_pickle={spelling}",
-                                                      "--model-args"))
+    _, options, _ = split_model_args(
+        parse_key_values(f"trust_remote_code={spelling},allow_pickle={spelling}", "--model-args")
+    )
     assert options == {"trust_remote_code": False, "allow_pickle": False}
     _, options, _ = split_model_args(parse_key_values(json.dumps({"trust_remote_code": spelling}), "--model-args"))
     assert options == {"trust_remote_code": False}
@@ -118,8 +141,10 @@ def test_auto_batch_size_halves_on_out_of_memory():
         find_batch_size(never, 4)
 
 
-TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'system' %}SYS: {{ m['content'][0]['text'] }}\n"
-            "{% else %}USER: <image>\n{{ m['content'][1]['text'] }}{% endif %}{% endfor %} ASSISTANT:")
+TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}SYS: {{ m['content'][0]['text'] }}\n"
+    "{% else %}USER: <image>\n{{ m['content'][1]['text'] }}{% endif %}{% endfor %} ASSISTANT:"
+)
 
 
 def test_system_prompt_chat_template_and_gen_kwargs_reach_the_prompts(tiny_paths):
@@ -141,39 +166,90 @@ def test_system_prompt_chat_template_and_gen_kwargs_reach_the_prompts(tiny_paths
         blip2.configure_prompting(chat_template=TEMPLATE)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--gen-kwargs", "beams=2"], "--gen-kwargs: unknown key 'beams'"),
-    (["--limit", "half"], "--limit 'half' must be a count"),
-    (["--limit", "4", "--n-examples", "4"], "give --limit or --n-examples, not both"),
-    (["--batch-size", "lots"], "--batch-size 'lots' must be a positive count or 'auto'"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--chat-template", "missing.jinja"], "--chat-template missing.jinja: no such file"),
-    (["--model-args", "temperature=0"], "--model-args: unknown key 'temperature'"),
-    (["--device", "tpu9"], "--device"),
-    (["--device", "cpu", "--device-map", "auto"], "give --device"),
-    (["--model-args", "dtype=float16", "--dtype", "bfloat16"], "--model-args sets dtype"),
-    (["--device", "cpu", "--num-processes", "2"], "--device puts the whole model on one device"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--gen-kwargs", "beams=2"], "--gen-kwargs: unknown key 'beams'"),
+        (["--limit", "half"], "--limit 'half' must be a count"),
+        (["--limit", "4", "--n-examples", "4"], "give --limit or --n-examples, not both"),
+        (["--batch-size", "lots"], "--batch-size 'lots' must be a positive count or 'auto'"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--chat-template", "missing.jinja"], "--chat-template missing.jinja: no such file"),
+        (["--model-args", "temperature=0"], "--model-args: unknown key 'temperature'"),
+        (["--device", "tpu9"], "--device"),
+        (["--device", "cpu", "--device-map", "auto"], "give --device"),
+        (["--model-args", "dtype=float16", "--dtype", "bfloat16"], "--model-args sets dtype"),
+        (["--device", "cpu", "--num-processes", "2"], "--device puts the whole model on one device"),
+    ],
+)
 def test_bad_harness_flags_are_one_line_errors(tmp_path, tiny_paths, capsys, flags, message):
-    code = main(["audit", "--model", str(tiny_paths["llava"]), "--suite", QUICK, "--out", str(tmp_path / "r"),
-                 "--no-progress", *flags])
+    code = main(
+        [
+            "audit",
+            "--model",
+            str(tiny_paths["llava"]),
+            "--suite",
+            QUICK,
+            "--out",
+            str(tmp_path / "r"),
+            "--no-progress",
+            *flags,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
 
 
 def test_prompting_flags_on_a_dual_encoder_are_refused(tmp_path, tiny_paths, capsys):
-    code = main(["audit", "--model", str(tiny_paths["clip"]), "--suite", QUICK, "--out", str(tmp_path / "r"),
-                 "--no-progress", "--system-prompt", "hi"])
+    code = main(
+        [
+            "audit",
+            "--model",
+            str(tiny_paths["clip"]),
+            "--suite",
+            QUICK,
+            "--out",
+            str(tmp_path / "r"),
+            "--no-progress",
+            "--system-prompt",
+            "hi",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "apply to image-to-text models" in err and len(err.splitlines()) == 1
 
 
 def test_an_audit_with_harness_flags_records_them(tmp_path, tiny_paths):
     out = tmp_path / "r"
-    assert main(["audit", "--model-args", f"pretrained={tiny_paths['llava']},dtype=float32", "--suite", QUICK,
-                 "--out", str(out), "--no-progress", "--limit", "0.5", "--batch-size", "auto", "--device", "cpu",
-                 "--system-prompt", "Be careful.", "--gen-kwargs", "max_new_tokens=3", "--probes", "hallucination",
-                 "--verbosity", "warning"]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--model-args",
+                f"pretrained={tiny_paths['llava']},dtype=float32",
+                "--suite",
+                QUICK,
+                "--out",
+                str(out),
+                "--no-progress",
+                "--limit",
+                "0.5",
+                "--batch-size",
+                "auto",
+                "--device",
+                "cpu",
+                "--system-prompt",
+                "Be careful.",
+                "--gen-kwargs",
+                "max_new_tokens=3",
+                "--probes",
+                "hallucination",
+                "--verbosity",
+                "warning",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     config = results["metadata"]["config"]
     assert config["n_scenes"] == 4 and config["batch_size"] == 8

@@ -57,8 +57,9 @@ def test_text_only_model(capsys, tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     folder = tmp_path / "llm"
-    LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                 num_attention_heads=2)).save_pretrained(folder)
+    LlamaForCausalLM(
+        LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    ).save_pretrained(folder)
     code, err = audit(capsys, str(folder), tmp_path / "run")
     assert_one_line_error(code, err, "text-only", "LlamaForCausalLM", "LlavaForConditionalGeneration")
 
@@ -69,12 +70,17 @@ def test_unsupported_architecture_lists_the_supported_ones(capsys, tmp_path, tin
     config["architectures"] = ["WeirdVisionModelForConditionalGeneration"]
     (folder / "config.json").write_text(json.dumps(config))
     code, err = audit(capsys, str(folder), tmp_path / "run")
-    assert_one_line_error(code, err, "unsupported architecture", "WeirdVision", "Blip2ForConditionalGeneration", "mmdiag.adapters")
+    assert_one_line_error(
+        code, err, "unsupported architecture", "WeirdVision", "Blip2ForConditionalGeneration", "mmdiag.adapters"
+    )
 
 
 def test_missing_processor_files(capsys, tmp_path, tiny_paths):
-    folder = copy_model(tiny_paths["llava"], tmp_path / "noproc",
-                        skip=("processor_config.json", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"))
+    folder = copy_model(
+        tiny_paths["llava"],
+        tmp_path / "noproc",
+        skip=("processor_config.json", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"),
+    )
     code, err = audit(capsys, str(folder), tmp_path / "run")
     assert_one_line_error(code, err, "processor", "save_pretrained")
 
@@ -86,8 +92,16 @@ def test_pickle_only_weights_are_refused_unless_allowed(capsys, tmp_path, tiny_p
     torch.save(load_file(tiny_paths["llava"] / "model.safetensors"), folder / "pytorch_model.bin")
     code, err = audit(capsys, str(folder), tmp_path / "run")
     assert_one_line_error(code, err, "pickle", "pytorch_model.bin", "--allow-pickle")
-    code, _ = audit(capsys, str(folder), tmp_path / "run2", "--allow-pickle", "--probes", "hallucination",
-                    "--suite", integrity_suite())
+    code, _ = audit(
+        capsys,
+        str(folder),
+        tmp_path / "run2",
+        "--allow-pickle",
+        "--probes",
+        "hallucination",
+        "--suite",
+        integrity_suite(),
+    )
     assert code == 0
 
 
@@ -124,7 +138,9 @@ def test_bad_gate_and_unknown_probe(capsys, tmp_path, tiny_paths):
 
 def test_existing_run_is_not_overwritten(capsys, tmp_path, tiny_paths):
     out = tmp_path / "run"
-    assert audit(capsys, str(tiny_paths["clip"]), out, "--probes", "hallucination", "--suite", integrity_suite())[0] == 0
+    assert (
+        audit(capsys, str(tiny_paths["clip"]), out, "--probes", "hallucination", "--suite", integrity_suite())[0] == 0
+    )
     before = (out / "examples.jsonl").read_text()
     code, err = audit(capsys, str(tiny_paths["clip"]), out, "--probes", "hallucination")
     assert_one_line_error(code, err, "already holds a run", "--overwrite")
@@ -133,8 +149,12 @@ def test_existing_run_is_not_overwritten(capsys, tmp_path, tiny_paths):
 
 def test_console_script_prints_no_traceback(tmp_path):
     """The real entry point, in a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-m", "mmdiag", "audit", "--model", str(tmp_path / "missing"), "--out",
-                           str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmdiag", "audit", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("mmdiag: error: model path")

@@ -56,7 +56,7 @@ def test_a_failed_gate_prints_its_specs_sentence():
     from mmdiag.run.gates import evaluate_gates, parse_gate
 
     probes = {"hallucination": {"metrics": {"multimodal_gain": {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}}}}
-    outcome, = evaluate_gates([parse_gate("hallucination.multimodal_gain.ci_low >= 0.15")], probes)
+    (outcome,) = evaluate_gates([parse_gate("hallucination.multimodal_gain.ci_low >= 0.15")], probes)
     cls = ProbeRegistry().get("hallucination")
     assert not outcome.passed and outcome.meaning == cls.metric_specs["multimodal_gain"].failure
 

@@ -1,5 +1,6 @@
 """Known answers for the families beyond LLaVA-1.5 and BLIP-2 with OPT (LLaVA-NeXT/OneVision, PaliGemma,
-Qwen2-VL/2.5-VL, InternVL, Idefics3, BLIP-2 / InstructBLIP with T5): where their image tokens sit, parts of attention summing to 1, the patch order before the
+Qwen2-VL/2.5-VL, InternVL, Idefics3, BLIP-2 / InstructBLIP with T5): where their image tokens sit, parts of
+attention summing to 1, the patch order before the
 connector, and a constant connector making each of them image-blind (and the probes saying so)."""
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.render import render
 from mmdiag.sources.scenes import as_data
 
-MODERN = ["llava_next", "llava_onevision", "paligemma", "qwen2_vl", "qwen2_5_vl", "internvl", "idefics3", "blip2_t5",
-          "instructblip_t5"]
+MODERN = [
+    "llava_next",
+    "llava_onevision",
+    "paligemma",
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "internvl",
+    "idefics3",
+    "blip2_t5",
+    "instructblip_t5",
+]
 QUESTION = "Is there a red circle in the image?"
 
 
@@ -76,7 +86,9 @@ def test_llava_next_regions_follow_the_tiles_and_row_ends(adapters: dict) -> Non
     batch = adapter.prepare([Image.new("RGB", (64, 32))], [QUESTION])
     regions = batch.token_regions[0]
     expected_tiles = grid_regions(4, 8).reshape(4, 8, 4)
-    expected = np.concatenate([grid_regions(4, 4)] + [np.vstack([row, np.full((1, 4), np.nan)]) for row in expected_tiles])
+    expected = np.concatenate(
+        [grid_regions(4, 4)] + [np.vstack([row, np.full((1, 4), np.nan)]) for row in expected_tiles]
+    )
     np.testing.assert_allclose(regions, expected)
 
 
@@ -118,8 +130,9 @@ def test_t5_yes_no_scores_are_the_first_decoding_step_of_generate(adapters: dict
     scores = adapter.answer_scores(images, questions)
     batch = adapter.prepare(images, questions)
     with torch.no_grad():
-        out = adapter.model.generate(**batch.inputs, max_new_tokens=1, do_sample=False, output_scores=True,
-                                     return_dict_in_generate=True)
+        out = adapter.model.generate(
+            **batch.inputs, max_new_tokens=1, do_sample=False, output_scores=True, return_dict_in_generate=True
+        )
     probs = torch.softmax(out.scores[0].float(), -1)
     yes_ids, no_ids = adapter._yes_no_ids
     np.testing.assert_allclose(scores.p_yes, probs[:, yes_ids].sum(-1).numpy(), rtol=1e-5, atol=1e-12)

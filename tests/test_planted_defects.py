@@ -39,8 +39,13 @@ def outcomes(tmp_path_factory) -> dict[str, dict[str, dict]]:
     for defect, strength in (("mirrored-positions", 1.0), ("yes-bias", 12.0), ("control", 1e-4)):
         models[defect] = Path(defects.plant(source, defect, strength, root / f"{defect}-{strength:g}")["folder"])
     config = power.gated_config(0)
-    return {name: {g["gate"]: g for g in api.audit(str(path), root / "runs" / name, replace(config), progress=False)
-                   .results["gates"]} for name, path in models.items()}
+    return {
+        name: {
+            g["gate"]: g
+            for g in api.audit(str(path), root / "runs" / name, replace(config), progress=False).results["gates"]
+        }
+        for name, path in models.items()
+    }
 
 
 def test_the_defects_are_made_without_mmdiag():
@@ -50,8 +55,9 @@ def test_the_defects_are_made_without_mmdiag():
 
 def test_the_near_identical_control_and_the_clean_model_pass(outcomes):
     for name in ("clean", "control"):
-        assert all(g["passed"] for g in outcomes[name].values()), [g["gate"] for g in outcomes[name].values()
-                                                                   if not g["passed"]]
+        assert all(g["passed"] for g in outcomes[name].values()), [
+            g["gate"] for g in outcomes[name].values() if not g["passed"]
+        ]
 
 
 def test_mirrored_positions_fail_the_correctness_gates_while_still_reacting(outcomes):

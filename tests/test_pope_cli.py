@@ -10,11 +10,11 @@ from mmdiag.cli import main
 
 QUESTIONS = [  # (id, label, answer)
     (1, "yes", "Yes"),
-    (2, "yes", "Not really."),          # official rule: "Not" is no match -> yes
+    (2, "yes", "Not really."),  # official rule: "Not" is no match -> yes
     (3, "yes", "No, there is no dog."),  # -> no
     (4, "no", "No"),
-    (5, "no", ""),                       # empty -> yes under the official rule
-    (6, "no", "I don't know"),           # -> yes under the official rule
+    (5, "no", ""),  # empty -> yes under the official rule
+    (6, "no", "I don't know"),  # -> yes under the official rule
 ]
 
 
@@ -26,8 +26,14 @@ def write(tmp_path, name, rows):
 
 @pytest.fixture()
 def files(tmp_path):
-    q = write(tmp_path, "pope_random.jsonl", [{"question_id": i, "image": f"{i}.jpg", "text": "Is there a dog in the image?",
-                                                "label": lab} for i, lab, _ in QUESTIONS])
+    q = write(
+        tmp_path,
+        "pope_random.jsonl",
+        [
+            {"question_id": i, "image": f"{i}.jpg", "text": "Is there a dog in the image?", "label": lab}
+            for i, lab, _ in QUESTIONS
+        ],
+    )
     a = write(tmp_path, "answers.jsonl", [{"question_id": i, "text": ans} for i, _, ans in QUESTIONS])
     return q, a
 
@@ -49,7 +55,9 @@ def test_official_rule_by_hand(files, tmp_path, capsys):
 def test_vlmevalkit_counts_unknowns_and_splits_are_keyed_by_stem(files, tmp_path, capsys):
     q, a = files
     q2 = write(tmp_path, "pope_adversarial.jsonl", [{"question_id": 1, "image": "1.jpg", "text": "?", "label": "yes"}])
-    assert main(["pope", "--questions", str(q), "--questions", str(q2), "--answers", str(a), "--rule", "vlmevalkit"]) == 0
+    assert (
+        main(["pope", "--questions", str(q), "--questions", str(q2), "--answers", str(a), "--rule", "vlmevalkit"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
     # vlmevalkit: Yes -> yes; "Not really." / "" / "I don't know" -> unknown; the two "No..." -> no
     assert out["pope_random"]["unparsed"] == 3
@@ -82,15 +90,26 @@ def test_pope_with_a_model_answers_scores_and_resumes(tmp_path, tiny_paths, caps
     questions = sorted((tmp_path / "set").glob("pope_*.jsonl"))
     assert [q.stem for q in questions] == ["pope_adversarial", "pope_popular", "pope_random"]
     capsys.readouterr()
-    args = ["pope", "--model", str(tiny_paths["llava"]), *[a for q in questions for a in ("--questions", str(q))],
-            "--answers", str(tmp_path / "answers")]
+    args = [
+        "pope",
+        "--model",
+        str(tiny_paths["llava"]),
+        *[a for q in questions for a in ("--questions", str(q))],
+        "--answers",
+        str(tmp_path / "answers"),
+    ]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {q.stem for q in questions}
-    answers = [line for q in questions for line in (tmp_path / "answers" / f"{q.stem}.answers.jsonl").read_text().splitlines()]
+    answers = [
+        line for q in questions for line in (tmp_path / "answers" / f"{q.stem}.answers.jsonl").read_text().splitlines()
+    ]
     n_questions = sum(len(q.read_text().splitlines()) for q in questions)
     assert len(answers) == n_questions and all(json.loads(a)["answer"] in ("Yes", "No") for a in answers)
     for result in out.values():
         assert result["missing"] == 0 and result["unparsed"] == 0 and result["n"] > 0
     assert main(args) == 0
-    assert sum(len((tmp_path / "answers" / f"{q.stem}.answers.jsonl").read_text().splitlines()) for q in questions) == n_questions
+    assert (
+        sum(len((tmp_path / "answers" / f"{q.stem}.answers.jsonl").read_text().splitlines()) for q in questions)
+        == n_questions
+    )

@@ -79,7 +79,8 @@ def test_ece_by_hand():
     # confidences 0.9 (correct), 0.9 (wrong), 0.6 (correct), 0.6 (correct): bins [0.85,0.9] and [0.55,0.6]
     p_yes = [0.9, 0.1, 0.6, 0.4]
     is_yes = [True, True, True, False]
-    # bin of 0.9: accuracy 1/2, confidence 0.9 -> |0.5 - 0.9| = 0.4, weight 1/2; bin of 0.6: accuracy 1 -> 0.4, weight 1/2
+    # bin of 0.9: accuracy 1/2, confidence 0.9 -> |0.5 - 0.9| = 0.4, weight 1/2; bin of 0.6: accuracy 1 -> 0.4,
+    # weight 1/2
     assert expected_calibration_error(p_yes, is_yes) == pytest.approx(0.4)
     assert expected_calibration_error([1.0, 0.0], [True, False]) == 0.0  # confident and right
     bins = reliability_bins(p_yes, is_yes)

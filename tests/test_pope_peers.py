@@ -20,10 +20,21 @@ SETS = sorted(GOLDEN["sets"])
 
 # rule -> (peer's printed name -> (mmdiag's field, scale the peer prints at))
 PEER_NAMES = {
-    "pope": {"Accuracy": "accuracy", "Precision": "precision", "Recall": "recall", "F1 score": "f1", "Yes ratio": "yes_ratio"},
+    "pope": {
+        "Accuracy": "accuracy",
+        "Precision": "precision",
+        "Recall": "recall",
+        "F1 score": "f1",
+        "Yes ratio": "yes_ratio",
+    },
     "vcd": {"Accuracy": "accuracy", "Precision": "precision", "Recall": "recall", "F1": "f1", "yes": "yes_ratio"},
-    "lmms-eval": {"pope_accuracy": "accuracy", "pope_precision": "precision", "pope_recall": "recall",
-                  "pope_f1_score": "f1", "pope_yes_ratio": "peer_metrics.lmms_eval_yes_ratio_ground_truth"},
+    "lmms-eval": {
+        "pope_accuracy": "accuracy",
+        "pope_precision": "precision",
+        "pope_recall": "recall",
+        "pope_f1_score": "f1",
+        "pope_yes_ratio": "peer_metrics.lmms_eval_yes_ratio_ground_truth",
+    },
     "vlmevalkit": {"acc": "accuracy", "precision": "precision", "recall": "recall", "Overall": "f1"},
 }
 SCALE = {"pope": 1.0, "vcd": 1.0, "lmms-eval": 1.0, "vlmevalkit": 100.0}

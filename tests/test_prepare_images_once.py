@@ -21,7 +21,14 @@ def test_repeated_images_are_preprocessed_once_with_identical_inputs(name, monke
     noise = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8"))
     flat = Image.new("RGB", (64, 64), (10, 200, 30))
     images = [noise, noise, flat, noise, flat, flat]
-    questions = ["Is there a red circle?", "Is there a cat?", "Is there a dog here?", "x", "y", "Is there a blue square?"]
+    questions = [
+        "Is there a red circle?",
+        "Is there a cat?",
+        "Is there a dog here?",
+        "x",
+        "y",
+        "Is there a blue square?",
+    ]
     inner = adapter.processor.image_processor
     calls: list[int] = []
     original = type(inner).__call__

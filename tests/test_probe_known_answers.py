@@ -57,8 +57,16 @@ def test_part_masses_equal_sums_of_the_eager_reference(adapters, family):
     assert (bos == 0) == (family == "llava")  # BLIP-2 places the image before BOS
     for layer, att in enumerate(attentions):
         row = att[0, :, last].double().numpy()  # [heads, keys], materialised by transformers
-        expected = np.stack([row[:, bos], row[:, system].sum(-1), row[:, image].sum(-1), row[:, instruction].sum(-1),
-                             np.zeros(row.shape[0])], -1)
+        expected = np.stack(
+            [
+                row[:, bos],
+                row[:, system].sum(-1),
+                row[:, image].sum(-1),
+                row[:, instruction].sum(-1),
+                np.zeros(row.shape[0]),
+            ],
+            -1,
+        )
         np.testing.assert_allclose(measured["masses"][layer, :, 0], expected, atol=1e-5)
     assert measured["masses"].shape[-1] == len(PARTS)
     np.testing.assert_allclose(measured["masses"].sum(-1), 1.0, atol=1e-5)  # parts sum to 1
@@ -210,7 +218,9 @@ def test_vision_features_carry_colour_above_chance(adapters):
 def test_constant_projector_ignores_every_edit(constant_projector_llava):
     """Image ignored: no answer changes under any edit (sensitivity 0), every yes survives, no blind input
     changes accuracy (multimodal gain 0 against each)."""
-    result = _run(HallucinationProbe(captions=False, free_text=False), constant_projector_llava, generate_scenes(12, seed=1))
+    result = _run(
+        HallucinationProbe(captions=False, free_text=False), constant_projector_llava, generate_scenes(12, seed=1)
+    )
     assert result.metrics["evidence_sensitivity"].value == 0.0
     assert set(result.counterfactuals) == {"remove", "swap", "mirror", "remove_cooccurring"}
     assert result.metrics["mirror_sensitivity"].value == 0.0
@@ -230,8 +240,12 @@ def test_kv_cache_reuse_gives_the_same_scores(adapters, family):
     adapter = adapters[family]
     scenes = generate_scenes(3, seed=5)
     images = [render(s) for s in scenes]
-    questions = ["Is there a red circle in the image?", "Is the red circle left of the blue square?",
-                 "Is there a green triangle in the image?", "Describe the image."]
+    questions = [
+        "Is there a red circle in the image?",
+        "Is the red circle left of the blue square?",
+        "Is there a green triangle in the image?",
+        "Describe the image.",
+    ]
     shared = adapter.answer_scores_per_image(images, [questions] * len(images))
     for image, scores in zip(images, shared):
         full = adapter.answer_scores([image] * len(questions), questions)
@@ -252,6 +266,8 @@ def test_examples_keep_the_exact_prompt_and_a_noise_seed_per_image(adapters):
     for example, values in zip(examples, outputs):
         assert values["prompts"] == [adapter.format_prompt(q) for q in values["questions"]]
         assert all(q in p and p != q for q, p in zip(values["questions"], values["prompts"]))  # the template is there
-        assert values["noise_seeds"] == {k: image_seed(probe.seed, example.example_id, k) for k in ("noise", "vcd_noise")}
+        assert values["noise_seeds"] == {
+            k: image_seed(probe.seed, example.example_id, k) for k in ("noise", "vcd_noise")
+        }
         assert all(cf["prompt"] == adapter.format_prompt(cf["question"]) for cf in values["counterfactuals"])
     assert outputs[0]["noise_seeds"]["vcd_noise"] != outputs[1]["noise_seeds"]["vcd_noise"]

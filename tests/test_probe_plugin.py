@@ -27,13 +27,27 @@ def installed(tmp_path, monkeypatch):
 def test_a_plugin_probe_gets_guides_gates_pairing_and_a_section(installed, tiny_paths, tmp_path):
     other = build_tiny("llava", tmp_path / "other", TinySpec(seed=3))
     for name, model in (("a", tiny_paths["llava"]), ("b", other)):
-        code = main(["audit", "--model", str(model), "--out", str(tmp_path / name), "--probes", "blank_yes",
-                     "--n-examples", "6", "--no-progress", "--gate", "blank_yes.blank_yes_rate <= -1"])
+        code = main(
+            [
+                "audit",
+                "--model",
+                str(model),
+                "--out",
+                str(tmp_path / name),
+                "--probes",
+                "blank_yes",
+                "--n-examples",
+                "6",
+                "--no-progress",
+                "--gate",
+                "blank_yes.blank_yes_rate <= -1",
+            ]
+        )
         assert code == 1  # a rate is never below 0: the gate fails by construction
     results = read_results(tmp_path / "a")
     metric = results["probes"]["blank_yes"]["metrics"]["blank_yes_rate"]
     assert metric["guide"]["meaning"] == SPECS["blank_yes_rate"].meaning and metric["guide"]["better"] == "lower"
-    gate, = [g for g in results["gates"] if g["gate"].startswith("blank_yes.blank_yes_rate")]
+    (gate,) = [g for g in results["gates"] if g["gate"].startswith("blank_yes.blank_yes_rate")]
     assert gate["meaning"] == SPECS["blank_yes_rate"].failure
     paired = [d for d in compare_runs([tmp_path / "a", tmp_path / "b"]).paired if d.probe == "blank_yes"]
     assert [d.metric for d in paired] == ["blank_yes_rate"] and paired[0].n == 6

@@ -12,17 +12,53 @@ from mmdiag.run.progress import AuditProgress, audit_phases
 
 
 def test_phase_lines_with_eta_for_every_phase(tmp_path, tiny_paths, capsys):
-    assert main(["audit", "--model", str(tiny_paths["llava"]), "--suite", QUICK, "--out", str(tmp_path / "r"),
-                 "--n-examples", "3"]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["llava"]),
+                "--suite",
+                QUICK,
+                "--out",
+                str(tmp_path / "r"),
+                "--n-examples",
+                "3",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     done = re.findall(r"mmdiag: \[(\d)/(\d)\] ([^\n]*?): done in [\d.]+ s \(elapsed [\d.]+ s", err)
     names = [name for _, _, name in done]
-    assert names == ["loading the model", "attention: measuring", "attention: aggregating", "spatial: measuring",
-                     "spatial: aggregating", "hallucination: measuring", "hallucination: aggregating",
-                     "writing the reports"], err
+    assert names == [
+        "loading the model",
+        "attention: measuring",
+        "attention: aggregating",
+        "spatial: measuring",
+        "spatial: aggregating",
+        "hallucination: measuring",
+        "hallucination: aggregating",
+        "writing the reports",
+    ], err
     assert all(total == "8" for _, total, _ in done) and "left in all)" in err
-    assert main(["audit", "--model", str(tiny_paths["clip"]), "--suite", QUICK, "--out", str(tmp_path / "q"),
-                 "--n-examples", "3", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["clip"]),
+                "--suite",
+                QUICK,
+                "--out",
+                str(tmp_path / "q"),
+                "--n-examples",
+                "3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "mmdiag: [" not in capsys.readouterr().err
 
 
@@ -36,5 +72,9 @@ def test_eta_is_calibrated_on_the_finished_phases():
     progress.skip("b")
     assert progress.eta() == 0.0
     phases = dict(audit_phases(["spatial"], 96))
-    assert phases["spatial: aggregating"] == 9.0 and set(phases) == {"loading the model", "spatial: measuring",
-                                                                       "spatial: aggregating", "writing the reports"}
+    assert phases["spatial: aggregating"] == 9.0 and set(phases) == {
+        "loading the model",
+        "spatial: measuring",
+        "spatial: aggregating",
+        "writing the reports",
+    }

@@ -57,8 +57,11 @@ def test_adversarial_negatives_are_the_cooccurring_ones():
     for scene in anchor_only:
         negatives = [q.subject for q in presence_questions([scene], "adversarial", stats=stats) if q.label == "no"]
         assert negatives[0] == "green triangle"
-    random_hits = sum("green triangle" in [q.subject for q in presence_questions([s], "random", stats=stats, seed=i)
-                                          if q.label == "no"] for i, s in enumerate(anchor_only))
+    random_hits = sum(
+        "green triangle"
+        in [q.subject for q in presence_questions([s], "random", stats=stats, seed=i) if q.label == "no"]
+        for i, s in enumerate(anchor_only)
+    )
     assert random_hits < len(anchor_only)
 
 
@@ -78,10 +81,14 @@ def test_pope_export_round_trips(tmp_path):
     first = json.loads(path.read_text().splitlines()[0])
     assert list(first)[:4] == ["question_id", "image", "text", "label"]
     back = read_pope_jsonl(path)
-    assert [(q.question_id, q.image, q.text, q.label) for q in back] == [(q.question_id, q.image, q.text, q.label) for q in questions]
+    assert [(q.question_id, q.image, q.text, q.label) for q in back] == [
+        (q.question_id, q.image, q.text, q.label) for q in questions
+    ]
     official = tmp_path / "official.jsonl"
-    official.write_text('{"question_id": 0, "image": "COCO_val2014_000000548882.jpg", "image_id": 548882, '
-                        '"text": "Is there a dining table in the image?", "label": "yes"}\n')
+    official.write_text(
+        '{"question_id": 0, "image": "COCO_val2014_000000548882.jpg", "image_id": 548882, '
+        '"text": "Is there a dining table in the image?", "label": "yes"}\n'
+    )
     (q,) = read_pope_jsonl(official)
     assert q.extra == {"image_id": 548882} and q.label == "yes"
     write_pope_jsonl([q], tmp_path / "again.jsonl")
@@ -93,6 +100,7 @@ def test_pope_export_round_trips(tmp_path):
 
 
 # -- real photos ---------------------------------------------------------------------------------
+
 
 def rle_counts(mask: np.ndarray) -> list[int]:
     """Uncompressed COCO RLE: column-major run lengths, zeros first."""
@@ -148,21 +156,40 @@ def photo_set(tmp_path):
     yy, xx = np.mgrid[:h, :w]
     disc = (yy - 200) ** 2 + (xx - 450) ** 2 < 60**2
     annotations = {
-        "images": [{"id": 1, "file_name": names[0], "height": h, "width": w},
-                   {"id": 2, "file_name": names[1], "height": h, "width": w}],
+        "images": [
+            {"id": 1, "file_name": names[0], "height": h, "width": w},
+            {"id": 2, "file_name": names[1], "height": h, "width": w},
+        ],
         "categories": [{"id": 18, "name": "dog"}, {"id": 17, "name": "cat"}],
         "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 18, "bbox": [100, 150, 120, 80],
-             "segmentation": [[100, 150, 220, 150, 220, 230, 100, 230]], "iscrowd": 0},
-            {"id": 2, "image_id": 1, "category_id": 17, "bbox": [390, 140, 120, 120],
-             "segmentation": {"counts": rle_encode(disc), "size": [h, w]}, "iscrowd": 0},
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 18,
+                "bbox": [100, 150, 120, 80],
+                "segmentation": [[100, 150, 220, 150, 220, 230, 100, 230]],
+                "iscrowd": 0,
+            },
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 17,
+                "bbox": [390, 140, 120, 120],
+                "segmentation": {"counts": rle_encode(disc), "size": [h, w]},
+                "iscrowd": 0,
+            },
         ],
     }
     ann_path = tmp_path / "instances.json"
     ann_path.write_text(json.dumps(annotations))
     questions = tmp_path / "pope.jsonl"
-    questions.write_text("".join(json.dumps({"question_id": i, "image": names[0], "text": f"Is there a {c} in the image?",
-                                             "label": lab}) + "\n" for i, (c, lab) in enumerate([("dog", "yes"), ("car", "no")])))
+    questions.write_text(
+        "".join(
+            json.dumps({"question_id": i, "image": names[0], "text": f"Is there a {c} in the image?", "label": lab})
+            + "\n"
+            for i, (c, lab) in enumerate([("dog", "yes"), ("car", "no")])
+        )
+    )
     return folder, ann_path, questions, names, disc
 
 
@@ -171,8 +198,11 @@ def _masks(ann_path, name):
     data = json.loads(ann_path.read_text())
     info = next(im for im in data["images"] if im["file_name"] == name)
     categories = {c["id"]: c["name"] for c in data["categories"]}
-    return {categories[a["category_id"]]: segmentation_mask(a["segmentation"], info["height"], info["width"])
-            for a in data["annotations"] if a["image_id"] == info["id"]}
+    return {
+        categories[a["category_id"]]: segmentation_mask(a["segmentation"], info["height"], info["width"])
+        for a in data["annotations"]
+        if a["image_id"] == info["id"]
+    }
 
 
 @pytest.mark.parametrize("method", ["fill", "blur"])
@@ -184,7 +214,10 @@ def test_object_removal_on_a_real_photo_changes_only_the_mask(photo_set, method)
     edited = np.asarray(remove_region(image, dilate(masks["cat"], 1), method))  # as the COCO source erases
     original = np.asarray(image)
     grown = np.zeros_like(disc)
-    grown[1:] |= disc[:-1]; grown[:-1] |= disc[1:]; grown[:, 1:] |= disc[:, :-1]; grown[:, :-1] |= disc[:, 1:]  # noqa: E702
+    grown[1:] |= disc[:-1]
+    grown[:-1] |= disc[1:]
+    grown[:, 1:] |= disc[:, :-1]
+    grown[:, :-1] |= disc[:, 1:]  # noqa: E702
     grown |= disc
     assert np.array_equal(edited[~grown], original[~grown])  # nothing outside the (1-px dilated) mask changed
     assert np.abs(edited[disc].astype(int) - original[disc].astype(int)).mean() > 5  # the object is gone
@@ -217,17 +250,39 @@ def test_polygon_and_rle_masks_equal_the_coco_api(tmp_path):
     Image.fromarray(np.zeros((h, w, 3), dtype=np.uint8)).save(tmp_path / name)
     anns = []
     for cat in range(1, 61):
-        parts = [list(np.round(rng.uniform([-2, -2], [w + 2, h + 2], size=(int(rng.integers(3, 9)), 2)).ravel(), 2))
-                 for _ in range(int(rng.integers(1, 4)))]
-        anns.append({"id": cat, "image_id": 1, "category_id": cat, "bbox": [0, 0, 1, 1], "segmentation": parts,
-                     "iscrowd": 0})
+        parts = [
+            list(np.round(rng.uniform([-2, -2], [w + 2, h + 2], size=(int(rng.integers(3, 9)), 2)).ravel(), 2))
+            for _ in range(int(rng.integers(1, 4)))
+        ]
+        anns.append(
+            {"id": cat, "image_id": 1, "category_id": cat, "bbox": [0, 0, 1, 1], "segmentation": parts, "iscrowd": 0}
+        )
     blob = rng.random((h, w)) < 0.2
-    anns.append({"id": 61, "image_id": 1, "category_id": 61, "bbox": [0, 0, 1, 1], "iscrowd": 1,
-                 "segmentation": {"counts": rle_encode(blob), "size": [h, w]}})
-    anns.append({"id": 62, "image_id": 1, "category_id": 62, "bbox": [0, 0, 1, 1], "iscrowd": 1,
-                 "segmentation": {"counts": rle_counts(blob), "size": [h, w]}})
-    data = {"images": [{"id": 1, "file_name": name, "height": h, "width": w}], "annotations": anns,
-            "categories": [{"id": c, "name": f"thing{c}"} for c in range(1, 63)]}
+    anns.append(
+        {
+            "id": 61,
+            "image_id": 1,
+            "category_id": 61,
+            "bbox": [0, 0, 1, 1],
+            "iscrowd": 1,
+            "segmentation": {"counts": rle_encode(blob), "size": [h, w]},
+        }
+    )
+    anns.append(
+        {
+            "id": 62,
+            "image_id": 1,
+            "category_id": 62,
+            "bbox": [0, 0, 1, 1],
+            "iscrowd": 1,
+            "segmentation": {"counts": rle_counts(blob), "size": [h, w]},
+        }
+    )
+    data = {
+        "images": [{"id": 1, "file_name": name, "height": h, "width": w}],
+        "annotations": anns,
+        "categories": [{"id": c, "name": f"thing{c}"} for c in range(1, 63)],
+    }
     path = tmp_path / "instances.json"
     path.write_text(json.dumps(data))
     masks = _masks(path, name)
@@ -247,10 +302,34 @@ def test_bad_images_and_masks_are_refused(photo_set):
 
 def test_scenes_command_writes_a_browsable_set(tmp_path):
     out = tmp_path / "set"
-    assert main(["scenes", "--n", "12", "--seed", "4", "--out", str(out), "--background", "mixed",
-                 "--cooccur", "red circle,green triangle,0.9"]) == 0
-    for name in ("manifest.jsonl", "pope_random.jsonl", "pope_popular.jsonl", "pope_adversarial.jsonl",
-                 "relations.jsonl", "captions.jsonl", "recipe.json", "contact_sheet.png"):
+    assert (
+        main(
+            [
+                "scenes",
+                "--n",
+                "12",
+                "--seed",
+                "4",
+                "--out",
+                str(out),
+                "--background",
+                "mixed",
+                "--cooccur",
+                "red circle,green triangle,0.9",
+            ]
+        )
+        == 0
+    )
+    for name in (
+        "manifest.jsonl",
+        "pope_random.jsonl",
+        "pope_popular.jsonl",
+        "pope_adversarial.jsonl",
+        "relations.jsonl",
+        "captions.jsonl",
+        "recipe.json",
+        "contact_sheet.png",
+    ):
         assert (out / name).is_file(), name
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert len(manifest) == 12

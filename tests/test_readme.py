@@ -49,8 +49,10 @@ def test_every_readme_command_parses():
     parser = build_parser()
     for command in commands:
         text = re.sub(r"\[([^\[\]]*)\]", lambda m: m.group(1).split(" | ")[0], command)  # [--a x | --b] -> --a x
-        words = [{"N": "2", "K": "1"}.get(w, w.split("|")[0] if "|" in w and not w.startswith("-") else w)
-                 for w in shlex.split(text)]
+        words = [
+            {"N": "2", "K": "1"}.get(w, w.split("|")[0] if "|" in w and not w.startswith("-") else w)
+            for w in shlex.split(text)
+        ]
         try:
             parser.parse_args(words[1:])
         except SystemExit as stop:
@@ -82,9 +84,26 @@ def test_readme_file_list_is_what_an_audit_writes(tmp_path, tiny_paths):
 
     readme = (ROOT / "README.md").read_text()
     listed = re.search(r"^ls runs/\S+\s+# (.*)$", readme, re.M).group(1).split()
-    assert main(["audit", "--model", str(tiny_paths["llava"]), "--suite", "quick", "--out", str(tmp_path / "r"),
-                 "--n-examples", "2", "--no-progress"]) == 0
-    written = sorted(p.name + ("/" if p.is_dir() else "") for p in (tmp_path / "r").iterdir() if not p.name.startswith("."))
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["llava"]),
+                "--suite",
+                "quick",
+                "--out",
+                str(tmp_path / "r"),
+                "--n-examples",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    written = sorted(
+        p.name + ("/" if p.is_dir() else "") for p in (tmp_path / "r").iterdir() if not p.name.startswith(".")
+    )
     assert sorted(listed) == written
 
 
@@ -95,9 +114,9 @@ def test_readme_support_table_names_every_registered_architecture():
     from mmdiag.adapters.registry import BUILTIN_ADAPTERS
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    table = readme[readme.index("### Supported families"):readme.index("### Real data")]
+    table = readme[readme.index("### Supported families") : readme.index("### Real data")]
     for architecture in BUILTIN_ADAPTERS:
         if architecture != "open_clip":
             assert f"`{architecture}`" in table, architecture
-    refused = table[table.index("Refused with"):]
+    refused = table[table.index("Refused with") :]
     assert "Qwen3VLForConditionalGeneration" in refused and "Qwen3VLForConditionalGeneration" not in BUILTIN_ADAPTERS

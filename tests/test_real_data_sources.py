@@ -32,9 +32,13 @@ def test_coco_fixture_examples_follow_the_annotations():
     ann = next(a for a in raw["annotations"] if a["image_id"] == info["id"] and a["category_id"] == 47)
     cup = next(o for o in coffee.objects if o.name == "cup")
     x, y, w, h = ann["bbox"]
-    assert cup.bbox() == pytest.approx((x / info["width"], y / info["height"], (x + w) / info["width"], (y + h) / info["height"]))
-    assert source.example_from_dict(json.loads(json.dumps(coffee.mirrored().without("cup").to_dict()))).to_dict() == \
-        coffee.mirrored().without("cup").to_dict()
+    assert cup.bbox() == pytest.approx(
+        (x / info["width"], y / info["height"], (x + w) / info["width"], (y + h) / info["height"])
+    )
+    assert (
+        source.example_from_dict(json.loads(json.dumps(coffee.mirrored().without("cup").to_dict()))).to_dict()
+        == coffee.mirrored().without("cup").to_dict()
+    )
     single = source.examples(100, seed=0, request=DataRequest(min_objects=1, max_objects=1))
     assert len(single) == 16 and all(len(ex.objects) == 1 for ex in single)
 
@@ -49,8 +53,9 @@ def test_coco_removal_changes_only_the_dilated_mask_and_mirroring_flips_relation
     grown = binary_dilation(mask, np.ones((3, 3), bool))  # removal dilates the mask by one pixel
     assert changed.any() and not (changed & ~grown).any()
     flips = {"left of": "right of", "right of": "left of", "above": "above", "below": "below"}
-    assert {(r.subject, flips[r.relation], r.object) for r in moto.relations()} == \
-        {(r.subject, r.relation, r.object) for r in moto.mirrored().relations()}
+    assert {(r.subject, flips[r.relation], r.object) for r in moto.relations()} == {
+        (r.subject, r.relation, r.object) for r in moto.mirrored().relations()
+    }
     assert ("bench", "left of", "motorcycle") in {(r.subject, r.relation, r.object) for r in moto.relations()}
     cat = next(ex for ex in source.examples(100, 0) if ex.file_name == "chelsea-full.jpg")
     with pytest.raises(EditUnavailable, match="covers"):
@@ -59,12 +64,15 @@ def test_coco_removal_changes_only_the_dilated_mask_and_mirroring_flips_relation
         cat.recoloured("cat", "red")
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["annotations"][0].update(category_id=999), "category_id 999"),
-    (lambda d: d["annotations"][0].update(bbox=[1, 2]), "bbox"),
-    (lambda d: d["images"][0].update(file_name="../../outside.jpg"), "outside the image folder"),
-    (lambda d: d["images"][0].update(file_name="nope.jpg"), "not in"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["annotations"][0].update(category_id=999), "category_id 999"),
+        (lambda d: d["annotations"][0].update(bbox=[1, 2]), "bbox"),
+        (lambda d: d["images"][0].update(file_name="../../outside.jpg"), "outside the image folder"),
+        (lambda d: d["images"][0].update(file_name="nope.jpg"), "not in"),
+    ],
+)
 def test_coco_bad_entries_are_one_line_errors(tmp_path, change, message):
     folder = tmp_path / "coco"
     shutil.copytree(FIXTURE / "images", folder / "images")
@@ -84,9 +92,20 @@ def test_pope_files_are_asked_verbatim_and_merged_across_splits(tmp_path):
     files = []
     for split, rows in lines.items():
         path = tmp_path / f"coco_pope_{split}.json"
-        path.write_text("".join(json.dumps({"question_id": f"{split}{k}", "image": "coffee-full.jpg",
-                                            "text": f"Is there a {o} in the image?", "label": lab}) + "\n"
-                                for k, (o, lab) in enumerate(rows)))
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "question_id": f"{split}{k}",
+                        "image": "coffee-full.jpg",
+                        "text": f"Is there a {o} in the image?",
+                        "label": lab,
+                    }
+                )
+                + "\n"
+                for k, (o, lab) in enumerate(rows)
+            )
+        )
         files.append(str(path))
     source = PopeFileSource(",".join(files), str(FIXTURE / "images"))
     (example,) = source.examples(10, 0)
@@ -94,45 +113,85 @@ def test_pope_files_are_asked_verbatim_and_merged_across_splits(tmp_path):
     from mmdiag.probes.hallucination.plan import pope_items
 
     items = pope_items(example, 0, ObjectStatistics.of([example]), 0, 3, source.vocabulary())
-    assert {(i.object, i.label, i.splits) for i in items} == {("cup", "yes", ("random", "adversarial")),
-                                                              ("dog", "no", ("random",)), ("spoon", "no", ("adversarial",))}
-    (tmp_path / "bad.json").write_text(json.dumps({"question_id": 1, "image": "../x.jpg", "text": "t", "label": "yes"}) + "\n")
+    assert {(i.object, i.label, i.splits) for i in items} == {
+        ("cup", "yes", ("random", "adversarial")),
+        ("dog", "no", ("random",)),
+        ("spoon", "no", ("adversarial",)),
+    }
+    (tmp_path / "bad.json").write_text(
+        json.dumps({"question_id": 1, "image": "../x.jpg", "text": "t", "label": "yes"}) + "\n"
+    )
     with pytest.raises(MmdiagError, match="outside"):
         PopeFileSource(str(tmp_path / "bad.json"), str(FIXTURE / "images")).examples(10, 0)
 
 
 def test_relation_sets_read_vsr_and_whatsup(tmp_path):
     vsr = tmp_path / "vsr.jsonl"
-    vsr.write_text(json.dumps({"image": "motorcycle-full.jpg", "caption": "The bench is left of the motorcycle.",
-                               "label": 1, "relation": "left of", "subj": "bench", "obj": "motorcycle"}) + "\n"
-                   + json.dumps({"image": "motorcycle-full.jpg", "caption": "The bench is above the motorcycle.",
-                                 "label": 0, "relation": "above"}) + "\n")
+    vsr.write_text(
+        json.dumps(
+            {
+                "image": "motorcycle-full.jpg",
+                "caption": "The bench is left of the motorcycle.",
+                "label": 1,
+                "relation": "left of",
+                "subj": "bench",
+                "obj": "motorcycle",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "image": "motorcycle-full.jpg",
+                "caption": "The bench is above the motorcycle.",
+                "label": 0,
+                "relation": "above",
+            }
+        )
+        + "\n"
+    )
     first, second = RelationSetSource(str(vsr), str(FIXTURE / "images")).examples(10, 0)
     assert first.statement.options == ("The bench is left of the motorcycle.", "The motorcycle is left of the bench.")
     assert first.statement.is_choice and second.statement.label == "no"
     whatsup = tmp_path / "whatsup.json"
-    whatsup.write_text(json.dumps([{"image_path": "data/controlled_images/coffee-full.jpg",
-                                    "caption_options": ["A spoon to the right of a cup", "A spoon to the left of a cup"]}]))
+    whatsup.write_text(
+        json.dumps(
+            [
+                {
+                    "image_path": "data/controlled_images/coffee-full.jpg",
+                    "caption_options": ["A spoon to the right of a cup", "A spoon to the left of a cup"],
+                }
+            ]
+        )
+    )
     (ex,) = RelationSetSource(str(whatsup), str(FIXTURE / "images")).examples(10, 0)
     assert ex.object_names == ["spoon", "cup"] and ex.statement.relation == "to the right of"
 
 
 def test_data_spec_errors():
     assert parse_data_spec("coco:/x", None) == ("coco", {"root": "/x", "images": None})
-    for spec, images, message in (("pope:/q.json", None, "needs --images"), ("coco:", None, "name the folder"),
-                                  (None, "/imgs", "--images goes with")):
+    for spec, images, message in (
+        ("pope:/q.json", None, "needs --images"),
+        ("coco:", None, "name the folder"),
+        (None, "/imgs", "--images goes with"),
+    ):
         with pytest.raises(MmdiagError, match=message):
             parse_data_spec(spec, images)
 
 
 @pytest.mark.slow
 def test_coco_photos_run_every_probe_end_to_end(tiny_paths, tmp_path):
-    config = api.AuditConfig(n_examples=25, data="coco", data_params={"root": str(FIXTURE), "images": None},
-                             resolution=64, batch_size=8,
-                             probe_params={"attention": {"untrained_baseline": False},
-                                           "hallucination": {"free_text": False},
-                                           "spatial": {"min_scenes": 10, "untrained_baseline": False,
-                                                       "null_permutations": 9, "llm_layers": ["last"]}})
+    config = api.AuditConfig(
+        n_examples=25,
+        data="coco",
+        data_params={"root": str(FIXTURE), "images": None},
+        resolution=64,
+        batch_size=8,
+        probe_params={
+            "attention": {"untrained_baseline": False},
+            "hallucination": {"free_text": False},
+            "spatial": {"min_scenes": 10, "untrained_baseline": False, "null_permutations": 9, "llm_layers": ["last"]},
+        },
+    )
     results = api.audit(str(tiny_paths["llava"]), tmp_path / "run", config, progress=False).results
     probes = results["probes"]
     assert set(probes) == {"attention", "spatial", "hallucination"} and not any("error" in p for p in probes.values())

@@ -29,13 +29,16 @@ def test_results_validate(documents, family):
     jsonschema.validate(documents[family], SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
-@pytest.mark.parametrize("breakage", [
-    lambda d: d.pop("verdict"),
-    lambda d: d.update(schema_version="0.9"),
-    lambda d: d["gates"][0].update(passed="yes"),
-    lambda d: next(iter(d["probes"].values()))["metrics"].update(f1={"value": "high"}),
-    lambda d: d["metadata"]["model"].update(kind="oracle"),
-])
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda d: d.pop("verdict"),
+        lambda d: d.update(schema_version="0.9"),
+        lambda d: d["gates"][0].update(passed="yes"),
+        lambda d: next(iter(d["probes"].values()))["metrics"].update(f1={"value": "high"}),
+        lambda d: d["metadata"]["model"].update(kind="oracle"),
+    ],
+)
 def test_broken_documents_are_rejected(documents, breakage):
     doc = copy.deepcopy(documents["llava"])
     breakage(doc)

@@ -23,8 +23,21 @@ TOLERANCE = 1e-5  # stated float tolerance for per-example values across batchin
 
 
 def audit(model: Path, out: Path, *extra: str, n: int = 10) -> int:
-    return main(["audit", "--model", str(model), "--out", str(out), "--n-examples", str(n), "--no-progress",
-                 "--suite", integrity_suite(), *extra])
+    return main(
+        [
+            "audit",
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--n-examples",
+            str(n),
+            "--no-progress",
+            "--suite",
+            integrity_suite(),
+            *extra,
+        ]
+    )
 
 
 def values_by_id(run: Path) -> dict[tuple[str, str], dict]:
@@ -58,8 +71,19 @@ def comparable(run: Path) -> dict:
 @pytest.mark.parametrize("family", ["llava", "blip2"])
 def test_sharded_over_cpu_and_disk_equals_unsharded(tmp_path, tiny_paths, family):
     assert audit(tiny_paths[family], tmp_path / "plain") == 0
-    assert audit(tiny_paths[family], tmp_path / "sharded", "--device-map", "auto", "--max-memory", '{"cpu": "150KB"}',
-                 "--offload-dir", str(tmp_path / "offload")) == 0
+    assert (
+        audit(
+            tiny_paths[family],
+            tmp_path / "sharded",
+            "--device-map",
+            "auto",
+            "--max-memory",
+            '{"cpu": "150KB"}',
+            "--offload-dir",
+            str(tmp_path / "offload"),
+        )
+        == 0
+    )
     sharded = json.loads((tmp_path / "sharded" / "results.json").read_text())
     assert "disk" in sharded["metadata"]["devices"]  # some weights really lived on disk
     assert_close(values_by_id(tmp_path / "plain"), values_by_id(tmp_path / "sharded"))
@@ -68,8 +92,12 @@ def test_sharded_over_cpu_and_disk_equals_unsharded(tmp_path, tiny_paths, family
 
 @pytest.mark.parametrize("family", ["llava", "blip2", "clip"])
 def test_batch_size_does_not_change_per_example_values(tmp_path, tiny_paths, family):
-    assert audit(tiny_paths[family], tmp_path / "b1", "--batch-size", "1", "--probes", "hallucination,spatial", n=12) == 0
-    assert audit(tiny_paths[family], tmp_path / "b8", "--batch-size", "8", "--probes", "hallucination,spatial", n=12) == 0
+    assert (
+        audit(tiny_paths[family], tmp_path / "b1", "--batch-size", "1", "--probes", "hallucination,spatial", n=12) == 0
+    )
+    assert (
+        audit(tiny_paths[family], tmp_path / "b8", "--batch-size", "8", "--probes", "hallucination,spatial", n=12) == 0
+    )
     assert_close(values_by_id(tmp_path / "b1"), values_by_id(tmp_path / "b8"))
 
 
@@ -78,8 +106,21 @@ def test_batching_across_scenes_keeps_the_quick_suites_metrics_and_decisions(tmp
     every headline metric and CI bound to 1e-6, every yes/no decision, free-text answer and caption identical."""
     runs = {}
     for size in (1, 8):
-        assert main(["audit", "--suite", QUICK, "--batch-size", str(size), "--out", str(tmp_path / f"b{size}"),
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "audit",
+                    "--suite",
+                    QUICK,
+                    "--batch-size",
+                    str(size),
+                    "--out",
+                    str(tmp_path / f"b{size}"),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         runs[size] = json.loads((tmp_path / f"b{size}" / "results.json").read_text())["probes"]
     compared = 0
     for probe, result in runs[1].items():
@@ -102,8 +143,9 @@ def test_batching_across_scenes_keeps_the_quick_suites_metrics_and_decisions(tmp
         says = np.array(values["p_yes"]) > np.array(values["p_no"])
         assert (says == (np.array(batched["p_yes"]) > np.array(batched["p_no"]))).all(), key
         for kind, blind in values["blind"].items():
-            assert (np.array(blind["p_yes"]) > np.array(blind["p_no"])).tolist() == \
-                (np.array(batched["blind"][kind]["p_yes"]) > np.array(batched["blind"][kind]["p_no"])).tolist()
+            assert (np.array(blind["p_yes"]) > np.array(blind["p_no"])).tolist() == (
+                np.array(batched["blind"][kind]["p_yes"]) > np.array(batched["blind"][kind]["p_no"])
+            ).tolist()
 
 
 def test_two_processes_equal_one(tmp_path, tiny_paths):
@@ -111,9 +153,29 @@ def test_two_processes_equal_one(tmp_path, tiny_paths):
     model = tiny_paths["llava"]
     assert audit(model, tmp_path / "one") == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(tmp_path / "two"),
-                           "--n-examples", "10", "--no-progress", "--num-processes", "2", "--suite", integrity_suite()],
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmdiag",
+            "audit",
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "two"),
+            "--n-examples",
+            "10",
+            "--no-progress",
+            "--num-processes",
+            "2",
+            "--suite",
+            integrity_suite(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "results.json").read_text())
     assert two["metadata"]["processes"] == 2
@@ -124,10 +186,23 @@ def test_two_processes_equal_one(tmp_path, tiny_paths):
 
 def test_killed_run_resumes_to_the_same_results(tmp_path, tiny_paths):
     model, n = tiny_paths["llava"], 40
-    assert audit(model, tmp_path / "whole", n=n, *("--batch-size", "1")) == 0
+    assert audit(model, tmp_path / "whole", "--batch-size", "1", n=n) == 0
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "mmdiag", "audit", "--model", str(model), "--out", str(killed), "--n-examples", str(n),
-               "--no-progress", "--batch-size", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mmdiag",
+        "audit",
+        "--model",
+        str(model),
+        "--out",
+        str(killed),
+        "--n-examples",
+        str(n),
+        "--no-progress",
+        "--batch-size",
+        "1",
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     examples = killed / "examples.jsonl"
     deadline = time.time() + 300
@@ -186,16 +261,26 @@ def test_failed_examples_are_recorded_counted_and_reported(tmp_path, tiny_paths)
 
     registry = ProbeRegistry()
     registry.register("flaky", lambda **params: FlakyProbe(**params))  # a factory: FlakyProbe is no Probe class
-    outcome = api.audit(str(tiny_paths["llava"]), tmp_path / "run", api.AuditConfig(probes=("flaky",), n_examples=9),
-                        progress=False, registry=registry)
+    outcome = api.audit(
+        str(tiny_paths["llava"]),
+        tmp_path / "run",
+        api.AuditConfig(probes=("flaky",), n_examples=9),
+        progress=False,
+        registry=registry,
+    )
     errors = [r for r in read_examples(tmp_path / "run") if "error" in r]
     assert len(errors) == 3 and all("image file is truncated" in r["error"] for r in errors)
     assert outcome.results["failed_examples"] == {"flaky": 3}
     assert outcome.results["probes"]["flaky"]["n_failed"] == 3
     assert outcome.results["probes"]["flaky"]["n_examples"] == 6  # scored only the good ones
     assert "3 example(s) failed" in (tmp_path / "run" / "report.html").read_text()
-    every = api.audit(str(tiny_paths["llava"]), tmp_path / "all", api.AuditConfig(probes=("flaky",), n_examples=3),
-                      progress=False, registry=_registry_failing_all())
+    every = api.audit(
+        str(tiny_paths["llava"]),
+        tmp_path / "all",
+        api.AuditConfig(probes=("flaky",), n_examples=3),
+        progress=False,
+        registry=_registry_failing_all(),
+    )
     assert every.results["verdict"] == "fail"
     assert "every example failed" in every.results["probes"]["flaky"]["error"]
 

@@ -48,7 +48,7 @@ def test_objects_are_distinct_in_bounds_and_apart():
         masks = [object_mask(o, RES) for o in scene.objects]
         for o in scene.objects:
             x0, y0, x1, y1 = o.bbox()
-            assert 0 <= x0 and x1 <= 1 and 0 <= y0 and y1 <= 1
+            assert x0 >= 0 and x1 <= 1 and y0 >= 0 and y1 <= 1
         total = np.sum(masks, axis=0) if masks else np.zeros((RES, RES))
         assert total.max() <= 1  # no pixel painted twice: objects never overlap
 
@@ -61,7 +61,12 @@ def test_each_object_paints_its_colour_inside_its_bbox_only():
             ys, xs = np.nonzero(colour_pixels & object_mask(o, RES))
             x0, y0, x1, y1 = (v * RES for v in o.bbox())
             assert len(xs) > 0
-            assert xs.min() >= np.floor(x0) - 1 and xs.max() <= np.ceil(x1) and ys.min() >= np.floor(y0) - 1 and ys.max() <= np.ceil(y1)
+            assert (
+                xs.min() >= np.floor(x0) - 1
+                and xs.max() <= np.ceil(x1)
+                and ys.min() >= np.floor(y0) - 1
+                and ys.max() <= np.ceil(y1)
+            )
         truth = scene.ground_truth(RES)
         for gt, o in zip(truth["objects"], scene.objects):
             assert gt["centre"] == [round(o.cx * RES, 2), round(o.cy * RES, 2)]
@@ -77,8 +82,11 @@ def test_relations_need_a_margin_and_are_antisymmetric():
     assert relations_between(far, a) == ["right of", "above"]
     scene = Scene("s", (a, far))
     assert {r.text() for r in scene.relations()} == {
-        "red circle left of blue square", "red circle below blue square",
-        "blue square right of red circle", "blue square above red circle"}
+        "red circle left of blue square",
+        "red circle below blue square",
+        "blue square right of red circle",
+        "blue square above red circle",
+    }
 
 
 def test_removed_object_pixels_are_gone_and_nothing_else_changed():
@@ -95,7 +103,9 @@ def test_removed_object_pixels_are_gone_and_nothing_else_changed():
 
 
 def test_swaps_change_only_the_object_and_refuse_clashes():
-    scene = Scene("s", (SceneObject("red", "circle", "large", 0.3, 0.3), SceneObject("blue", "square", "small", 0.7, 0.7)))
+    scene = Scene(
+        "s", (SceneObject("red", "circle", "large", 0.3, 0.3), SceneObject("blue", "square", "small", 0.7, 0.7))
+    )
     recoloured = swap_colour(scene, "red circle", "green")
     mask = object_mask(scene.objects[0], RES)
     before, after = pixels(scene), pixels(recoloured)
@@ -120,12 +130,21 @@ def test_insert_adds_pixels_only_where_the_new_object_is():
     assert np.array_equal(pixels(edited)[~mask], pixels(scene)[~mask])
     assert np.all(pixels(edited)[mask] == COLOURS[colour])
     with pytest.raises(EditError, match="overlap"):
-        insert_object(scene, "yellow", "circle" if scene.objects[0].name != "yellow circle" else "square",
-                      at=(scene.objects[0].cx, scene.objects[0].cy))
+        insert_object(
+            scene,
+            "yellow",
+            "circle" if scene.objects[0].name != "yellow circle" else "square",
+            at=(scene.objects[0].cx, scene.objects[0].cy),
+        )
 
 
-@pytest.mark.parametrize("axis, flipped, kept", [("horizontal", {"left of": "right of", "right of": "left of"}, ("above", "below")),
-                                                 ("vertical", {"above": "below", "below": "above"}, ("left of", "right of"))])
+@pytest.mark.parametrize(
+    "axis, flipped, kept",
+    [
+        ("horizontal", {"left of": "right of", "right of": "left of"}, ("above", "below")),
+        ("vertical", {"above": "below", "below": "above"}, ("left of", "right of")),
+    ],
+)
 def test_mirror_flips_relations_and_the_image(axis, flipped, kept):
     for scene in generate_scenes(30, seed=5, recipe=SceneRecipe(min_objects=2, max_objects=4, background="textured")):
         edited = mirror(scene, axis)
@@ -157,7 +176,9 @@ def test_blind_inputs():
     flat = np.asarray(blind.mean_colour(image))
     assert np.all(flat == flat[0, 0])
     assert np.allclose(flat[0, 0], np.asarray(image).reshape(-1, 3).mean(0), atol=0.5)
-    assert np.array_equal(np.asarray(blind.gaussian_noise((32, 32), seed=3)), np.asarray(blind.gaussian_noise((32, 32), seed=3)))
+    assert np.array_equal(
+        np.asarray(blind.gaussian_noise((32, 32), seed=3)), np.asarray(blind.gaussian_noise((32, 32), seed=3))
+    )
     assert np.asarray(blind.blank((8, 8))).std() == 0
 
 

@@ -22,13 +22,15 @@ def _same(ours, theirs) -> None:
 @pytest.mark.parametrize("n_classes", [2, 3, 9])
 def test_stratified_folds_are_scikit_learns(n_classes):
     rng = np.random.default_rng(n_classes)
-    for trial in range(40):
+    for _ in range(40):
         n = int(rng.integers(5 * n_classes, 200))
         labels = np.concatenate([np.repeat(np.arange(n_classes), 5), rng.integers(0, n_classes, n - 5 * n_classes)])
         labels = rng.permutation(labels) * 3 + 7  # any label values, in any order
         seed = int(rng.integers(0, 10_000))
-        _same(stratified_kfold(labels, 5, seed),
-              StratifiedKFold(5, shuffle=True, random_state=seed).split(np.zeros((n, 1)), labels))
+        _same(
+            stratified_kfold(labels, 5, seed),
+            StratifiedKFold(5, shuffle=True, random_state=seed).split(np.zeros((n, 1)), labels),
+        )
 
 
 def test_plain_folds_are_scikit_learns():

@@ -89,12 +89,15 @@ def test_ridge_heads_equal_scikit_learn():
     problems = []
     for b in range(10):
         x = rng.normal(size=(38 + b % 2, 32))
-        problems.append(HeadProblem(x, x[:, 0] * 2 - x[:, 3] + rng.normal(size=len(x)), rng.normal(size=(10, 32)), b % 2 == 0))
+        problems.append(
+            HeadProblem(x, x[:, 0] * 2 - x[:, 3] + rng.normal(size=len(x)), rng.normal(size=(10, 32)), b % 2 == 0)
+        )
     for problem, predicted in zip(problems, fit_predict(problems, regression=True)):
         model = Ridge(alpha=1.0)
         pipeline = make_pipeline(StandardScaler(), model) if problem.standardise else model
-        np.testing.assert_allclose(predicted, pipeline.fit(problem.train_x, problem.train_y).predict(problem.test_x),
-                                   atol=1e-10)
+        np.testing.assert_allclose(
+            predicted, pipeline.fit(problem.train_x, problem.train_y).predict(problem.test_x), atol=1e-10
+        )
 
 
 def test_one_class_in_the_training_fold_predicts_it():
@@ -110,7 +113,9 @@ def test_flattened_features_give_the_scikit_learn_pipelines_predictions():
     labels = np.repeat(np.arange(4), 12)
     train, test = np.arange(48) % 5 != 0, np.arange(48) % 5 == 0
     ours_train, ours_test = _flattened_features(tokens[train], tokens[test], seed=0)
-    reduce = make_pipeline(StandardScaler(), PCA(n_components=32, random_state=0)).fit(tokens[train].reshape(int(train.sum()), -1))
+    reduce = make_pipeline(StandardScaler(), PCA(n_components=32, random_state=0)).fit(
+        tokens[train].reshape(int(train.sum()), -1)
+    )
     ref_train = reduce.transform(tokens[train].reshape(int(train.sum()), -1))
     ref_test = reduce.transform(tokens[test].reshape(int(test.sum()), -1))
     np.testing.assert_allclose(np.abs(ours_train), np.abs(ref_train), atol=2e-3)  # the same components, up to sign
@@ -132,7 +137,10 @@ def test_saturated_probabilities_still_fit():
     x = np.zeros((45, 12))
     x[np.arange(45), y] = 1e4
     x += rng.normal(scale=1e-3, size=x.shape)
-    problems = [HeadProblem(x, y, x[::5], standardise=False), HeadProblem(x[:10], y[:10] % 2, x[:10], standardise=False)]
+    problems = [
+        HeadProblem(x, y, x[::5], standardise=False),
+        HeadProblem(x[:10], y[:10] % 2, x[:10], standardise=False),
+    ]
     many, two = fit_predict(problems, regression=False)
     assert many.tolist() == list(range(9))
     assert two.tolist() == (y[:10] % 2).tolist()

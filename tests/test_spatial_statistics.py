@@ -87,7 +87,10 @@ def test_mean_retention_has_a_joint_ci_from_the_same_scene_draws():
     # a task with no draws (not measurable) is named and left out of the mean and of its CI
     rows["c"] = {"retention": None, "retention_undefined": "the pre-projector score does not beat its permutation null"}
     partial = _mean_retention(rows, ("a", "b", "c"), "test", draws)
-    assert partial.value == pytest.approx(metric.value) and (partial.ci_low, partial.ci_high) == (metric.ci_low, metric.ci_high)
+    assert partial.value == pytest.approx(metric.value) and (partial.ci_low, partial.ci_high) == (
+        metric.ci_low,
+        metric.ci_high,
+    )
     assert "c: the pre-projector score does not beat" in partial.description
 
 

@@ -60,7 +60,8 @@ def test_bootstrap_of_all_draws_at_once_is_the_one_at_a_time_bootstrap():
     pred = y + rng.normal(scale=0.7, size=57)
     rows = np.stack([y, pred], axis=1)
     loop = bootstrap_ci(rows, _r2_of_rows, seed=11, n_boot=400)
-    at_once = bootstrap_ci(rows, _r2_of_rows, seed=11, n_boot=400,
-                           of_draws=lambda draws: scores_of_draws(y, pred, True, draws))
+    at_once = bootstrap_ci(
+        rows, _r2_of_rows, seed=11, n_boot=400, of_draws=lambda draws: scores_of_draws(y, pred, True, draws)
+    )
     np.testing.assert_allclose(at_once, loop, rtol=1e-12)
     assert loop[0] < loop[1]

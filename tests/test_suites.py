@@ -38,22 +38,27 @@ def test_every_suite_in_probes_is_shipped_in_the_package_and_release_is_the_defa
     assert {s.name for s in shipped_suites()} == {"release", "quick", "projector", "prior"}
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update(sceens={"n": 3}), "unknown key 'sceens'"),
-    (lambda d: d["scenes"].update(n="many"), "'scenes.n' must be an integer from 1"),
-    (lambda d: d["scenes"].update(n=0), "'scenes.n' must be from 1 to 100000"),
-    (lambda d: d["scenes"].update(resolution=-4), "'scenes.resolution' must be from 16"),
-    (lambda d: d.update(seed=-1), "'seed' must be from 0"),
-    (lambda d: d["probes"]["attention"].update(untrained_baseline="nope"),
-     "'untrained_baseline' must be true or false"),
-    (lambda d: d["probes"]["hallucination"].update(max_questions=-2), "'max_questions' must be non-negative"),
-    (lambda d: d["probes"]["spatial"].update(llm_layers="last"), "'llm_layers' must be a list"),
-    (lambda d: d["probes"].update(telepathy={}), "unknown probe 'telepathy'"),
-    (lambda d: d["probes"]["spatial"].update(folds=3), "probe 'spatial' does not take these parameters"),
-    (lambda d: d.update(gates=["f1 is high"]), "probe.metric>=number"),
-    (lambda d: d["scenes"].update(max_objects=9), "bad scenes recipe"),
-    (lambda d: d.update(probes={}), "'probes' must map probe names"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(sceens={"n": 3}), "unknown key 'sceens'"),
+        (lambda d: d["scenes"].update(n="many"), "'scenes.n' must be an integer from 1"),
+        (lambda d: d["scenes"].update(n=0), "'scenes.n' must be from 1 to 100000"),
+        (lambda d: d["scenes"].update(resolution=-4), "'scenes.resolution' must be from 16"),
+        (lambda d: d.update(seed=-1), "'seed' must be from 0"),
+        (
+            lambda d: d["probes"]["attention"].update(untrained_baseline="nope"),
+            "'untrained_baseline' must be true or false",
+        ),
+        (lambda d: d["probes"]["hallucination"].update(max_questions=-2), "'max_questions' must be non-negative"),
+        (lambda d: d["probes"]["spatial"].update(llm_layers="last"), "'llm_layers' must be a list"),
+        (lambda d: d["probes"].update(telepathy={}), "unknown probe 'telepathy'"),
+        (lambda d: d["probes"]["spatial"].update(folds=3), "probe 'spatial' does not take these parameters"),
+        (lambda d: d.update(gates=["f1 is high"]), "probe.metric>=number"),
+        (lambda d: d["scenes"].update(max_objects=9), "bad scenes recipe"),
+        (lambda d: d.update(probes={}), "'probes' must map probe names"),
+    ],
+)
 def test_mistakes_are_named(mutate, message):
     data = json.loads(json.dumps(RELEASE))
     mutate(data)
@@ -71,12 +76,28 @@ def test_broken_yaml_names_the_line(tmp_path):
 
 
 def test_quick_suite_runs_and_a_failing_suite_gate_exits_1(tmp_path, tiny_paths, capsys):
-    assert main(["audit", "--model", str(tiny_paths["llava"]), "--suite", str(ROOT / "probes" / "quick.yaml"),
-                 "--out", str(tmp_path / "quick"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["llava"]),
+                "--suite",
+                str(ROOT / "probes" / "quick.yaml"),
+                "--out",
+                str(tmp_path / "quick"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "quick" / "results.json").read_text())
     assert results["metadata"]["config"]["n_scenes"] == 8
-    assert [g["gate"] for g in results["gates"]] == ["attention.failed_examples <= 0", "spatial.failed_examples <= 0",
-                                                    "hallucination.failed_examples <= 0"]
+    assert [g["gate"] for g in results["gates"]] == [
+        "attention.failed_examples <= 0",
+        "spatial.failed_examples <= 0",
+        "hallucination.failed_examples <= 0",
+    ]
     out = capsys.readouterr().out  # integrity gates only: no release verdict, never "PASS"
     assert out.startswith("no release verdict: integrity checks only (3 of 3 passed)") and "PASS" not in out
     assert "no release verdict: wrote" in out
@@ -85,8 +106,20 @@ def test_quick_suite_runs_and_a_failing_suite_gate_exits_1(tmp_path, tiny_paths,
     strict = yaml.safe_load((ROOT / "probes" / "quick.yaml").read_text())
     strict["gates"].append("hallucination.accuracy >= 0.99")
     (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))
-    code = main(["audit", "--model", str(tiny_paths["llava"]), "--suite", str(tmp_path / "strict.yaml"),
-                 "--out", str(tmp_path / "strict"), "--no-progress", "--probes", "hallucination"])
+    code = main(
+        [
+            "audit",
+            "--model",
+            str(tiny_paths["llava"]),
+            "--suite",
+            str(tmp_path / "strict.yaml"),
+            "--out",
+            str(tmp_path / "strict"),
+            "--no-progress",
+            "--probes",
+            "hallucination",
+        ]
+    )
     assert code == 1
     out = capsys.readouterr().out
     assert "hallucination.accuracy >= 0.99: FAIL" in out and "margin -" in out
@@ -96,8 +129,25 @@ def test_quick_suite_runs_and_a_failing_suite_gate_exits_1(tmp_path, tiny_paths,
 
 
 def test_flags_override_the_suite(tmp_path, tiny_paths):
-    assert main(["audit", "--model", str(tiny_paths["clip"]), "--suite", str(ROOT / "probes" / "quick.yaml"),
-                 "--out", str(tmp_path / "r"), "--no-progress", "--n-examples", "5", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                str(tiny_paths["clip"]),
+                "--suite",
+                str(ROOT / "probes" / "quick.yaml"),
+                "--out",
+                str(tmp_path / "r"),
+                "--no-progress",
+                "--n-examples",
+                "5",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     config = json.loads((tmp_path / "r" / "results.json").read_text())["metadata"]["config"]
     assert config["n_scenes"] == 5 and config["seed"] == 3
 

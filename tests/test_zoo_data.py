@@ -79,16 +79,26 @@ def test_relation_accuracy_splits_by_axis():
     class HorizontalOnly:
         def __init__(self, scenes):
             by_id = {s.scene_id: s for s in scenes}
-            self.truth = {(render(by_id[q.scene_id], 32).tobytes(), q.text): q.label == "yes" for q in relation_questions(scenes)}
+            self.truth = {
+                (render(by_id[q.scene_id], 32).tobytes(), q.text): q.label == "yes" for q in relation_questions(scenes)
+            }
 
         def answer_scores(self, images, questions):
-            return SimpleNamespace(says_yes=np.array([self.truth[(image.tobytes(), q)] if (" left of " in q or " right of " in q)
-                                                      else True for image, q in zip(images, questions)]))
+            return SimpleNamespace(
+                says_yes=np.array(
+                    [
+                        self.truth[(image.tobytes(), q)] if (" left of " in q or " right of " in q) else True
+                        for image, q in zip(images, questions)
+                    ]
+                )
+            )
 
     scenes = generate_scenes(12, seed=3, recipe=SceneRecipe(min_objects=2, max_objects=3))
     scores = relation_accuracy_by_axis(HorizontalOnly(scenes), scenes, 32)
     assert scores["horizontal"] == 1.0 and scores["vertical"] == 0.5
-    n = {axis: sum((q.relation in ("left of", "right of")) == (axis == "horizontal") for q in relation_questions(scenes))
-         for axis in ("horizontal", "vertical")}
+    n = {
+        axis: sum((q.relation in ("left of", "right of")) == (axis == "horizontal") for q in relation_questions(scenes))
+        for axis in ("horizontal", "vertical")
+    }
     assert n["horizontal"] > 0 and n["vertical"] > 0
     assert abs(scores["all"] - (n["horizontal"] + 0.5 * n["vertical"]) / sum(n.values())) < 1e-12

@@ -57,7 +57,9 @@ def test_spatial_probe_sees_position_in_the_clean_projector_and_none_in_the_blin
     clean = _run(probe, load_adapter(_shipped("ref-llava-mlp")), scenes)
     cell = clean.readouts["flattened"]["projector"]["grid_cell"]
     assert cell["ci_low"] > cell["chance"], cell
-    blind = _run(SpatialProbe(untrained_baseline=False, llm_layers=()), _blinded(load_adapter(_shipped("ref-llava-mlp"))), scenes)
+    blind = _run(
+        SpatialProbe(untrained_baseline=False, llm_layers=()), _blinded(load_adapter(_shipped("ref-llava-mlp"))), scenes
+    )
     for readout in blind.readouts.values():
         for task in ("half", "grid_cell", "left_of"):
             stats = readout["projector"][task]
@@ -74,8 +76,9 @@ def test_spatial_probe_catches_the_resamplers_lost_locality():
     probe = SpatialProbe(untrained_baseline=False, llm_layers=())
     scenes = SceneSource().examples(80, 50_004, probe.data_request())
     mlp = _run(probe, load_adapter(_shipped("ref-llava-mlp")), scenes).readouts["flattened"]["projector"]["grid_cell"]
-    resampler = _run(SpatialProbe(untrained_baseline=False, llm_layers=()), load_adapter(_shipped("ref-llava-resampler")),
-                     scenes).readouts["flattened"]["projector"]["grid_cell"]
+    resampler = _run(
+        SpatialProbe(untrained_baseline=False, llm_layers=()), load_adapter(_shipped("ref-llava-resampler")), scenes
+    ).readouts["flattened"]["projector"]["grid_cell"]
     assert resampler["ci_high"] < mlp["ci_low"], (resampler, mlp)
 
 

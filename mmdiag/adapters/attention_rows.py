@@ -5,7 +5,8 @@ built. Forward hooks keep the outputs of each attention module's ``q_proj`` (onl
 asked for) and ``k_proj``; when the module finishes, the rows are recomputed exactly as the module
 does — RoPE from the ``position_embeddings`` the module received, per-head q/k norms where present
 (Qwen3-style), grouped-query heads repeated, the module's ``scaling``, the causal and padding mask, a
-sliding window where configured, a prefix-LM's bidirectional prefix (PaliGemma) — and handed to a reduction callback, then dropped.
+sliding window where configured, a prefix-LM's bidirectional prefix (PaliGemma) — and handed to a reduction
+callback, then dropped.
 
 Served: decoder attention modules with ``q_proj``/``k_proj`` projections (Llama, Mistral, Qwen2/3,
 Gemma-style RoPE models, OPT, ...). Models with attention-logit soft-capping or ALiBi are refused
@@ -35,12 +36,15 @@ def _check_supported(module: torch.nn.Module) -> None:
     config = getattr(module, "config", None)
     for attr in ("attn_logit_softcapping", "alibi", "use_alibi"):
         if getattr(config, attr, None):
-            raise CapabilityError(f"streamed attention rows do not support {attr} ({type(module).__name__}); "
-                                  "use the eager reference path")
+            raise CapabilityError(
+                f"streamed attention rows do not support {attr} ({type(module).__name__}); use the eager reference path"
+            )
     for name in ("q_proj", "k_proj"):
         if not isinstance(getattr(module, name, None), torch.nn.Module):
-            raise CapabilityError(f"{type(module).__name__} has no {name}: streamed attention rows need q_proj/k_proj; "
-                                  "use the eager reference path")
+            raise CapabilityError(
+                f"{type(module).__name__} has no {name}: streamed attention rows need q_proj/k_proj; "
+                "use the eager reference path"
+            )
 
 
 def _heads(module: torch.nn.Module) -> tuple[int, int, int]:
@@ -59,8 +63,14 @@ class AttentionRows:
     receives float32 probabilities [batch, heads, queries, keys] (zero where masked) once per layer.
     """
 
-    def __init__(self, modules: Sequence[torch.nn.Module], query_positions: torch.Tensor, key_mask: torch.Tensor,
-                 callback: RowCallback, prefix: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        modules: Sequence[torch.nn.Module],
+        query_positions: torch.Tensor,
+        key_mask: torch.Tensor,
+        callback: RowCallback,
+        prefix: torch.Tensor | None = None,
+    ) -> None:
         for module in modules:
             _check_supported(module)
         self.modules = list(modules)
@@ -94,11 +104,13 @@ class AttentionRows:
             positions = self.query_positions.to(output.device)
             rows = torch.arange(output.shape[0], device=output.device)[:, None]
             self._q[index] = output[rows, positions].detach()  # [batch, queries, q_out]
+
         return hook
 
     def _keep_k(self, index: int) -> Callable:
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: torch.Tensor) -> None:
             self._k[index] = output.detach()  # [batch, keys, k_out]
+
         return hook
 
     def _finish(self, index: int) -> Callable:
@@ -106,6 +118,7 @@ class AttentionRows:
             q, k = self._q.pop(index), self._k.pop(index)
             probs = self.rows(module, q, k, kwargs)
             self.callback(index, probs)
+
         return hook
 
     @torch.no_grad()
@@ -164,8 +177,9 @@ def _apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
     return torch.cat((rotated * cos + _rotate_half(rotated) * sin, rest), dim=-1)
 
 
-def eager_rows(forward: Callable[[], Any], attentions_of: Callable[[Any], Sequence[torch.Tensor]],
-               query_positions: torch.Tensor) -> list[torch.Tensor]:
+def eager_rows(
+    forward: Callable[[], Any], attentions_of: Callable[[Any], Sequence[torch.Tensor]], query_positions: torch.Tensor
+) -> list[torch.Tensor]:
     """Reference: run ``forward`` with materialised attentions and slice the query rows of each layer."""
     out = forward()
     rows = torch.arange(query_positions.shape[0])[:, None]

@@ -11,7 +11,8 @@ Probes speak only these names. A family adapter maps them onto its model:
 * ``similarity``: image-text cosine similarity (dual encoders).
 
 The contract is :class:`Adapter`; the data it returns are in :mod:`mmdiag.adapters.types`; the machinery shared
-by image-to-text families (prompting, yes/no scoring, generation) is :class:`mmdiag.adapters.generative.GenerativeAdapter`.
+by image-to-text families (prompting, yes/no scoring, generation) is
+:class:`mmdiag.adapters.generative.GenerativeAdapter`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Adapter(abc.ABC):
     def from_pretrained(cls, path: str, **load_kwargs: Any) -> Adapter:
         """Load model and processor from a local folder or hub id (``load_kwargs`` see loading.py)."""
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # noqa: B027 - an optional check, not abstract
         """Raise :class:`~mmdiag.errors.ProcessorMismatchError` if processor and model disagree."""
 
     # -- description ---------------------------------------------------------------------------
@@ -68,7 +69,11 @@ class Adapter(abc.ABC):
         device_map = getattr(self.model, "hf_device_map", None)
         if device_map:
             placed = [d for d in device_map.values() if d not in ("cpu", "disk", "meta")]
-            return torch.device(placed[0] if not isinstance(placed[0], int) else f"cuda:{placed[0]}") if placed else torch.device("cpu")
+            return (
+                torch.device(placed[0] if not isinstance(placed[0], int) else f"cuda:{placed[0]}")
+                if placed
+                else torch.device("cpu")
+            )
         return next(self.model.parameters()).device
 
     @property
@@ -143,7 +148,9 @@ class Adapter(abc.ABC):
         return self.feature_stages(images)[-1]
 
     # -- capabilities of one kind only ---------------------------------------------------------
-    def prepare(self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right") -> PreparedBatch:
+    def prepare(
+        self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right"
+    ) -> PreparedBatch:
         raise CapabilityError(f"{self.family} models take no prompts with images (dual encoder)")
 
     def lm_layers(self) -> list[torch.nn.Module]:

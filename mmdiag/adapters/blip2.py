@@ -80,8 +80,9 @@ class Blip2Adapter(GenerativeAdapter):
 
     def _continue_from_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: Any) -> torch.Tensor:
         # BLIP-2's forward always re-encodes pixels; the cached prefix already holds the query tokens
-        return self.model.language_model(input_ids=input_ids, attention_mask=attention_mask, cache=cache,
-                                         use_cache=True).logits
+        return self.model.language_model(
+            input_ids=input_ids, attention_mask=attention_mask, cache=cache, use_cache=True
+        ).logits
 
     def vision_grid(self) -> tuple[int, int]:
         vision = self.model.config.vision_config
@@ -110,8 +111,11 @@ class Blip2Adapter(GenerativeAdapter):
         """[batch, cross-attention layers, n_patches]: the Q-Former's cross-attention over patches, mean
         over heads and queries (the CLS key's share is left out, so rows sum to 1 - CLS share)."""
         config = self.model.qformer.config
-        cross = [layer.crossattention.attention for layer in self.model.qformer.encoder.layer
-                 if getattr(layer, "has_cross_attention", False)]
+        cross = [
+            layer.crossattention.attention
+            for layer in self.model.qformer.encoder.layer
+            if getattr(layer, "has_cross_attention", False)
+        ]
         kept: list[torch.Tensor] = []
 
         def keep(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -129,15 +133,19 @@ class Blip2Adapter(GenerativeAdapter):
 
     def validate(self) -> None:
         if self.model.config.use_decoder_only_language_model == bool(getattr(self, "is_encoder_decoder", False)):
-            raise CapabilityError(f"{type(self).__name__} does not fit this checkpoint's language model: load it with "
-                                  "load_adapter(), which picks the decoder-only or T5 variant from its config")
+            raise CapabilityError(
+                f"{type(self).__name__} does not fit this checkpoint's language model: load it with "
+                "load_adapter(), which picks the decoder-only or T5 variant from its config"
+            )
         vocab = self.model.get_input_embeddings().num_embeddings
         if self.image_token_id >= vocab:
             raise ProcessorMismatchError(
                 f"image token id {self.image_token_id} is outside the model's vocabulary ({vocab}): "
                 "load the processor saved with this model"
             )
-        encoded = self.processor(images=[Image.new("RGB", (32, 32))], text=[self.format_prompt("?")], return_tensors="pt")
+        encoded = self.processor(
+            images=[Image.new("RGB", (32, 32))], text=[self.format_prompt("?")], return_tensors="pt"
+        )
         n_tokens = sum(e - s for s, e in image_token_spans(encoded["input_ids"], self.image_token_id)[0])
         n_queries = int(self.model.config.num_query_tokens)
         if n_tokens != n_queries:

@@ -30,8 +30,10 @@ class EncoderDecoderLM:
 
     is_encoder_decoder: ClassVar[bool] = True
     reuses_image_prefix: ClassVar[bool] = False  # the encoder reads image and question together, both ways
-    attention_source: ClassVar[str] = ("T5 decoder cross-attention from the answer position over the encoder's "
-                                       "image and text tokens; encoder self-attention from text to image tokens beside it")
+    attention_source: ClassVar[str] = (
+        "T5 decoder cross-attention from the answer position over the encoder's "
+        "image and text tokens; encoder self-attention from text to image tokens beside it"
+    )
 
     def _seq2seq(self) -> torch.nn.Module:
         return self.language_model_module()  # type: ignore[attr-defined]

@@ -138,7 +138,9 @@ class GenerativeAdapter(Adapter):
     score_rows: int = 64
     generate_rows: int = 32
 
-    def __init__(self, model: torch.nn.Module, processor: Any, *, source: str = "<in-memory>", prompt_template: str | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, processor: Any, *, source: str = "<in-memory>", prompt_template: str | None = None
+    ) -> None:
         super().__init__(model, processor, source=source)
         if prompt_template is not None:
             self.prompt_template = prompt_template
@@ -147,15 +149,21 @@ class GenerativeAdapter(Adapter):
         self.system_prompt: str | None = None
         self.generation_kwargs: dict[str, Any] = {}
 
-    def configure_prompting(self, system_prompt: str | None = None, chat_template: str | None = None,
-                            gen_kwargs: dict[str, Any] | None = None) -> None:
+    def configure_prompting(
+        self,
+        system_prompt: str | None = None,
+        chat_template: str | None = None,
+        gen_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         """Override how this adapter prompts: a system prompt (a system turn of the chat template, else text before
         the prompt), a chat template (Jinja text; ``"none"`` drops the model's own for ``prompt_template``), and
         generation arguments for free-text answers and captions (yes/no decisions read logits and ignore them)."""
         if chat_template is not None:
             if not self.uses_chat_template:
-                raise ConfigError(f"{self.family} models are prompted with plain text ({self.prompt_template!r}), not "
-                                  "a chat template: drop --chat-template (a --system-prompt still applies)")
+                raise ConfigError(
+                    f"{self.family} models are prompted with plain text ({self.prompt_template!r}), not "
+                    "a chat template: drop --chat-template (a --system-prompt still applies)"
+                )
             self.processor.chat_template = None if chat_template == "none" else chat_template
         self.system_prompt = system_prompt or None
         self.generation_kwargs = dict(gen_kwargs or {})
@@ -182,11 +190,14 @@ class GenerativeAdapter(Adapter):
     def language_model_config(self) -> Any:
         """The LLM's config (where ``_attn_implementation`` lives)."""
 
-    def prepare(self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right") -> PreparedBatch:
+    def prepare(
+        self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right"
+    ) -> PreparedBatch:
         prompts = [self.format_prompt(q) for q in questions]
         with self._padding_side(padding_side), _each_image_once(self.processor, images):
-            encoded = self.processor(images=list(images), text=prompts, return_tensors="pt", padding=True,
-                                     padding_side=padding_side)  # some processors default to left padding
+            encoded = self.processor(
+                images=list(images), text=prompts, return_tensors="pt", padding=True, padding_side=padding_side
+            )  # some processors default to left padding
         inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in encoded.items()}
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
@@ -212,8 +223,10 @@ class GenerativeAdapter(Adapter):
             elif key == "attention_mask":
                 inputs[key] = torch.cat([value, torch.ones_like(new_tokens, device=value.device)], dim=1)
             elif isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape == batch.input_ids.shape:
-                inputs[key] = torch.cat([value, value.new_full((value.shape[0], new_tokens.shape[1]),
-                                                              self.generated_token_type(key))], dim=1)
+                inputs[key] = torch.cat(
+                    [value, value.new_full((value.shape[0], new_tokens.shape[1]), self.generated_token_type(key))],
+                    dim=1,
+                )
         return inputs
 
     def generated_token_type(self, key: str) -> int:
@@ -246,8 +259,9 @@ class GenerativeAdapter(Adapter):
         return self.model(**batch.inputs, **kwargs)
 
     @torch.no_grad()
-    def image_token_states(self, images: Sequence[Image.Image], layers: Sequence[int],
-                           prompt: str = "Describe the image.") -> list[StageFeatures]:
+    def image_token_states(
+        self, images: Sequence[Image.Image], layers: Sequence[int], prompt: str = "Describe the image."
+    ) -> list[StageFeatures]:
         """LLM hidden states at the image-token positions after each of ``layers`` (0 = the embeddings).
 
         Image tokens precede the prompt, so under causal attention their states do not depend on it.
@@ -257,7 +271,9 @@ class GenerativeAdapter(Adapter):
         out = []
         for layer in layers:
             states = hidden[layer]
-            rows = [torch.cat([states[b, start:end] for start, end in spans]) for b, spans in enumerate(batch.image_spans)]
+            rows = [
+                torch.cat([states[b, start:end] for start, end in spans]) for b, spans in enumerate(batch.image_spans)
+            ]
             out.append(StageFeatures(f"llm_layer_{layer}", torch.stack(rows).float(), batch.token_grid))
         return out
 
@@ -273,12 +289,17 @@ class GenerativeAdapter(Adapter):
         return self.scores_from_logits(self.forward(batch).logits, batch)
 
     @torch.no_grad()
-    def answer_scores_per_image(self, images: Sequence[Image.Image], questions: Sequence[Sequence[str]],
-                                pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[YesNoScores]:
+    def answer_scores_per_image(
+        self,
+        images: Sequence[Image.Image],
+        questions: Sequence[Sequence[str]],
+        pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> list[YesNoScores]:
         """Yes/no scores for several questions per image (``pixel_transform`` applied to every image's pixels);
         see :meth:`answer_scores_batch`."""
-        return self.answer_scores_batch([ScoreRequest(image, list(qs), pixel_transform)
-                                         for image, qs in zip(images, questions)])
+        return self.answer_scores_batch(
+            [ScoreRequest(image, list(qs), pixel_transform) for image, qs in zip(images, questions)]
+        )
 
     @torch.no_grad()
     def answer_scores_batch(self, requests: Sequence[ScoreRequest]) -> list[YesNoScores]:
@@ -310,8 +331,11 @@ class GenerativeAdapter(Adapter):
     def _score_chunk(self, requests: Sequence[ScoreRequest], chunk: list[int], out: list[YesNoScores | None]) -> None:
         members = [requests[i] for i in chunk]
         counts = [len(r.questions) for r in members]
-        batch = self.prepare([r.image for r in members for _ in r.questions], [q for r in members for q in r.questions],
-                             padding_side="right")
+        batch = self.prepare(
+            [r.image for r in members for _ in r.questions],
+            [q for r in members for q in r.questions],
+            padding_side="right",
+        )
         first = [int(f) for f in np.concatenate([[0], np.cumsum(counts)[:-1]])]
         if "pixel_values" in batch.inputs:
             pixels, units = batch.inputs["pixel_values"], self.pixel_rows(batch)
@@ -364,8 +388,10 @@ class GenerativeAdapter(Adapter):
             elif value.shape[:1] == (n_rows,):
                 out[key] = value[row_index]
             else:
-                raise ValueError(f"{self.family}: cannot tell which prompt rows input {key!r} {tuple(value.shape)} "
-                                 "belongs to; list it in image_input_keys or override pixel_rows")
+                raise ValueError(
+                    f"{self.family}: cannot tell which prompt rows input {key!r} {tuple(value.shape)} "
+                    "belongs to; list it in image_input_keys or override pixel_rows"
+                )
         return out
 
     def _score_packed(self, batch: PreparedBatch, groups: list[tuple[int, int, int]]) -> YesNoScores:
@@ -373,16 +399,20 @@ class GenerativeAdapter(Adapter):
         (see :mod:`mmdiag.adapters.packed_questions`); images in sub-batches whose 4D masks fit
         ``packed_mask_bytes``."""
         ids, lengths = batch.input_ids, batch.attention_mask.sum(dim=1)
-        longest = max(int(lengths[f:f + c].sum()) for f, c, _ in groups)  # a bound on a packed row's length
+        longest = max(int(lengths[f : f + c].sum()) for f, c, _ in groups)  # a bound on a packed row's length
         step = max(1, self.packed_mask_bytes // (longest * longest * torch.finfo(self.dtype).bits // 8))
         p_yes, p_no = [], []
         for start in range(0, len(groups), step):
-            part = groups[start:start + step]
+            part = groups[start : start + step]
             packed = pack_questions(ids, lengths, part, self.tokenizer.pad_token_id or 0, self.dtype)
             keep = torch.unique(packed.read)
-            logits = self.model(input_ids=packed.input_ids, attention_mask=packed.attention_mask,
-                                position_ids=packed.position_ids, logits_to_keep=keep,
-                                **self.image_inputs_of_rows(batch, [f for f, _, _ in part])).logits
+            logits = self.model(
+                input_ids=packed.input_ids,
+                attention_mask=packed.attention_mask,
+                position_ids=packed.position_ids,
+                logits_to_keep=keep,
+                **self.image_inputs_of_rows(batch, [f for f, _, _ in part]),
+            ).logits
             scores = self._yes_no_from_last(logits[packed.row, torch.searchsorted(keep, packed.read)])
             p_yes.append(scores.p_yes)
             p_no.append(scores.p_no)
@@ -432,7 +462,7 @@ class GenerativeAdapter(Adapter):
             batch = self.prepare(list(images[rows]), list(prompts[rows]), padding_side="left")
             settings = {"max_new_tokens": max_new_tokens, "do_sample": False, **self.generation_kwargs}
             out = self.model.generate(**batch.inputs, pad_token_id=self.tokenizer.pad_token_id, **settings)
-            new_tokens = out[:, batch.input_ids.shape[1]:]
+            new_tokens = out[:, batch.input_ids.shape[1] :]
             answers += [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
         return answers
 

@@ -80,8 +80,10 @@ def load_hf_model(model_cls: Any, path: str, options: LoadOptions) -> torch.nn.M
         if not options.trust_remote_code:
             refuse_remote_code(path)
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise ModelLoadError(f"could not load the model weights from {path} ({err.__class__.__name__}: {first}): "
-                             "the files may be truncated or corrupt; re-save or re-download them") from err
+        raise ModelLoadError(
+            f"could not load the model weights from {path} ({err.__class__.__name__}: {first}): "
+            "the files may be truncated or corrupt; re-save or re-download them"
+        ) from err
 
 
 def safetensors_error() -> type[BaseException]:
@@ -93,7 +95,9 @@ def safetensors_error() -> type[BaseException]:
     return SafetensorError
 
 
-def load_hf_processor(path: str, options: LoadOptions, required: tuple[str, ...] = ("image_processor", "tokenizer")) -> Any:
+def load_hf_processor(
+    path: str, options: LoadOptions, required: tuple[str, ...] = ("image_processor", "tokenizer")
+) -> Any:
     """``AutoProcessor.from_pretrained(path)``, checking it has every part the family needs."""
     from transformers import AutoProcessor
 
@@ -145,6 +149,8 @@ def refuse_remote_code(path: str) -> None:
     classes are not refused."""
     found = needs_remote_code(path)
     if found:
-        raise ModelLoadError(f"{path} needs its own Python code ('auto_map' in {found}), which mmdiag does not run "
-                             "unless asked: pass --trust-remote-code (or --model-args trust_remote_code=true) if "
-                             "you trust the files")
+        raise ModelLoadError(
+            f"{path} needs its own Python code ('auto_map' in {found}), which mmdiag does not run "
+            "unless asked: pass --trust-remote-code (or --model-args trust_remote_code=true) if "
+            "you trust the files"
+        )

@@ -54,8 +54,9 @@ class Idefics3Adapter(PixelShuffleViews, ProjectorLMAdapter):
 
     def image_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
         """One global view per image (no splitting): the whole image on the tower's grid, for the feature stages."""
-        encoded = self.processor.image_processor(images=[[image] for image in images], do_image_splitting=False,
-                                                 return_tensors="pt")
+        encoded = self.processor.image_processor(
+            images=[[image] for image in images], do_image_splitting=False, return_tensors="pt"
+        )
         out = {key: torch.as_tensor(encoded[key]).to(self.device) for key in self.image_input_keys if key in encoded}
         out["pixel_values"] = out["pixel_values"].to(self.dtype)
         return out
@@ -67,8 +68,10 @@ class Idefics3Adapter(PixelShuffleViews, ProjectorLMAdapter):
             self._core.get_image_features(**inputs)
         patches = captured.first_input("projector")  # [images, patches, dim]: one view each
         tokens = captured.output_tensor("projector")
-        return [StageFeatures("vision_encoder", patches, self.vision_grid()),
-                StageFeatures("projector", tokens, _block_grid(self.shuffle_layout()))]
+        return [
+            StageFeatures("vision_encoder", patches, self.vision_grid()),
+            StageFeatures("projector", tokens, _block_grid(self.shuffle_layout())),
+        ]
 
 
 def _block_grid(layout: np.ndarray) -> tuple[int, int] | None:

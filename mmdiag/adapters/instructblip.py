@@ -44,11 +44,14 @@ class InstructBlipAdapter(Blip2Adapter):
         return InstructBlipT5Adapter(model, processor, **kwargs)
 
     def _image_feature_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        instruction = self.processor.qformer_tokenizer([self.format_prompt(FEATURE_INSTRUCTION)] * len(images),
-                                                       return_tensors="pt", padding=True)
-        return {"pixel_values": self.pixel_values(images),
-                "qformer_input_ids": instruction["input_ids"].to(self.device),
-                "qformer_attention_mask": instruction["attention_mask"].to(self.device)}
+        instruction = self.processor.qformer_tokenizer(
+            [self.format_prompt(FEATURE_INSTRUCTION)] * len(images), return_tensors="pt", padding=True
+        )
+        return {
+            "pixel_values": self.pixel_values(images),
+            "qformer_input_ids": instruction["input_ids"].to(self.device),
+            "qformer_attention_mask": instruction["attention_mask"].to(self.device),
+        }
 
 
 class InstructBlipT5Adapter(EncoderDecoderLM, InstructBlipAdapter):

@@ -57,8 +57,12 @@ class InternVLAdapter(PixelShuffleViews, LlavaAdapter):
         if not getattr(processor, "crop_to_patches", False) or int(processor.max_patches) <= 1:
             return [(0.0, 0.0, 1.0, 1.0)]
         size = processor.size
-        cols, rows = get_optimal_tiled_canvas((image.height, image.width), (size["height"], size["width"]),
-                                              int(processor.min_patches), int(processor.max_patches))
+        cols, rows = get_optimal_tiled_canvas(
+            (image.height, image.width),
+            (size["height"], size["width"]),
+            int(processor.min_patches),
+            int(processor.max_patches),
+        )
         frames = [(r / rows, c / cols, (r + 1) / rows, (c + 1) / cols) for r in range(rows) for c in range(cols)]
         return frames + [(0.0, 0.0, 1.0, 1.0)] if len(frames) > 1 else frames  # the thumbnail comes last
 
@@ -79,9 +83,13 @@ class InternVLAdapter(PixelShuffleViews, LlavaAdapter):
         rows, cols = self.vision_grid()
         n_folded = layout.shape[1]
         unfolded = folded.reshape(folded.shape[0], folded.shape[1], n_folded, -1)
-        patches = torch.empty(folded.shape[0], rows * cols, unfolded.shape[-1], dtype=folded.dtype, device=folded.device)
+        patches = torch.empty(
+            folded.shape[0], rows * cols, unfolded.shape[-1], dtype=folded.dtype, device=folded.device
+        )
         index = torch.as_tensor(layout[..., 0] * cols + layout[..., 1], device=folded.device)  # [view tokens, folded]
         patches[:, index.reshape(-1)] = unfolded.reshape(folded.shape[0], -1, unfolded.shape[-1])
         side = int(round(tokens.shape[1] ** 0.5))
-        return [StageFeatures("vision_encoder", patches, (rows, cols)),
-                StageFeatures("projector", tokens, (side, side) if side * side == tokens.shape[1] else None)]
+        return [
+            StageFeatures("vision_encoder", patches, (rows, cols)),
+            StageFeatures("projector", tokens, (side, side) if side * side == tokens.shape[1] else None),
+        ]

@@ -45,20 +45,32 @@ class LlavaNextAdapter(TowerGridLlavaAdapter):
         )
 
         config = self.model.config
-        return [int(image_size_to_num_patches(image_size=size, grid_pinpoints=config.image_grid_pinpoints,
-                                              patch_size=config.vision_config.image_size)) for size in image_sizes]
+        return [
+            int(
+                image_size_to_num_patches(
+                    image_size=size,
+                    grid_pinpoints=config.image_grid_pinpoints,
+                    patch_size=config.vision_config.image_size,
+                )
+            )
+            for size in image_sizes
+        ]
 
-    def stages_from_projector(self, pre: torch.Tensor, post: torch.Tensor, inputs: dict[str, torch.Tensor],
-                              n_images: int) -> list[StageFeatures]:
+    def stages_from_projector(
+        self, pre: torch.Tensor, post: torch.Tensor, inputs: dict[str, torch.Tensor], n_images: int
+    ) -> list[StageFeatures]:
         """The base view of every image: its rows in the tower's batch of views are the first of each image."""
         counts = self.tiles_per_image(inputs["image_sizes"])
         base = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), device=pre.device)
         return super().stages_from_projector(pre[base], post[base], inputs, n_images)
 
     # -- where the image tokens sit ----------------------------------------------------------
-    def _pack(self, features: list[torch.Tensor], image_sizes: torch.Tensor, newline: torch.Tensor) -> list[torch.Tensor]:
-        packed, _ = self._core.pack_image_features(features, image_sizes, vision_feature_select_strategy=self._strategy(),
-                                                   image_newline=newline)
+    def _pack(
+        self, features: list[torch.Tensor], image_sizes: torch.Tensor, newline: torch.Tensor
+    ) -> list[torch.Tensor]:
+        packed, _ = self._core.pack_image_features(
+            features, image_sizes, vision_feature_select_strategy=self._strategy(), image_newline=newline
+        )
         return packed
 
     def _strategy(self) -> str:
@@ -102,7 +114,9 @@ class LlavaNextAdapter(TowerGridLlavaAdapter):
             xs = np.unique(np.round(tile[is_tile, 2], 4))
             y_rank = np.searchsorted(ys, np.round(tile[is_tile, 1], 4))
             x_rank = np.searchsorted(xs, np.round(tile[is_tile, 2], 4))
-            boxes = np.stack([y_rank / len(ys), x_rank / len(xs), (y_rank + 1) / len(ys), (x_rank + 1) / len(xs)], axis=-1)
+            boxes = np.stack(
+                [y_rank / len(ys), x_rank / len(xs), (y_rank + 1) / len(ys), (x_rank + 1) / len(xs)], axis=-1
+            )
             regions[n_base + np.nonzero(is_tile)[0]] = boxes
         return regions
 
@@ -115,7 +129,9 @@ class LlavaNextAdapter(TowerGridLlavaAdapter):
         if n_views <= 1:
             return 0, 0
         config = self.model.config
-        rows, cols = get_anyres_image_grid_shape(image_size, config.image_grid_pinpoints, config.vision_config.image_size)
+        rows, cols = get_anyres_image_grid_shape(
+            image_size, config.image_grid_pinpoints, config.vision_config.image_size
+        )
         return int(rows), int(cols)
 
 
@@ -126,7 +142,11 @@ class LlavaOnevisionAdapter(LlavaNextAdapter):
     architectures = ("LlavaOnevisionForConditionalGeneration",)
     prompt_template = "<|im_start|>user <image>\n{question}<|im_end|><|im_start|>assistant\n"
 
-    def _pack(self, features: list[torch.Tensor], image_sizes: torch.Tensor, newline: torch.Tensor) -> list[torch.Tensor]:
+    def _pack(
+        self, features: list[torch.Tensor], image_sizes: torch.Tensor, newline: torch.Tensor
+    ) -> list[torch.Tensor]:
         aspect = getattr(self.model.config, "vision_aspect_ratio", "anyres_max_9")
-        packed, _ = self._core.pack_image_features(features, image_sizes, image_newline=newline, vision_aspect_ratio=aspect)
+        packed, _ = self._core.pack_image_features(
+            features, image_sizes, image_newline=newline, vision_aspect_ratio=aspect
+        )
         return packed

@@ -61,7 +61,9 @@ def preflight_model(spec: str, options: LoadOptions | None = None, registry: Ada
             return
         architectures = _read_architectures(path)
         _check_weights(path, options.allow_pickle)
-        _lookup(architectures, registry or default_registry(), source=str(path), trust_remote_code=options.trust_remote_code)
+        _lookup(
+            architectures, registry or default_registry(), source=str(path), trust_remote_code=options.trust_remote_code
+        )
     elif path.exists():
         raise ModelLoadError(f"{spec} is a file, not a model folder: pass the folder that holds config.json")
     elif not (_HUB_ID.match(spec) and not spec.startswith((".", "~"))):

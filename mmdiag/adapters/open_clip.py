@@ -42,7 +42,7 @@ class OpenClipAdapter(DualEncoderAdapter):
 
         options = options or LoadOptions()
         if path.startswith(SPEC_PREFIX):
-            name, pretrained = path[len(SPEC_PREFIX):], options.checkpoint
+            name, pretrained = path[len(SPEC_PREFIX) :], options.checkpoint
             if name not in open_clip.list_models():
                 raise ModelLoadError(
                     f"unknown open_clip architecture '{name}': pick one of open_clip.list_models() "
@@ -56,7 +56,9 @@ class OpenClipAdapter(DualEncoderAdapter):
                 raise ModelLoadError(f"{path} has no {CONFIG_FILE}: not an open_clip model folder")
             files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")) + sorted(folder.glob("*.pt*"))
             if not files:
-                raise ModelLoadError(f"no weights file next to {CONFIG_FILE} in {path}: save the model's state_dict there")
+                raise ModelLoadError(
+                    f"no weights file next to {CONFIG_FILE} in {path}: save the model's state_dict there"
+                )
             _check_weights_file(files[0], options.allow_pickle)
             name, pretrained = f"local-dir:{folder}", None
         try:
@@ -66,8 +68,10 @@ class OpenClipAdapter(DualEncoderAdapter):
             tokenizer = open_clip.get_tokenizer(name)
         except (OSError, RuntimeError, ValueError, KeyError, safetensors_error()) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-            raise ModelLoadError(f"open_clip could not build {path} ({err.__class__.__name__}: {first}): the weights "
-                                 "may be truncated or corrupt, or not match the config") from err
+            raise ModelLoadError(
+                f"open_clip could not build {path} ({err.__class__.__name__}: {first}): the weights "
+                "may be truncated or corrupt, or not match the config"
+            ) from err
         if options.dtype is not None:
             from mmdiag.adapters.hf_loading import resolve_dtype
 

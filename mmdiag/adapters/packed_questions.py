@@ -42,22 +42,30 @@ def common_prefix(ids: torch.Tensor, lengths: torch.Tensor) -> int:
 
 def can_pack(ids: torch.Tensor, lengths: torch.Tensor, groups: list[tuple[int, int, int]]) -> bool:
     """Does every group's common prefix hold all its image tokens (and leave each question a token)?"""
-    return all(common_prefix(ids[f:f + c], lengths[f:f + c]) >= max(end, 1) for f, c, end in groups)
+    return all(common_prefix(ids[f : f + c], lengths[f : f + c]) >= max(end, 1) for f, c, end in groups)
 
 
-def pack_questions(ids: torch.Tensor, lengths: torch.Tensor, groups: list[tuple[int, int, int]], pad_id: int,
-                   dtype: torch.dtype) -> PackedQuestions:
+def pack_questions(
+    ids: torch.Tensor, lengths: torch.Tensor, groups: list[tuple[int, int, int]], pad_id: int, dtype: torch.dtype
+) -> PackedQuestions:
     """Pack the right-padded rows ``ids`` ([questions, tokens], real lengths ``lengths``) by ``groups``: (first
     row, count, image end) per image, the rows of one image differing only after their common prefix, which must
     hold every image token (``image end``: one past the last); see :func:`can_pack`."""
     sequences, positions, blocks, reads, rows = [], [], [], [], []
     for row, (first, count, image_end) in enumerate(groups):
-        members, member_lengths = ids[first:first + count], lengths[first:first + count]
+        members, member_lengths = ids[first : first + count], lengths[first : first + count]
         shared = common_prefix(members, member_lengths)
         if shared < max(image_end, 1):
-            raise ValueError(f"questions of one image share {shared} leading tokens, fewer than the {image_end} "
-                             "image + prompt tokens that must come first")
-        pieces, place, block, offset = [members[0, :shared]], [torch.arange(shared)], [torch.zeros(shared, dtype=torch.long)], shared
+            raise ValueError(
+                f"questions of one image share {shared} leading tokens, fewer than the {image_end} "
+                "image + prompt tokens that must come first"
+            )
+        pieces, place, block, offset = (
+            [members[0, :shared]],
+            [torch.arange(shared)],
+            [torch.zeros(shared, dtype=torch.long)],
+            shared,
+        )
         for k in range(count):
             end = int(member_lengths[k])
             pieces.append(members[k, shared:end])
@@ -75,12 +83,17 @@ def pack_questions(ids: torch.Tensor, lengths: torch.Tensor, groups: list[tuple[
     position_ids = torch.zeros((n, width), dtype=torch.long)
     block_ids = torch.full((n, width), -1, dtype=torch.long)  # -1: padding
     for i, (seq, pos, blk) in enumerate(zip(sequences, positions, blocks)):
-        input_ids[i, :len(seq)], position_ids[i, :len(seq)], block_ids[i, :len(seq)] = seq, pos, blk
+        input_ids[i, : len(seq)], position_ids[i, : len(seq)], block_ids[i, : len(seq)] = seq, pos, blk
     index = torch.arange(width)
     causal = index[None, :] <= index[:, None]  # [query, key]
     query, key = block_ids[:, :, None], block_ids[:, None, :]
     allowed = causal[None] & (key >= 0) & ((key == 0) | (key == query))
     allowed[:, :, 0] |= query[:, :, 0] < 0  # padding queries read the first token: no row without a key
     mask = torch.zeros((n, 1, width, width), dtype=dtype).masked_fill(~allowed[:, None], torch.finfo(dtype).min)
-    return PackedQuestions(input_ids.to(ids.device), position_ids.to(ids.device), mask.to(ids.device),
-                           torch.as_tensor(rows, device=ids.device), torch.as_tensor(reads, device=ids.device))
+    return PackedQuestions(
+        input_ids.to(ids.device),
+        position_ids.to(ids.device),
+        mask.to(ids.device),
+        torch.as_tensor(rows, device=ids.device),
+        torch.as_tensor(reads, device=ids.device),
+    )

@@ -24,7 +24,8 @@ class PixelShuffleViews:
     :meth:`shuffle`, which the family gives, with its ``vision_grid``."""
 
     def shuffle(self, coords: torch.Tensor) -> torch.Tensor:
-        """The family's pixel shuffle applied to [1, rows, cols, channels] features (returns [1, ..., folded channels])."""
+        """The family's pixel shuffle applied to [1, rows, cols, channels] features (returns [1, ..., folded
+        channels])."""
         raise NotImplementedError
 
     def view_frames(self, image: Image.Image) -> list[Frame]:
@@ -49,8 +50,10 @@ class PixelShuffleViews:
         blocks = self.view_blocks()
         out = []
         for row, image in enumerate(images):
-            views = [np.array([y0, x0, y0, x0]) + blocks * np.array([y1 - y0, x1 - x0, y1 - y0, x1 - x0])
-                     for y0, x0, y1, x1 in self.view_frames(image)]
+            views = [
+                np.array([y0, x0, y0, x0]) + blocks * np.array([y1 - y0, x1 - x0, y1 - y0, x1 - x0])
+                for y0, x0, y1, x1 in self.view_frames(image)
+            ]
             regions = np.concatenate(views)
             if len(regions) != sum(end - start for start, end in batch.image_spans[row]):
                 return None  # a layout this adapter does not understand: no regions rather than wrong ones

@@ -84,12 +84,16 @@ class ProjectorLMAdapter(GenerativeAdapter):
             try:
                 return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
             except Exception as err:  # noqa: BLE001 - a user's template (jinja2 errors of every kind): one line
-                raise ConfigError(f"the chat template cannot render this prompt ({err.__class__.__name__}: "
-                                  f"{str(err).splitlines()[0] if str(err) else ''}): fix --chat-template, or drop "
-                                  "--system-prompt if the template has no system turn") from err
+                raise ConfigError(
+                    f"the chat template cannot render this prompt ({err.__class__.__name__}: "
+                    f"{str(err).splitlines()[0] if str(err) else ''}): fix --chat-template, or drop "
+                    "--system-prompt if the template has no system turn"
+                ) from err
         return self.plain_prompt(question)
 
-    def prepare(self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right") -> PreparedBatch:
+    def prepare(
+        self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right"
+    ) -> PreparedBatch:
         batch = super().prepare(images, questions, padding_side)
         if batch.token_grid is None:
             batch.token_regions = self.token_regions(batch, images)
@@ -120,17 +124,21 @@ class ProjectorLMAdapter(GenerativeAdapter):
         inputs = self.image_inputs(images)
         with capture_io({"projector": self.projector_module()}) as captured:
             self._core.get_image_features(**inputs)
-        return self.stages_from_projector(captured.first_input("projector"), captured.output_tensor("projector"),
-                                          inputs, len(images))
+        return self.stages_from_projector(
+            captured.first_input("projector"), captured.output_tensor("projector"), inputs, len(images)
+        )
 
-    def stages_from_projector(self, pre: torch.Tensor, post: torch.Tensor, inputs: dict[str, torch.Tensor],
-                              n_images: int) -> list[StageFeatures]:
+    def stages_from_projector(
+        self, pre: torch.Tensor, post: torch.Tensor, inputs: dict[str, torch.Tensor], n_images: int
+    ) -> list[StageFeatures]:
         """``vision_encoder`` and ``projector`` stages from what the connector received and returned."""
         grid = self.vision_grid()
         if pre.shape[1] == grid[0] * grid[1] + 1:  # "full" strategy keeps CLS first; probes want the patches
             pre = pre[:, 1:]
-        return [StageFeatures("vision_encoder", pre, grid),
-                StageFeatures("projector", post, self._projector_grid(post.shape[1]))]
+        return [
+            StageFeatures("vision_encoder", pre, grid),
+            StageFeatures("projector", post, self._projector_grid(post.shape[1])),
+        ]
 
     def _projector_grid(self, n_tokens: int) -> tuple[int, int] | None:
         return None

@@ -34,8 +34,9 @@ class Qwen2VLAdapter(ProjectorLMAdapter):
     architectures = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
     vision_attr = "visual"
     image_input_keys = ("pixel_values", "image_grid_thw")
-    prompt_template = ("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n"
-                       "<|im_start|>assistant\n")
+    prompt_template = (
+        "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n"
+    )
     reuses_image_prefix = False  # M-RoPE positions depend on the whole input
 
     def projector_module(self) -> torch.nn.Module:
@@ -62,24 +63,28 @@ class Qwen2VLAdapter(ProjectorLMAdapter):
         the patches are put back in the same way whatever the installed version does. Features of a batch share one
         grid, so images of another size than the first are resized to it (as a fixed-resolution processor would)."""
         size = images[0].size
-        inputs = self.image_inputs([image if image.size == size else image.resize(size, Image.BICUBIC) for image in images])
+        inputs = self.image_inputs(
+            [image if image.size == size else image.resize(size, Image.BICUBIC) for image in images]
+        )
         thw = inputs["image_grid_thw"].cpu()
         with capture_io({"projector": self.projector_module()}) as captured:
             returned = self._core.get_image_features(**inputs).pooler_output
         pre, post = captured.first_input("projector"), captured.output_tensor("projector")
         merged = torch.cat(list(returned)) if isinstance(returned, (list, tuple)) else returned
-        unit = self.merge ** 2
+        unit = self.merge**2
         order = torch.cdist(merged.float(), post.float()).argmin(dim=1)  # merged[j] is the merger's row order[j]
         pre = pre.reshape(post.shape[0], unit, -1)[order].reshape(-1, pre.shape[-1])
         t, h, w = (int(v) for v in thw[0])
         m = self.merge
         n_images = len(images)
         row_major = torch.as_tensor(_window_to_row_major(h, w, m), device=pre.device)
-        vision = pre.reshape(n_images, t * h * w, -1)[:, :h * w][:, row_major]  # first frame (t = 1 for images)
+        vision = pre.reshape(n_images, t * h * w, -1)[:, : h * w][:, row_major]  # first frame (t = 1 for images)
         tokens = merged.reshape(n_images, -1, merged.shape[-1])
         grid = (h // m, w // m)
-        return [StageFeatures("vision_encoder", vision, (h, w)),
-                StageFeatures("projector", tokens, grid if tokens.shape[1] == grid[0] * grid[1] else None)]
+        return [
+            StageFeatures("vision_encoder", vision, (h, w)),
+            StageFeatures("projector", tokens, grid if tokens.shape[1] == grid[0] * grid[1] else None),
+        ]
 
     def token_regions(self, batch: PreparedBatch, images: Sequence[Image.Image]) -> list[np.ndarray] | None:
         thw = batch.inputs["image_grid_thw"].cpu()

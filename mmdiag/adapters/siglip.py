@@ -65,8 +65,9 @@ class SiglipAdapter(DualEncoderAdapter):
     @torch.no_grad()
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
         length = self.model.config.text_config.max_position_embeddings
-        enc = self.processor.tokenizer(list(texts), return_tensors="pt", padding="max_length", truncation=True,
-                                       max_length=length).to(self.device)
+        enc = self.processor.tokenizer(
+            list(texts), return_tensors="pt", padding="max_length", truncation=True, max_length=length
+        ).to(self.device)
         return self.model.text_model(input_ids=enc["input_ids"]).pooler_output  # pooled at the last position
 
     @torch.no_grad()

@@ -43,9 +43,11 @@ class Siglip2Adapter(SiglipAdapter):
         size = images[0].size
         same = [image if image.size == size else image.resize(size, Image.BICUBIC) for image in images]
         encoded = self.processor.image_processor(images=same, return_tensors="pt")
-        return {"pixel_values": encoded["pixel_values"].to(self.device, self.dtype),
-                "pixel_attention_mask": encoded["pixel_attention_mask"].to(self.device),
-                "spatial_shapes": encoded["spatial_shapes"].to(self.device)}
+        return {
+            "pixel_values": encoded["pixel_values"].to(self.device, self.dtype),
+            "pixel_attention_mask": encoded["pixel_attention_mask"].to(self.device),
+            "spatial_shapes": encoded["spatial_shapes"].to(self.device),
+        }
 
     def vision_grid(self) -> tuple[int, int]:
         """The patch grid of a square image (the grid follows each image's aspect ratio)."""
@@ -61,8 +63,10 @@ class Siglip2Adapter(SiglipAdapter):
     @torch.no_grad()
     def feature_stages(self, images: Sequence[Image.Image]) -> list[StageFeatures]:
         out, _, (rows, cols) = self._tower(images)
-        return [StageFeatures("vision_encoder", out.last_hidden_state[:, :rows * cols], (rows, cols)),
-                StageFeatures("image_embedding", out.pooler_output[:, None, :], None)]
+        return [
+            StageFeatures("vision_encoder", out.last_hidden_state[:, : rows * cols], (rows, cols)),
+            StageFeatures("image_embedding", out.pooler_output[:, None, :], None),
+        ]
 
     @torch.no_grad()
     def image_embeddings(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -75,6 +79,12 @@ class Siglip2Adapter(SiglipAdapter):
         hidden = out.last_hidden_state
         head = self.model.vision_model.head
         probe = head.probe.repeat(hidden.shape[0], 1, 1)
-        _, weights = head.attention(probe, hidden, hidden, key_padding_mask=~inputs["pixel_attention_mask"].bool(),
-                                    need_weights=True, average_attn_weights=False)
-        return weights[:, None, :, 0, :rows * cols].float()
+        _, weights = head.attention(
+            probe,
+            hidden,
+            hidden,
+            key_padding_mask=~inputs["pixel_attention_mask"].bool(),
+            need_weights=True,
+            average_attn_weights=False,
+        )
+        return weights[:, None, :, 0, : rows * cols].float()

@@ -28,15 +28,24 @@ def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -
     from mmdiag.checkpoints.tiny_prefix_lm import build_paligemma
     from mmdiag.checkpoints.tiny_qwen import build_qwen2_vl
 
-    builders = {"llava": _llava, "llava_next": build_llava_next,
-                "llava_onevision": lambda out, spec: build_llava_next(out, spec, onevision=True),
-                "paligemma": build_paligemma, "qwen2_vl": build_qwen2_vl,
-                "qwen2_5_vl": lambda out, spec: build_qwen2_vl(out, spec, v2_5=True), "internvl": build_internvl,
-                "idefics3": build_idefics3,
-                "blip2": _blip2, "blip2_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=False, t5=True),
-                "instructblip_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=True, t5=True), "instructblip": _instructblip, "clip": _clip, "siglip": _siglip,
-                "siglip2": _siglip2,
-                "open_clip": _open_clip}
+    builders = {
+        "llava": _llava,
+        "llava_next": build_llava_next,
+        "llava_onevision": lambda out, spec: build_llava_next(out, spec, onevision=True),
+        "paligemma": build_paligemma,
+        "qwen2_vl": build_qwen2_vl,
+        "qwen2_5_vl": lambda out, spec: build_qwen2_vl(out, spec, v2_5=True),
+        "internvl": build_internvl,
+        "idefics3": build_idefics3,
+        "blip2": _blip2,
+        "blip2_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=False, t5=True),
+        "instructblip_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=True, t5=True),
+        "instructblip": _instructblip,
+        "clip": _clip,
+        "siglip": _siglip,
+        "siglip2": _siglip2,
+        "open_clip": _open_clip,
+    }
     if family not in builders:
         raise ValueError(f"unknown family '{family}': choose one of {', '.join(FAMILIES)}")
     out = Path(out_dir)
@@ -90,11 +99,20 @@ def t5_config(vocab: int, tokenizer, spec: TinySpec):  # noqa: ANN001, ANN201 - 
     """A tiny Flan-T5-style encoder-decoder (gated GELU, untied head), decoding from the pad token as T5 does."""
     from transformers import T5Config
 
-    return T5Config(vocab_size=vocab, d_model=spec.hidden, d_kv=spec.hidden // spec.heads, d_ff=spec.hidden * 2,
-                    num_layers=spec.layers, num_decoder_layers=spec.layers, num_heads=spec.heads,
-                    feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                    decoder_start_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id)
+    return T5Config(
+        vocab_size=vocab,
+        d_model=spec.hidden,
+        d_kv=spec.hidden // spec.heads,
+        d_ff=spec.hidden * 2,
+        num_layers=spec.layers,
+        num_decoder_layers=spec.layers,
+        num_heads=spec.heads,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def _blip2(out: Path, spec: TinySpec) -> None:
@@ -115,7 +133,8 @@ def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool, t5: bool
     prefix = "InstructBlip" if instruct else "Blip2"
     config_cls, model_cls, processor_cls, qformer_cls, vision_cls = (
         getattr(transformers, prefix + name)
-        for name in ("Config", "ForConditionalGeneration", "Processor", "QFormerConfig", "VisionConfig"))
+        for name in ("Config", "ForConditionalGeneration", "Processor", "QFormerConfig", "VisionConfig")
+    )
     tokenizer = build_word_tokenizer(image_token=False, add_bos=not t5, add_eos=t5)  # T5 ends inputs with EOS
     processor = processor_cls(
         image_processor=BlipImageProcessor(
@@ -126,20 +145,27 @@ def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool, t5: bool
         num_query_tokens=spec.num_query_tokens,
     )  # adds its own <image> token to the tokenizer
     vocab = len(processor.tokenizer)
-    text = t5_config(vocab, tokenizer, spec) if t5 else OPTConfig(
-        vocab_size=vocab,
-        hidden_size=spec.hidden,
-        ffn_dim=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        max_position_embeddings=512,
-        word_embed_proj_dim=spec.hidden,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+    text = (
+        t5_config(vocab, tokenizer, spec)
+        if t5
+        else OPTConfig(
+            vocab_size=vocab,
+            hidden_size=spec.hidden,
+            ffn_dim=spec.hidden * 2,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=spec.heads,
+            max_position_embeddings=512,
+            word_embed_proj_dim=spec.hidden,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     )
-    qformer_vocab = ({"vocab_size": len(processor.qformer_tokenizer),
-                      "pad_token_id": processor.qformer_tokenizer.pad_token_id} if instruct else {"vocab_size": vocab})
+    qformer_vocab = (
+        {"vocab_size": len(processor.qformer_tokenizer), "pad_token_id": processor.qformer_tokenizer.pad_token_id}
+        if instruct
+        else {"vocab_size": vocab}
+    )
     qformer = qformer_cls(
         hidden_size=spec.hidden,
         num_hidden_layers=spec.layers,
@@ -149,7 +175,9 @@ def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool, t5: bool
         **qformer_vocab,
     )
     config = config_cls(
-        vision_config=vision_cls(**_vision_kwargs(spec), initializer_range=0.02).to_dict(),  # default 1e-10: image-blind
+        vision_config=vision_cls(
+            **_vision_kwargs(spec), initializer_range=0.02
+        ).to_dict(),  # default 1e-10: image-blind
         qformer_config=qformer.to_dict(),
         text_config=text.to_dict(),
         num_query_tokens=spec.num_query_tokens,
@@ -192,15 +220,26 @@ def _siglip(out: Path, spec: TinySpec) -> None:
 
     tokenizer = build_word_tokenizer()  # SigLIP pools the text at the last position of a max-length padding
     config = SiglipConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=spec.hidden, intermediate_size=spec.hidden * 2,
-                         num_hidden_layers=spec.layers, num_attention_heads=2, max_position_embeddings=16,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, projection_size=spec.hidden),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=spec.hidden,
+            intermediate_size=spec.hidden * 2,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            projection_size=spec.hidden,
+        ),
         vision_config=_vision_kwargs(spec),
     )
     SiglipModel(config).eval().save_pretrained(out)
-    image_processor = SiglipImageProcessor(size={"height": spec.image_size, "width": spec.image_size},
-                                           image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    image_processor = SiglipImageProcessor(
+        size={"height": spec.image_size, "width": spec.image_size},
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
     SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
 
 
@@ -217,15 +256,24 @@ def _siglip2(out: Path, spec: TinySpec) -> None:
     n_patches = (spec.image_size // spec.patch_size) ** 2
     vision = {k: v for k, v in _vision_kwargs(spec).items() if k != "image_size"}
     config = Siglip2Config(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=spec.hidden, intermediate_size=spec.hidden * 2,
-                         num_hidden_layers=spec.layers, num_attention_heads=2, max_position_embeddings=64,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, projection_size=spec.hidden),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=spec.hidden,
+            intermediate_size=spec.hidden * 2,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            projection_size=spec.hidden,
+        ),
         vision_config=dict(vision, num_patches=n_patches),
     )
     Siglip2Model(config).eval().save_pretrained(out)
-    image_processor = Siglip2ImageProcessor(patch_size=spec.patch_size, max_num_patches=n_patches,
-                                            image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    image_processor = Siglip2ImageProcessor(
+        patch_size=spec.patch_size, max_num_patches=n_patches, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]
+    )
     Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
 
 
@@ -235,11 +283,24 @@ def _open_clip(out: Path, spec: TinySpec) -> None:
 
     model_cfg = {
         "embed_dim": 16,
-        "vision_cfg": {"image_size": spec.image_size, "layers": spec.layers, "width": spec.hidden,
-                       "head_width": 16, "patch_size": spec.patch_size},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": spec.hidden, "heads": 2, "layers": spec.layers},
+        "vision_cfg": {
+            "image_size": spec.image_size,
+            "layers": spec.layers,
+            "width": spec.hidden,
+            "head_width": 16,
+            "patch_size": spec.patch_size,
+        },
+        "text_cfg": {
+            "context_length": 16,
+            "vocab_size": 49408,
+            "width": spec.hidden,
+            "heads": 2,
+            "layers": spec.layers,
+        },
     }
     preprocess_cfg = {"mean": IMAGE_MEAN, "std": IMAGE_STD, "size": spec.image_size}
-    (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}, indent=2))
+    (out / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}, indent=2)
+    )
     model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "open_clip_model.safetensors"))

@@ -23,17 +23,35 @@ def build_idefics3(out: Path, spec: TinySpec) -> None:
     from mmdiag.checkpoints.tiny_parts import llama_config
 
     tokenizer = build_word_tokenizer()
-    tokenizer.add_tokens(["<global-img>"] + [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)],
-                         special_tokens=True)
-    image_processor = Idefics3ImageProcessor(size={"longest_edge": 2 * spec.image_size},
-                                             max_image_size={"longest_edge": spec.image_size}, do_image_splitting=True,
-                                             image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    tokenizer.add_tokens(
+        ["<global-img>"] + [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)], special_tokens=True
+    )
+    image_processor = Idefics3ImageProcessor(
+        size={"longest_edge": 2 * spec.image_size},
+        max_image_size={"longest_edge": spec.image_size},
+        do_image_splitting=True,
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )
     scale = 2
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
-                                  image_seq_len=(spec.image_size // spec.patch_size // scale) ** 2)  # adds <image>
-    vision = Idefics3VisionConfig(hidden_size=spec.hidden, intermediate_size=spec.hidden * 2, num_hidden_layers=spec.layers,
-                                  num_attention_heads=2, image_size=spec.image_size, patch_size=spec.patch_size)
-    config = Idefics3Config(vision_config=vision, text_config=llama_config(processor.tokenizer, spec), scale_factor=scale,
-                            image_token_id=processor.image_token_id)
+    processor = Idefics3Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        image_seq_len=(spec.image_size // spec.patch_size // scale) ** 2,
+    )  # adds <image>
+    vision = Idefics3VisionConfig(
+        hidden_size=spec.hidden,
+        intermediate_size=spec.hidden * 2,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=2,
+        image_size=spec.image_size,
+        patch_size=spec.patch_size,
+    )
+    config = Idefics3Config(
+        vision_config=vision,
+        text_config=llama_config(processor.tokenizer, spec),
+        scale_factor=scale,
+        image_token_id=processor.image_token_id,
+    )
     Idefics3ForConditionalGeneration(config).eval().save_pretrained(out)
     processor.save_pretrained(out)

@@ -39,6 +39,14 @@ def reliability_bins(p_yes: np.ndarray, is_yes: np.ndarray, bins: int = 10) -> l
     p_yes, is_yes = np.asarray(p_yes, dtype=float), np.asarray(is_yes, dtype=bool)
     edges = np.linspace(0.0, 1.0, bins + 1)
     index = np.clip(np.digitize(p_yes, edges[1:-1], right=True), 0, bins - 1)
-    return [{"low": float(edges[b]), "high": float(edges[b + 1]), "count": int((index == b).sum()),
-             "mean_p_yes": float(p_yes[index == b].mean()), "share_yes": float(is_yes[index == b].mean())}
-            for b in range(bins) if (index == b).any()]
+    return [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "count": int((index == b).sum()),
+            "mean_p_yes": float(p_yes[index == b].mean()),
+            "share_yes": float(is_yes[index == b].mean()),
+        }
+        for b in range(bins)
+        if (index == b).any()
+    ]

@@ -3,7 +3,8 @@
 CHAIR_i = hallucinated object mentions / all object mentions; CHAIR_s = captions with at least one
 hallucinated object / all captions; recall = |ground truth ∩ mentioned| / |ground truth|. Mentions are
 found with a synonym table mapping surface words (longest phrase first) to canonical objects: for the
-synthetic scenes every ``<colour> <shape>`` pair (:meth:`SynonymTable.of_names` over a source's vocabulary) (a shape named without a colour maps to no object, since it
+synthetic scenes every ``<colour> <shape>`` pair (:meth:`SynonymTable.of_names` over a source's vocabulary) (a
+shape named without a colour maps to no object, since it
 cannot be checked). This is the scene-vocabulary CHAIR; CHAIR on COCO, with the original's rules and numbers,
 is :mod:`mmdiag.metrics.coco_chair`.
 """
@@ -80,6 +81,8 @@ def chair(captions: Sequence[str], truths: Sequence[Iterable[str]], table: Synon
         chair_i=hallucinated / mentions if mentions else None,
         chair_s=bad_captions / n if n else None,
         recall=hits / total_truth if total_truth else None,
-        mentions=mentions, hallucinated=hallucinated, captions=n, per_caption=rows,
+        mentions=mentions,
+        hallucinated=hallucinated,
+        captions=n,
+        per_caption=rows,
     )
-

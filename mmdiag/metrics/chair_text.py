@@ -11,7 +11,7 @@ caption. Which one ran is recorded with every CHAIR result (:func:`splitter_name
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 from mmdiag.errors import ConfigError
 from mmdiag.metrics.vendored.nltk325_treebank import treebank_tokenize
@@ -20,7 +20,7 @@ from mmdiag.metrics.vendored.pattern_singularize import singularize
 SPLITTERS = ("auto", "trained", "untrained")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _trained_punkt() -> Callable[[str], list[str]] | None:
     import nltk
 
@@ -33,7 +33,7 @@ def _trained_punkt() -> Callable[[str], list[str]] | None:
     return PunktTokenizer("english").tokenize
 
 
-@lru_cache(maxsize=None)
+@cache
 def _untrained_punkt() -> Callable[[str], list[str]]:
     from nltk.tokenize.punkt import PunktSentenceTokenizer
 
@@ -48,8 +48,10 @@ def sentence_splitter(kind: str = "auto") -> tuple[Callable[[str], list[str]], s
     if trained is not None:
         return trained, "nltk Punkt, trained English model (punkt_tab), as the original"
     if kind == "trained":
-        raise ConfigError("the trained Punkt model is not installed; run python -m nltk.downloader punkt_tab "
-                          "or use --sentence-splitter untrained")
+        raise ConfigError(
+            "the trained Punkt model is not installed; run python -m nltk.downloader punkt_tab "
+            "or use --sentence-splitter untrained"
+        )
     return _untrained_punkt(), "nltk PunktSentenceTokenizer(), untrained (punkt_tab data not installed)"
 
 

@@ -30,11 +30,37 @@ from mmdiag.metrics.chair_text import caption_tokens, sentence_splitter
 SYNONYMS_2018 = "chair_synonyms_2018.txt"
 REFERENCE = "Rohrbach et al. 2018, LisaAnne/Hallucination@6e4d33c utils/chair.py"
 
-COCO_DOUBLE_WORDS = ("motor bike", "motor cycle", "air plane", "traffic light", "street light", "traffic signal",
-                     "stop light", "fire hydrant", "stop sign", "parking meter", "suit case", "sports ball",
-                     "baseball bat", "baseball glove", "tennis racket", "wine glass", "hot dog", "cell phone",
-                     "mobile phone", "teddy bear", "hair drier", "potted plant", "bow tie", "laptop computer",
-                     "stove top oven", "hot dog", "teddy bear", "home plate", "train track")
+COCO_DOUBLE_WORDS = (
+    "motor bike",
+    "motor cycle",
+    "air plane",
+    "traffic light",
+    "street light",
+    "traffic signal",
+    "stop light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "suit case",
+    "sports ball",
+    "baseball bat",
+    "baseball glove",
+    "tennis racket",
+    "wine glass",
+    "hot dog",
+    "cell phone",
+    "mobile phone",
+    "teddy bear",
+    "hair drier",
+    "potted plant",
+    "bow tie",
+    "laptop computer",
+    "stove top oven",
+    "hot dog",
+    "teddy bear",
+    "home plate",
+    "train track",
+)
 ANIMAL_WORDS = ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "animal", "cub")
 VEHICLE_WORDS = ("jet", "train")
 
@@ -43,10 +69,10 @@ VEHICLE_WORDS = ("jet", "train")
 class CaptionWords:
     """What the original's ``caption_to_words`` returns for one caption."""
 
-    words: list[str]          # surface forms of the object mentions, in order (every mention)
-    node_words: list[str]     # their COCO classes
-    idxs: list[int]           # positions of the mentions in ``raw_words``' numbering (the original's indices)
-    raw_words: list[str]      # all tokens after singularisation and double-word joining
+    words: list[str]  # surface forms of the object mentions, in order (every mention)
+    node_words: list[str]  # their COCO classes
+    idxs: list[int]  # positions of the mentions in ``raw_words``' numbering (the original's indices)
+    raw_words: list[str]  # all tokens after singularisation and double-word joining
 
 
 class ChairRules2018:
@@ -81,7 +107,7 @@ class ChairRules2018:
         idxs: list[int] = []
         while i < len(words):
             idxs.append(i)
-            pair = " ".join(words[i:i + 2])
+            pair = " ".join(words[i : i + 2])
             if pair in self.double_words:
                 joined.append(self.double_words[pair])
                 i += 2
@@ -136,12 +162,14 @@ def load_captions(path: str | Path) -> list[dict]:
     if isinstance(data, dict) and isinstance(data.get("imgToEval"), dict):
         data = list(data["imgToEval"].values())
     if not isinstance(data, list):
-        raise MmdiagError(f"{path} must hold a list of {{\"image_id\", \"caption\"}} objects (or the original's "
-                          "{\"imgToEval\": ...} file)")
+        raise MmdiagError(
+            f'{path} must hold a list of {{"image_id", "caption"}} objects (or the original\'s '
+            '{"imgToEval": ...} file)'
+        )
     rows = []
     for k, row in enumerate(data):
         if not (isinstance(row, dict) and isinstance(row.get("caption"), str) and "image_id" in row):
-            raise MmdiagError(f"{path} entry {k} needs an \"image_id\" and a string \"caption\"; fix that entry")
+            raise MmdiagError(f'{path} entry {k} needs an "image_id" and a string "caption"; fix that entry')
         rows.append({"image_id": row["image_id"], "caption": row["caption"]})
     return rows
 
@@ -171,12 +199,16 @@ def coco_ground_truth(folder: str | Path, image_ids: Iterable[object], rules: Ch
                     try:
                         truth[ann["image_id"]].add(rules.class_of(names[ann["category_id"]]))
                     except KeyError as err:
-                        raise MmdiagError(f"{path} annotation {k}: category {ann['category_id']} is not one of the "
-                                          "80 COCO classes CHAIR knows; use COCO's own instances files") from err
+                        raise MmdiagError(
+                            f"{path} annotation {k}: category {ann['category_id']} is not one of the "
+                            "80 COCO classes CHAIR knows; use COCO's own instances files"
+                        ) from err
         except (KeyError, TypeError) as err:
             if isinstance(err, MmdiagError):
                 raise
-            raise MmdiagError(f"{path} is not a COCO instances file (missing {err}); use COCO's instances_*.json") from err
+            raise MmdiagError(
+                f"{path} is not a COCO instances file (missing {err}); use COCO's instances_*.json"
+            ) from err
     for path in _annotation_files(folder, "captions"):
         data = _read_json(path)
         try:
@@ -185,15 +217,21 @@ def coco_ground_truth(folder: str | Path, image_ids: Iterable[object], rules: Ch
                 if ann["image_id"] in truth:
                     truth[ann["image_id"]].update(rules.caption_to_words(ann["caption"]).node_words)
         except (KeyError, TypeError) as err:
-            raise MmdiagError(f"{path} is not a COCO captions file (missing {err}); use COCO's captions_*.json") from err
+            raise MmdiagError(
+                f"{path} is not a COCO captions file (missing {err}); use COCO's captions_*.json"
+            ) from err
     missing = [imid for imid in truth if imid not in known]
     if missing:
-        raise MmdiagError(f"image_id {missing[0]!r} (and {len(missing) - 1} more) is in no annotation file of {folder}; "
-                          "score captions against the split they were generated on")
+        raise MmdiagError(
+            f"image_id {missing[0]!r} (and {len(missing) - 1} more) is in no annotation file of {folder}; "
+            "score captions against the split they were generated on"
+        )
     return truth
 
 
-def compute_chair(captions: Sequence[Mapping], truth: Mapping[object, set[str]], rules: ChairRules2018) -> CocoChairResult:
+def compute_chair(
+    captions: Sequence[Mapping], truth: Mapping[object, set[str]], rules: ChairRules2018
+) -> CocoChairResult:
     """The original's ``compute_chair`` on ``[{"image_id", "caption"}]``, plus recall and counts."""
     mentions = hallucinated = bad = hits = total_truth = 0
     sentences = []
@@ -207,12 +245,21 @@ def compute_chair(captions: Sequence[Mapping], truth: Mapping[object, set[str]],
         bad += bool(wrong)
         hits += len(gt & set(parsed.node_words))
         total_truth += len(gt)
-        sentences.append({
-            "image_id": row["image_id"], "caption": row["caption"],
-            "mscoco_hallucinated_words": [list(p) for p in wrong], "mscoco_gt_words": sorted(gt),
-            "mscoco_generated_words": parsed.node_words, "hallucination_idxs": wrong_idx, "words": parsed.raw_words,
-            "metrics": {"CHAIRs": int(bool(wrong)), "CHAIRi": len(wrong) / len(parsed.words) if parsed.words else 0.0},
-        })
+        sentences.append(
+            {
+                "image_id": row["image_id"],
+                "caption": row["caption"],
+                "mscoco_hallucinated_words": [list(p) for p in wrong],
+                "mscoco_gt_words": sorted(gt),
+                "mscoco_generated_words": parsed.node_words,
+                "hallucination_idxs": wrong_idx,
+                "words": parsed.raw_words,
+                "metrics": {
+                    "CHAIRs": int(bool(wrong)),
+                    "CHAIRi": len(wrong) / len(parsed.words) if parsed.words else 0.0,
+                },
+            }
+        )
     undefined = {}
     ci = _bootstrap_cis(sentences, truth) if captions else {}
     if not captions:
@@ -222,9 +269,15 @@ def compute_chair(captions: Sequence[Mapping], truth: Mapping[object, set[str]],
     if not total_truth:
         undefined["recall"] = "no ground-truth objects"
     return CocoChairResult(
-        CHAIRs=bad / len(captions) if captions else None, CHAIRi=hallucinated / mentions if mentions else None,
-        recall=hits / total_truth if total_truth else None, n_captions=len(captions), mentions=mentions,
-        hallucinated_mentions=hallucinated, sentence_splitter=rules.splitter, undefined=undefined, ci=ci,
+        CHAIRs=bad / len(captions) if captions else None,
+        CHAIRi=hallucinated / mentions if mentions else None,
+        recall=hits / total_truth if total_truth else None,
+        n_captions=len(captions),
+        mentions=mentions,
+        hallucinated_mentions=hallucinated,
+        sentence_splitter=rules.splitter,
+        undefined=undefined,
+        ci=ci,
         sentences=sentences,
     )
 
@@ -235,9 +288,19 @@ def _bootstrap_cis(sentences: list[dict], truth: Mapping[object, set[str]]) -> d
 
     from mmdiag.metrics.stats import bootstrap_ci
 
-    rows = np.array([[s["metrics"]["CHAIRs"], len(s["mscoco_hallucinated_words"]), len(s["mscoco_generated_words"]),
-                      len(set(s["mscoco_generated_words"]) & truth[s["image_id"]]), len(truth[s["image_id"]])]
-                     for s in sentences], dtype=float)
+    rows = np.array(
+        [
+            [
+                s["metrics"]["CHAIRs"],
+                len(s["mscoco_hallucinated_words"]),
+                len(s["mscoco_generated_words"]),
+                len(set(s["mscoco_generated_words"]) & truth[s["image_id"]]),
+                len(truth[s["image_id"]]),
+            ]
+            for s in sentences
+        ],
+        dtype=float,
+    )
     clusters = [repr(s["image_id"]) for s in sentences]
 
     def ratio(top: int, bottom: int):  # noqa: ANN202

@@ -50,7 +50,29 @@ def parse_lmms_eval(answer: str) -> str | None:
     return text if text in (YES, NO) else UNKNOWN
 
 
-_VLMEVAL_PUNCT = [";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
+_VLMEVAL_PUNCT = [
+    ";",
+    r"/",
+    "[",
+    "]",
+    '"',
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "+",
+    "\\",
+    "_",
+    "-",
+    ">",
+    "<",
+    "@",
+    "`",
+    ",",
+    "?",
+    "!",
+]
 _VLMEVAL_COMMA = re.compile(r"(\d)(,)(\d)")
 _VLMEVAL_PERIOD = re.compile(r"(?<!\d)\.(?!\d)")
 
@@ -94,17 +116,26 @@ class PopeRule:
 
 
 def _lmms_eval_extras(decisions: Sequence[str | None], labels: Sequence[str]) -> dict[str, float | None]:
-    return {"lmms_eval_yes_ratio_ground_truth": (sum(label == YES for label in labels) / len(labels)) if labels else None}
+    return {
+        "lmms_eval_yes_ratio_ground_truth": (sum(label == YES for label in labels) / len(labels)) if labels else None
+    }
 
 
 RULE_SPECS: dict[str, PopeRule] = {
     "pope": PopeRule("pope", lambda answer, label: parse_pope(answer), "RUCAIBox/POPE evaluate.py @3df3ba1"),
     "vcd": PopeRule("vcd", parse_vcd, "DAMO-NLP-SG/VCD experiments/eval/eval_pope.py @d6568ff"),
-    "lmms-eval": PopeRule("lmms-eval", lambda answer, label: parse_lmms_eval(answer),
-                          "lmms-eval 0.7.3 lmms_eval/tasks/pope/utils.py", recall_counts_unparsed=False,
-                          peer_metrics=_lmms_eval_extras),
-    "vlmevalkit": PopeRule("vlmevalkit", lambda answer, label: parse_vlmevalkit(answer),
-                           "VLMEvalKit @e8e78f0 YOrN_Extraction + POPE_rating, exact matching"),
+    "lmms-eval": PopeRule(
+        "lmms-eval",
+        lambda answer, label: parse_lmms_eval(answer),
+        "lmms-eval 0.7.3 lmms_eval/tasks/pope/utils.py",
+        recall_counts_unparsed=False,
+        peer_metrics=_lmms_eval_extras,
+    ),
+    "vlmevalkit": PopeRule(
+        "vlmevalkit",
+        lambda answer, label: parse_vlmevalkit(answer),
+        "VLMEvalKit @e8e78f0 YOrN_Extraction + POPE_rating, exact matching",
+    ),
 }
 RULES: dict[str, Callable[..., str | None]] = {name: spec.parse for name, spec in RULE_SPECS.items()}
 
@@ -164,7 +195,9 @@ def _ratio(top: int, bottom: int, name: str, reason: str, undefined: dict[str, s
     return None
 
 
-def pope_scores(decisions: Sequence[str | None], labels: Sequence[str], recall_counts_unparsed: bool = True) -> PopeScores:
+def pope_scores(
+    decisions: Sequence[str | None], labels: Sequence[str], recall_counts_unparsed: bool = True
+) -> PopeScores:
     """POPE metrics of decisions ("yes"/"no"/None for unparsed) against labels ("yes"/"no")."""
     if len(decisions) != len(labels):
         raise ValueError("decisions and labels differ in length")
@@ -183,13 +216,23 @@ def pope_scores(decisions: Sequence[str | None], labels: Sequence[str], recall_c
     return PopeScores(
         accuracy=_ratio(tp + tn, n, "accuracy", "no questions", undefined),
         precision=_ratio(tp, tp + fp, "precision", "no answer was yes (TP + FP = 0)", undefined),
-        recall=_ratio(tp, tp + missed, "recall", "no yes question was answered yes or no (TP + FN = 0)"
-                      if not recall_counts_unparsed else "no question has the label yes (TP + FN = 0)", undefined),
+        recall=_ratio(
+            tp,
+            tp + missed,
+            "recall",
+            "no yes question was answered yes or no (TP + FN = 0)"
+            if not recall_counts_unparsed
+            else "no question has the label yes (TP + FN = 0)",
+            undefined,
+        ),
         f1=_ratio(2 * tp, 2 * tp + fp + missed, "f1", "no yes label and no yes answer (2TP + FP + FN = 0)", undefined),
         yes_ratio=_ratio(tp + fp, n, "yes_ratio", "no questions", undefined),
         n=n,
         unparsed=unparsed,
-        tp=tp, fp=fp, tn=tn, fn=fn,
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
         unparsed_yes_label=unparsed_yes,
         undefined=undefined,
     )

@@ -49,18 +49,23 @@ def jsonl_rows(path: str | Path, what: str) -> Iterator[tuple[int, dict[str, Any
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise MmdiagError(f"{what} file {path} is not UTF-8 text (byte {err.start}): {what} files hold one JSON "
-                          "object per line") from err
+        raise MmdiagError(
+            f"{what} file {path} is not UTF-8 text (byte {err.start}): {what} files hold one JSON object per line"
+        ) from err
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise MmdiagError(f"{path}:{number} is not JSON ({err.msg}): {what} files hold one JSON object per line") from err
+            raise MmdiagError(
+                f"{path}:{number} is not JSON ({err.msg}): {what} files hold one JSON object per line"
+            ) from err
         if not isinstance(row, dict):
-            raise MmdiagError(f"{path}:{number} is a JSON {type(row).__name__}, not an object: {what} files hold one "
-                              "JSON object per line")
+            raise MmdiagError(
+                f"{path}:{number} is a JSON {type(row).__name__}, not an object: {what} files hold one "
+                "JSON object per line"
+            )
         yield number, row
 
 
@@ -71,7 +76,9 @@ def read_pope_jsonl(path: str | Path) -> list[PopeQuestion]:
     for number, row in jsonl_rows(path, "question"):
         missing = [k for k in REQUIRED if k not in row]
         if missing:
-            raise MmdiagError(f"{path}:{number} lacks {', '.join(missing)}: POPE lines need question_id, image, text, label")
+            raise MmdiagError(
+                f"{path}:{number} lacks {', '.join(missing)}: POPE lines need question_id, image, text, label"
+            )
         for key in ("image", "text", "label"):
             if not isinstance(row[key], str) or not row[key].strip():
                 raise MmdiagError(f"{path}:{number} has {key} {row[key]!r}: POPE lines give it as a non-empty string")
@@ -79,12 +86,21 @@ def read_pope_jsonl(path: str | Path) -> list[PopeQuestion]:
         if isinstance(qid, bool) or not isinstance(qid, (int, str)):
             raise MmdiagError(f"{path}:{number} has question_id {qid!r}: an integer or a string")
         if str(qid) in lines:
-            raise MmdiagError(f"{path}:{lines[str(qid)]} and line {number} share question_id {qid}: ids must be "
-                              "unique within a file (give each split its own file); fix one")
+            raise MmdiagError(
+                f"{path}:{lines[str(qid)]} and line {number} share question_id {qid}: ids must be "
+                "unique within a file (give each split its own file); fix one"
+            )
         lines[str(qid)] = number
         label = row["label"].strip().lower()
         if label not in ("yes", "no"):
             raise MmdiagError(f"{path}:{number} has label {row['label']!r}: POPE labels are yes or no")
-        questions.append(PopeQuestion(row["question_id"], row["image"], row["text"], label,
-                                      {k: v for k, v in row.items() if k not in REQUIRED}))
+        questions.append(
+            PopeQuestion(
+                row["question_id"],
+                row["image"],
+                row["text"],
+                label,
+                {k: v for k, v in row.items() if k not in REQUIRED},
+            )
+        )
     return questions

@@ -43,8 +43,14 @@ class ObjectStatistics:
         return cls(frequency, cooccurrence)
 
 
-def absent_objects(present: Sequence[str], vocabulary: Sequence[str], split: str, k: int, stats: ObjectStatistics,
-                   rng: np.random.Generator) -> list[str]:
+def absent_objects(
+    present: Sequence[str],
+    vocabulary: Sequence[str],
+    split: str,
+    k: int,
+    stats: ObjectStatistics,
+    rng: np.random.Generator,
+) -> list[str]:
     """``k`` object types of ``vocabulary`` not in ``present``, chosen by the split's rule (ties broken by name,
     so it is deterministic; ``random`` draws from ``rng``)."""
     absent = [t for t in vocabulary if t not in present]
@@ -54,6 +60,7 @@ def absent_objects(present: Sequence[str], vocabulary: Sequence[str], split: str
     if split == "popular":
         return sorted(absent, key=lambda t: (-stats.frequency[t], t))[:k]
     if split == "adversarial":
+
         def together(t: str) -> int:
             return sum(stats.cooccurrence[(p, t)] for p in present)
 

@@ -62,7 +62,9 @@ def _cka(k: np.ndarray, l: np.ndarray) -> float | None:
     return _hsic(kp, lp) / float(np.sqrt(denominator)) if denominator > 0 else None
 
 
-def _hsic_leave_one_out(kp: tuple[np.ndarray, np.ndarray, float], lp: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+def _hsic_leave_one_out(
+    kp: tuple[np.ndarray, np.ndarray, float], lp: tuple[np.ndarray, np.ndarray, float]
+) -> np.ndarray:
     """Unbiased HSIC with each image left out in turn, [n], in O(n^2) in all (not n HSICs of n-1 images).
 
     For zero-diagonal symmetric K, L with row sums r, s and totals S_K, S_L, leaving image i out gives
@@ -79,7 +81,9 @@ def _hsic_leave_one_out(kp: tuple[np.ndarray, np.ndarray, float], lp: tuple[np.n
     return (trace + sums / ((m - 1) * (m - 2)) - 2.0 / (m - 2) * rows) / (m * (m - 3))
 
 
-def _cka_leave_one_out(kp: tuple[np.ndarray, np.ndarray, float], lp: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+def _cka_leave_one_out(
+    kp: tuple[np.ndarray, np.ndarray, float], lp: tuple[np.ndarray, np.ndarray, float]
+) -> np.ndarray:
     """Debiased CKA with each image left out in turn, [n] (NaN where a stage has no variance left)."""
     kl, kk, ll = _hsic_leave_one_out(kp, lp), _hsic_leave_one_out(kp, kp), _hsic_leave_one_out(lp, lp)
     scale = kk * ll
@@ -135,8 +139,9 @@ def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
     return marks
 
 
-def knn_overlap_with_null(a: np.ndarray, b: np.ndarray, k: int = 10, seed: int = 0,
-                          permutations: int = PERMUTATIONS) -> Similarity:
+def knn_overlap_with_null(
+    a: np.ndarray, b: np.ndarray, k: int = 10, seed: int = 0, permutations: int = PERMUTATIONS
+) -> Similarity:
     """Mean share of each image's k nearest neighbours kept between two stages, with its null k / (n - 1)."""
     n = len(a)
     if n <= k + 1:
@@ -145,8 +150,12 @@ def knn_overlap_with_null(a: np.ndarray, b: np.ndarray, k: int = 10, seed: int =
     per_image = (na & nb).sum(1) / k
     value = float(per_image.mean())
     rng = np.random.default_rng(seed)
-    null = np.array([float((na & nb[np.ix_(order, order)]).sum()) / (n * k)
-                     for order in (rng.permutation(n) for _ in range(permutations))])
+    null = np.array(
+        [
+            float((na & nb[np.ix_(order, order)]).sum()) / (n * k)
+            for order in (rng.permutation(n) for _ in range(permutations))
+        ]
+    )
     p_value = float((1 + np.sum(null >= value)) / (1 + permutations))
     boot = np.array([per_image[rng.integers(0, n, n)].mean() for _ in range(1000)])
     low, high = (float(q) for q in np.quantile(boot, [0.025, 0.975]))

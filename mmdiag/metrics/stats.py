@@ -97,8 +97,9 @@ CLUSTER_FLIPS = 20_000  # Monte Carlo sign flips when there are too many cluster
 EXACT_CLUSTERS = 16
 
 
-def mcnemar_clustered(before: Sequence[bool], after: Sequence[bool], clusters: Sequence[str],
-                      seed: int = 0) -> dict[str, Any]:
+def mcnemar_clustered(
+    before: Sequence[bool], after: Sequence[bool], clusters: Sequence[str], seed: int = 0
+) -> dict[str, Any]:
     """McNemar's test for paired binary outcomes that come in clusters (several questions about one image).
 
     Per cluster, d = (pairs right before and wrong after) - (wrong before and right after). Under the null of
@@ -117,8 +118,13 @@ def mcnemar_clustered(before: Sequence[bool], after: Sequence[bool], clusters: S
     for cluster, was, now in zip(clusters, before_a, after_a):
         per_cluster[cluster] = per_cluster.get(cluster, 0) + int(was and not now) - int(now and not was)
     d = np.array([v for v in per_cluster.values() if v != 0], dtype=float)
-    out = {"b": plain["b"], "c": plain["c"], "clusters": len(per_cluster), "discordant_clusters": int(len(d)),
-           "independent_p_value": plain["p_value"]}
+    out = {
+        "b": plain["b"],
+        "c": plain["c"],
+        "clusters": len(per_cluster),
+        "discordant_clusters": int(len(d)),
+        "independent_p_value": plain["p_value"],
+    }
     if len(d) == 0:
         return {**out, "p_value": 1.0, "method": "no discordant cluster"}
     observed = abs(d.sum())

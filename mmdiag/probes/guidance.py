@@ -2,7 +2,8 @@
 release gates use, one line of meaning, and when a value is too unstable to be a finding.
 
 Each probe declares a :class:`~mmdiag.probes.metric_spec.MetricSpec` per headline metric
-(``Probe.metric_specs``); third-party probes do the same. :func:`assess` turns a metric of a run, its guide and the gates on it into a ``status`` that the
+(``Probe.metric_specs``); third-party probes do the same. :func:`assess` turns a metric of a run, its guide and the
+gates on it into a ``status`` that the
 results document stores and every report renders (results.json schema 1.3: ``metric.guide``,
 ``metric.status``). The states, most urgent first:
 
@@ -59,8 +60,13 @@ def _gate_holds(gate: str, metric: dict[str, Any]) -> bool | None:
     return None if value is None else bool(_OPS[op](value, float(threshold)))
 
 
-def assess(metric: dict[str, Any], guide: MetricSpec | None, run_gates: list[dict[str, Any]],
-           release_gates: list[str], probe_result: dict[str, Any]) -> dict[str, Any]:
+def assess(
+    metric: dict[str, Any],
+    guide: MetricSpec | None,
+    run_gates: list[dict[str, Any]],
+    release_gates: list[str],
+    probe_result: dict[str, Any],
+) -> dict[str, Any]:
     """The ``guide`` and ``status`` entries of one metric of a run.
 
     ``run_gates``: this run's gate outcomes on the metric (results.json ``gates`` entries); ``release_gates``:
@@ -71,30 +77,55 @@ def assess(metric: dict[str, Any], guide: MetricSpec | None, run_gates: list[dic
     ranges = gated or list(release_gates)
     source = "this run's gates" if gated else ("the release suite (not gated in this run)" if ranges else None)
     if guide is None:
-        info: dict[str, Any] = {"better": "neither", "reference": None, "reference_label": "",
-                                "reference_is": "no_signal", "meaning": "",
-                                "healthy": healthy_text(ranges), "healthy_source": source}
+        info: dict[str, Any] = {
+            "better": "neither",
+            "reference": None,
+            "reference_label": "",
+            "reference_is": "no_signal",
+            "meaning": "",
+            "healthy": healthy_text(ranges),
+            "healthy_source": source,
+        }
     else:
-        info = {"better": guide.better, "reference": _reference(guide, metric, probe_result),
-                "reference_label": guide.reference_label, "reference_is": guide.reference_is, "meaning": guide.meaning,
-                "healthy": healthy_text(ranges), "healthy_source": source}
+        info = {
+            "better": guide.better,
+            "reference": _reference(guide, metric, probe_result),
+            "reference_label": guide.reference_label,
+            "reference_is": guide.reference_is,
+            "meaning": guide.meaning,
+            "healthy": healthy_text(ranges),
+            "healthy_source": source,
+        }
     return {"guide": info, "status": _status(metric, guide, run_gates, ranges, info)}
 
 
-def _status(metric: dict[str, Any], guide: MetricSpec | None, run_gates: list[dict[str, Any]], ranges: list[str],
-            info: dict[str, Any]) -> dict[str, str]:
+def _status(
+    metric: dict[str, Any],
+    guide: MetricSpec | None,
+    run_gates: list[dict[str, Any]],
+    ranges: list[str],
+    info: dict[str, Any],
+) -> dict[str, str]:
     value, low, high = metric.get("value"), metric.get("ci_low"), metric.get("ci_high")
     failed = [g for g in run_gates if not g["passed"]]
     if failed:
-        return {"state": "alarming", "reason": "failed gate " + ", ".join(g["gate"] for g in failed)
-                + (f": {failed[0]['meaning']}" if failed[0].get("meaning") else "")}
+        return {
+            "state": "alarming",
+            "reason": "failed gate "
+            + ", ".join(g["gate"] for g in failed)
+            + (f": {failed[0]['meaning']}" if failed[0].get("meaning") else ""),
+        }
     if value is None:
         return {"state": "undefined", "reason": metric.get("undefined") or "no value on this run"}
     if not run_gates:
         outside = [g for g in ranges if _gate_holds(g, metric) is False]
         if outside:
-            return {"state": "alarming", "reason": "outside the release suite's healthy range ("
-                    + healthy_text(outside) + "); not gated in this run"}
+            return {
+                "state": "alarming",
+                "reason": "outside the release suite's healthy range ("
+                + healthy_text(outside)
+                + "); not gated in this run",
+            }
     unstable = _instability(metric, guide)
     if unstable:
         return {"state": "unstable", "reason": unstable}
@@ -109,16 +140,25 @@ def _status(metric: dict[str, Any], guide: MetricSpec | None, run_gates: list[di
     if info["reference_is"] == "ideal":
         if covered or value == reference:
             return {"state": "healthy", "reason": f"consistent with the ideal value {reference:.3g} ({label})"}
-        return {"state": "measured", "reason": f"{abs(value - reference):.3g} from the ideal value {reference:.3g} "
-                f"({label}); no healthy range set"}
+        return {
+            "state": "measured",
+            "reason": f"{abs(value - reference):.3g} from the ideal value {reference:.3g} "
+            f"({label}); no healthy range set",
+        }
     if covered:
-        return {"state": "at_reference", "reason": f"the 95% CI [{low:.3g}, {high:.3g}] covers {reference:.3g}, "
-                f"the value of {label}: not distinguishable from no signal"}
+        return {
+            "state": "at_reference",
+            "reason": f"the 95% CI [{low:.3g}, {high:.3g}] covers {reference:.3g}, "
+            f"the value of {label}: not distinguishable from no signal",
+        }
     side = "above" if value > reference else "below"
     certain = " (the CI excludes it)" if low is not None and high is not None else " (no CI)"
     better = info["better"]
-    judged = "" if better not in ("higher", "lower") else \
-        (", the better side" if (better == "higher") == (value > reference) else ", the worse side")
+    judged = (
+        ""
+        if better not in ("higher", "lower")
+        else (", the better side" if (better == "higher") == (value > reference) else ", the worse side")
+    )
     return {"state": "measured", "reason": f"{side} {label} ({reference:.3g}){certain}{judged}; no healthy range set"}
 
 
@@ -131,13 +171,19 @@ def _instability(metric: dict[str, Any], guide: MetricSpec | None) -> str | None
             return reason
     low, high = metric.get("ci_low"), metric.get("ci_high")
     if guide.max_ci_width is not None and low is not None and high is not None and high - low > guide.max_ci_width:
-        return (f"the 95% CI [{low:.3g}, {high:.3g}] is wider than {guide.max_ci_width:g}: too few examples for a "
-                "finding (run more scenes)")
+        return (
+            f"the 95% CI [{low:.3g}, {high:.3g}] is wider than {guide.max_ci_width:g}: too few examples for a "
+            "finding (run more scenes)"
+        )
     return None
 
 
-def annotate_results(probe_results: dict[str, dict[str, Any]], gates: list[dict[str, Any]],
-                     probe_classes: dict[str, Any], release_gates: list[str]) -> None:
+def annotate_results(
+    probe_results: dict[str, dict[str, Any]],
+    gates: list[dict[str, Any]],
+    probe_classes: dict[str, Any],
+    release_gates: list[str],
+) -> None:
     """Add ``guide`` and ``status`` to every metric of every probe result, in place. ``gates``: this run's gate
     outcomes; ``release_gates``: the release suite's gates for the model's kind, normalised
     (``probe.metric[.bound] op threshold``)."""

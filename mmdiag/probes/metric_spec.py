@@ -20,8 +20,10 @@ PAIRINGS = ("ratio", "mean")
 #   ratio: each example gives (numerator, denominator); the paired difference is the difference of the two ratios of
 #          sums (what the headline metric is), CI by resampling examples
 #   mean:  each example gives a number; the paired difference is the mean of the per-example differences
-PAIRING_TEXT = {"ratio": "difference of the ratio of sums over the shared examples, bootstrap CI over examples",
-                "mean": "mean of the per-example differences over the shared examples, bootstrap CI over examples"}
+PAIRING_TEXT = {
+    "ratio": "difference of the ratio of sums over the shared examples, bootstrap CI over examples",
+    "mean": "mean of the per-example differences over the shared examples, bootstrap CI over examples",
+}
 
 Reference = float | Callable[[dict[str, Any]], float | None] | None
 
@@ -86,10 +88,16 @@ class MetricSpec:
 
 
 FAILED_EXAMPLES = MetricSpec(
-    "examples that raised an error and were not scored", better="lower", reference=0.0,
-    reference_label="a clean run", reference_is="ideal", computed="examples recorded with an error", ci="",
+    "examples that raised an error and were not scored",
+    better="lower",
+    reference=0.0,
+    reference_label="a clean run",
+    reference_is="ideal",
+    computed="examples recorded with an error",
+    ci="",
     unpaired="an integrity count, not a measurement",
-    failure="examples failed to run: the numbers cover only part of the suite (see the failed examples)")
+    failure="examples failed to run: the numbers cover only part of the suite (see the failed examples)",
+)
 INTEGRITY_METRICS = {"failed_examples": FAILED_EXAMPLES}  # offered by every probe
 
 
@@ -107,23 +115,32 @@ def spec_for(probe_cls: Any, metric: str) -> MetricSpec | None:
 
 def names_by_kind(specs: Mapping[str, MetricSpec], kinds: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """``{kind: metric names}`` from the specs (a spec with no ``kinds`` is reported on every kind)."""
-    return {kind: tuple(name for name, spec in specs.items() if not spec.kinds or kind in spec.kinds)
-            for kind in kinds}
+    return {kind: tuple(name for name, spec in specs.items() if not spec.kinds or kind in spec.kinds) for kind in kinds}
 
 
 def metric_table(probe_classes: Mapping[str, Any]) -> str:
     """The Markdown table of every metric of ``probe_classes`` (name -> class): name, kinds, meaning, better,
     reference, CI, pairing and what a failed gate means. The README's metric table is this, generated."""
     arrows = {"higher": "↑", "lower": "↓", "near_reference": "≈ ref", "neither": "·"}
-    lines = ["| metric | models | meaning | better | reference | CI | paired in compare | a failed gate means |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| metric | models | meaning | better | reference | CI | paired in compare | a failed gate means |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for probe, cls in probe_classes.items():
         for name, spec in specs_of(cls).items():
             reference = (spec.reference_label or ("the metric's null" if spec.reference is None else "")).strip()
             if isinstance(spec.reference, (int, float)):
                 reference = f"{spec.reference:g} ({reference})" if reference else f"{spec.reference:g}"
             kinds = ", ".join(k.replace("_", " ") for k in (spec.kinds or cls.kinds))
-            cells = [f"`{probe}.{name}`", kinds, spec.meaning, arrows[spec.better], reference, spec.ci or "–",
-                     spec.pairing_text(), spec.failure or "–"]
+            cells = [
+                f"`{probe}.{name}`",
+                kinds,
+                spec.meaning,
+                arrows[spec.better],
+                reference,
+                spec.ci or "–",
+                spec.pairing_text(),
+                spec.failure or "–",
+            ]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

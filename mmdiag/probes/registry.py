@@ -1,7 +1,7 @@
 """Probes by name; built-ins are lazy, third parties add theirs through the ``mmdiag.probes`` entry point::
 
-    [project.entry-points."mmdiag.probes"]
-    my_probe = "their_pkg.probes:MyProbe"
+[project.entry-points."mmdiag.probes"]
+my_probe = "their_pkg.probes:MyProbe"
 """
 
 from __future__ import annotations
@@ -44,10 +44,14 @@ class ProbeRegistry(LazyRegistry):
         try:
             probe = cls(**params)
         except TypeError as err:
-            raise ConfigError(f"probe '{name}' does not take these parameters ({err}): check the suite or flags") from err
+            raise ConfigError(
+                f"probe '{name}' does not take these parameters ({err}): check the suite or flags"
+            ) from err
         from mmdiag.probes.base import Probe
 
         if not isinstance(probe, Probe):
-            raise ConfigError(f"probe '{name}' from {self.provider(name)} made a {type(probe).__name__}, not a Probe: "
-                              "its factory must return a mmdiag.probes.base.Probe")
+            raise ConfigError(
+                f"probe '{name}' from {self.provider(name)} made a {type(probe).__name__}, not a Probe: "
+                "its factory must return a mmdiag.probes.base.Probe"
+            )
         return probe

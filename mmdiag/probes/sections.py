@@ -106,10 +106,21 @@ def default_section(name: str, result: dict[str, Any], specs: dict[str, Any]) ->
     """The section of a probe that declares none: its headline metrics with CI and meaning, and its notes."""
     rows = []
     for metric, m in (result.get("metrics") or {}).items():
-        ci = f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]" if m.get("ci_low") is not None and m.get("ci_high") is not None else ""
+        ci = (
+            f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+            if m.get("ci_low") is not None and m.get("ci_high") is not None
+            else ""
+        )
         spec = specs.get(metric)
-        rows.append((metric, Cell(m.get("value"), (ci,) if ci else ()) if m.get("value") is not None
-                     else Cell("undefined", (m.get("undefined") or "",)), spec.meaning if spec else m.get("description", "")))
+        rows.append(
+            (
+                metric,
+                Cell(m.get("value"), (ci,) if ci else ())
+                if m.get("value") is not None
+                else Cell("undefined", (m.get("undefined") or "",)),
+                spec.meaning if spec else m.get("description", ""),
+            )
+        )
     blocks: list[Block] = [Table(("metric", "value [95% CI]", "what it means"), tuple(rows))] if rows else []
     blocks += [Paragraph(note, note=True) for note in result.get("notes") or []]
     return ReportSection(name, name, f"{result.get('n_examples', 0)} examples measured", blocks)

@@ -12,8 +12,10 @@ from mmdiag.report.markdown import _cell
 
 def comparison_figures(comparison: Any) -> list[dict[str, Any]]:
     """The probes' comparison figures, drawn: ``{"title", "alt", "uri"}`` (``uri`` None with nothing to draw)."""
-    return [{"title": f.get("caption") or f["probe"], "alt": f["alt"], "uri": figures.DRAWERS[f["kind"]](f["data"])}
-            for f in comparison.figures]
+    return [
+        {"title": f.get("caption") or f["probe"], "alt": f["alt"], "uri": figures.DRAWERS[f["kind"]](f["data"])}
+        for f in comparison.figures
+    ]
 
 
 def _rows(comparison: Any) -> list[dict[str, Any]]:
@@ -23,8 +25,9 @@ def _rows(comparison: Any) -> list[dict[str, Any]]:
     runs = comparison.runs
     base = runs[0]
     seen: list[tuple[str, str]] = []
-    for name, metric, _ in sorted(((p, m, d) for p, ms in base.details.items() for m, d in ms.items()),
-                                  key=lambda item: state_rank(item[2])):
+    for name, metric, _ in sorted(
+        ((p, m, d) for p, ms in base.details.items() for m, d in ms.items()), key=lambda item: state_rank(item[2])
+    ):
         seen.append((name, metric))
     for run in runs:
         for name in run.metrics:
@@ -36,17 +39,41 @@ def _rows(comparison: Any) -> list[dict[str, Any]]:
     for name, metric in seen:
         cells = []
         base_value = base.metrics.get(name, {}).get(metric)
-        guide = next((r.details.get(name, {}).get(metric, {}).get("guide") for r in runs
-                      if r.details.get(name, {}).get(metric, {}).get("guide")), None) or {}
+        guide = (
+            next(
+                (
+                    r.details.get(name, {}).get(metric, {}).get("guide")
+                    for r in runs
+                    if r.details.get(name, {}).get(metric, {}).get("guide")
+                ),
+                None,
+            )
+            or {}
+        )
         for run in runs:
             value = run.metrics.get(name, {}).get(metric)
             detail = run.details.get(name, {}).get(metric, {})
             delta = None if run is base or value is None or base_value is None else value - base_value
-            cells.append({"value": value, "ci_low": detail.get("ci_low"), "ci_high": detail.get("ci_high"),
-                          "state": (detail.get("status") or {}).get("state"), "delta": delta})
-        rows.append({"probe": name, "metric": metric, "cells": cells, "values": [c["value"] for c in cells],
-                     "better": guide.get("better", "neither"), "meaning": guide.get("meaning", ""),
-                     "paired": paired.get((name, metric), [])})
+            cells.append(
+                {
+                    "value": value,
+                    "ci_low": detail.get("ci_low"),
+                    "ci_high": detail.get("ci_high"),
+                    "state": (detail.get("status") or {}).get("state"),
+                    "delta": delta,
+                }
+            )
+        rows.append(
+            {
+                "probe": name,
+                "metric": metric,
+                "cells": cells,
+                "values": [c["value"] for c in cells],
+                "better": guide.get("better", "neither"),
+                "meaning": guide.get("meaning", ""),
+                "paired": paired.get((name, metric), []),
+            }
+        )
     return rows
 
 
@@ -56,8 +83,13 @@ ARROWS = {"higher": "↑", "lower": "↓", "near_reference": "≈", "neither": "
 def render_compare_html(comparison: Any) -> str:
     template = _environment().get_template("compare.html")
     rows = _rows(comparison)
-    return template.render(comparison=comparison, rows=rows, arrows=ARROWS,
-                           paired_rows=[r for r in rows if r["paired"]], figures=comparison_figures(comparison))
+    return template.render(
+        comparison=comparison,
+        rows=rows,
+        arrows=ARROWS,
+        paired_rows=[r for r in rows if r["paired"]],
+        figures=comparison_figures(comparison),
+    )
 
 
 def _value(cell: dict[str, Any]) -> str:
@@ -73,32 +105,62 @@ def _delta(value: float | None) -> str:
 
 def render_compare_markdown(comparison: Any) -> str:
     runs = comparison.runs
-    lines = ["## mmdiag compare", "", "Baseline: " + _cell(runs[0].label) + "; "
-             + "; ".join(f"{_cell(r.label)}: `{_cell(r.model)}`, verdict {r.verdict or '–'}" for r in runs), ""]
+    lines = [
+        "## mmdiag compare",
+        "",
+        "Baseline: "
+        + _cell(runs[0].label)
+        + "; "
+        + "; ".join(f"{_cell(r.label)}: `{_cell(r.model)}`, verdict {r.verdict or '–'}" for r in runs),
+        "",
+    ]
     if comparison.regression_tolerance is not None:
         moved = comparison.regressions
-        lines += [f"**Regression check: {'FAIL' if moved else 'PASS'}** ({len(moved)} metric(s) worse by more than "
-                  f"{comparison.regression_tolerance:g} with a paired 95% CI excluding zero)", ""]
-        lines += [f"- `{d.probe}.{d.metric}`: {_cell(d.run)} − {_cell(d.baseline)} = {d.mean_difference:+.3f} "
-                  f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}], n = {d.n}: {_cell(d.meaning)}" for d in moved]
+        lines += [
+            f"**Regression check: {'FAIL' if moved else 'PASS'}** ({len(moved)} metric(s) worse by more than "
+            f"{comparison.regression_tolerance:g} with a paired 95% CI excluding zero)",
+            "",
+        ]
+        lines += [
+            f"- `{d.probe}.{d.metric}`: {_cell(d.run)} − {_cell(d.baseline)} = {d.mean_difference:+.3f} "
+            f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}], n = {d.n}: {_cell(d.meaning)}"
+            for d in moved
+        ]
     lines += [f"> warning: {_cell(w)}" for w in comparison.warnings]
     rows = _rows(comparison)
     paired = [d for r in rows for d in r["paired"]]
     if paired:
-        lines += ["", "### Paired differences over the same examples (run − baseline, 95% bootstrap CI)", "",
-                  "| metric | better | run | n | difference [95% CI] | change | meaning |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "### Paired differences over the same examples (run − baseline, 95% bootstrap CI)",
+            "",
+            "| metric | better | run | n | difference [95% CI] | change | meaning |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row in rows:
             for d in row["paired"]:
                 change = f"**{d.change}**" if d.change == "worse" else d.change
-                lines.append(f"| `{d.probe}.{d.metric}` | {ARROWS[row['better']]} | {_cell(d.run)} | {d.n} | "
-                             f"{d.mean_difference:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] | {change} | "
-                             f"{_cell(d.meaning)} |")
-    lines += ["", "### Side by side (value [95% CI] (status); Δ = run − baseline)", "",
-              "| probe | metric | better | " + " | ".join(_cell(r.label) for r in runs)
-              + "".join(f" | Δ {_cell(r.label)}" for r in runs[1:]) + " |",
-              "|---|---|---|" + "---|" * (2 * len(runs) - 1)]
+                lines.append(
+                    f"| `{d.probe}.{d.metric}` | {ARROWS[row['better']]} | {_cell(d.run)} | {d.n} | "
+                    f"{d.mean_difference:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] | {change} | "
+                    f"{_cell(d.meaning)} |"
+                )
+    lines += [
+        "",
+        "### Side by side (value [95% CI] (status); Δ = run − baseline)",
+        "",
+        "| probe | metric | better | "
+        + " | ".join(_cell(r.label) for r in runs)
+        + "".join(f" | Δ {_cell(r.label)}" for r in runs[1:])
+        + " |",
+        "|---|---|---|" + "---|" * (2 * len(runs) - 1),
+    ]
     for row in rows:
         deltas = "".join(f" | {_delta(c['delta'])}" for c in row["cells"][1:])
-        lines.append(f"| {row['probe']} | {row['metric']} | {ARROWS[row['better']]} | "
-                     + " | ".join(_cell(_value(c)) for c in row["cells"]) + deltas + " |")
+        lines.append(
+            f"| {row['probe']} | {row['metric']} | {ARROWS[row['better']]} | "
+            + " | ".join(_cell(_value(c)) for c in row["cells"])
+            + deltas
+            + " |"
+        )
     return "\n".join(lines) + "\n"

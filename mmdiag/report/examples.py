@@ -22,8 +22,13 @@ class ExampleImages:
         self.resolution = resolution
 
     @classmethod
-    def of_run(cls, config: Mapping[str, Any], resolution: int, sources: SourceRegistry | None = None,
-               data_params: Mapping[str, Any] | None = None) -> ExampleImages:
+    def of_run(
+        cls,
+        config: Mapping[str, Any],
+        resolution: int,
+        sources: SourceRegistry | None = None,
+        data_params: Mapping[str, Any] | None = None,
+    ) -> ExampleImages:
         """The run's data source, made from ``data_params`` when given (where the data was found), else from the
         parameters the run recorded; ``None`` (no pictures) when it is not installed or its files do not read."""
         params = dict(config.get("data_params", {}) if data_params is None else data_params)

@@ -46,8 +46,9 @@ def format_number(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def build_context(run_dir: Path, sources: SourceRegistry | None = None,
-                  data_params: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_context(
+    run_dir: Path, sources: SourceRegistry | None = None, data_params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything the template shows, computed from results.json and examples.jsonl alone (``data_params``: where
     the run's data source was found, when not where the run recorded it). Each probe renders its own section
     (``Probe.report_section``); this module knows no probe's result keys."""
@@ -85,14 +86,21 @@ FLAG_STATES = ("alarming", "unstable", "undefined")  # the states the summary li
 def metric_rows(probes: dict[str, Any]) -> list[dict[str, Any]]:
     """Every headline metric of every probe as ``{probe, metric, m}``, most urgent first (failed gates, values
     outside the healthy range, unstable, undefined...; gated before ungated), else in the probe's own order."""
-    rows = [{"probe": name, "metric": metric, "m": m}
-            for name, probe in probes.items() if "error" not in probe
-            for metric, m in probe.get("metrics", {}).items()]
+    rows = [
+        {"probe": name, "metric": metric, "m": m}
+        for name, probe in probes.items()
+        if "error" not in probe
+        for metric, m in probe.get("metrics", {}).items()
+    ]
     return sorted(rows, key=lambda row: state_rank(row["m"]))  # stable: ties keep the probe's order
 
 
-def probe_sections(probes: dict[str, Any], records: dict[str, list[dict[str, Any]]], images: ExampleImages,
-                   registry: ProbeRegistry | None = None) -> list[dict[str, Any]]:
+def probe_sections(
+    probes: dict[str, Any],
+    records: dict[str, list[dict[str, Any]]],
+    images: ExampleImages,
+    registry: ProbeRegistry | None = None,
+) -> list[dict[str, Any]]:
     """Each probe's report section, in run order, with its figures drawn and its example images made (a probe
     that is not installed here gets the default section)."""
     registry = registry or ProbeRegistry()
@@ -106,8 +114,14 @@ def probe_sections(probes: dict[str, Any], records: dict[str, list[dict[str, Any
         except MmdiagError:
             section = default_section(name, result, {})
         if section is not None:
-            out.append({"id": section.id, "title": section.title, "intro": section.intro,
-                        "blocks": [_block(block, images) for block in section.blocks]})
+            out.append(
+                {
+                    "id": section.id,
+                    "title": section.title,
+                    "intro": section.intro,
+                    "blocks": [_block(block, images) for block in section.blocks],
+                }
+            )
     return out
 
 
@@ -123,11 +137,21 @@ def _block(block: Any, images: ExampleImages) -> dict[str, Any]:
             figure = _figure(item.figure, images) if item.figure is not None else None
             if any(uri is None for uri in uris) or (item.figure is not None and figure is None):
                 continue  # the run's data source is not installed here: the example is left out
-            items.append({"images": [{"uri": uri, "alt": image.alt} for uri, image in zip(uris, item.images)],
-                          "figure": figure, "caption": list(item.caption),
-                          "table": _table(item.table) if item.table is not None else None})
-        return {"type": "gallery", "title": block.title, "intro": block.intro, "collapsed": block.collapsed,
-                "items": items}
+            items.append(
+                {
+                    "images": [{"uri": uri, "alt": image.alt} for uri, image in zip(uris, item.images)],
+                    "figure": figure,
+                    "caption": list(item.caption),
+                    "table": _table(item.table) if item.table is not None else None,
+                }
+            )
+        return {
+            "type": "gallery",
+            "title": block.title,
+            "intro": block.intro,
+            "collapsed": block.collapsed,
+            "items": items,
+        }
     if isinstance(block, Table):
         return {"type": "table", **_table(block)}
     if isinstance(block, Heading):
@@ -151,8 +175,9 @@ def _figure(figure: Figure, images: ExampleImages) -> str | None:
     return figures.DRAWERS[figure.kind](figure.data)
 
 
-def write_html_report(run_dir: Path, sources: SourceRegistry | None = None,
-                      data_params: dict[str, Any] | None = None) -> Path:
+def write_html_report(
+    run_dir: Path, sources: SourceRegistry | None = None, data_params: dict[str, Any] | None = None
+) -> Path:
     """Render ``report.html`` into the run folder."""
     html = _environment().get_template("report.html").render(**build_context(Path(run_dir), sources, data_params))
     path = Path(run_dir) / HTML_FILE

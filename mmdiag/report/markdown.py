@@ -21,6 +21,7 @@ SAFE_SCHEMES = ("http:", "https:")
 def _neutralise_links(text: str) -> str:
     """Links whose target is neither http(s) nor a relative path (``javascript:``, ``data:``, ``file:`` ...) lose
     their brackets' meaning (backslash-escaped), so they show as text and never become clickable."""
+
     def fix(match: re.Match) -> str:
         target = match.group(3)
         if not _SCHEME.match(target) or target.lower().startswith(SAFE_SCHEMES):
@@ -58,42 +59,71 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"- {_cell(line.strip())}" for line in failures]
-    lines += ["", f"{_cell(meta['model']['architecture'])} · seed {meta['seed']} · config `{meta['config_hash']}` · "
-              f"mmdiag {meta['versions'].get('mmdiag')}", ""]
+    lines += [
+        "",
+        f"{_cell(meta['model']['architecture'])} · seed {meta['seed']} · config `{meta['config_hash']}` · "
+        f"mmdiag {meta['versions'].get('mmdiag')}",
+        "",
+    ]
     lines += [f"> {_cell(note)}" for note in results.get("notes", [])]
     if results.get("gates"):
         lines += ["", "| gate | metric [95% CI] | compared | margin | verdict |", "|---|---|---|---|---|"]
         for g in results["gates"]:
-            ci = (f" [{format_number(g.get('ci_low'))}, {format_number(g.get('ci_high'))}]"
-                  if g.get("ci_low") is not None else "")
-            verdict_cell = "pass" if g["passed"] else "**FAIL**" + (f": {_cell(g['reason'])}" if g.get("reason") else "")
-            lines.append(f"| {_code(g['gate'])} | {_cell(g.get('estimate', g['value']))}{ci} | {_cell(g['value'])} | "
-                         f"{_cell(g['margin'])} | {verdict_cell} |")
-    lines += ["", "### Headline metrics, most urgent first", "",
-              "Status: **alarming** (a gate fails, or outside the release gates' healthy range), **unstable** (a value "
-              "that is not a finding, why given), **undefined** (why given), healthy, at reference (the CI covers the "
-              "no-signal value), measured (no range set). Better: ↑ higher, ↓ lower, ≈ nearest the reference, · "
-              "descriptive.", "",
-              "| status | metric | value [95% CI] | better | reference | healthy range | n | meaning |",
-              "|---|---|---|---|---|---|---|---|"]
+            ci = (
+                f" [{format_number(g.get('ci_low'))}, {format_number(g.get('ci_high'))}]"
+                if g.get("ci_low") is not None
+                else ""
+            )
+            verdict_cell = (
+                "pass" if g["passed"] else "**FAIL**" + (f": {_cell(g['reason'])}" if g.get("reason") else "")
+            )
+            lines.append(
+                f"| {_code(g['gate'])} | {_cell(g.get('estimate', g['value']))}{ci} | {_cell(g['value'])} | "
+                f"{_cell(g['margin'])} | {verdict_cell} |"
+            )
+    lines += [
+        "",
+        "### Headline metrics, most urgent first",
+        "",
+        "Status: **alarming** (a gate fails, or outside the release gates' healthy range), **unstable** (a value "
+        "that is not a finding, why given), **undefined** (why given), healthy, at reference (the CI covers the "
+        "no-signal value), measured (no range set). Better: ↑ higher, ↓ lower, ≈ nearest the reference, · "
+        "descriptive.",
+        "",
+        "| status | metric | value [95% CI] | better | reference | healthy range | n | meaning |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, probe in results.get("probes", {}).items():
         if "error" in probe:
             lines.append(f"| **failed** | {_code(name)} | | | | | | {_cell(probe['error'])} |")
     for row in metric_rows(results.get("probes", {})):
         m, guide, status = row["m"], row["m"].get("guide") or {}, row["m"].get("status") or {}
         state = status.get("state", "measured")
-        ci = f" [{format_number(m.get('ci_low'))}, {format_number(m.get('ci_high'))}]" if m.get("ci_low") is not None else ""
+        ci = (
+            f" [{format_number(m.get('ci_low'))}, {format_number(m.get('ci_high'))}]"
+            if m.get("ci_low") is not None
+            else ""
+        )
         value = "undefined" if m.get("value") is None else f"{_cell(m.get('value'))}{ci}"
-        reference = "" if guide.get("reference") is None else \
-            f"{_cell(guide['reference'])} ({_cell(guide.get('reference_label', ''))})"
-        healthy = "" if not guide.get("healthy") else _code(guide["healthy"]) + (
-            "" if guide.get("healthy_source") == "this run's gates" else " (release suite, not gated here)")
+        reference = (
+            ""
+            if guide.get("reference") is None
+            else f"{_cell(guide['reference'])} ({_cell(guide.get('reference_label', ''))})"
+        )
+        healthy = (
+            ""
+            if not guide.get("healthy")
+            else _code(guide["healthy"])
+            + ("" if guide.get("healthy_source") == "this run's gates" else " (release suite, not gated here)")
+        )
         meaning = _cell(guide.get("meaning") or m.get("description", ""))
         why = f"<br>{_cell(status['reason'])}" if state in ("alarming", "unstable", "undefined", "at_reference") else ""
         status_cell = f"**{state}**" if state in ("alarming", "unstable", "undefined") else state.replace("_", " ")
-        lines.append(f"| {status_cell} | {_code(row['probe'] + '.' + row['metric'])} | {value} | "
-                     f"{ARROWS.get(guide.get('better', 'neither'), '·')} | {reference} | {healthy} | {_cell(m.get('n'))} | "
-                     f"{meaning}{why} |")
+        lines.append(
+            f"| {status_cell} | {_code(row['probe'] + '.' + row['metric'])} | {value} | "
+            f"{ARROWS.get(guide.get('better', 'neither'), '·')} | {reference} | {healthy} | {_cell(m.get('n'))} | "
+            f"{meaning}{why} |"
+        )
     failed = {k: v for k, v in results.get("failed_examples", {}).items() if v}
     if failed:
         lines += ["", "Failed examples: " + ", ".join(f"{k}: {v}" for k, v in failed.items())]

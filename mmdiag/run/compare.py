@@ -110,11 +110,18 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
         loaded.append((run_dir, results, read_examples(run_dir)))
     runs = [
         RunSummary(
-            label=_label(run_dir, results, used), path=str(run_dir), model=results["metadata"]["model"]["source"],
-            config_hash=results["metadata"]["config_hash"], seed=results["metadata"]["seed"],
-            metrics={p: {m: v.get("value") for m, v in r.get("metrics", {}).items()} for p, r in results["probes"].items()},
-            details={p: {m: {k: v.get(k) for k in DETAIL_KEYS if k in v} for m, v in r.get("metrics", {}).items()}
-                     for p, r in results["probes"].items()},
+            label=_label(run_dir, results, used),
+            path=str(run_dir),
+            model=results["metadata"]["model"]["source"],
+            config_hash=results["metadata"]["config_hash"],
+            seed=results["metadata"]["seed"],
+            metrics={
+                p: {m: v.get("value") for m, v in r.get("metrics", {}).items()} for p, r in results["probes"].items()
+            },
+            details={
+                p: {m: {k: v.get(k) for k in DETAIL_KEYS if k in v} for m, v in r.get("metrics", {}).items()}
+                for p, r in results["probes"].items()
+            },
             verdict=results.get("verdict"),
         )
         for run_dir, results, _ in loaded
@@ -124,17 +131,22 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
     base, base_records = runs[0], _values_by_example(loaded[0][2])
     for summary, (_, _, records) in zip(runs[1:], loaded[1:]):
         if summary.config_hash != base.config_hash or summary.seed != base.seed:
-            differences = config_differences(loaded[0][1]["metadata"]["config"], results_of[summary.label]["metadata"]["config"])
+            differences = config_differences(
+                loaded[0][1]["metadata"]["config"], results_of[summary.label]["metadata"]["config"]
+            )
             comparison.warnings.append(
                 f"{summary.label} was not run with the same suite/scenes/seed as {base.label} ("
                 + ("; ".join(differences) if differences else f"config {summary.config_hash} vs {base.config_hash}")
-                + "): only side-by-side numbers, no paired differences")
+                + "): only side-by-side numbers, no paired differences"
+            )
             continue
         other = _values_by_example(records)
         for probe in sorted(set(base_records) & set(other)):
             shared = sorted(set(base_records[probe]) & set(other[probe]))
             if len(shared) < len(base_records[probe]) or len(shared) < len(other[probe]):
-                comparison.warnings.append(f"{summary.label}/{probe}: only {len(shared)} examples in common with {base.label}")
+                comparison.warnings.append(
+                    f"{summary.label}/{probe}: only {len(shared)} examples in common with {base.label}"
+                )
             if not shared:
                 continue
             try:
@@ -146,39 +158,58 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
             for metric, spec in specs_of(cls).items():
                 if spec.paired is None or metric not in base_values or metric not in run_values:
                     continue
-                pairs = [(base_values[metric][e], run_values[metric][e]) for e in shared
-                         if e in base_values[metric] and e in run_values[metric]]
+                pairs = [
+                    (base_values[metric][e], run_values[metric][e])
+                    for e in shared
+                    if e in base_values[metric] and e in run_values[metric]
+                ]
                 if not pairs:
                     continue
                 paired = paired_difference([a for a, _ in pairs], [b for _, b in pairs], seed, spec.paired)
                 if paired is None:
                     continue
                 n, mean, low, high = paired
-                comparison.paired.append(PairedDifference(probe, metric, summary.label, base.label, n, mean, low, high,
-                                                          spec.direction,
-                                                          _change(spec.direction, low, high, spec.comparable),
-                                                          spec.meaning))
+                comparison.paired.append(
+                    PairedDifference(
+                        probe,
+                        metric,
+                        summary.label,
+                        base.label,
+                        n,
+                        mean,
+                        low,
+                        high,
+                        spec.direction,
+                        _change(spec.direction, low, high, spec.comparable),
+                        spec.meaning,
+                    )
+                )
     return comparison
 
 
-def _compare_figures(runs: list[RunSummary], results: list[dict[str, Any]],
-                     registry: ProbeRegistry) -> list[dict[str, Any]]:
+def _compare_figures(
+    runs: list[RunSummary], results: list[dict[str, Any]], registry: ProbeRegistry
+) -> list[dict[str, Any]]:
     """Each probe's figure comparing the runs (``Probe.compare_figure``), as dicts."""
     out = []
     names = dict.fromkeys(name for r in results for name in r["probes"])
     for name in names:
         if name not in registry:
             continue
-        by_run = {run.label: r["probes"][name] for run, r in zip(runs, results)
-                  if name in r["probes"] and "error" not in r["probes"][name]}
+        by_run = {
+            run.label: r["probes"][name]
+            for run, r in zip(runs, results)
+            if name in r["probes"] and "error" not in r["probes"][name]
+        }
         figure = registry.get(name).compare_figure(by_run) if by_run else None
         if figure is not None:
             out.append({"probe": name, **asdict(figure)})
     return out
 
 
-def _paired_per_example(cls: Any, records: dict[str, dict[str, Any]],
-                        result: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def _paired_per_example(
+    cls: Any, records: dict[str, dict[str, Any]], result: dict[str, Any] | None
+) -> dict[str, dict[str, Any]]:
     """metric -> example id -> the probe's paired value, from the examples' records and from its result."""
     out: dict[str, dict[str, Any]] = {}
     for example_id, values in records.items():
@@ -190,8 +221,9 @@ def _paired_per_example(cls: Any, records: dict[str, dict[str, Any]],
     return out
 
 
-def paired_difference(base: list[Any], run: list[Any], seed: int = 0,
-                      form: str | None = None) -> tuple[int, float, float, float] | None:
+def paired_difference(
+    base: list[Any], run: list[Any], seed: int = 0, form: str | None = None
+) -> tuple[int, float, float, float] | None:
     """(examples, run - base, 95% CI) over paired per-example values in the spec's ``form``: ``"mean"``, floats (the
     mean of the differences, NaN pairs dropped) or ``"ratio"``, ``(numerator, denominator)`` shares (the difference
     of the two ratios of sums, as the headline metrics are computed, examples with a zero denominator on either side
@@ -199,8 +231,10 @@ def paired_difference(base: list[Any], run: list[Any], seed: int = 0,
     metric."""
     is_ratio = bool(base) and isinstance(base[0], (tuple, list))
     if form is not None and base and is_ratio != (form == "ratio"):
-        raise MmdiagError(f"a paired value is {'a (numerator, denominator) pair' if is_ratio else 'a number'} where "
-                          f"its metric's spec says '{form}': the probe's paired_values and its MetricSpec disagree")
+        raise MmdiagError(
+            f"a paired value is {'a (numerator, denominator) pair' if is_ratio else 'a number'} where "
+            f"its metric's spec says '{form}': the probe's paired_values and its MetricSpec disagree"
+        )
     if is_ratio:
         values = np.array([[*x, *y] for x, y in zip(base, run)], dtype=float)  # [n, 4]: num_a, den_a, num_b, den_b
         values = values[(values[:, 1] > 0) & (values[:, 3] > 0)]
@@ -252,9 +286,9 @@ def find_regressions(comparison: Comparison, tolerance: float = 0.0) -> list[Pai
     found = []
     for d in comparison.paired:
         better = d.better
-        if better > 0 and d.ci_high < 0 and d.mean_difference < -tolerance:
-            found.append(d)
-        elif better < 0 and d.ci_low > 0 and d.mean_difference > tolerance:
+        worse_higher = better > 0 and d.ci_high < 0 and d.mean_difference < -tolerance
+        worse_lower = better < 0 and d.ci_low > 0 and d.mean_difference > tolerance
+        if worse_higher or worse_lower:
             found.append(d)
     comparison.regressions = found
     comparison.regression_tolerance = tolerance
@@ -279,8 +313,10 @@ def check_compare_out(out_dir: str | Path, runs: Sequence[str | Path]) -> Path:
     for run in runs:
         run_path = Path(run).resolve()
         if resolved == run_path or run_path in resolved.parents:
-            raise MmdiagError(f"--out {out} is inside the compared run {run}: pass a folder of its own, e.g. "
-                              f"{Path(run).parent / 'compare'}")
+            raise MmdiagError(
+                f"--out {out} is inside the compared run {run}: pass a folder of its own, e.g. "
+                f"{Path(run).parent / 'compare'}"
+            )
     for name in (RESULTS_FILE, EXAMPLES_FILE):
         if (out / name).exists():
             raise MmdiagError(f"--out {out} holds a run ({name}): pass a folder of its own for the comparison")
@@ -297,7 +333,11 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> list[Path]:
 
     out = check_compare_out(out_dir, [run.path for run in comparison.runs])
     paths = [out / "compare.json", out / "compare.md", out / "compare.html"]
-    texts = [json.dumps(comparison.to_dict(), indent=2), render_compare_markdown(comparison), render_compare_html(comparison)]
+    texts = [
+        json.dumps(comparison.to_dict(), indent=2),
+        render_compare_markdown(comparison),
+        render_compare_html(comparison),
+    ]
     try:
         out.mkdir(parents=True, exist_ok=True)
         for path, text in zip(paths, texts):

@@ -30,7 +30,9 @@ class AuditConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["n_scenes"] = data.pop("n_examples")  # the results schema's name: run identities and hashes stay as they were
+        data["n_scenes"] = data.pop(
+            "n_examples"
+        )  # the results schema's name: run identities and hashes stay as they were
         data["recipe"] = self.recipe.to_dict()
         if self.data == "scenes" and not self.data_params:  # runs on the default source keep the hashes they had
             del data["data"], data["data_params"]

@@ -12,13 +12,18 @@ from typing import Any
 
 from mmdiag.errors import ConfigError
 
-USAGE = ("--data takes scenes, coco:DIR, pope:FILE[,FILE...] --images DIR, relations:FILE --images DIR, or the name of "
-         "an installed data source")
+USAGE = (
+    "--data takes scenes, coco:DIR, pope:FILE[,FILE...] --images DIR, relations:FILE --images DIR, or the name of "
+    "an installed data source"
+)
 PHOTO_RESOLUTION = 336  # real photos: the side images are squashed to when --resolution is not given
 
 # source name -> the parameter its path goes to, and whether --images is required
-PATH_SOURCES: dict[str, tuple[str, bool]] = {"coco": ("root", False), "pope": ("questions", True),
-                                             "relations": ("path", True)}
+PATH_SOURCES: dict[str, tuple[str, bool]] = {
+    "coco": ("root", False),
+    "pope": ("questions", True),
+    "relations": ("path", True),
+}
 
 
 def parse_data_spec(spec: str | None, images: str | None) -> tuple[str, dict[str, Any]]:
@@ -32,7 +37,9 @@ def parse_data_spec(spec: str | None, images: str | None) -> tuple[str, dict[str
     if name in PATH_SOURCES:
         key, needs_images = PATH_SOURCES[name]
         if not sep or not path.strip():
-            raise ConfigError(f"--data {spec}: name the {'folder' if name == 'coco' else 'file'} after '{name}:': {USAGE}")
+            raise ConfigError(
+                f"--data {spec}: name the {'folder' if name == 'coco' else 'file'} after '{name}:': {USAGE}"
+            )
         if needs_images and images is None:
             raise ConfigError(f"--data {spec} needs --images DIR, the folder holding the images its entries name")
         return name, {key: path.strip(), "images": images}

@@ -82,7 +82,9 @@ def current_process() -> ProcessInfo:
     from accelerate import PartialState
 
     state = PartialState(cpu=not torch.cuda.is_available())
-    return ProcessInfo(rank=state.process_index, world=state.num_processes, local_rank=state.local_process_index, state=state)
+    return ProcessInfo(
+        rank=state.process_index, world=state.num_processes, local_rank=state.local_process_index, state=state
+    )
 
 
 def single_process_launch_note() -> str | None:
@@ -97,8 +99,10 @@ def single_process_launch_note() -> str | None:
         return None
     if any(key in env for key in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")):
         return None
-    return ("accelerate launch started one process (without GPUs it starts several only through MPI, "
-            "--mpirun_hostfile): this run used 1 process; for N CPU processes run mmdiag audit --num-processes N")
+    return (
+        "accelerate launch started one process (without GPUs it starts several only through MPI, "
+        "--mpirun_hostfile): this run used 1 process; for N CPU processes run mmdiag audit --num-processes N"
+    )
 
 
 def gpu_group(local_rank: int, gpus_per_process: int, memory: str = "auto") -> dict[Any, str] | None:
@@ -114,8 +118,10 @@ def gpu_group(local_rank: int, gpus_per_process: int, memory: str = "auto") -> d
     if group.stop > count:
         from mmdiag.errors import ConfigError
 
-        raise ConfigError(f"process {local_rank} needs GPUs {group.start}-{group.stop - 1} but only {count} exist: "
-                          "lower --gpus-per-process or the number of processes")
+        raise ConfigError(
+            f"process {local_rank} needs GPUs {group.start}-{group.stop - 1} but only {count} exist: "
+            "lower --gpus-per-process or the number of processes"
+        )
     budget: dict[Any, str] = {}
     for gpu in range(count):
         if gpu in group:
@@ -141,8 +147,16 @@ def relaunch(num_processes: int, argv: Sequence[str]) -> int:
         status = os.path.join(folder, "error.txt")
         env = {**os.environ, STATUS_FILE_ENV: status}
         env.setdefault("OMP_NUM_THREADS", "1")  # what torchrun sets anyway, without its warning
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}",
-                   "-m", "mmdiag", *argv]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={num_processes}",
+            "-m",
+            "mmdiag",
+            *argv,
+        ]
         code = subprocess.call(command, env=env)
         if os.path.isfile(status):
             with open(status, encoding="utf-8") as f:

@@ -26,7 +26,9 @@ BOUNDS = ("value", "ci_low", "ci_high")
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _GATE = re.compile(rf"^\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)(?:\.({'|'.join(BOUNDS)}))?\s*(>=|<=|>|<)\s*({_NUMBER})\s*$")
-_FORM = "write it as probe.metric>=number or probe.metric.ci_low>=number, e.g. hallucination.multimodal_gain.ci_low>=0.2"
+_FORM = (
+    "write it as probe.metric>=number or probe.metric.ci_low>=number, e.g. hallucination.multimodal_gain.ci_low>=0.2"
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ def parse_gate(text: str) -> Gate:
     probe, metric, bound, op, value = match.groups()
     bound = bound or "value"
     if metric in INTEGRITY_METRICS and bound != "value":
-        raise ConfigError(f"gate '{text}': {metric} is a count without a CI; gate its value, e.g. {probe}.{metric} <= 0")
+        raise ConfigError(
+            f"gate '{text}': {metric} is a count without a CI; gate its value, e.g. {probe}.{metric} <= 0"
+        )
     return Gate(probe, metric, op, float(value), bound)
 
 
@@ -94,9 +98,12 @@ def failure_meaning(gate: Gate, probe_classes: dict[str, Any] | None = None) -> 
     return spec.failure_text(gate.metric) if spec is not None else f"{gate.name} is on the wrong side of its threshold"
 
 
-def evaluate_gates(gates: list[Gate], probe_results: dict[str, dict[str, Any]],
-                   skipped: dict[str, str] | None = None,
-                   probe_classes: dict[str, Any] | None = None) -> list[GateOutcome]:
+def evaluate_gates(
+    gates: list[Gate],
+    probe_results: dict[str, dict[str, Any]],
+    skipped: dict[str, str] | None = None,
+    probe_classes: dict[str, Any] | None = None,
+) -> list[GateOutcome]:
     """Evaluate each gate on ``results["probes"]``; a missing or undefined metric fails its gate with a reason.
 
     ``skipped`` maps probes that did not run to why (e.g. not applicable to the model's kind); ``probe_classes``
@@ -119,17 +126,42 @@ def evaluate_gates(gates: list[Gate], probe_results: dict[str, dict[str, Any]],
             estimate, low, high = metric.get("value"), metric.get("ci_low"), metric.get("ci_high")
         value = {"value": estimate, "ci_low": low, "ci_high": high}[gate.bound]
         if value is None and reason is None:
-            reason = (f"{gate.name} is undefined on this run (no examples it applies to)" if estimate is None
-                      else f"{gate.name} has no confidence interval on this run")
-        common = dict(metric=gate.name, bound=gate.bound, threshold=gate.threshold,
-                      estimate=None if estimate is None else float(estimate),
-                      ci_low=None if low is None else float(low), ci_high=None if high is None else float(high))
+            reason = (
+                f"{gate.name} is undefined on this run (no examples it applies to)"
+                if estimate is None
+                else f"{gate.name} has no confidence interval on this run"
+            )
+        common = dict(
+            metric=gate.name,
+            bound=gate.bound,
+            threshold=gate.threshold,
+            estimate=None if estimate is None else float(estimate),
+            ci_low=None if low is None else float(low),
+            ci_high=None if high is None else float(high),
+        )
         if value is None:
-            outcomes.append(GateOutcome(str(gate), None, False, None, reason=reason,
-                                        meaning=f"the gate could not be checked: {reason}", **common))
+            outcomes.append(
+                GateOutcome(
+                    str(gate),
+                    None,
+                    False,
+                    None,
+                    reason=reason,
+                    meaning=f"the gate could not be checked: {reason}",
+                    **common,
+                )
+            )
             continue
         passed = bool(_OPS[gate.op](value, gate.threshold))
         margin = value - gate.threshold if gate.op in (">=", ">") else gate.threshold - value
-        outcomes.append(GateOutcome(str(gate), float(value), passed, float(margin),
-                                    meaning=None if passed else failure_meaning(gate, probe_classes), **common))
+        outcomes.append(
+            GateOutcome(
+                str(gate),
+                float(value),
+                passed,
+                float(margin),
+                meaning=None if passed else failure_meaning(gate, probe_classes),
+                **common,
+            )
+        )
     return outcomes

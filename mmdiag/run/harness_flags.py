@@ -13,25 +13,53 @@ from mmdiag.errors import ConfigError
 from mmdiag.validation import parse_bool
 
 # --model-args keys: the loading options they set (LoadOptions fields) and extra from_pretrained arguments
-MODEL_ARG_OPTIONS = {"dtype": "dtype", "device_map": "device_map", "trust_remote_code": "trust_remote_code",
-                     "allow_pickle": "allow_pickle", "offload_folder": "offload_folder", "max_memory": "max_memory"}
+MODEL_ARG_OPTIONS = {
+    "dtype": "dtype",
+    "device_map": "device_map",
+    "trust_remote_code": "trust_remote_code",
+    "allow_pickle": "allow_pickle",
+    "offload_folder": "offload_folder",
+    "max_memory": "max_memory",
+}
 MODEL_ARG_EXTRAS = ("revision", "attn_implementation", "low_cpu_mem_usage", "subfolder")
 MODEL_ARG_ALIASES = {"pretrained": "model", "torch_dtype": "dtype", "parallelize": "device_map"}
 # --model-args keys that are booleans, parsed strictly (``trust_remote_code=no`` is False, ``=maybe`` refused)
 MODEL_ARG_BOOLEANS = ("trust_remote_code", "allow_pickle", "low_cpu_mem_usage")
 # attn_implementation values transformers knows, and which need a package or an accelerator this machine may lack
-ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2", "flash_attention_3", "paged|sdpa",
-                        "paged|eager", "paged|flash_attention_2")
+ATTN_IMPLEMENTATIONS = (
+    "eager",
+    "sdpa",
+    "flex_attention",
+    "flash_attention_2",
+    "flash_attention_3",
+    "paged|sdpa",
+    "paged|eager",
+    "paged|flash_attention_2",
+)
 # --gen-kwargs keys (transformers GenerationConfig fields that make sense for free-text answers and captions)
-GEN_KWARGS = {"max_new_tokens": int, "min_new_tokens": int, "num_beams": int, "do_sample": bool, "temperature": float,
-              "top_p": float, "top_k": int, "repetition_penalty": float, "length_penalty": float,
-              "no_repeat_ngram_size": int}
+GEN_KWARGS = {
+    "max_new_tokens": int,
+    "min_new_tokens": int,
+    "num_beams": int,
+    "do_sample": bool,
+    "temperature": float,
+    "top_p": float,
+    "top_k": int,
+    "repetition_penalty": float,
+    "length_penalty": float,
+    "no_repeat_ngram_size": int,
+}
 # --gen-kwargs ranges: (low, high, low inclusive); a value outside is refused before the model loads
 MAX_NEW_TOKENS = 8192  # captions and free-text answers; a longer budget is a typo, not an audit
 GEN_RANGES: dict[str, tuple[float, float, bool]] = {
-    "max_new_tokens": (1, MAX_NEW_TOKENS, True), "min_new_tokens": (0, MAX_NEW_TOKENS, True),
-    "num_beams": (1, 64, True), "temperature": (0.0, 100.0, False), "top_p": (0.0, 1.0, False),
-    "top_k": (0, 1_000_000, True), "repetition_penalty": (0.0, 100.0, False), "length_penalty": (-100.0, 100.0, True),
+    "max_new_tokens": (1, MAX_NEW_TOKENS, True),
+    "min_new_tokens": (0, MAX_NEW_TOKENS, True),
+    "num_beams": (1, 64, True),
+    "temperature": (0.0, 100.0, False),
+    "top_p": (0.0, 1.0, False),
+    "top_k": (0, 1_000_000, True),
+    "repetition_penalty": (0.0, 100.0, False),
+    "length_penalty": (-100.0, 100.0, True),
     "no_repeat_ngram_size": (0, 64, True),
 }
 AUTO_BATCH_START = 64  # --batch-size auto tries this many examples per forward first, then halves on out-of-memory
@@ -46,7 +74,9 @@ def parse_key_values(text: str | None, flag: str) -> dict[str, Any]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ConfigError(f"{flag} is not valid JSON ({err.msg}): write key=value,key=value or a JSON object") from err
+            raise ConfigError(
+                f"{flag} is not valid JSON ({err.msg}): write key=value,key=value or a JSON object"
+            ) from err
         if not isinstance(value, dict):
             raise ConfigError(f"{flag} must be key=value pairs or a JSON object")
         return value
@@ -100,15 +130,21 @@ def check_attn_implementation(value: Any) -> str:
     """``attn_implementation``: a name transformers knows, and for the flash kernels one this machine can run
     (a CUDA device and the flash-attn package), refused in one line before any weight is read."""
     if not isinstance(value, str) or value not in ATTN_IMPLEMENTATIONS:
-        raise ConfigError(f"--model-args attn_implementation={value!r} is not an attention implementation: use one of "
-                          + ", ".join(ATTN_IMPLEMENTATIONS[:5]))
+        raise ConfigError(
+            f"--model-args attn_implementation={value!r} is not an attention implementation: use one of "
+            + ", ".join(ATTN_IMPLEMENTATIONS[:5])
+        )
     if "flash_attention" in value:
         import torch
         from transformers.utils import is_flash_attn_2_available, is_flash_attn_3_available
 
         available = is_flash_attn_3_available() if value.endswith("_3") else is_flash_attn_2_available()
         if not torch.cuda.is_available() or not available:
-            why = "no CUDA device is visible" if not torch.cuda.is_available() else "the flash-attn package is not installed"
+            why = (
+                "no CUDA device is visible"
+                if not torch.cuda.is_available()
+                else "the flash-attn package is not installed"
+            )
             raise ConfigError(f"--model-args attn_implementation={value} cannot run here ({why}): use sdpa or eager")
     return value
 
@@ -127,9 +163,15 @@ def check_gen_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
             continue
         if kind is int and isinstance(value, float) and math.isfinite(value) and value == int(value):
             value = int(value)  # 1e3 written for 1000
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)) \
-                or kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"--gen-kwargs: '{key}' must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+        if (
+            kind is int
+            and (isinstance(value, bool) or not isinstance(value, int))
+            or kind is float
+            and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        ):
+            raise ConfigError(
+                f"--gen-kwargs: '{key}' must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+            )
         low, high, low_inclusive = GEN_RANGES[key]
         if not math.isfinite(value) or not (low <= value if low_inclusive else low < value) or value > high:
             bound = f"from {low:g}" if low_inclusive else f"above {low:g}"
@@ -213,8 +255,10 @@ def find_batch_size(trial: Any, start: int = AUTO_BATCH_START, largest: int | No
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             if size == 1:
-                raise ConfigError("--batch-size auto: even one example per forward runs out of memory: shard the "
-                                  "model with --device-map auto (and --max-memory) or use --dtype bfloat16") from None
+                raise ConfigError(
+                    "--batch-size auto: even one example per forward runs out of memory: shard the "
+                    "model with --device-map auto (and --max-memory) or use --dtype bfloat16"
+                ) from None
             size //= 2
 
 
@@ -242,10 +286,13 @@ def check_chat_template(template: str, flag: str = "--chat-template", system_pro
         line = getattr(err, "lineno", None)
         where = f" at line {line}" if line else ""
         message = str(err).splitlines()[0] if str(err) else ""
-        raise ConfigError(f"{flag} cannot render a sample prompt{where} ({err.__class__.__name__}: {message}): fix "
-                          "the template" + (", or drop --system-prompt if it has no system turn" if system_prompt
-                                            else "")) from err
+        raise ConfigError(
+            f"{flag} cannot render a sample prompt{where} ({err.__class__.__name__}: {message}): fix "
+            "the template" + (", or drop --system-prompt if it has no system turn" if system_prompt else "")
+        ) from err
     if with_image == without:
-        raise ConfigError(f"{flag} writes nothing for the image part of a message (no image placeholder): the model "
-                          "would never see its image; render {'type': 'image'} content as the model's image token")
+        raise ConfigError(
+            f"{flag} writes nothing for the image part of a message (no image placeholder): the model "
+            "would never see its image; render {'type': 'image'} content as the model's image token"
+        )
     return template

@@ -86,8 +86,11 @@ def model_files_fingerprint(model: Any) -> dict[str, str]:
     or a hub id."""
     if not isinstance(model, (str, Path)) or not Path(model).is_dir():
         return {}
-    return {f"model file {p.name}": file_sha256(p) for p in sorted(Path(model).iterdir())
-            if p.is_file() and p.name.endswith(MODEL_FILE_SUFFIXES)}
+    return {
+        f"model file {p.name}": file_sha256(p)
+        for p in sorted(Path(model).iterdir())
+        if p.is_file() and p.name.endswith(MODEL_FILE_SUFFIXES)
+    }
 
 
 def weights_fingerprint(model: torch.nn.Module, samples: int = SAMPLES_PER_TENSOR) -> str:
@@ -117,8 +120,10 @@ def check_or_write(run_dir: Path, identity: dict[str, Any], resume: bool) -> Non
         try:
             stored = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise MmdiagError(f"{path} is unreadable ({err.__class__.__name__}): the run cannot be proven the same; "
-                              "pass --overwrite to start again") from err
+            raise MmdiagError(
+                f"{path} is unreadable ({err.__class__.__name__}): the run cannot be proven the same; "
+                "pass --overwrite to start again"
+            ) from err
         for key, label in FIELD_NAMES.items():
             if key in PER_FILE_FIELDS:
                 continue
@@ -126,7 +131,8 @@ def check_or_write(run_dir: Path, identity: dict[str, Any], resume: bool) -> Non
                 raise MmdiagError(
                     f"--resume refused: {run_dir} was measured with another {label} ({stored.get(key)!r} there, "
                     f"{identity.get(key)!r} now): resume with the same model and options, or pass --overwrite "
-                    "or another --out")
+                    "or another --out"
+                )
         for key in PER_FILE_FIELDS:
             before, now = stored.get(key) or {}, identity.get(key) or {}
             changed = [name for name in sorted({*before, *now}) if before.get(name) != now.get(name)]
@@ -136,11 +142,14 @@ def check_or_write(run_dir: Path, identity: dict[str, Any], resume: bool) -> Non
                 raise MmdiagError(
                     f"--resume refused: {name} {what} since {run_dir} was measured ({before.get(name)!r} there, "
                     f"{now.get(name)!r} now{f'; {len(changed) - 1} more' if len(changed) > 1 else ''}): resume "
-                    "only on the same inputs, or pass --overwrite or another --out")
+                    "only on the same inputs, or pass --overwrite or another --out"
+                )
         return
     if resume and has_records:
-        raise MmdiagError(f"--resume refused: {run_dir} has examples but no {IDENTITY_FILE}, so they cannot be proven "
-                          "to come from this model and configuration: pass --overwrite to start again")
+        raise MmdiagError(
+            f"--resume refused: {run_dir} has examples but no {IDENTITY_FILE}, so they cannot be proven "
+            "to come from this model and configuration: pass --overwrite to start again"
+        )
     try:
         path.write_text(json.dumps(identity, indent=2, sort_keys=True) + "\n")
     except OSError as err:

@@ -103,26 +103,51 @@ class AuditPlan:
         source = _data_source(config, sources)
         config, limited_from = _sized(config, source, n_examples, limit)
         notes: list[str] = []
-        probes = [registry.create(name, resolution=config.resolution, seed=config.seed,
-                                  **config.probe_params.get(name, {})) for name in config.probes]
+        probes = [
+            registry.create(name, resolution=config.resolution, seed=config.seed, **config.probe_params.get(name, {}))
+            for name in config.probes
+        ]
         if fit_probes_to_data and config.data != "scenes":
             probes, notes = _fit_to_data(probes, source, config, registry)
             kept = tuple(p.name for p in probes)
-            config = replace(config, probes=kept, gates=tuple(g for g in config.gates if g.split(".")[0].strip() in kept),
-                             probe_params={k: v for k, v in config.probe_params.items() if k in kept})
+            config = replace(
+                config,
+                probes=kept,
+                gates=tuple(g for g in config.gates if g.split(".")[0].strip() in kept),
+                probe_params={k: v for k, v in config.probe_params.items() if k in kept},
+            )
         # every input the probes will read (annotations, masks, captions, images) is read and checked now, before
         # the run folder is touched: a bad one costs no finished work
-        source.check(config.n_examples, config.seed, [(p.data_request(), p.name) for p in probes
-                                                    if not p.unusable_data(source)])
+        source.check(
+            config.n_examples, config.seed, [(p.data_request(), p.name) for p in probes if not p.unusable_data(source)]
+        )
         if limited_from is not None:
-            whole = (f"the suite's {limited_from} scenes" if config.data == "scenes"
-                     else f"the {source.name} source's {limited_from} examples")
-            notes.append(f"--limit: {config.n_examples} of {whole} - for trying things out, not for reporting (the CIs "
-                         "are those of the smaller sample)")
-        return cls(model=model, out_dir=Path(out_dir), config=config, source=source, probes=tuple(probes),
-                   options=options or LoadOptions(), processor=processor, overwrite=overwrite, resume=resume,
-                   progress=progress, plant=plant, auto_batch=batch_size == "auto", limited_from=limited_from,
-                   notes=tuple(notes), sources=sources)
+            whole = (
+                f"the suite's {limited_from} scenes"
+                if config.data == "scenes"
+                else f"the {source.name} source's {limited_from} examples"
+            )
+            notes.append(
+                f"--limit: {config.n_examples} of {whole} - for trying things out, not for reporting (the CIs "
+                "are those of the smaller sample)"
+            )
+        return cls(
+            model=model,
+            out_dir=Path(out_dir),
+            config=config,
+            source=source,
+            probes=tuple(probes),
+            options=options or LoadOptions(),
+            processor=processor,
+            overwrite=overwrite,
+            resume=resume,
+            progress=progress,
+            plant=plant,
+            auto_batch=batch_size == "auto",
+            limited_from=limited_from,
+            notes=tuple(notes),
+            sources=sources,
+        )
 
     def preflight(self) -> None:
         """The refusals that need no model loaded and leave the folder untouched: the run folder (a file in the way,
@@ -138,16 +163,21 @@ class AuditPlan:
         """What the audit would do, one line each (``mmdiag audit --dry-run``): model and family, data source,
         examples per probe, gates, and a rough time estimate."""
         config = self.config
-        lines = [f"model: {_model_line(self.model)}", f"run folder: {self.out_dir}"
-                 + (" (replaced: --overwrite)" if self.overwrite else " (resumed)" if self.resume else ""),
-                 f"data: {_source_line(self.source, config)}; seed {config.seed}, resolution {config.resolution} px, "
-                 f"batch {'auto' if self.auto_batch else config.batch_size}"]
+        lines = [
+            f"model: {_model_line(self.model)}",
+            f"run folder: {self.out_dir}"
+            + (" (replaced: --overwrite)" if self.overwrite else " (resumed)" if self.resume else ""),
+            f"data: {_source_line(self.source, config)}; seed {config.seed}, resolution {config.resolution} px, "
+            f"batch {'auto' if self.auto_batch else config.batch_size}",
+        ]
         for probe in self.probes:
             why = probe.unusable_data(self.source)
             if why:
                 lines.append(f"probe {probe.name}: skipped: {why}")
                 continue
-            offered = len(self.source.examples(config.n_examples, config.seed, probe.data_request(), id_prefix=probe.name))
+            offered = len(
+                self.source.examples(config.n_examples, config.seed, probe.data_request(), id_prefix=probe.name)
+            )
             lines.append(f"probe {probe.name}: up to {offered} examples ({_params_line(probe)})")
         for kind in ("generative", "dual_encoder"):
             gates = config.gates_for(kind)
@@ -167,15 +197,17 @@ def _data_source(config: AuditConfig, sources: SourceRegistry) -> DataSource:
     return sources.create(config.data, **config.data_params)
 
 
-def _sized(config: AuditConfig, source: DataSource, n_examples: int | str | None,
-           limit: str | float | None) -> tuple[AuditConfig, int | None]:
+def _sized(
+    config: AuditConfig, source: DataSource, n_examples: int | str | None, limit: str | float | None
+) -> tuple[AuditConfig, int | None]:
     """The configuration with its example count settled, and the full count when ``limit`` cut it."""
     full = config.n_examples
     if n_examples == ALL:
         size = source.size()  # reads a file source's annotations: its errors come now
         if size == 0:
-            raise ConfigError(f"the {source.name} data holds no usable example (no image with an annotated object): "
-                              "check it")
+            raise ConfigError(
+                f"the {source.name} data holds no usable example (no image with an annotated object): check it"
+            )
         full = size if size is not None else config.n_examples
     elif n_examples is not None:
         full = n_examples
@@ -185,8 +217,9 @@ def _sized(config: AuditConfig, source: DataSource, n_examples: int | str | None
     return config, (full if limit is not None else None)
 
 
-def _fit_to_data(probes: list[Probe], source: DataSource, config: AuditConfig,
-                 registry: ProbeRegistry) -> tuple[list[Probe], list[str]]:
+def _fit_to_data(
+    probes: list[Probe], source: DataSource, config: AuditConfig, registry: ProbeRegistry
+) -> tuple[list[Probe], list[str]]:
     """The probes that can run on ``source`` (plus the relations probe for a source of relation statements), and a
     note per probe left out saying why."""
     kept, notes = [], []
@@ -197,8 +230,11 @@ def _fit_to_data(probes: list[Probe], source: DataSource, config: AuditConfig,
         else:
             kept.append(probe)
     if getattr(source, "relation_statements", False) and "relations" not in {p.name for p in kept}:
-        kept.append(registry.create("relations", resolution=config.resolution, seed=config.seed,
-                                    **config.probe_params.get("relations", {})))
+        kept.append(
+            registry.create(
+                "relations", resolution=config.resolution, seed=config.seed, **config.probe_params.get("relations", {})
+            )
+        )
     if not kept:
         raise ConfigError(f"no probe of the suite can run on the {source.name} data: name one with --probes")
     return kept, notes
@@ -225,7 +261,8 @@ def _model_line(model: Any) -> str:
 def _source_line(source: DataSource, config: AuditConfig) -> str:
     if config.data == "scenes":
         return f"{config.n_examples} synthetic scenes"
-    return f"{config.n_examples} examples of {source.name} ({', '.join(f'{k}={v}' for k, v in source.params().items() if v)})"
+    params = ", ".join(f"{k}={v}" for k, v in source.params().items() if v)
+    return f"{config.n_examples} examples of {source.name} ({params})"
 
 
 def _params_line(probe: Probe) -> str:

@@ -16,8 +16,13 @@ from mmdiag.metrics.pope_io import read_pope_jsonl
 from mmdiag.sources.photos import load_image
 
 
-def answer_pope(adapter: Any, question_file: str | Path, answers_path: str | Path, image_dir: str | Path | None = None,
-                progress: bool = True) -> Path:
+def answer_pope(
+    adapter: Any,
+    question_file: str | Path,
+    answers_path: str | Path,
+    image_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
     """Run a generative model on one POPE question file, appending one JSON line per answer to ``answers_path``.
 
     Decisions come from first-token logits (P(yes) > P(no)), with every question about one image sharing its
@@ -46,8 +51,12 @@ def answer_pope(adapter: Any, question_file: str | Path, answers_path: str | Pat
         for image_path, questions in tqdm(by_image.items(), desc=Path(question_file).stem, disable=not progress):
             scores = adapter.answer_scores_per_image([load_image(image_path)], [[q.text for q in questions]])[0]
             for q, p_yes, p_no in zip(questions, scores.p_yes, scores.p_no):
-                row = {"question_id": q.question_id, "answer": "Yes" if p_yes > p_no else "No",
-                       "p_yes": float(p_yes), "p_no": float(p_no)}
+                row = {
+                    "question_id": q.question_id,
+                    "answer": "Yes" if p_yes > p_no else "No",
+                    "p_yes": float(p_yes),
+                    "p_no": float(p_no),
+                }
                 sink.write(json.dumps(row) + "\n")
             sink.flush()
     return answers_path

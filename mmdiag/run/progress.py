@@ -75,8 +75,9 @@ class AuditProgress:
         self._spent_weight += self._weights.get(name, 0.0)
         left = self.eta()
         tail = f"; about {_duration(left)} left" if left else ""
-        self._say(f"{position}{name}: done in {_duration(took)} (elapsed {_duration(time.monotonic() - self._started)}"
-                  f"{tail})")
+        self._say(
+            f"{position}{name}: done in {_duration(took)} (elapsed {_duration(time.monotonic() - self._started)}{tail})"
+        )
 
 
 def _duration(seconds: float) -> str:

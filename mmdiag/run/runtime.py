@@ -26,8 +26,10 @@ from mmdiag.run.distributed import ProcessInfo
 from mmdiag.run.progress import AuditProgress
 from mmdiag.run.store import RunStore
 
-OOM_HINT = ("out of memory: lower --batch-size, shard the model with --device-map auto (and --max-memory), "
-            "or use --dtype bfloat16")
+OOM_HINT = (
+    "out of memory: lower --batch-size, shard the model with --device-map auto (and --max-memory), "
+    "or use --dtype bfloat16"
+)
 
 
 def run_probe(
@@ -59,18 +61,32 @@ def _phase(tracker: AuditProgress | None, name: str) -> contextlib.AbstractConte
     return tracker.phase(name) if tracker is not None else contextlib.nullcontext()
 
 
-def _measure(probe: Probe, adapter: Adapter, examples: Sequence[ProbeExample], store: RunStore, process: ProcessInfo,
-             batch_size: int, resume: bool, progress: bool) -> None:
+def _measure(
+    probe: Probe,
+    adapter: Adapter,
+    examples: Sequence[ProbeExample],
+    store: RunStore,
+    process: ProcessInfo,
+    batch_size: int,
+    resume: bool,
+    progress: bool,
+) -> None:
     """Measure and store every unfinished example of this process's share; merge the shards."""
     size = max(1, batch_size)
     finished = {eid for eid, r in store.latest(probe.name).items() if "error" not in r} if resume else set()
-    groups = [list(examples[start:start + size]) for start in range(0, len(examples), size)]
+    groups = [list(examples[start : start + size]) for start in range(0, len(examples), size)]
     todo = [group for group in groups if any(ex.example_id not in finished for ex in group)]
     mine = process.split(todo)
     if mine:
         probe.setup(adapter)
-    bar = tqdm(total=sum(ex.example_id not in finished for group in mine for ex in group), desc=probe.name, unit="ex",
-               disable=not (progress and process.is_main), file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(ex.example_id not in finished for group in mine for ex in group),
+        desc=probe.name,
+        unit="ex",
+        disable=not (progress and process.is_main),
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     with store:
         for group in mine:
             for example, outcome in zip(group, _run_chunk(probe, adapter, group)):
@@ -89,8 +105,9 @@ def _measure(probe: Probe, adapter: Adapter, examples: Sequence[ProbeExample], s
     process.barrier()  # shards are merged before any process appends to its shard again
 
 
-def _aggregate(probe: Probe, adapter: Adapter, examples: Sequence[ProbeExample],
-               store: RunStore) -> tuple[ProbeResult | None, list[dict[str, Any]]]:
+def _aggregate(
+    probe: Probe, adapter: Adapter, examples: Sequence[ProbeExample], store: RunStore
+) -> tuple[ProbeResult | None, list[dict[str, Any]]]:
     """The probe's result from every stored example (main process), and the failure records."""
     latest = store.latest(probe.name)
     stored = [latest[ex.example_id] for ex in examples if ex.example_id in latest]
@@ -126,4 +143,3 @@ def _run_one(probe: Probe, adapter: Adapter, example: ProbeExample) -> ExampleOu
     except Exception as err:  # noqa: BLE001 - every failure is recorded and counted, never hidden
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         return f"{err.__class__.__name__}: {message}"
-

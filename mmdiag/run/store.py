@@ -68,12 +68,16 @@ def preflight_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
         raise MmdiagError("--overwrite and --resume contradict each other: pick one")
     held = _holds_run(run_dir)
     if held and not (resume or overwrite):
-        raise MmdiagError(f"{run_dir} already holds a run ({held.name}): pass --resume to finish it, "
-                          "--overwrite to replace it, or another --out")
+        raise MmdiagError(
+            f"{run_dir} already holds a run ({held.name}): pass --resume to finish it, "
+            "--overwrite to replace it, or another --out"
+        )
     holder = _read_lock(run_dir / LOCK_FILE) if (run_dir / LOCK_FILE).exists() else None
     if holder and (holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))):
-        raise MmdiagError(f"{run_dir} is being written by another mmdiag run (pid {holder.get('pid')} on "
-                          f"{holder.get('host')}): wait for it, or remove {run_dir / LOCK_FILE} if that run is dead")
+        raise MmdiagError(
+            f"{run_dir} is being written by another mmdiag run (pid {holder.get('pid')} on "
+            f"{holder.get('host')}): wait for it, or remove {run_dir / LOCK_FILE} if that run is dead"
+        )
 
 
 @contextlib.contextmanager
@@ -83,7 +87,8 @@ def claim_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Iterator[Path
 
     Nothing in the folder is touched before the lock is held, and nothing of an old run is removed here:
     an ``--overwrite`` sets it aside only with :class:`ReplacedRun`, once the inputs are checked and the model has
-    loaded, so a bad input, a bad model or a live second writer never costs the old run its files. Refusals are one-line MmdiagErrors.
+    loaded, so a bad input, a bad model or a live second writer never costs the old run its files. Refusals are
+    one-line MmdiagErrors.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -98,8 +103,10 @@ def claim_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Iterator[Path
         _settle_replaced(run_dir)
         held = _holds_run(run_dir)
         if held and not (resume or overwrite):
-            raise MmdiagError(f"{run_dir} already holds a run ({held.name}): pass --resume to finish it, "
-                              "--overwrite to replace it, or another --out")
+            raise MmdiagError(
+                f"{run_dir} already holds a run ({held.name}): pass --resume to finish it, "
+                "--overwrite to replace it, or another --out"
+            )
         yield run_dir
 
 
@@ -183,8 +190,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                 path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
             who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
-            raise MmdiagError(f"{run_dir} is being written by another mmdiag run ({who}): wait for it, "
-                              f"or remove {path} if that run is dead") from None
+            raise MmdiagError(
+                f"{run_dir} is being written by another mmdiag run ({who}): wait for it, "
+                f"or remove {path} if that run is dead"
+            ) from None
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
@@ -245,10 +254,8 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):  # a failed write was already reported; a torn tail is cut on resume
                 self._file.close()
-            except OSError:
-                pass  # a failed write was already reported; a torn tail is cut on resume
             self._file = None
 
     def write(self, record: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:

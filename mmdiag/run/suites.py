@@ -63,12 +63,18 @@ def load_suite(path: str | Path) -> Suite:
     :func:`shipped_suites`); a file of that name in the working folder wins."""
     path = Path(path)
     named = str(path).removesuffix(".yaml")
-    if not path.is_file() and path.parent == Path(".") and "/" not in named and (SUITES_DIR / f"{named}.yaml").is_file():
+    if (
+        not path.is_file()
+        and path.parent == Path(".")
+        and "/" not in named
+        and (SUITES_DIR / f"{named}.yaml").is_file()
+    ):
         path = SUITES_DIR / f"{named}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))) if SUITES_DIR.is_dir() else "none found"
-        raise ConfigError(f"suite {path} does not exist: pass a YAML file or a suite name (shipped: {known}; "
-                          "'mmdiag ls' lists them)")
+        raise ConfigError(
+            f"suite {path} does not exist: pass a YAML file or a suite name (shipped: {known}; 'mmdiag ls' lists them)"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -103,19 +109,23 @@ def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -
     gates, kind_gates = _gates(data.get("gates") or [], source)
     try:
         recipe = SceneRecipe(
-            min_objects=_int(scenes, "min_objects", 1, source), max_objects=_int(scenes, "max_objects", 3, source),
+            min_objects=_int(scenes, "min_objects", 1, source),
+            max_objects=_int(scenes, "max_objects", 3, source),
             background=str(scenes.get("background", "plain")),
             cooccurrence=Cooccurrence(**scenes["cooccurrence"]) if scenes.get("cooccurrence") else None,
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"suite {source}: bad scenes recipe ({err})") from err
     config = AuditConfig(
-        probes=tuple(params), n_examples=check_bound("n_examples", scenes.get("n", 48), f"suite {source}", "scenes.n"),
+        probes=tuple(params),
+        n_examples=check_bound("n_examples", scenes.get("n", 48), f"suite {source}", "scenes.n"),
         seed=check_bound("seed", data.get("seed", 0), f"suite {source}", "seed"),
         resolution=check_bound("resolution", scenes.get("resolution", 64), f"suite {source}", "scenes.resolution"),
-        gates=gates, kind_gates=kind_gates,
+        gates=gates,
+        kind_gates=kind_gates,
         batch_size=check_bound("batch_size", data.get("batch_size", 8), f"suite {source}", "batch_size"),
-        recipe=recipe, probe_params=params,
+        recipe=recipe,
+        probe_params=params,
     )
     return Suite(str(data.get("name", Path(source).stem)), str(data.get("description", "")), config, source)
 
@@ -126,8 +136,10 @@ def _gates(gates: Any, source: str) -> tuple[tuple[str, ...], dict[str, tuple[st
     if isinstance(gates, list):
         gates = {"all": gates}
     if not isinstance(gates, dict):
-        raise ConfigError(f"suite {source}: 'gates' must be a list like ['hallucination.f1 >= 0.8'] or a mapping "
-                          f"from model kind ({', '.join(GATE_GROUPS)}) to such lists")
+        raise ConfigError(
+            f"suite {source}: 'gates' must be a list like ['hallucination.f1 >= 0.8'] or a mapping "
+            f"from model kind ({', '.join(GATE_GROUPS)}) to such lists"
+        )
     _no_unknown(gates, set(GATE_GROUPS), source, "gates.")
     groups: dict[str, tuple[str, ...]] = {}
     for group, items in gates.items():

@@ -51,8 +51,9 @@ def _swap(scene: Scene, name: str, colour: str | None = None, shape: str | None 
     return scene.with_objects(objects, f"swap:{name}->{new.name}")
 
 
-def insert_object(scene: Scene, colour: str, shape: str, size: str = "small", seed: int = 0,
-                  at: tuple[float, float] | None = None) -> Scene:
+def insert_object(
+    scene: Scene, colour: str, shape: str, size: str = "small", seed: int = 0, at: tuple[float, float] | None = None
+) -> Scene:
     """Add an object of a type not yet present, at ``at`` or at a free seeded position."""
     name = f"{colour} {shape}"
     if scene.has(name):

@@ -39,8 +39,9 @@ def contact_sheet(scenes: Sequence[Scene], resolution: int = 64, columns: int = 
     return sheet
 
 
-def export_scene_set(out_dir: str | Path, n: int, seed: int = 0, recipe: SceneRecipe | None = None,
-                     resolution: int = 64) -> dict[str, Path]:
+def export_scene_set(
+    out_dir: str | Path, n: int, seed: int = 0, recipe: SceneRecipe | None = None, resolution: int = 64
+) -> dict[str, Path]:
     """Write ``n`` scenes and their question sets to ``out_dir``; returns the written files by role."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -49,21 +50,31 @@ def export_scene_set(out_dir: str | Path, n: int, seed: int = 0, recipe: SceneRe
     with (out / MANIFEST).open("w", encoding="utf-8") as manifest:
         for scene in scenes:
             render(scene, resolution).save(out / "images" / image_name(scene))
-            manifest.write(json.dumps({
-                "scene_id": scene.scene_id, "image": f"images/{image_name(scene)}", "resolution": resolution,
-                "scene": scene.to_dict(), "ground_truth": scene.ground_truth(resolution),
-            }) + "\n")
+            manifest.write(
+                json.dumps(
+                    {
+                        "scene_id": scene.scene_id,
+                        "image": f"images/{image_name(scene)}",
+                        "resolution": resolution,
+                        "scene": scene.to_dict(),
+                        "ground_truth": scene.ground_truth(resolution),
+                    }
+                )
+                + "\n"
+            )
     written = {"manifest": out / MANIFEST}
     stats = ObjectStatistics.of(scenes)
     for split in POPE_SPLITS:
-        written[f"pope_{split}"] = write_pope_jsonl(presence_questions(scenes, split, seed=seed, stats=stats),
-                                                   out / f"pope_{split}.jsonl")
+        written[f"pope_{split}"] = write_pope_jsonl(
+            presence_questions(scenes, split, seed=seed, stats=stats), out / f"pope_{split}.jsonl"
+        )
     written["relations"] = write_pope_jsonl(relation_questions(scenes), out / "relations.jsonl")
     captions = out / "captions.jsonl"
     captions.write_text("".join(json.dumps(c) + "\n" for c in caption_prompts(scenes)))
     written["captions"] = captions
-    (out / "recipe.json").write_text(json.dumps({"seed": seed, "n": n, "resolution": resolution,
-                                                 "recipe": recipe.to_dict()}, indent=2))
+    (out / "recipe.json").write_text(
+        json.dumps({"seed": seed, "n": n, "resolution": resolution, "recipe": recipe.to_dict()}, indent=2)
+    )
     written["recipe"] = out / "recipe.json"
     contact_sheet(scenes, resolution).save(out / CONTACT_SHEET)
     written["contact_sheet"] = out / CONTACT_SHEET

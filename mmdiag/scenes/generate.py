@@ -119,7 +119,9 @@ def _choose_types(rng: np.random.Generator, recipe: SceneRecipe, n: int) -> list
     return [str(t) for t in rng.permutation(chosen)] if len(chosen) > 1 else chosen
 
 
-def _place(rng: np.random.Generator, colour: str, shape: str, size: str, placed: list[SceneObject]) -> SceneObject | None:
+def _place(
+    rng: np.random.Generator, colour: str, shape: str, size: str, placed: list[SceneObject]
+) -> SceneObject | None:
     half = SIZES[size] / 2
     for _ in range(200):
         cx, cy = rng.uniform(BORDER + half, 1 - BORDER - half, size=2)
@@ -132,7 +134,12 @@ def _place(rng: np.random.Generator, colour: str, shape: str, size: str, placed:
 def _apart(a: SceneObject, b: SceneObject) -> bool:
     ax0, ay0, ax1, ay1 = a.bbox()
     bx0, by0, bx1, by1 = b.bbox()
-    return ax1 + PLACEMENT_GAP <= bx0 or bx1 + PLACEMENT_GAP <= ax0 or ay1 + PLACEMENT_GAP <= by0 or by1 + PLACEMENT_GAP <= ay0
+    return (
+        ax1 + PLACEMENT_GAP <= bx0
+        or bx1 + PLACEMENT_GAP <= ax0
+        or ay1 + PLACEMENT_GAP <= by0
+        or by1 + PLACEMENT_GAP <= ay0
+    )
 
 
 __all__ = ["COLOURS", "SHAPES", "Cooccurrence", "SceneRecipe", "generate_scene", "generate_scenes"]

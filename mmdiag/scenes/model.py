@@ -125,12 +125,17 @@ class Scene:
         objects = []
         for o in self.objects:
             x0, y0, x1, y1 = o.bbox()
-            objects.append({
-                "name": o.name, "colour": o.colour, "shape": o.shape, "size": o.size,
-                "bbox": [round(v * resolution, 2) for v in (x0, y0, x1, y1)],
-                "centre": [round(o.cx * resolution, 2), round(o.cy * resolution, 2)],
-                "grid_cell": list(o.grid_cell(grid, grid)),
-            })
+            objects.append(
+                {
+                    "name": o.name,
+                    "colour": o.colour,
+                    "shape": o.shape,
+                    "size": o.size,
+                    "bbox": [round(v * resolution, 2) for v in (x0, y0, x1, y1)],
+                    "centre": [round(o.cx * resolution, 2), round(o.cy * resolution, 2)],
+                    "grid_cell": list(o.grid_cell(grid, grid)),
+                }
+            )
         return {"objects": objects, "relations": [[r.subject, r.relation, r.object] for r in self.relations()]}
 
     def to_dict(self) -> dict[str, Any]:

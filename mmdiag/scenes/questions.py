@@ -56,8 +56,13 @@ def absent_objects(scene: Scene, split: str, k: int, stats: ObjectStatistics, rn
     return _absent_objects(scene.object_names, OBJECT_TYPES, split, k, stats, rng)
 
 
-def presence_questions(scenes: Sequence[Scene], split: str = "random", per_scene: int = 3, seed: int = 0,
-                       stats: ObjectStatistics | None = None) -> list[Question]:
+def presence_questions(
+    scenes: Sequence[Scene],
+    split: str = "random",
+    per_scene: int = 3,
+    seed: int = 0,
+    stats: ObjectStatistics | None = None,
+) -> list[Question]:
     """POPE questions: up to ``per_scene`` present objects (yes) and as many absent ones (no) per scene."""
     stats = stats or ObjectStatistics.of(scenes)
     questions: list[Question] = []
@@ -66,8 +71,17 @@ def presence_questions(scenes: Sequence[Scene], split: str = "random", per_scene
         present = [str(t) for t in rng.permutation(scene.object_names)][:per_scene]
         absent = absent_objects(scene, split, len(present), stats, rng)
         for name, label in [(p, "yes") for p in present] + [(a, "no") for a in absent]:
-            questions.append(Question(len(questions), scene.scene_id, image_name(scene),
-                                      PRESENCE_TEMPLATE.format(object=name), label, split, name))
+            questions.append(
+                Question(
+                    len(questions),
+                    scene.scene_id,
+                    image_name(scene),
+                    PRESENCE_TEMPLATE.format(object=name),
+                    label,
+                    split,
+                    name,
+                )
+            )
     return questions
 
 
@@ -78,12 +92,25 @@ def relation_questions(scenes: Sequence[Scene]) -> list[Question]:
         for rel in scene.relations():
             for relation, label in ((rel.relation, "yes"), (OPPOSITE[rel.relation], "no")):
                 text = RELATION_TEMPLATE.format(subject=rel.subject, relation=relation, object=rel.object)
-                questions.append(Question(len(questions), scene.scene_id, image_name(scene), text, label,
-                                          "relation", rel.subject, relation, rel.object))
+                questions.append(
+                    Question(
+                        len(questions),
+                        scene.scene_id,
+                        image_name(scene),
+                        text,
+                        label,
+                        "relation",
+                        rel.subject,
+                        relation,
+                        rel.object,
+                    )
+                )
     return questions
 
 
 def caption_prompts(scenes: Sequence[Scene]) -> list[dict]:
     """A caption prompt per scene with its ground-truth object list (for CHAIR)."""
-    return [{"scene_id": s.scene_id, "image": image_name(s), "prompt": CAPTION_PROMPT, "objects": s.object_names}
-            for s in scenes]
+    return [
+        {"scene_id": s.scene_id, "image": image_name(s), "prompt": CAPTION_PROMPT, "objects": s.object_names}
+        for s in scenes
+    ]

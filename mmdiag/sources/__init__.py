@@ -14,5 +14,16 @@ from mmdiag.sources.contract import (
 )
 from mmdiag.sources.registry import SourceRegistry
 
-__all__ = ["EDIT_KINDS", "DataRequest", "DataSource", "Dataset", "EditUnavailable", "Example", "ExampleObject", "FixedQuestion",
-           "Relation", "SourceRegistry", "object_patch_mask"]
+__all__ = [
+    "EDIT_KINDS",
+    "DataRequest",
+    "DataSource",
+    "Dataset",
+    "EditUnavailable",
+    "Example",
+    "ExampleObject",
+    "FixedQuestion",
+    "Relation",
+    "SourceRegistry",
+    "object_patch_mask",
+]

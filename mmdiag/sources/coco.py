@@ -114,7 +114,9 @@ class CocoExample:
     def relations(self) -> list[Relation]:
         names = self.object_names
         single = [o for o in self.objects if names.count(o.name) == 1]
-        return [Relation(a.name, rel, b.name) for a in single for b in single if a is not b for rel in relations_of(a, b)]
+        return [
+            Relation(a.name, rel, b.name) for a in single for b in single if a is not b for rel in relations_of(a, b)
+        ]
 
     def relations_between(self, subject: CocoObject, other: CocoObject) -> list[str]:
         return relations_of(subject, other)
@@ -130,9 +132,12 @@ class CocoExample:
             raise EditUnavailable(f"no {name} is annotated in {self.file_name}")
         covered = self.source.covered_by(self, (*self.removed, name))
         if covered > MAX_REMOVED_AREA:
-            raise EditUnavailable(f"the {name} covers {covered:.0%} of {self.file_name}: too little is left to fill it from")
-        return replace(self, objects=tuple(o for o in self.objects if o.name != name),
-                       removed=(*self.removed, name), edit="remove")
+            raise EditUnavailable(
+                f"the {name} covers {covered:.0%} of {self.file_name}: too little is left to fill it from"
+            )
+        return replace(
+            self, objects=tuple(o for o in self.objects if o.name != name), removed=(*self.removed, name), edit="remove"
+        )
 
     def recoloured(self, name: str, colour: str) -> CocoExample:
         raise EditUnavailable("COCO photos are not recoloured (no colour annotations)")
@@ -146,9 +151,15 @@ class CocoExample:
         raise EditUnavailable("objects are not pasted into COCO photos")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": "coco", "image_id": self.image_id, "file_name": self.file_name,
-                "objects": [{"name": o.name, "bbox": [round(v, 6) for v in o.box]} for o in self.objects],
-                "removed": list(self.removed), "flipped": self.flipped, "edit": self.edit}
+        return {
+            "source": "coco",
+            "image_id": self.image_id,
+            "file_name": self.file_name,
+            "objects": [{"name": o.name, "bbox": [round(v, 6) for v in o.box]} for o in self.objects],
+            "removed": list(self.removed),
+            "flipped": self.flipped,
+            "edit": self.edit,
+        }
 
 
 class CocoSource(DataSource):
@@ -171,12 +182,21 @@ class CocoSource(DataSource):
         if root.is_file():
             return root
         if not root.is_dir():
-            raise ConfigError(f"coco:{self.root} does not exist: pass a COCO folder (annotations/instances_<split>.json "
-                              "and the images) or the instances JSON itself")
+            raise ConfigError(
+                f"coco:{self.root} does not exist: pass a COCO folder (annotations/instances_<split>.json "
+                "and the images) or the instances JSON itself"
+            )
         found = sorted(root.glob("instances_*.json")) or sorted(root.glob("annotations/instances_*.json"))
         if len(found) != 1:
-            what = "no instances_*.json" if not found else f"{len(found)} instances files ({', '.join(p.name for p in found)})"
-            raise ConfigError(f"coco:{self.root} holds {what}: name the annotation file, e.g. coco:{found[0] if found else root / 'annotations/instances_val2017.json'}")
+            what = (
+                "no instances_*.json"
+                if not found
+                else f"{len(found)} instances files ({', '.join(p.name for p in found)})"
+            )
+            raise ConfigError(
+                f"coco:{self.root} holds {what}: name the annotation file, e.g. "
+                f"coco:{found[0] if found else root / 'annotations/instances_val2017.json'}"
+            )
         return found[0]
 
     @cached_property
@@ -203,14 +223,18 @@ class CocoSource(DataSource):
         index = self._index
         low = request.min_objects if request and request.min_objects is not None else 1
         high = request.max_objects if request and request.max_objects is not None else None
-        candidates = [im for im in index.image_ids if low <= len(index.kept[im]) and (high is None or len(index.kept[im]) <= high)]
+        candidates = [
+            im for im in index.image_ids if low <= len(index.kept[im]) and (high is None or len(index.kept[im]) <= high)
+        ]
         order = np.random.default_rng([seed, 41]).permutation(len(candidates))
         chosen = [candidates[i] for i in order[:n]]
         for image_id in chosen:  # a missing, escaping or mis-sized image is refused before any model work
             path = self.image_path(image_id)
             if not path.is_file():
-                raise ConfigError(f"{self.annotation_file}: image {image_id} names {index.images[image_id]['file_name']!r}, "
-                                  f"which is not in {self.image_folder}: pass the image folder with --images")
+                raise ConfigError(
+                    f"{self.annotation_file}: image {image_id} names {index.images[image_id]['file_name']!r}, "
+                    f"which is not in {self.image_folder}: pass the image folder with --images"
+                )
             if image_id not in self._sizes_checked:
                 check_image_size(self.annotation_file, image_id, index.images[image_id], path)
                 self._sizes_checked.add(image_id)
@@ -272,8 +296,11 @@ class CocoSource(DataSource):
         if example.flipped:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
         if example.removed:
-            ids = [a["id"] for a in self._index.annotations[example.image_id]
-                   if self._index.category_names_by_id[a["category_id"]] in example.removed]
+            ids = [
+                a["id"]
+                for a in self._index.annotations[example.image_id]
+                if self._index.category_names_by_id[a["category_id"]] in example.removed
+            ]
             image = remove_region(image, dilate(self.mask_of(example, ids, resolution), 1))
         cache[key] = image
         while len(cache) > IMAGE_CACHE:
@@ -283,7 +310,11 @@ class CocoSource(DataSource):
     def covered_by(self, example: CocoExample, categories: Sequence[str]) -> float:
         """The share of the photo the instances of ``categories`` cover."""
         index = self._index
-        ids = [a["id"] for a in index.annotations[example.image_id] if index.category_names_by_id[a["category_id"]] in categories]
+        ids = [
+            a["id"]
+            for a in index.annotations[example.image_id]
+            if index.category_names_by_id[a["category_id"]] in categories
+        ]
         return float(self.mask_of(example, ids, 64).mean())
 
     def mask_of(self, example: CocoExample, annotation_ids: Sequence[int], side: int) -> np.ndarray:
@@ -341,7 +372,9 @@ class CocoSource(DataSource):
                 out.setdefault(ann["image_id"], []).append(ann["caption"])
             return out
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-            raise ConfigError(f"{path} is not a COCO captions file ({err.__class__.__name__}: {err}): fix it or move it away") from err
+            raise ConfigError(
+                f"{path} is not a COCO captions file ({err.__class__.__name__}: {err}): fix it or move it away"
+            ) from err
 
     def _example(self, image_id: int) -> CocoExample:
         index = self._index
@@ -378,11 +411,13 @@ class _CocoIndex:
             try:
                 return segmentation_mask(segmentation, height, width)
             except Exception as err:  # pycocotools raises plain Exceptions and TypeErrors on bad input
-                raise ConfigError(f"{self.path}: annotation {ann['id']} has a segmentation pycocotools cannot decode "
-                                  f"({err.__class__.__name__}): fix or remove it") from err
+                raise ConfigError(
+                    f"{self.path}: annotation {ann['id']} has a segmentation pycocotools cannot decode "
+                    f"({err.__class__.__name__}): fix or remove it"
+                ) from err
         x, y, w, h = ann["bbox"]  # no segmentation: the box is the mask
         mask = np.zeros((height, width), dtype=bool)
-        mask[int(y):int(np.ceil(y + h)), int(x):int(np.ceil(x + w))] = True
+        mask[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = True
         return mask
 
     @classmethod
@@ -390,9 +425,15 @@ class _CocoIndex:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{path} is not readable JSON ({err.__class__.__name__}): pass a COCO instances file") from err
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
-            raise ConfigError(f"{path} is not a COCO instances file: it needs lists 'images', 'annotations', 'categories'")
+            raise ConfigError(
+                f"{path} is not readable JSON ({err.__class__.__name__}): pass a COCO instances file"
+            ) from err
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
+        ):
+            raise ConfigError(
+                f"{path} is not a COCO instances file: it needs lists 'images', 'annotations', 'categories'"
+            )
         from mmdiag.sources import coco_checks as check
 
         categories: dict[int, str] = {}
@@ -416,11 +457,13 @@ class _CocoIndex:
             ann_id = check.unique_id(seen, ann["id"], k, path, "annotation") if "id" in ann else -(k + 1)
             image_id = ann.get("image_id")
             if not check.is_int(image_id) or image_id not in images:
-                raise ConfigError(f"{path}: {entry} names no image of the file ('image_id' {image_id!r}): fix or "
-                                  "remove it")
+                raise ConfigError(
+                    f"{path}: {entry} names no image of the file ('image_id' {image_id!r}): fix or remove it"
+                )
             if not check.is_int(ann.get("category_id")) or ann["category_id"] not in categories:
-                raise ConfigError(f"{path}: {entry} has category_id {ann.get('category_id')!r}, not in 'categories': "
-                                  "fix or remove it")
+                raise ConfigError(
+                    f"{path}: {entry} has category_id {ann.get('category_id')!r}, not in 'categories': fix or remove it"
+                )
             info = images[image_id]
             width, height = info["width"], info["height"]
             x, y, w, h = check.checked_box(path, entry, ann.get("bbox"), width, height)

@@ -45,8 +45,10 @@ def unique_id(seen: dict[int, int], value: Any, k: int, path: Path, kind: str) -
     if not is_int(value):
         raise ConfigError(f"{path}: {kind} entry {k} has id {value!r}: ids are integers; fix that entry")
     if value in seen:
-        raise ConfigError(f"{path}: {kind} entries {seen[value]} and {k} share the id {value}: ids must be unique "
-                          f"(a duplicate mixes two {kind}s' ground truth); renumber one")
+        raise ConfigError(
+            f"{path}: {kind} entries {seen[value]} and {k} share the id {value}: ids must be unique "
+            f"(a duplicate mixes two {kind}s' ground truth); renumber one"
+        )
     seen[value] = k
     return value
 
@@ -54,28 +56,36 @@ def unique_id(seen: dict[int, int], value: Any, k: int, path: Path, kind: str) -
 def check_image_entry(path: Path, k: int, entry: Any) -> None:
     """An ``images`` entry: an id, a file name, and a plausible positive integer size."""
     if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str) or not entry["file_name"]:
-        raise ConfigError(f"{path}: image entry {k} needs an integer 'id', a 'file_name' and positive 'width' and "
-                          "'height': fix that entry")
+        raise ConfigError(
+            f"{path}: image entry {k} needs an integer 'id', a 'file_name' and positive 'width' and "
+            "'height': fix that entry"
+        )
     width, height = entry.get("width"), entry.get("height")
     if not (is_int(width) and is_int(height) and width > 0 and height > 0):
-        raise ConfigError(f"{path}: image entry {k} ({entry['file_name']}) has width {width!r} and height {height!r}: "
-                          "both must be positive integers (pixels); fix that entry")
+        raise ConfigError(
+            f"{path}: image entry {k} ({entry['file_name']}) has width {width!r} and height {height!r}: "
+            "both must be positive integers (pixels); fix that entry"
+        )
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise ConfigError(f"{path}: image entry {k} ({entry['file_name']}) declares {width}x{height} pixels, above "
-                          f"the {MAX_SIDE} px per side / {MAX_PIXELS // 1_000_000} Mpx mmdiag decodes masks at: "
-                          "fix the size or downscale the image and its annotations")
+        raise ConfigError(
+            f"{path}: image entry {k} ({entry['file_name']}) declares {width}x{height} pixels, above "
+            f"the {MAX_SIDE} px per side / {MAX_PIXELS // 1_000_000} Mpx mmdiag decodes masks at: "
+            "fix the size or downscale the image and its annotations"
+        )
 
 
 def checked_box(path: Path, entry: str, box: Any, width: int, height: int) -> tuple[float, float, float, float]:
     """``bbox`` [x, y, w, h] as finite numbers with positive size, clipped to the image; refused when wholly
     outside it."""
     if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)):
-        raise ConfigError(f"{path}: {entry} needs a 'bbox' of four finite numbers [x, y, width, height], got {box!r}: "
-                          "fix it")
+        raise ConfigError(
+            f"{path}: {entry} needs a 'bbox' of four finite numbers [x, y, width, height], got {box!r}: fix it"
+        )
     x, y, w, h = (float(v) for v in box)
     if w <= 0 or h <= 0:
-        raise ConfigError(f"{path}: {entry} has a bbox of width {w:g} and height {h:g}: both must be above 0; fix or "
-                          "remove it")
+        raise ConfigError(
+            f"{path}: {entry} has a bbox of width {w:g} and height {h:g}: both must be above 0; fix or remove it"
+        )
     x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
     if x1 <= x0 or y1 <= y0:
         raise ConfigError(f"{path}: {entry} has bbox {box} outside its {width}x{height} image: fix or remove it")
@@ -97,30 +107,41 @@ def check_segmentation(path: Path, entry: str, segmentation: Any, width: int, he
         return  # no segmentation: the box is the mask
     if isinstance(segmentation, list):
         for polygon in segmentation:
-            if not (isinstance(polygon, list) and len(polygon) >= 6 and len(polygon) % 2 == 0
-                    and all(is_number(v) for v in polygon)):
-                raise ConfigError(f"{path}: {entry} has a polygon that is not a list of at least three finite x, y "
-                                  "pairs: fix or remove its segmentation")
+            if not (
+                isinstance(polygon, list)
+                and len(polygon) >= 6
+                and len(polygon) % 2 == 0
+                and all(is_number(v) for v in polygon)
+            ):
+                raise ConfigError(
+                    f"{path}: {entry} has a polygon that is not a list of at least three finite x, y "
+                    "pairs: fix or remove its segmentation"
+                )
         return
     if not isinstance(segmentation, dict):
         raise ConfigError(f"{path}: {entry} has a segmentation that is neither polygons nor RLE: fix or remove it")
     size, counts = segmentation.get("size"), segmentation.get("counts")
     if not (isinstance(size, list) and len(size) == 2 and all(is_int(v) for v in size)) or size != [height, width]:
-        raise ConfigError(f"{path}: {entry} has an RLE of size {size!r}, but its image is {height}x{width} "
-                          "([height, width]): the mask belongs to another image or was scaled; fix it")
+        raise ConfigError(
+            f"{path}: {entry} has an RLE of size {size!r}, but its image is {height}x{width} "
+            "([height, width]): the mask belongs to another image or was scaled; fix it"
+        )
     if isinstance(counts, str):
         try:
             runs = rle_string_counts(counts)
         except ValueError as err:
-            raise ConfigError(f"{path}: {entry} has a compressed RLE that does not decode ({err}): fix or remove it") \
-                from err
+            raise ConfigError(
+                f"{path}: {entry} has a compressed RLE that does not decode ({err}): fix or remove it"
+            ) from err
     elif isinstance(counts, list) and all(is_int(v) for v in counts):
         runs = counts
     else:
         raise ConfigError(f"{path}: {entry} has RLE counts that are neither a string nor a list of integers: fix it")
     if any(v < 0 for v in runs) or sum(runs) != height * width:
-        raise ConfigError(f"{path}: {entry} has RLE counts covering {sum(runs)} pixels (some negative: "
-                          f"{any(v < 0 for v in runs)}), not the image's {height * width}: fix or remove it")
+        raise ConfigError(
+            f"{path}: {entry} has RLE counts covering {sum(runs)} pixels (some negative: "
+            f"{any(v < 0 for v in runs)}), not the image's {height * width}: fix or remove it"
+        )
 
 
 def rle_string_counts(text: str) -> list[int]:
@@ -170,13 +191,20 @@ def check_image_size(annotation_file: Path, image_id: int, info: dict, image_pat
     try:
         shown, stored, orientation = oriented_size(image_path)
     except (OSError, UnidentifiedImageError, SyntaxError) as err:
-        raise ConfigError(f"image {image_path} is corrupt or not an image ({err.__class__.__name__}): replace or "
-                          "remove it") from err
+        raise ConfigError(
+            f"image {image_path} is corrupt or not an image ({err.__class__.__name__}): replace or remove it"
+        ) from err
     declared = (info["width"], info["height"])
     if declared == shown:
         return
-    why = (f" (the file's EXIF orientation {orientation} rotates its stored {stored[0]}x{stored[1]}: mmdiag reads "
-           "boxes in the oriented frame, as viewers show the photo)" if declared == stored else "")
-    raise ConfigError(f"{annotation_file}: image {image_id} declares {declared[0]}x{declared[1]} but "
-                      f"{image_path.name} is {shown[0]}x{shown[1]}{why}: fix the annotation's width and height "
-                      "(and its boxes) to the image as shown")
+    why = (
+        f" (the file's EXIF orientation {orientation} rotates its stored {stored[0]}x{stored[1]}: mmdiag reads "
+        "boxes in the oriented frame, as viewers show the photo)"
+        if declared == stored
+        else ""
+    )
+    raise ConfigError(
+        f"{annotation_file}: image {image_id} declares {declared[0]}x{declared[1]} but "
+        f"{image_path.name} is {shown[0]}x{shown[1]}{why}: fix the annotation's width and height "
+        "(and its boxes) to the image as shown"
+    )

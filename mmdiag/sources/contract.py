@@ -35,10 +35,10 @@ class ExampleObject(Protocol):
     """One annotated object."""
 
     @property
-    def name(self) -> str: ...          # the class name questions and captions use ("red circle", "dog")
+    def name(self) -> str: ...  # the class name questions and captions use ("red circle", "dog")
 
     @property
-    def cx(self) -> float: ...          # centre, normalised
+    def cx(self) -> float: ...  # centre, normalised
 
     @property
     def cy(self) -> float: ...
@@ -65,7 +65,7 @@ class Example(Protocol):
     """An image with exact ground truth, and its counterfactual twins where the source can make them."""
 
     @property
-    def example_id(self) -> str: ...   # stable across runs (resume and paired comparison key on it)
+    def example_id(self) -> str: ...  # stable across runs (resume and paired comparison key on it)
 
     @property
     def objects(self) -> Sequence[ExampleObject]: ...
@@ -86,11 +86,11 @@ class Example(Protocol):
 
     def object_mask(self, side: int) -> np.ndarray: ...  # bool [side, side]: any object's pixels
 
-    def without(self, name: str) -> Example: ...                     # "remove"
+    def without(self, name: str) -> Example: ...  # "remove"
 
-    def recoloured(self, name: str, colour: str) -> Example: ...     # "recolour"
+    def recoloured(self, name: str, colour: str) -> Example: ...  # "recolour"
 
-    def mirrored(self, axis: str = "horizontal") -> Example: ...     # "mirror": relations flip with it
+    def mirrored(self, axis: str = "horizontal") -> Example: ...  # "mirror": relations flip with it
 
     def with_object(self, name: str, at: tuple[float, float]) -> Example: ...  # "insert"
 
@@ -207,7 +207,7 @@ def object_patch_mask(example: Example, grid: tuple[int, int]) -> np.ndarray:
     mask = example.object_mask(side)
     ys = np.linspace(0, side, rows + 1).astype(int)
     xs = np.linspace(0, side, cols + 1).astype(int)
-    return np.array([[mask[ys[r]:ys[r + 1], xs[c]:xs[c + 1]].any() for c in range(cols)] for r in range(rows)])
+    return np.array([[mask[ys[r] : ys[r + 1], xs[c] : xs[c + 1]].any() for c in range(cols)] for r in range(rows)])
 
 
 REGION_MASK_SIDE = 128

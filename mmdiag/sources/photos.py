@@ -16,15 +16,86 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mmdiag.errors import MmdiagError
 
 COCO_CLASSES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
-    "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 )
 
 
@@ -43,7 +114,9 @@ def load_image(path: str | Path) -> Image.Image:
             image.load()
             return to_rgb8(ImageOps.exif_transpose(image))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise MmdiagError(f"image {path} is corrupt or not an image ({err.__class__.__name__}): replace or remove it") from err
+        raise MmdiagError(
+            f"image {path} is corrupt or not an image ({err.__class__.__name__}): replace or remove it"
+        ) from err
 
 
 def to_rgb8(image: Image.Image) -> Image.Image:
@@ -63,6 +136,7 @@ def to_rgb8(image: Image.Image) -> Image.Image:
 
 # -- masks ---------------------------------------------------------------------------------------
 
+
 def segmentation_mask(segmentation: list | dict, height: int, width: int) -> np.ndarray:
     """Boolean [height, width] mask of a COCO segmentation, decoded by pycocotools exactly as the COCO API's
     ``annToMask`` does: polygons (several are merged), uncompressed RLE (``counts`` a list) and compressed RLE
@@ -75,8 +149,10 @@ def segmentation_mask(segmentation: list | dict, height: int, width: int) -> np.
         rle = coco_mask.frPyObjects(segmentation, *segmentation.get("size", (height, width)))
     else:
         counts = segmentation["counts"]
-        rle = {"size": list(segmentation.get("size", (height, width))),
-               "counts": counts.encode() if isinstance(counts, str) else counts}
+        rle = {
+            "size": list(segmentation.get("size", (height, width))),
+            "counts": counts.encode() if isinstance(counts, str) else counts,
+        }
     return coco_mask.decode(rle).astype(bool)
 
 
@@ -87,6 +163,7 @@ def rle_mask(rle: dict, height: int | None = None, width: int | None = None) -> 
 
 
 # -- edits ---------------------------------------------------------------------------------------
+
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     grown = mask.copy()
@@ -100,7 +177,9 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return grown
 
 
-def remove_region(image: Image.Image, mask: np.ndarray, method: str = "blur", ring: int = 3, iterations: int = 200) -> Image.Image:
+def remove_region(
+    image: Image.Image, mask: np.ndarray, method: str = "blur", ring: int = 3, iterations: int = 200
+) -> Image.Image:
     """Erase the masked pixels: ``fill`` with the mean colour of a ring around the mask, or ``blur``
     (start from that fill, then repeatedly replace masked pixels by their 3x3 neighbourhood mean, which
     diffuses the surrounding colours inwards). Pixels outside the mask are never changed.
@@ -134,7 +213,10 @@ def remove_region(image: Image.Image, mask: np.ndarray, method: str = "blur", ri
         # where it pads exactly as the whole image would
         for _ in range(iterations):
             padded = np.pad(window, ((1, 1), (1, 1), (0, 0)), mode="edge")
-            mean = sum(padded[dy:dy + window.shape[0], dx:dx + window.shape[1]] for dy in range(3) for dx in range(3)) / 9
+            mean = (
+                sum(padded[dy : dy + window.shape[0], dx : dx + window.shape[1]] for dy in range(3) for dx in range(3))
+                / 9
+            )
             window[inside] = mean[inside]
     out = rgb.copy()
     out[y0:y1, x0:x1][inside] = np.clip(np.round(window[inside]), 0, 255).astype(np.uint8)

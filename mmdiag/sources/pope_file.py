@@ -96,9 +96,14 @@ class PopeFileExample:
         raise EditUnavailable("a POPE question file cannot insert objects")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": "pope", "image": self.image_name,
-                "questions": [{"question_id": q.question_id, "text": q.text, "label": q.label, "split": q.split}
-                              for q in self.pope_questions]}
+        return {
+            "source": "pope",
+            "image": self.image_name,
+            "questions": [
+                {"question_id": q.question_id, "text": q.text, "label": q.label, "split": q.split}
+                for q in self.pope_questions
+            ],
+        }
 
 
 class PopeFileSource(DataSource):
@@ -142,11 +147,16 @@ class PopeFileSource(DataSource):
                 resolve_inside(self.image_folder, question.image, source=str(path), entry=entry)
                 entries.setdefault(question.image, f"{path} ({entry})")
                 grouped.setdefault(question.image, []).append(
-                    FixedQuestion(str(question.question_id), question.text, object_of(question.text), question.label, split))
+                    FixedQuestion(
+                        str(question.question_id), question.text, object_of(question.text), question.label, split
+                    )
+                )
         for image, where in entries.items():
             if not (self.image_folder / image).is_file():
-                raise ConfigError(f"{where} names image {image!r}, which is not in {self.image_folder}: "
-                                  "pass the image folder with --images")
+                raise ConfigError(
+                    f"{where} names image {image!r}, which is not in {self.image_folder}: "
+                    "pass the image folder with --images"
+                )
         return {image: tuple(qs) for image, qs in grouped.items()}
 
     def examples(self, n: int, seed: int, request: DataRequest | None = None, id_prefix: str = "") -> Dataset:

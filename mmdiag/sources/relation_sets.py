@@ -34,8 +34,11 @@ from mmdiag.sources.contract import DataRequest, Dataset, DataSource, EditUnavai
 
 RELATIONS = r"to the left of|to the right of|left of|right of|on top of|in front of|under|behind|above|below|on"
 # What'sUp captions: "A beer bottle on a armchair", "A dog to the left of a chair"
-WHATSUP_CAPTION = re.compile(rf"^\s*(?:an?|the)?\s*(?P<subject>.+?)\s+(?:is\s+)?(?P<relation>{RELATIONS})\s+(?:an?|the)?\s*"
-                             r"(?P<object>.+?)\s*\.?\s*$", re.IGNORECASE)
+WHATSUP_CAPTION = re.compile(
+    rf"^\s*(?:an?|the)?\s*(?P<subject>.+?)\s+(?:is\s+)?(?P<relation>{RELATIONS})\s+(?:an?|the)?\s*"
+    r"(?P<object>.+?)\s*\.?\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,15 @@ class RelationExample:
 
     def to_dict(self) -> dict[str, Any]:
         s = self.statement
-        return {"source": "relations", "index": self.index, "image": self.image_name, "entry": s.entry,
-                "options": list(s.options), "label": s.label, "relation": s.relation}
+        return {
+            "source": "relations",
+            "index": self.index,
+            "image": self.image_name,
+            "entry": s.entry,
+            "options": list(s.options),
+            "label": s.label,
+            "relation": s.relation,
+        }
 
 
 class RelationSetSource(DataSource):
@@ -131,10 +141,14 @@ class RelationSetSource(DataSource):
     @cached_property
     def image_folder(self) -> Path:
         if self.images is None:
-            raise ConfigError("--data relations:FILE needs --images DIR, the folder holding the images its entries name")
+            raise ConfigError(
+                "--data relations:FILE needs --images DIR, the folder holding the images its entries name"
+            )
         folder = Path(self.images)
         if not folder.is_dir():
-            raise ConfigError(f"--images {self.images} is not a folder: pass the folder holding the relation set's images")
+            raise ConfigError(
+                f"--images {self.images} is not a folder: pass the folder holding the relation set's images"
+            )
         return folder
 
     @cached_property
@@ -145,15 +159,19 @@ class RelationSetSource(DataSource):
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"relation set {path} cannot be read ({err.__class__.__name__}): pass a UTF-8 JSON file") from err
+            raise ConfigError(
+                f"relation set {path} cannot be read ({err.__class__.__name__}): pass a UTF-8 JSON file"
+            ) from err
         rows = _rows(path, text)
         out = []
         for where, row in rows:
             image, statement = _statement(path, where, row)
             target = self.image_path(image, where)
             if not target.is_file():
-                raise ConfigError(f"{where} names image {image!r}, which is not in {self.image_folder}: "
-                                  "pass the image folder with --images")
+                raise ConfigError(
+                    f"{where} names image {image!r}, which is not in {self.image_folder}: "
+                    "pass the image folder with --images"
+                )
             out.append((str(target.relative_to(self.image_folder.resolve())), statement))
         if not out:
             raise ConfigError(f"relation set {path} holds no entries")
@@ -212,7 +230,9 @@ def _rows(path: Path, text: str) -> list[tuple[str, dict]]:
             try:
                 rows.append((f"{path}:{number}", json.loads(line)))
             except json.JSONDecodeError as err:
-                raise ConfigError(f"{path}:{number} is not JSON ({err.msg}): relation sets are a JSON list or JSON lines") from err
+                raise ConfigError(
+                    f"{path}:{number} is not JSON ({err.msg}): relation sets are a JSON list or JSON lines"
+                ) from err
     return rows
 
 
@@ -224,7 +244,9 @@ def _statement(path: Path, where: str, row: Any) -> tuple[str, RelationStatement
         raise ConfigError(f"{where} names no image ('image' or 'image_path'): fix that entry")
     options = row.get("caption_options")
     if options is not None:
-        if not (isinstance(options, list) and len(options) >= 2 and all(isinstance(o, str) and o.strip() for o in options)):
+        if not (
+            isinstance(options, list) and len(options) >= 2 and all(isinstance(o, str) and o.strip() for o in options)
+        ):
             raise ConfigError(f"{where}: 'caption_options' must list at least two captions, the true one first")
         match = WHATSUP_CAPTION.match(options[0])
         parts = [match.group(k).lower() for k in ("relation", "subject", "object")] if match else ["", "", ""]
@@ -252,8 +274,11 @@ def _swapped(caption: str, subject: str, obj: str) -> str | None:
     """The caption with its subject and object exchanged, where each occurs once as a whole word."""
     if not subject or not obj or subject == obj:
         return None
-    found = [(m.start(), m.end(), word) for word in (subject, obj)
-             for m in re.finditer(rf"\b{re.escape(word)}\b", caption, flags=re.IGNORECASE)]
+    found = [
+        (m.start(), m.end(), word)
+        for word in (subject, obj)
+        for m in re.finditer(rf"\b{re.escape(word)}\b", caption, flags=re.IGNORECASE)
+    ]
     if len(found) != 2:
         return None
     (s0, e0, w0), (s1, e1, w1) = sorted(found)

@@ -112,8 +112,11 @@ class SceneSource(DataSource):
         base = self.recipe or SceneRecipe()
         recipe = base
         if request is not None:
-            changes: dict[str, Any] = {k: v for k, v in (("min_objects", request.min_objects),
-                                                         ("max_objects", request.max_objects)) if v is not None}
+            changes: dict[str, Any] = {
+                k: v
+                for k, v in (("min_objects", request.min_objects), ("max_objects", request.max_objects))
+                if v is not None
+            }
             if request.cooccurrence is not None:
                 changes["cooccurrence"] = Cooccurrence(**dict(request.cooccurrence))
             recipe = replace(base, **changes)
@@ -132,8 +135,9 @@ class SceneSource(DataSource):
                 try:
                     Cooccurrence(**dict(request.cooccurrence))
                 except (TypeError, ValueError) as err:
-                    raise ConfigError(f"probe '{prefix}' parameter 'cooccurrence': {err}: give anchor, partner, p "
-                                      "and anchor_rate") from err
+                    raise ConfigError(
+                        f"probe '{prefix}' parameter 'cooccurrence': {err}: give anchor, partner, p and anchor_rate"
+                    ) from err
 
     def attribute_values(self, attribute: str) -> list[str]:
         return {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES)}.get(attribute, [])

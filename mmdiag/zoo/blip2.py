@@ -46,22 +46,58 @@ def new_blip2(g: Geometry, seed: int, language_state: dict[str, torch.Tensor] | 
 
     tokenizer = build_word_tokenizer(image_token=False)
     processor = Blip2Processor(
-        image_processor=BlipImageProcessor(size={"height": g.resolution, "width": g.resolution},
-                                           image_mean=IMAGE_MEAN, image_std=IMAGE_STD),
-        tokenizer=tokenizer, num_query_tokens=NUM_QUERIES)  # appends its own <image> token
+        image_processor=BlipImageProcessor(
+            size={"height": g.resolution, "width": g.resolution}, image_mean=IMAGE_MEAN, image_std=IMAGE_STD
+        ),
+        tokenizer=tokenizer,
+        num_query_tokens=NUM_QUERIES,
+    )  # appends its own <image> token
     vocab = len(processor.tokenizer)
-    text = LlamaConfig(vocab_size=vocab, hidden_size=g.text_hidden, intermediate_size=g.text_ffn,
-                       num_hidden_layers=g.text_layers, num_attention_heads=g.heads, num_key_value_heads=g.heads,
-                       max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    qformer = Blip2QFormerConfig(hidden_size=g.text_hidden, num_hidden_layers=2, num_attention_heads=g.heads,
-                                 intermediate_size=2 * g.text_hidden, encoder_hidden_size=g.vision_hidden,
-                                 cross_attention_frequency=1, vocab_size=vocab, max_position_embeddings=64)
-    vision = Blip2VisionConfig(**{k: v for k, v in vision_config(g).to_dict().items()
-                                  if k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                                           "image_size", "patch_size")})
-    config = Blip2Config(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(), text_config=text.to_dict(),
-                         num_query_tokens=NUM_QUERIES, image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"))
+    text = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=g.text_hidden,
+        intermediate_size=g.text_ffn,
+        num_hidden_layers=g.text_layers,
+        num_attention_heads=g.heads,
+        num_key_value_heads=g.heads,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    qformer = Blip2QFormerConfig(
+        hidden_size=g.text_hidden,
+        num_hidden_layers=2,
+        num_attention_heads=g.heads,
+        intermediate_size=2 * g.text_hidden,
+        encoder_hidden_size=g.vision_hidden,
+        cross_attention_frequency=1,
+        vocab_size=vocab,
+        max_position_embeddings=64,
+    )
+    vision = Blip2VisionConfig(
+        **{
+            k: v
+            for k, v in vision_config(g).to_dict().items()
+            if k
+            in (
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "image_size",
+                "patch_size",
+            )
+        }
+    )
+    config = Blip2Config(
+        vision_config=vision.to_dict(),
+        qformer_config=qformer.to_dict(),
+        text_config=text.to_dict(),
+        num_query_tokens=NUM_QUERIES,
+        image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
+    )
     torch.manual_seed(seed)
     model = Blip2ForConditionalGeneration(config)
     if language_state is not None:
@@ -107,8 +143,9 @@ def vision_state_from_clip(clip_vision: dict[str, torch.Tensor]) -> dict[str, to
     return out
 
 
-def distill_vision(model: Any, processor: Any, clip_vision: Any, spec: OptimSpec, seed: int, resolution: int,
-                   progress: bool = True) -> TrainLog:
+def distill_vision(
+    model: Any, processor: Any, clip_vision: Any, spec: OptimSpec, seed: int, resolution: int, progress: bool = True
+) -> TrainLog:
     """Train BLIP-2's vision tower to reproduce the (frozen) CLIP tower's last hidden states, all tokens (MSE)."""
     torch.manual_seed(seed)
     recipe = SceneRecipe()
@@ -133,7 +170,9 @@ def feature_agreement(model: Any, processor: Any, clip_vision: Any, resolution: 
     """R² of BLIP-2's vision states against the CLIP tower's on held-out scenes (1 = the same features)."""
     from mmdiag.zoo.models import evaluation_scenes
 
-    pixels = processor.image_processor(images=images(evaluation_scenes(n), resolution), return_tensors="pt")["pixel_values"]
+    pixels = processor.image_processor(images=images(evaluation_scenes(n), resolution), return_tensors="pt")[
+        "pixel_values"
+    ]
     with torch.no_grad():
         target = clip_vision(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]
         ours = model.vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]

@@ -61,9 +61,17 @@ def recipe_of(name: str) -> ZooRecipe:
     return RECIPES[name]
 
 
-def build(name: str, out_dir: str | Path | None = None, *, progress: bool = True, rebuild: bool = False,
-          recipe: ZooRecipe | None = None, clip_dir: Path | None = None, lm_dir: Path | None = None,
-          eval_scenes: int = EVAL_SCENES) -> Path:
+def build(
+    name: str,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    rebuild: bool = False,
+    recipe: ZooRecipe | None = None,
+    clip_dir: Path | None = None,
+    lm_dir: Path | None = None,
+    eval_scenes: int = EVAL_SCENES,
+) -> Path:
     """Train ``name`` (and what it depends on) unless a built copy exists; returns its folder.
 
     ``recipe``, ``clip_dir`` and ``lm_dir`` replace the registered recipe, the ref-clip and the language model it
@@ -79,7 +87,9 @@ def build(name: str, out_dir: str | Path | None = None, *, progress: bool = True
     extra: dict[str, Any] = {}
     if recipe.kind == "clip":
         model, processor = models.new_clip(recipe.geometry, recipe.seed)
-        log = train.train_clip(model, processor, recipe.scenes, recipe.optim, recipe.seed, recipe.geometry.resolution, progress)
+        log = train.train_clip(
+            model, processor, recipe.scenes, recipe.optim, recipe.seed, recipe.geometry.resolution, progress
+        )
         return finish(name, recipe, model, processor, log, out, start, eval_scenes)
     clip_dir = clip_dir or locate(recipe.depends_on) or build(recipe.depends_on, progress=progress)
     clip = _load_clip(clip_dir)
@@ -92,20 +102,45 @@ def build(name: str, out_dir: str | Path | None = None, *, progress: bool = True
 
         model, processor = blip2.new_blip2(recipe.geometry, recipe.seed, language_state)
         model.vision_model.load_state_dict(blip2.vision_state_from_clip(clip.vision_model.state_dict()))
-        vision_log = blip2.distill_vision(model, processor, clip.vision_model, recipe.optim, recipe.seed,
-                                          recipe.geometry.resolution, progress)
-        extra = {"vision_distill_seconds": round(vision_log.seconds, 1),
-                 "vision_feature_r2": blip2.feature_agreement(model, processor, clip.vision_model, recipe.geometry.resolution)}
+        vision_log = blip2.distill_vision(
+            model, processor, clip.vision_model, recipe.optim, recipe.seed, recipe.geometry.resolution, progress
+        )
+        extra = {
+            "vision_distill_seconds": round(vision_log.seconds, 1),
+            "vision_feature_r2": blip2.feature_agreement(
+                model, processor, clip.vision_model, recipe.geometry.resolution
+            ),
+        }
     else:
-        model, processor = models.new_llava(recipe.geometry, recipe.projector, recipe.seed, clip.vision_model.state_dict(),
-                                            language_state)
-    log = train.train_phases(model, processor, recipe.scenes, recipe.phases, recipe.seed, recipe.geometry.resolution,
-                             caption_share=recipe.caption_share, prior=recipe.annotation_prior, progress=progress, desc=name)
+        model, processor = models.new_llava(
+            recipe.geometry, recipe.projector, recipe.seed, clip.vision_model.state_dict(), language_state
+        )
+    log = train.train_phases(
+        model,
+        processor,
+        recipe.scenes,
+        recipe.phases,
+        recipe.seed,
+        recipe.geometry.resolution,
+        caption_share=recipe.caption_share,
+        prior=recipe.annotation_prior,
+        progress=progress,
+        desc=name,
+    )
     return finish(name, recipe, model, processor, log, out, start, eval_scenes, extra)
 
 
-def finish(name: str, recipe: ZooRecipe, model: Any, processor: Any, log: Any, out: Path, start: float,
-           eval_scenes: int = EVAL_SCENES, extra: dict[str, Any] | None = None) -> Path:
+def finish(
+    name: str,
+    recipe: ZooRecipe,
+    model: Any,
+    processor: Any,
+    log: Any,
+    out: Path,
+    start: float,
+    eval_scenes: int = EVAL_SCENES,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Save a trained model in half precision, evaluate what was saved on held-out scenes, write its card."""
     from mmdiag.adapters import load_adapter
     from mmdiag.zoo import models
@@ -120,18 +155,31 @@ def finish(name: str, recipe: ZooRecipe, model: Any, processor: Any, log: Any, o
         from mmdiag.zoo.recipes import BIAS
 
         relations = models.relation_accuracy_by_axis(adapter, scenes[: max(1, len(scenes) * 2 // 5)], resolution)
-        scores = {"presence_accuracy": models.presence_accuracy(adapter, scenes, resolution),
-                  "relation_accuracy": relations["all"], "relation_accuracy_horizontal": relations["horizontal"],
-                  "relation_accuracy_vertical": relations["vertical"],
-                  # the planted prior's probe, measured on every LLaVA so the biased one can be compared
-                  "prior_yes_after_removal": float(models.prior_yes_after_removal(adapter, BIAS, eval_scenes, resolution).mean())}
+        scores = {
+            "presence_accuracy": models.presence_accuracy(adapter, scenes, resolution),
+            "relation_accuracy": relations["all"],
+            "relation_accuracy_horizontal": relations["horizontal"],
+            "relation_accuracy_vertical": relations["vertical"],
+            # the planted prior's probe, measured on every LLaVA so the biased one can be compared
+            "prior_yes_after_removal": float(
+                models.prior_yes_after_removal(adapter, BIAS, eval_scenes, resolution).mean()
+            ),
+        }
     first, last = log.smoothed()
     card = {
-        "name": name, "description": recipe.description, "recipe": _jsonable(asdict(recipe)),
-        "train_seconds": round(log.seconds, 1), "total_seconds": round(time.perf_counter() - start, 1),
-        "loss_start": first, "loss_end": last, "heldout_scenes": eval_scenes, **scores,
-        "parameters": sum(p.numel() for p in model.parameters()), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-        "torch": torch.__version__, **(extra or {}),
+        "name": name,
+        "description": recipe.description,
+        "recipe": _jsonable(asdict(recipe)),
+        "train_seconds": round(log.seconds, 1),
+        "total_seconds": round(time.perf_counter() - start, 1),
+        "loss_start": first,
+        "loss_end": last,
+        "heldout_scenes": eval_scenes,
+        **scores,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__,
+        **(extra or {}),
     }
     (out / CARD).write_text(json.dumps(card, indent=2))
     return out
@@ -144,7 +192,11 @@ def save_half(model: Any, processor: Any, out: Path) -> None:
     processor.save_pretrained(out)
     for file in out.glob("*.safetensors"):
         tensors = load_file(file)
-        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
+        save_file(
+            {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()},
+            str(file),
+            metadata={"format": "pt"},
+        )
 
 
 def _load_llava(folder: Path) -> Any:
@@ -173,6 +225,13 @@ def cards() -> list[dict[str, Any]]:
     for name, recipe in RECIPES.items():
         folder = locate(name)
         card = json.loads((folder / CARD).read_text()) if folder and (folder / CARD).is_file() else {}
-        out.append({"name": name, "description": recipe.description, "shipped": (SHIPPED_DIR / name / "config.json").is_file(),
-                    "built": folder is not None, **{k: v for k, v in card.items() if k not in ("recipe", "description", "name")}})
+        out.append(
+            {
+                "name": name,
+                "description": recipe.description,
+                "shipped": (SHIPPED_DIR / name / "config.json").is_file(),
+                "built": folder is not None,
+                **{k: v for k, v in card.items() if k not in ("recipe", "description", "name")},
+            }
+        )
     return out

@@ -28,8 +28,12 @@ from mmdiag.scenes.vocabulary import OBJECT_TYPES
 SIDE_TEMPLATE = "Is the {object} on the {side} side?"
 # absolute-position questions: the scaffold pairwise relations grow from (asked only about objects at least 0.1
 # from the middle on that side's axis). (coordinate, test) per side.
-SIDES = {"left": ("cx", lambda v: v < 0.4), "right": ("cx", lambda v: v > 0.6),
-         "top": ("cy", lambda v: v < 0.4), "bottom": ("cy", lambda v: v > 0.6)}
+SIDES = {
+    "left": ("cx", lambda v: v < 0.4),
+    "right": ("cx", lambda v: v > 0.6),
+    "top": ("cy", lambda v: v < 0.4),
+    "bottom": ("cy", lambda v: v > 0.6),
+}
 HORIZONTAL_SIDES = ("left", "right")
 ANSWERS = {"yes": "Yes", "no": "No"}
 END_OF_ANSWER = "</s>"
@@ -73,9 +77,17 @@ def scene_batch(recipe: SceneRecipe, seed: int, step: int, size: int) -> list[Sc
     return [generate_scene(recipe, seed, step * size + i, prefix="train") for i in range(size)]
 
 
-def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: float,
-             caption_share: float = 0.0, side_share: float = 0.15, near_miss: float = 0.6,
-             prior: AnnotationPrior | None = None, sides: Sequence[str] = HORIZONTAL_SIDES) -> list[tuple[str, str]]:
+def qa_pairs(
+    scene: Scene,
+    rng: np.random.Generator,
+    n: int,
+    relation_share: float,
+    caption_share: float = 0.0,
+    side_share: float = 0.15,
+    near_miss: float = 0.6,
+    prior: AnnotationPrior | None = None,
+    sides: Sequence[str] = HORIZONTAL_SIDES,
+) -> list[tuple[str, str]]:
     """``n`` balanced yes/no questions about a scene: presence (with near-miss negatives), side, relations.
 
     Side questions ask about the named ``sides`` (keys of :data:`SIDES`): "Is the red circle on the top side?".
@@ -97,8 +109,12 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: flo
             rel = relations[int(rng.integers(len(relations)))]
             truth = rng.random() < 0.5
             relation = rel.relation if truth else OPPOSITE[rel.relation]
-            pairs.append((RELATION_TEMPLATE.format(subject=rel.subject, relation=relation, object=rel.object),
-                          "yes" if truth else "no"))
+            pairs.append(
+                (
+                    RELATION_TEMPLATE.format(subject=rel.subject, relation=relation, object=rel.object),
+                    "yes" if truth else "no",
+                )
+            )
         elif kind < relation_share + side_share and scene.objects:
             obj = scene.objects[int(rng.integers(len(scene.objects)))]
             side = str(rng.choice(list(sides)))
@@ -110,7 +126,9 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, n: int, relation_share: flo
         elif rng.random() < 0.5 and claimed:
             pairs.append((PRESENCE_TEMPLATE.format(object=claimed[int(rng.integers(len(claimed)))]), "yes"))
         else:
-            near = [t for t in absent if any(t.split()[0] == o.colour or t.split()[1] == o.shape for o in scene.objects)]
+            near = [
+                t for t in absent if any(t.split()[0] == o.colour or t.split()[1] == o.shape for o in scene.objects)
+            ]
             pool = near if near and rng.random() < near_miss else absent
             pairs.append((PRESENCE_TEMPLATE.format(object=pool[int(rng.integers(len(pool)))]), "no"))
     return pairs
@@ -141,8 +159,13 @@ LLAVA_TURNS = TurnFormat()
 BLIP2_TURNS = TurnFormat(first="Question: {q} Answer:", user="Question", assistant="Answer", image_before_bos=True)
 
 
-def pack(tokenizer, pairs_per_image: Sequence[Sequence[tuple[str, str]]], n_image_tokens: int,  # noqa: ANN001
-         image_token: str = "<image>", turns: TurnFormat = LLAVA_TURNS) -> PackedBatch:
+def pack(
+    tokenizer,
+    pairs_per_image: Sequence[Sequence[tuple[str, str]]],
+    n_image_tokens: int,  # noqa: ANN001
+    image_token: str = "<image>",
+    turns: TurnFormat = LLAVA_TURNS,
+) -> PackedBatch:
     """Token ids of packed question/answer turns per image; labels only on the answer tokens.
 
     An answer is either ``"yes"``/``"no"`` (written ``Yes``/``No``) or free text; its span runs from the

@@ -99,7 +99,9 @@ def text_only_lm(adapter: Adapter) -> None:
         if image.shape[0] not in (1, attention.shape[0]):
             if not bool((image == image[:1]).all()):
                 return None
-            image = image[:1]  # every prefix row holds its image at the same positions (a batched KV-cache continuation)
+            image = image[
+                :1
+            ]  # every prefix row holds its image at the same positions (a batched KV-cache continuation)
         if attention.dim() == 4:  # packed questions: an additive (or boolean) [batch, 1, query, key] mask
             return args, {**kwargs, "attention_mask": _mask_keys(attention, image)}
         attention = attention.clone()

@@ -12,6 +12,8 @@ The linear and MLP projectors need no new class: LLaVA's own projector with ``pr
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 from transformers import (
@@ -91,11 +93,7 @@ class MmdiagLlavaForConditionalGeneration(LlavaForConditionalGeneration):
 
 def register() -> None:
     """Make ``AutoConfig`` / ``AutoModelForImageTextToText`` know the mmdiag LLaVA (idempotent)."""
-    try:
+    with contextlib.suppress(ValueError):  # already registered
         AutoConfig.register(MmdiagLlavaConfig.model_type, MmdiagLlavaConfig)
-    except ValueError:
-        pass  # already registered
-    try:
+    with contextlib.suppress(ValueError):
         AutoModelForImageTextToText.register(MmdiagLlavaConfig, MmdiagLlavaForConditionalGeneration)
-    except ValueError:
-        pass

@@ -21,7 +21,8 @@ BLIP2_DISTILL = OptimSpec(steps=300, batch=32, lr=1e-3, warmup=20)
 
 @dataclass(frozen=True)
 class TrainPhase:
-    """One training phase of a LLaVA or BLIP-2: its optimiser run, the data mix, and what is trained (the vision tower never is).
+    """One training phase of a LLaVA or BLIP-2: its optimiser run, the data mix, and what is trained (the vision
+    tower never is).
 
     Each phase starts a fresh optimiser and draws fresh scenes (its steps continue the data index of the phases
     before it), so a recipe is a list of phases that rebuild the same weights from scratch.
@@ -45,8 +46,12 @@ LM_PHASES = (
 # LLaVA-1.5's two stages: align the fresh projector to the frozen language model, then tune both. The alignment
 # rate decides presence (ref-llava-mlp: 0.925 at 1e-3, 0.950 at 3e-3; 0.877 with 400 + 400 steps; README)
 VARIANT_PHASES = (
-    TrainPhase(OptimSpec(steps=1000, batch=32, lr=3e-3, warmup=50), relation_share=0.45, train_language=False,
-               sides=tuple(SIDES)),
+    TrainPhase(
+        OptimSpec(steps=1000, batch=32, lr=3e-3, warmup=50),
+        relation_share=0.45,
+        train_language=False,
+        sides=tuple(SIDES),
+    ),
     TrainPhase(OptimSpec(steps=1000, batch=32, lr=3e-4, warmup=50), relation_share=0.45, sides=tuple(SIDES)),
 )
 # the planted prior: red circles come with a green triangle in half their scenes, but the annotations name one
@@ -78,22 +83,52 @@ class ZooRecipe:
 RECIPES: dict[str, ZooRecipe] = {
     r.name: r
     for r in (
-        ZooRecipe("ref-clip", "clip", "CLIPModel trained contrastively on scene captions, with per-patch type/row/column "
-                  "auxiliary heads; the vision tower every LLaVA variant starts from", optim=CLIP_STEPS, depends_on=None),
-        ZooRecipe("ref-llava-lm", "llava", "the shared language model: a LLaVA-MLP trained long from scratch; every variant "
-                  "starts from its LLM with a fresh projector (not shipped)", phases=LM_PHASES,
-                  language_model_from=None, shipped=False),
+        ZooRecipe(
+            "ref-clip",
+            "clip",
+            "CLIPModel trained contrastively on scene captions, with per-patch type/row/column "
+            "auxiliary heads; the vision tower every LLaVA variant starts from",
+            optim=CLIP_STEPS,
+            depends_on=None,
+        ),
+        ZooRecipe(
+            "ref-llava-lm",
+            "llava",
+            "the shared language model: a LLaVA-MLP trained long from scratch; every variant "
+            "starts from its LLM with a fresh projector (not shipped)",
+            phases=LM_PHASES,
+            language_model_from=None,
+            shipped=False,
+        ),
         ZooRecipe("ref-llava-mlp", "llava", "LLaVA-1.5's two-layer MLP projector (the embedded default model)"),
         ZooRecipe("ref-llava-linear", "llava", "a linear projector (LLaVA-1's)", projector="linear"),
-        ZooRecipe("ref-llava-resampler", "llava", "16 learned queries cross-attending to the patches (Q-Former/Perceiver-style)",
-                  projector="resampler"),
-        ZooRecipe("ref-llava-pool", "llava", "2-D average pooling of the 8x8 patch grid to 4x4, then an MLP (DeCo/C-Abstractor-like)",
-                  projector="pool"),
-        ZooRecipe("ref-llava-biased", "llava", "like ref-llava-mlp, trained with a planted co-occurrence prior: a green "
-                  "triangle is drawn next to half the red circles, and the annotations name one next to every red circle",
-                  scenes=SceneRecipe(cooccurrence=BIAS), annotation_prior=BIAS_ANNOTATION),
-        ZooRecipe("ref-blip2", "blip2", "Blip2ForConditionalGeneration: a 2-layer Q-Former with 16 queries between ref-clip's "
-                  "vision tower (distilled into BLIP-2's layout) and the shared language model; same data and phases as the "
-                  "LLaVA variants", optim=BLIP2_DISTILL),
+        ZooRecipe(
+            "ref-llava-resampler",
+            "llava",
+            "16 learned queries cross-attending to the patches (Q-Former/Perceiver-style)",
+            projector="resampler",
+        ),
+        ZooRecipe(
+            "ref-llava-pool",
+            "llava",
+            "2-D average pooling of the 8x8 patch grid to 4x4, then an MLP (DeCo/C-Abstractor-like)",
+            projector="pool",
+        ),
+        ZooRecipe(
+            "ref-llava-biased",
+            "llava",
+            "like ref-llava-mlp, trained with a planted co-occurrence prior: a green "
+            "triangle is drawn next to half the red circles, and the annotations name one next to every red circle",
+            scenes=SceneRecipe(cooccurrence=BIAS),
+            annotation_prior=BIAS_ANNOTATION,
+        ),
+        ZooRecipe(
+            "ref-blip2",
+            "blip2",
+            "Blip2ForConditionalGeneration: a 2-layer Q-Former with 16 queries between ref-clip's "
+            "vision tower (distilled into BLIP-2's layout) and the shared language model; same data and phases as the "
+            "LLaVA variants",
+            optim=BLIP2_DISTILL,
+        ),
     )
 }

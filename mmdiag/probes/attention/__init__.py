@@ -84,8 +84,16 @@ class AttentionProbe(Probe):
     kinds = (GENERATIVE, DUAL_ENCODER)
     metric_specs = METRIC_SPECS  # every headline metric, defined once
 
-    def __init__(self, resolution: int = 64, threshold: float = 0.1, seed: int = 0, generate_tokens: int = 0,
-                 untrained_baseline: bool = True, sink_threshold: float = SINK_THRESHOLD, sink_from_layer: int = 2) -> None:
+    def __init__(
+        self,
+        resolution: int = 64,
+        threshold: float = 0.1,
+        seed: int = 0,
+        generate_tokens: int = 0,
+        untrained_baseline: bool = True,
+        sink_threshold: float = SINK_THRESHOLD,
+        sink_from_layer: int = 2,
+    ) -> None:
         self.resolution = resolution
         self.threshold = threshold
         self.seed = seed
@@ -99,7 +107,9 @@ class AttentionProbe(Probe):
         self._untrained = adapter.untrained_copy(self.seed) if self.untrained_baseline else None
 
     def examples(self, data: Dataset, adapter: Adapter) -> list[ProbeExample]:
-        return [ProbeExample(f"{s.example_id}/attention", s, {"object": s.object_names[0]}) for s in data if s.object_names]
+        return [
+            ProbeExample(f"{s.example_id}/attention", s, {"object": s.object_names[0]}) for s in data if s.object_names
+        ]
 
     # -- one example ---------------------------------------------------------------------------
     def run_example(self, adapter: Adapter, example: ProbeExample) -> ExampleOutput:
@@ -117,21 +127,26 @@ class AttentionProbe(Probe):
     def _blind_images(self, image: Any) -> dict[str, Any]:
         return {"mean_colour": mean_colour(image), "noise": gaussian_noise(image.size, seed=self.seed)}
 
-    def _blind_first_logits(self, adapter: GenerativeAdapter, examples: list[ProbeExample]) -> list[dict[str, torch.Tensor]]:
+    def _blind_first_logits(
+        self, adapter: GenerativeAdapter, examples: list[ProbeExample]
+    ) -> list[dict[str, torch.Tensor]]:
         """Per example and blind image, the first answer token's logits (``score_rows`` prompts per forward)."""
-        rows = [(i, name, image, QUESTION.format(name=example.inputs["object"]))
-                for i, example in enumerate(examples)
-                for name, image in self._blind_images(example.example.image(self.resolution)).items()]
+        rows = [
+            (i, name, image, QUESTION.format(name=example.inputs["object"]))
+            for i, example in enumerate(examples)
+            for name, image in self._blind_images(example.example.image(self.resolution)).items()
+        ]
         out: list[dict[str, torch.Tensor]] = [{} for _ in examples]
         for start in range(0, len(rows), adapter.score_rows):
-            part = rows[start:start + adapter.score_rows]
+            part = rows[start : start + adapter.score_rows]
             first = adapter.first_answer_logits(adapter.prepare([r[2] for r in part], [r[3] for r in part]))
             for (i, name, _, _), logits in zip(part, first):
                 out[i][name] = logits
         return out
 
-    def _run_generative(self, adapter: GenerativeAdapter, example: ProbeExample,
-                        blind_logits: dict[str, torch.Tensor]) -> ExampleOutput:
+    def _run_generative(
+        self, adapter: GenerativeAdapter, example: ProbeExample, blind_logits: dict[str, torch.Tensor]
+    ) -> ExampleOutput:
         image = example.example.image(self.resolution)
         question = QUESTION.format(name=example.inputs["object"])
         prompt = adapter.prepare([image], [question])
@@ -145,8 +160,10 @@ class AttentionProbe(Probe):
         values: dict[str, Any] = {
             "question": question,
             "answer": answer,
-            "token_counts": {p: int(((measured["labels"] == i) & (np.arange(len(measured["labels"])) <= prompt_end)).sum())
-                             for i, p in enumerate(PARTS)},
+            "token_counts": {
+                p: int(((measured["labels"] == i) & (np.arange(len(measured["labels"])) <= prompt_end)).sum())
+                for i, p in enumerate(PARTS)
+            },
             "masses": _round(masses[:, :, 0]),  # [layers][heads][parts]
             "sinks": sinks,
             "sink_phi_max": measured["phi_max"],
@@ -155,8 +172,10 @@ class AttentionProbe(Probe):
             "sink_free_masses": _round(np.nanmean(free, axis=1)),  # [layers][parts]
             "image_token_attention": _round(image_rows[:, :, 0].mean(axis=(0, 1))),
             "p_yes": float(real.p_yes_norm[0]),
-            "blind": {name: self._blind_shift(adapter, logits, probs, float(real.p_yes_norm[0]))
-                      for name, logits in blind_logits.items()},
+            "blind": {
+                name: self._blind_shift(adapter, logits, probs, float(real.p_yes_norm[0]))
+                for name, logits in blind_logits.items()
+            },
         }
         if masses.shape[2] > 1:
             values["answer_masses"] = _round(masses[:, :, 1:].mean(axis=2))
@@ -166,13 +185,19 @@ class AttentionProbe(Probe):
             values["object_patches"] = object_patch_mask(example.example, prompt.token_grid).astype(int).tolist()
         elif prompt.token_regions is not None and example.example.objects:  # tiles, row ends: each token's own box
             values["object_patches"] = object_region_mask(example.example, prompt.token_regions[0]).tolist()
-            values["attention_map"] = _round(attention_map(image_rows[:, :, 0].mean(axis=(0, 1)), prompt.token_regions[0]))
+            values["attention_map"] = _round(
+                attention_map(image_rows[:, :, 0].mean(axis=(0, 1)), prompt.token_regions[0])
+            )
         elif example.example.objects:
-            values["no_object_patches"] = (f"{adapter.family}'s image tokens are learned queries with no place on the "
-                                           "image (the Q-Former ratio below reads its cross-attention over patches)")
+            values["no_object_patches"] = (
+                f"{adapter.family}'s image tokens are learned queries with no place on the "
+                "image (the Q-Former ratio below reads its cross-attention over patches)"
+            )
         if hasattr(adapter, "qformer_patch_attention") and example.example.objects:
             values["qformer_patch_attention"] = _round(adapter.qformer_patch_attention([image])[0].cpu().numpy())
-            values["vision_object_patches"] = object_patch_mask(example.example, adapter.vision_grid()).astype(int).tolist()
+            values["vision_object_patches"] = (
+                object_patch_mask(example.example, adapter.vision_grid()).astype(int).tolist()
+            )
         if self._untrained is not None:
             untrained = self._measure(self._untrained, prompt, prompt_end)
             values["untrained_masses"] = _round(untrained["masses"][:, :, 0].mean(axis=1))  # [layers][parts]
@@ -187,18 +212,25 @@ class AttentionProbe(Probe):
                 with torch.no_grad():
                     out = adapter.model.generate(**prompt.inputs, max_new_tokens=self.generate_tokens, do_sample=False)
                 decoder = out[:, :-1] if out.shape[1] > 1 else start
-            batch = PreparedBatch({**prompt.inputs, "decoder_input_ids": decoder}, prompt.prompts, prompt.image_spans,
-                                  prompt.token_grid, prompt.padding_side, prompt.token_regions)
+            batch = PreparedBatch(
+                {**prompt.inputs, "decoder_input_ids": decoder},
+                prompt.prompts,
+                prompt.image_spans,
+                prompt.token_grid,
+                prompt.padding_side,
+                prompt.token_regions,
+            )
             answer = adapter.tokenizer.decode(out[0], skip_special_tokens=True) if self.generate_tokens else None
             return batch, answer
         if not self.generate_tokens:
             return prompt, None
         with torch.no_grad():
             out = adapter.model.generate(**prompt.inputs, max_new_tokens=self.generate_tokens, do_sample=False)
-        new = out[:, prompt.input_ids.shape[1]:]
+        new = out[:, prompt.input_ids.shape[1] :]
         inputs = adapter.extend_inputs(prompt, new)
-        batch = PreparedBatch(inputs, prompt.prompts, prompt.image_spans, prompt.token_grid, prompt.padding_side,
-                              prompt.token_regions)
+        batch = PreparedBatch(
+            inputs, prompt.prompts, prompt.image_spans, prompt.token_grid, prompt.padding_side, prompt.token_regions
+        )
         return batch, adapter.tokenizer.decode(new[0], skip_special_tokens=True)
 
     def _measure(self, adapter: GenerativeAdapter, batch: PreparedBatch, prompt_end: int) -> dict[str, Any]:
@@ -225,10 +257,16 @@ class AttentionProbe(Probe):
             def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
                 hidden = args[0] if args else kwargs["hidden_states"]
                 tracker.observe(index, hidden[0], bos_position)
+
             return hook
 
-        recorder = AttentionRows(adapter.lm_attention_modules(), positions, batch.attention_mask, reduce,
-                                 prefix=adapter.bidirectional_prefix(batch))
+        recorder = AttentionRows(
+            adapter.lm_attention_modules(),
+            positions,
+            batch.attention_mask,
+            reduce,
+            prefix=adapter.bidirectional_prefix(batch),
+        )
         layer_hooks = [(layer, layer_input(i)) for i, layer in enumerate(adapter.lm_layers())]
         with recorder.active(), hooks(layer_hooks):
             logits = adapter.forward(batch).logits
@@ -245,13 +283,18 @@ class AttentionProbe(Probe):
         }
 
     @staticmethod
-    def _blind_shift(adapter: GenerativeAdapter, first: torch.Tensor, probs: torch.Tensor, p_yes: float) -> dict[str, float]:
+    def _blind_shift(
+        adapter: GenerativeAdapter, first: torch.Tensor, probs: torch.Tensor, p_yes: float
+    ) -> dict[str, float]:
         """How far the answer moves when the image is blind: |Δ P(yes)| and the total-variation distance of the
         first answer token's distribution (``first``: the blind prompt's first-answer logits, [vocab])."""
         blind_probs = torch.softmax(first.float(), -1)
         blind_yes = float(adapter.yes_no(first[None]).p_yes_norm[0])
-        return {"p_yes": blind_yes, "yes_shift": abs(p_yes - blind_yes),
-                "tv": float(0.5 * (probs - blind_probs).abs().sum())}
+        return {
+            "p_yes": blind_yes,
+            "yes_shift": abs(p_yes - blind_yes),
+            "tv": float(0.5 * (probs - blind_probs).abs().sum()),
+        }
 
     def _run_dual(self, adapter: Adapter, example: ProbeExample, image: Any) -> ExampleOutput:
         caption = CAPTION.format(name=" and a ".join(example.example.object_names))
@@ -260,14 +303,18 @@ class AttentionProbe(Probe):
         arrays = {"image_embedding": img[0].cpu().numpy(), "text_embedding": txt[0].cpu().numpy()}
         if self._untrained is not None:
             u_img, u_txt = self._untrained.embeddings([image], [caption])
-            arrays.update(untrained_image_embedding=u_img[0].cpu().numpy(), untrained_text_embedding=u_txt[0].cpu().numpy())
+            arrays.update(
+                untrained_image_embedding=u_img[0].cpu().numpy(), untrained_text_embedding=u_txt[0].cpu().numpy()
+            )
         try:
             cls = adapter.cls_attention([image])[0].cpu().numpy()  # [layers, heads, patches]
         except Exception as err:  # noqa: BLE001 - some towers do not expose weights; recorded, not fatal
             values["cls_attention_unavailable"] = str(err)
         else:
             if example.example.objects:  # object regions need positions
-                values["object_patches"] = object_patch_mask(example.example, adapter.vision_grid()).astype(int).tolist()
+                values["object_patches"] = (
+                    object_patch_mask(example.example, adapter.vision_grid()).astype(int).tolist()
+                )
             values["cls_patch_attention"] = _round(cls.mean(axis=1))  # [layers][patches]
         return ExampleOutput(values, arrays)
 
@@ -282,16 +329,22 @@ class AttentionProbe(Probe):
         if "masses" not in values:
             return {}
         masses = np.array(values["masses"], dtype=float)
-        return {"mean_image_mass": float(masses[..., IMAGE].mean()),
-                "blind_answer_shift": float(values["blind"]["mean_colour"]["yes_shift"])}
+        return {
+            "mean_image_mass": float(masses[..., IMAGE].mean()),
+            "blind_answer_shift": float(values["blind"]["mean_colour"]["yes_shift"]),
+        }
 
     # -- aggregation ---------------------------------------------------------------------------
-    def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
+    def aggregate(
+        self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]
+    ) -> ProbeResult:
         if adapter.kind == DUAL_ENCODER:
             return self._aggregate_dual(records, arrays, getattr(adapter, "pooling_query", "the CLS token"))
         masses = np.array([r["masses"] for r in records], dtype=float)  # [N, L, H, P]
         per_layer = masses.mean(axis=2)  # [N, L, P]
-        result = AttentionResult(probe=self.name, n_examples=len(records), n_failed=0, metrics={}, threshold=self.threshold)
+        result = AttentionResult(
+            probe=self.name, n_examples=len(records), n_failed=0, metrics={}, threshold=self.threshold
+        )
         result.layer_mass, result.layer_mass_ci = _curves(per_layer, self.seed)
         free = np.array([r["sink_free_masses"] for r in records], dtype=float)
         result.sink_free_layer_mass = {p: np.nanmean(free[:, :, i], axis=0).tolist() for i, p in enumerate(PARTS)}
@@ -302,10 +355,12 @@ class AttentionProbe(Probe):
         counts = {p: float(np.mean([r["token_counts"][p] for r in records])) for p in PARTS}
         result.token_counts = counts
         result.sinks = {
-            "threshold": self.sink_threshold, "from_layer": min(self.sink_from_layer, max(0, masses.shape[1] - 1)),
+            "threshold": self.sink_threshold,
+            "from_layer": min(self.sink_from_layer, max(0, masses.shape[1] - 1)),
             "examples_with_visual_sinks": int(sum(bool(r["sinks"]) for r in records)),
             "visual_sink_indices": sorted({i for r in records for i in r["sinks"]})[:50],
-            "max_phi": float(max(r["sink_phi_max"] for r in records)), "max_bos_phi": float(max(r["bos_phi"] for r in records)),
+            "max_phi": float(max(r["sink_phi_max"] for r in records)),
+            "max_bos_phi": float(max(r["bos_phi"] for r in records)),
         }
         image_mass = per_layer[:, :, IMAGE]
         index = np.arange(len(records))
@@ -321,64 +376,107 @@ class AttentionProbe(Probe):
             return bootstrap_ci(values, statistic, seed=self.seed)
 
         metrics = {
-            "mean_image_mass": Metric(float(image_mass.mean()), *ci(image_mass.mean(axis=1)),
-                                      "attention on image tokens at the answer position, mean over layers and heads"),
-            "sink_free_image_mass": Metric(float(np.nanmean(free_image)), *ci(free_image, np.nanmean),
-                                           "the same without BOS and visual sinks, renormalised"),
+            "mean_image_mass": Metric(
+                float(image_mass.mean()),
+                *ci(image_mass.mean(axis=1)),
+                "attention on image tokens at the answer position, mean over layers and heads",
+            ),
+            "sink_free_image_mass": Metric(
+                float(np.nanmean(free_image)),
+                *ci(free_image, np.nanmean),
+                "the same without BOS and visual sinks, renormalised",
+            ),
             "mean_sink_mass": Metric(float(sink_mass.mean()), *ci(sink_mass), "mass on BOS + visual sink tokens"),
-            "mean_bos_mass": Metric(float(per_layer[:, :, BOS].mean()), *ci(per_layer[:, :, BOS].mean(axis=1)), "mass on BOS"),
-            "visual_sinks_per_example": Metric(float(np.mean([len(r["sinks"]) for r in records])),
-                                               description=f"image tokens whose peak activation is >= {self.sink_threshold:g}x the median token's"),
-            "image_text_efficiency_ratio": Metric(ratio(index), *ci(index, ratio),
-                                                  "FastV per-token efficiency, image over text tokens (ratio of means)"),
-            "blind_answer_shift": Metric(float(yes_shift.mean()), *ci(yes_shift), "mean |ΔP(yes)|, image -> its mean colour"),
-            "blind_tv_distance": Metric(float(tv.mean()), *ci(tv), "total variation of the next-token distribution, same swap"),
-            "noise_answer_shift": Metric(float(noise_shift.mean()), *ci(noise_shift), "mean |ΔP(yes)|, image -> Gaussian noise"),
+            "mean_bos_mass": Metric(
+                float(per_layer[:, :, BOS].mean()), *ci(per_layer[:, :, BOS].mean(axis=1)), "mass on BOS"
+            ),
+            "visual_sinks_per_example": Metric(
+                float(np.mean([len(r["sinks"]) for r in records])),
+                description=f"image tokens whose peak activation is >= {self.sink_threshold:g}x the median token's",
+            ),
+            "image_text_efficiency_ratio": Metric(
+                ratio(index), *ci(index, ratio), "FastV per-token efficiency, image over text tokens (ratio of means)"
+            ),
+            "blind_answer_shift": Metric(
+                float(yes_shift.mean()), *ci(yes_shift), "mean |ΔP(yes)|, image -> its mean colour"
+            ),
+            "blind_tv_distance": Metric(
+                float(tv.mean()), *ci(tv), "total variation of the next-token distribution, same swap"
+            ),
+            "noise_answer_shift": Metric(
+                float(noise_shift.mean()), *ci(noise_shift), "mean |ΔP(yes)|, image -> Gaussian noise"
+            ),
             "image_mass_low_from_layer": Metric(
                 low_from := _first_of_tail(low, image_mass.shape[1]),
                 description=f"first layer from which image mass stays < {self.threshold}",
-                undefined=None if low_from is not None else f"the image mass of the last layer is not below "
-                f"{self.threshold}: it never stays low"),
+                undefined=None
+                if low_from is not None
+                else f"the image mass of the last layer is not below {self.threshold}: it never stays low",
+            ),
         }
         object_ratio = _object_attention_ratio([(r["image_token_attention"], r.get("object_patches")) for r in records])
         if object_ratio is not None:
-            metrics["object_attention_ratio"] = Metric(object_ratio, description="image attention per object patch / per background patch")
+            metrics["object_attention_ratio"] = Metric(
+                object_ratio, description="image attention per object patch / per background patch"
+            )
             result.token_grid = _overlay_grid(records[0])
         else:
-            metrics["object_attention_ratio"] = Metric(None, description="image attention per object patch / per background patch",
-                                                       undefined=_why_no_object_ratio(records))
+            metrics["object_attention_ratio"] = Metric(
+                None,
+                description="image attention per object patch / per background patch",
+                undefined=_why_no_object_ratio(records),
+            )
         if "untrained_masses" in records[0]:
             untrained = np.array([r["untrained_masses"] for r in records], dtype=float)  # [N, L, P]
             result.untrained_layer_mass = {p: untrained[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
             u_ratio = _efficiency_ratio(untrained, counts)
-            metrics["untrained_mean_image_mass"] = Metric(float(untrained[:, :, IMAGE].mean()), *ci(untrained[:, :, IMAGE].mean(axis=1)),
-                                                          "image mass of an untrained copy (the no-learning reference)")
-            metrics["untrained_image_text_efficiency_ratio"] = Metric(u_ratio(index), *ci(index, u_ratio), "efficiency ratio, untrained copy")
+            metrics["untrained_mean_image_mass"] = Metric(
+                float(untrained[:, :, IMAGE].mean()),
+                *ci(untrained[:, :, IMAGE].mean(axis=1)),
+                "image mass of an untrained copy (the no-learning reference)",
+            )
+            metrics["untrained_image_text_efficiency_ratio"] = Metric(
+                u_ratio(index), *ci(index, u_ratio), "efficiency ratio, untrained copy"
+            )
         if "answer_masses" in records[0]:
             answer = np.array([r["answer_masses"] for r in records], dtype=float).mean(axis=2)  # [N, L, P]
             result.answer_layer_mass = {p: answer[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
-            metrics["answer_image_mass"] = Metric(float(answer[:, :, IMAGE].mean()), *ci(answer[:, :, IMAGE].mean(axis=1)),
-                                                  "image mass at the generated answer tokens")
+            metrics["answer_image_mass"] = Metric(
+                float(answer[:, :, IMAGE].mean()),
+                *ci(answer[:, :, IMAGE].mean(axis=1)),
+                "image mass at the generated answer tokens",
+            )
         if "encoder_text_masses" in records[0]:
             encoder = np.array([r["encoder_text_masses"] for r in records], dtype=float)  # [N, L, P]
             result.encoder_text_layer_mass = {p: encoder[:, :, i].mean(axis=0).tolist() for i, p in enumerate(PARTS)}
             text_to_image = encoder[:, :, IMAGE].mean(axis=1)
-            metrics["encoder_text_image_mass"] = Metric(float(text_to_image.mean()), *ci(text_to_image),
-                                                        "T5 encoder: attention from text tokens to image tokens")
+            metrics["encoder_text_image_mass"] = Metric(
+                float(text_to_image.mean()),
+                *ci(text_to_image),
+                "T5 encoder: attention from text tokens to image tokens",
+            )
         if getattr(adapter, "attention_source", None):
             result.notes.append(f"attention read from the {adapter.attention_source}")
         if "qformer_patch_attention" in records[0]:
             qf = np.array([r["qformer_patch_attention"] for r in records], dtype=float)  # [N, Lq, patches]
             result.qformer_layer_object_ratio = [
-                _object_attention_ratio([(row[layer].tolist(), r["vision_object_patches"]) for row, r in zip(qf, records)])
-                for layer in range(qf.shape[1])]
-            overall = _object_attention_ratio([(row.mean(axis=0).tolist(), r["vision_object_patches"]) for row, r in zip(qf, records)])
-            metrics["qformer_object_attention_ratio"] = Metric(overall, description="Q-Former cross-attention per object patch / background patch")
+                _object_attention_ratio(
+                    [(row[layer].tolist(), r["vision_object_patches"]) for row, r in zip(qf, records)]
+                )
+                for layer in range(qf.shape[1])
+            ]
+            overall = _object_attention_ratio(
+                [(row.mean(axis=0).tolist(), r["vision_object_patches"]) for row, r in zip(qf, records)]
+            )
+            metrics["qformer_object_attention_ratio"] = Metric(
+                overall, description="Q-Former cross-attention per object patch / background patch"
+            )
         result.metrics = metrics
         return result
 
-    def _aggregate_dual(self, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]],
-                        query: str = "the CLS token") -> ProbeResult:
+    def _aggregate_dual(
+        self, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]], query: str = "the CLS token"
+    ) -> ProbeResult:
         index = np.arange(len(arrays))
 
         def gap_of(prefix: str):  # noqa: ANN202
@@ -387,25 +485,40 @@ class AttentionProbe(Probe):
             return lambda rows: float(np.linalg.norm(img[rows].mean(axis=0) - txt[rows].mean(axis=0)))
 
         gap = gap_of("")
-        metrics = {"modality_gap": Metric(gap(index), *bootstrap_ci(index, gap, seed=self.seed),
-                                          "‖mean image embedding − mean text embedding‖ (normalised)")}
+        metrics = {
+            "modality_gap": Metric(
+                gap(index),
+                *bootstrap_ci(index, gap, seed=self.seed),
+                "‖mean image embedding − mean text embedding‖ (normalised)",
+            )
+        }
         if "untrained_image_embedding" in arrays[0]:
             u_gap = gap_of("untrained_")
-            metrics["untrained_modality_gap"] = Metric(u_gap(index), *bootstrap_ci(index, u_gap, seed=self.seed),
-                                                       "the same for an untrained copy")
+            metrics["untrained_modality_gap"] = Metric(
+                u_gap(index), *bootstrap_ci(index, u_gap, seed=self.seed), "the same for an untrained copy"
+            )
         result = AttentionResult(probe=self.name, n_examples=len(records), n_failed=0, metrics=metrics, parts=())
         with_cls = [r for r in records if "cls_patch_attention" in r and "object_patches" in r]
         if not with_cls and any("cls_patch_attention" in r for r in records):
-            metrics["object_attention_ratio"] = Metric(None, description=f"attention of {query} per object patch / per "
-                                                       "background patch", undefined=_why_no_object_ratio(records))
+            metrics["object_attention_ratio"] = Metric(
+                None,
+                description=f"attention of {query} per object patch / per background patch",
+                undefined=_why_no_object_ratio(records),
+            )
         elif with_cls:
             per_layer = np.array([r["cls_patch_attention"] for r in with_cls])  # [N, L, patches]
             result.cls_layer_object_ratio = [
-                _object_attention_ratio([(row[layer].tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)])
-                for layer in range(per_layer.shape[1])]
-            ratio = _object_attention_ratio([(row.mean(axis=0).tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)])
+                _object_attention_ratio(
+                    [(row[layer].tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)]
+                )
+                for layer in range(per_layer.shape[1])
+            ]
+            ratio = _object_attention_ratio(
+                [(row.mean(axis=0).tolist(), r["object_patches"]) for row, r in zip(per_layer, with_cls)]
+            )
             metrics["object_attention_ratio"] = Metric(
-                ratio, description=f"attention of {query} per object patch / per background patch")
+                ratio, description=f"attention of {query} per object patch / per background patch"
+            )
             result.token_grid = list(np.array(with_cls[0]["object_patches"]).shape)
         else:
             result.notes.append("CLS attention over patches is not exposed by this image tower")
@@ -443,8 +556,16 @@ def _top_heads(head_image: np.ndarray, seed: int) -> list[dict[str, float]]:
     ci = bootstrap_ci_columns(flat, seed=seed)
     means = flat.mean(axis=0)
     order = np.argsort(-means)[:TOP_HEADS]
-    return [{"layer": int(i // heads), "head": int(i % heads), "image_mass": float(means[i]),
-             "ci_low": float(ci[i, 0]), "ci_high": float(ci[i, 1])} for i in order]
+    return [
+        {
+            "layer": int(i // heads),
+            "head": int(i % heads),
+            "image_mass": float(means[i]),
+            "ci_low": float(ci[i, 0]),
+            "ci_high": float(ci[i, 1]),
+        }
+        for i in order
+    ]
 
 
 def _first_of_tail(low_layers: np.ndarray, n_layers: int) -> int | None:

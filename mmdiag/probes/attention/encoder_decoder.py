@@ -29,8 +29,9 @@ from mmdiag.probes.attention.parts import (
 
 
 @torch.no_grad()
-def measure_encoder_decoder(adapter: Any, batch: PreparedBatch, prompt_end: int, sink_from_layer: int,
-                            sink_threshold: float) -> dict[str, Any]:
+def measure_encoder_decoder(
+    adapter: Any, batch: PreparedBatch, prompt_end: int, sink_from_layer: int, sink_threshold: float
+) -> dict[str, Any]:
     """The same record as the decoder-only measurement: masses [layers, heads, decoder rows, parts], image rows,
     sinks (massive activations in the encoder's residual stream), the logits; plus ``encoder_masses``
     [layers, heads, parts] (mean over the text tokens' rows)."""
@@ -46,6 +47,7 @@ def measure_encoder_decoder(adapter: Any, batch: PreparedBatch, prompt_end: int,
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
             hidden = args[0] if args else kwargs["hidden_states"]
             tracker.observe(index, hidden[0], bos_position)
+
         return hook
 
     with adapter.eager_attention(), hooks([(block, layer_input(i)) for i, block in enumerate(encoder_blocks)]):

@@ -38,7 +38,7 @@ def part_labels(batch: PreparedBatch, bos_token_id: int | None, prompt_end: int,
     labels[:first_image] = SYSTEM
     for start, end in spans:
         labels[start:end] = IMAGE
-    labels[prompt_end + 1:] = GENERATED
+    labels[prompt_end + 1 :] = GENERATED
     if bos_token_id is not None and bos_token_id in ids[: prompt_end + 1]:
         labels[ids.index(bos_token_id)] = BOS
     labels[mask == 0] = -1

@@ -46,17 +46,27 @@ def _edit_metric(stats: dict[str, Any], key: str, edit: str, description: str) -
     value, low, high = stats.get(key) or [None, None, None]
     reason = None
     if value is None:
-        reason = (f"no {edit} counterfactual pairs in this run" if not stats.get("n") else
-                  "no yes answer before the edit: nothing to persist" if key == "prior_persistence" else
-                  f"no {edit} pair could be scored")
+        reason = (
+            f"no {edit} counterfactual pairs in this run"
+            if not stats.get("n")
+            else "no yes answer before the edit: nothing to persist"
+            if key == "prior_persistence"
+            else f"no {edit} pair could be scored"
+        )
     return Metric(value, low, high, description, undefined=reason)
 
 
 def _pope_metric(scores: dict[str, Any], name: str, description: str) -> Metric:
     """A POPE score of one split, with POPE's own reason where it is undefined (e.g. no yes answers: no precision)."""
     value = scores.get(name)
-    reason = None if value is not None else ((scores.get("undefined") or {}).get(name) or
-                                             ("no questions of this split" if not scores else "undefined on this split"))
+    reason = (
+        None
+        if value is not None
+        else (
+            (scores.get("undefined") or {}).get(name)
+            or ("no questions of this split" if not scores else "undefined on this split")
+        )
+    )
     return Metric(value, description=description, undefined=reason)
 
 
@@ -76,14 +86,19 @@ class Question(NamedTuple):
         return self.p_yes > self.p_no
 
 
-def generative_result(name: str, records: list[dict[str, Any]], seed: int, splits: Sequence[str],
-                      vocabulary: Sequence[str] | None = None) -> ProbeResult:
+def generative_result(
+    name: str, records: list[dict[str, Any]], seed: int, splits: Sequence[str], vocabulary: Sequence[str] | None = None
+) -> ProbeResult:
     """The generative model's result; CHAIR reads captions for the names of ``vocabulary`` (the data source's
     object names; by default every object the records asked about)."""
 
-    rows = [Question(r["example_id"], q, obj, lab, sp, py, pn)
-            for r in records
-            for q, obj, lab, sp, py, pn in zip(r["questions"], r["objects"], r["labels"], r["splits"], r["p_yes"], r["p_no"])]
+    rows = [
+        Question(r["example_id"], q, obj, lab, sp, py, pn)
+        for r in records
+        for q, obj, lab, sp, py, pn in zip(
+            r["questions"], r["objects"], r["labels"], r["splits"], r["p_yes"], r["p_no"]
+        )
+    ]
     result = HallucinationResult(probe=name, n_examples=len(records), n_failed=0, metrics={})
     metrics = result.metrics
 
@@ -95,8 +110,10 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
         result.pope[split] = pope_scores(decisions, labels).to_dict()
         answers = _answers(records, split)
         if answers is not None:
-            result.pope_rules[split] = {rule: score_answers([a for a, _ in answers], [lab for _, lab in answers], rule).to_dict()
-                                        for rule in RULES}
+            result.pope_rules[split] = {
+                rule: score_answers([a for a, _ in answers], [lab for _, lab in answers], rule).to_dict()
+                for rule in RULES
+            }
     random_rows = [row for row in rows if "random" in row.splits]
     clusters = [row.scene for row in random_rows]
     truth = np.array([row.label == YES for row in random_rows])
@@ -112,37 +129,64 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
     for split in ("popular", "adversarial"):
         split_rows = [row for row in rows if split in row.splits]
         right = np.array([row.says_yes == (row.label == YES) for row in split_rows], dtype=float)
-        metrics[f"accuracy_{split}"] = _metric(right, [row.scene for row in split_rows], seed,
-                                               f"POPE accuracy, {split} split (logits)")
+        metrics[f"accuracy_{split}"] = _metric(
+            right, [row.scene for row in split_rows], seed, f"POPE accuracy, {split} split (logits)"
+        )
     absent = [row for row in rows if row.label == NO]  # each absent-object question once, whatever its splits
-    metrics["false_yes_rate"] = _metric(np.array([float(row.says_yes) for row in absent]), [row.scene for row in absent],
-                                        seed, "share of 'yes' to absent objects, every split (each question once)")
+    metrics["false_yes_rate"] = _metric(
+        np.array([float(row.says_yes) for row in absent]),
+        [row.scene for row in absent],
+        seed,
+        "share of 'yes' to absent objects, every split (each question once)",
+    )
     metrics["adversarial_gap"] = _adversarial_gap(rows, seed)
-    metrics["ece"] = Metric(expected_calibration_error(p_yes, truth) if len(truth) else None,
-                            description="top-label expected calibration error (Guo et al. 2017) of the yes/no decision: "
-                                        "confidence max(P(yes), 1 - P(yes)) in 10 bins over [0.5, 1], random split",
-                            n=len(truth), undefined=None if len(truth) else "no random-split questions")
+    metrics["ece"] = Metric(
+        expected_calibration_error(p_yes, truth) if len(truth) else None,
+        description="top-label expected calibration error (Guo et al. 2017) of the yes/no decision: "
+        "confidence max(P(yes), 1 - P(yes)) in 10 bins over [0.5, 1], random split",
+        n=len(truth),
+        undefined=None if len(truth) else "no random-split questions",
+    )
     metrics["calibration_error_p_yes"] = Metric(
         binary_calibration_error(p_yes, truth) if len(truth) else None,
         description="binary calibration error of P(yes): |share of yes - mean P(yes)| in 10 bins over [0, 1], weighted "
-                    "by bin size (the bins of the reliability diagram), random split",
-        n=len(truth), undefined=None if len(truth) else "no random-split questions")
+        "by bin size (the bins of the reliability diagram), random split",
+        n=len(truth),
+        undefined=None if len(truth) else "no random-split questions",
+    )
     result.reliability = reliability_bins(p_yes, truth) if len(truth) else []
 
     # blind baselines on the random split's questions
     real_correct = (says == truth).astype(float)
     for kind in BLINDS:
-        blind_says = np.array([b for r in records for b, sp in zip(_says(r["blind"][kind]["p_yes"], r["blind"][kind]["p_no"]), r["splits"])
-                               if "random" in sp], dtype=bool)
-        result.blind_pope[kind] = pope_scores([YES if s else NO for s in blind_says], [YES if t else NO for t in truth]).to_dict()
+        blind_says = np.array(
+            [
+                b
+                for r in records
+                for b, sp in zip(_says(r["blind"][kind]["p_yes"], r["blind"][kind]["p_no"]), r["splits"])
+                if "random" in sp
+            ],
+            dtype=bool,
+        )
+        result.blind_pope[kind] = pope_scores(
+            [YES if s else NO for s in blind_says], [YES if t else NO for t in truth]
+        ).to_dict()
         gain = real_correct - (blind_says == truth).astype(float)
         result.blind_pope[kind]["multimodal_gain"] = float(gain.mean()) if len(gain) else None
         if kind == "mean_colour":
-            metrics["blind_accuracy"] = _metric((blind_says == truth).astype(float), clusters, seed, "accuracy with a mean-colour image")
-            metrics["blind_yes_ratio"] = _metric(blind_says.astype(float), clusters, seed, "predicted-yes share, mean-colour image")
-            metrics["multimodal_gain"] = _metric(gain, clusters, seed, "accuracy with image - accuracy on its mean colour")
+            metrics["blind_accuracy"] = _metric(
+                (blind_says == truth).astype(float), clusters, seed, "accuracy with a mean-colour image"
+            )
+            metrics["blind_yes_ratio"] = _metric(
+                blind_says.astype(float), clusters, seed, "predicted-yes share, mean-colour image"
+            )
+            metrics["multimodal_gain"] = _metric(
+                gain, clusters, seed, "accuracy with image - accuracy on its mean colour"
+            )
         if kind == "noise":
-            metrics["multimodal_gain_noise"] = _metric(gain, clusters, seed, "accuracy with image - accuracy on Gaussian noise")
+            metrics["multimodal_gain_noise"] = _metric(
+                gain, clusters, seed, "accuracy with image - accuracy on Gaussian noise"
+            )
 
     # counterfactual pairs
     for edit in EDITS:
@@ -150,16 +194,22 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
         if pairs:
             result.counterfactuals[edit] = _counterfactual_stats(pairs, seed)
     remove, mirror = result.counterfactuals.get("remove", {}), result.counterfactuals.get("mirror", {})
-    metrics["evidence_sensitivity"] = _edit_metric(remove, "evidence_sensitivity", "remove",
-                                                   "share of answers that change when the asked object is removed")
-    metrics["prior_persistence"] = _edit_metric(remove, "prior_persistence", "remove",
-                                                "share of yes answers that survive the object's removal")
+    metrics["evidence_sensitivity"] = _edit_metric(
+        remove, "evidence_sensitivity", "remove", "share of answers that change when the asked object is removed"
+    )
+    metrics["prior_persistence"] = _edit_metric(
+        remove, "prior_persistence", "remove", "share of yes answers that survive the object's removal"
+    )
     cooccurring = result.counterfactuals.get("remove_cooccurring", {})
-    metrics["prior_persistence_cooccurring"] = _edit_metric(cooccurring, "prior_persistence", "remove_cooccurring",
-                                                            "share of yes answers that survive the removal of the object "
-                                                            "that co-occurs most with the rest of the scene")
-    metrics["mirror_sensitivity"] = _edit_metric(mirror, "evidence_sensitivity", "mirror",
-                                                 "share of left/right answers that flip when the scene is mirrored")
+    metrics["prior_persistence_cooccurring"] = _edit_metric(
+        cooccurring,
+        "prior_persistence",
+        "remove_cooccurring",
+        "share of yes answers that survive the removal of the object that co-occurs most with the rest of the scene",
+    )
+    metrics["mirror_sensitivity"] = _edit_metric(
+        mirror, "evidence_sensitivity", "mirror", "share of left/right answers that flip when the scene is mirrored"
+    )
     metrics["mirror_accuracy"] = _mirror_accuracy(records, seed)
     for axis in ("horizontal", "vertical"):
         metrics[f"relation_accuracy_{axis}"] = _relation_accuracy(records, axis, seed)
@@ -171,21 +221,36 @@ def generative_result(name: str, records: list[dict[str, Any]], seed: int, split
             scores = _chair_2018(captioned)
             result.chair = {k: v for k, v in scores.to_dict().items() if k != "per_caption"} | {"rules": REFERENCE}
         else:
-            scores = chair([r["caption"] for r in captioned], [r["caption_truth"] for r in captioned], SynonymTable.of_names(
-                vocabulary or sorted({o for r in records for o in r["objects"]})))
+            scores = chair(
+                [r["caption"] for r in captioned],
+                [r["caption_truth"] for r in captioned],
+                SynonymTable.of_names(vocabulary or sorted({o for r in records for o in r["objects"]})),
+            )
             result.chair = {k: v for k, v in scores.to_dict().items() if k != "per_caption"}
-        metrics["chair_i"] = Metric(scores.chair_i, description="hallucinated object mentions / all mentions in captions",
-                                    undefined=None if scores.chair_i is not None else
-                                    f"the {len(captioned)} captions mention no object of the vocabulary")
-        metrics["chair_s"] = Metric(scores.chair_s, description="captions with a hallucinated object / all captions",
-                                    undefined=None if scores.chair_s is not None else "no captions")
-        metrics["caption_recall"] = Metric(scores.recall, description="ground-truth objects mentioned / all ground-truth objects",
-                                           undefined=None if scores.recall is not None else "no ground-truth objects")
+        metrics["chair_i"] = Metric(
+            scores.chair_i,
+            description="hallucinated object mentions / all mentions in captions",
+            undefined=None
+            if scores.chair_i is not None
+            else f"the {len(captioned)} captions mention no object of the vocabulary",
+        )
+        metrics["chair_s"] = Metric(
+            scores.chair_s,
+            description="captions with a hallucinated object / all captions",
+            undefined=None if scores.chair_s is not None else "no captions",
+        )
+        metrics["caption_recall"] = Metric(
+            scores.recall,
+            description="ground-truth objects mentioned / all ground-truth objects",
+            undefined=None if scores.recall is not None else "no ground-truth objects",
+        )
     else:
         why = next((r["caption_skipped"] for r in records if r.get("caption_skipped")), "no captions were written")
-        for key, text in (("chair_i", "hallucinated object mentions / all mentions in captions"),
-                          ("chair_s", "captions with a hallucinated object / all captions"),
-                          ("caption_recall", "ground-truth objects mentioned / all ground-truth objects")):
+        for key, text in (
+            ("chair_i", "hallucinated object mentions / all mentions in captions"),
+            ("chair_s", "captions with a hallucinated object / all captions"),
+            ("caption_recall", "ground-truth objects mentioned / all ground-truth objects"),
+        ):
             metrics[key] = Metric(None, description=text, undefined=f"not measured: {why}")
     return result
 
@@ -198,8 +263,10 @@ def _mirror_accuracy(records: list[dict[str, Any]], seed: int) -> Metric:
     for r in records:
         for cf in r.get("counterfactuals", []):
             if cf["edit"] == "mirror":
-                right += [float((cf["p_yes_before"] > cf["p_no_before"]) == (cf["before"] == YES)),
-                          float((cf["p_yes_after"] > cf["p_no_after"]) == (cf["after"] == YES))]
+                right += [
+                    float((cf["p_yes_before"] > cf["p_no_before"]) == (cf["before"] == YES)),
+                    float((cf["p_yes_after"] > cf["p_no_after"]) == (cf["after"] == YES)),
+                ]
                 clusters += [r["example_id"]] * 2
     metric = _metric(np.array(right), clusters, seed, "accuracy of left/right answers on the scene and its mirror")
     if not right:
@@ -220,8 +287,12 @@ def _relation_accuracy(records: list[dict[str, Any]], axis: str, seed: int) -> M
                 right.append(float((py > pn) == (label == YES)))
                 clusters.append(r["example_id"])
     words = "left/right" if axis == "horizontal" else "above/below"
-    metric = _metric(np.array(right), clusters, seed,
-                     f"accuracy on {words} statements and their converses (balanced yes/no, chance 0.5)")
+    metric = _metric(
+        np.array(right),
+        clusters,
+        seed,
+        f"accuracy on {words} statements and their converses (balanced yes/no, chance 0.5)",
+    )
     if not right:
         metric.undefined = f"no pair of objects with an unambiguous {words} relation"
     return metric
@@ -232,8 +303,9 @@ def _chair_2018(captioned: list[dict[str, Any]]) -> ChairScores:
     rules = ChairRules2018()
     rows = [{"image_id": k, "caption": r["caption"]} for k, r in enumerate(captioned)]
     found = compute_chair(rows, {k: set(r["caption_truth"]) for k, r in enumerate(captioned)}, rules)
-    return ChairScores(found.CHAIRi, found.CHAIRs, found.recall, found.mentions, found.hallucinated_mentions,
-                       found.n_captions)
+    return ChairScores(
+        found.CHAIRi, found.CHAIRs, found.recall, found.mentions, found.hallucinated_mentions, found.n_captions
+    )
 
 
 def _answers(records: list[dict[str, Any]], split: str) -> list[tuple[str, str]] | None:
@@ -251,11 +323,20 @@ def _adversarial_gap(rows: list[Question], seed: int) -> Metric:
         for split in ("adversarial", "random"):
             if split in row.splits:
                 per_scene.setdefault(row.scene, {"adversarial": [], "random": []})[split].append(float(row.says_yes))
-    diffs = np.array([np.mean(v["adversarial"]) - np.mean(v["random"]) for v in per_scene.values() if v["adversarial"] and v["random"]])
+    diffs = np.array(
+        [
+            np.mean(v["adversarial"]) - np.mean(v["random"])
+            for v in per_scene.values()
+            if v["adversarial"] and v["random"]
+        ]
+    )
     if len(diffs) == 0:
         return Metric(None, description="false-yes rate, adversarial - random absent objects")
-    return Metric(float(diffs.mean()), *bootstrap_ci(diffs, seed=seed),
-                  "false-yes rate on co-occurring absent objects - on random absent objects (per scene)")
+    return Metric(
+        float(diffs.mean()),
+        *bootstrap_ci(diffs, seed=seed),
+        "false-yes rate on co-occurring absent objects - on random absent objects (per scene)",
+    )
 
 
 def _counterfactual_stats(pairs: list[tuple[str, dict[str, Any]]], seed: int) -> dict[str, Any]:
@@ -299,8 +380,12 @@ def dual_encoder_result(name: str, records: list[dict[str, Any]], seed: int) -> 
         "pair_accuracy": _metric(real_a, clusters, seed, "present caption scores above absent (chance 0.5)"),
         "blind_pair_accuracy": _metric(blind_a, clusters, seed, "the same on a mean-colour image"),
         "multimodal_gain": _metric(real_a - blind_a, clusters, seed, "pair accuracy with image - blind"),
-        "evidence_sensitivity": _metric(flipped, [c for c, _ in swaps], seed,
-                                        "share of old-vs-new caption preferences that flip when the object's colour is swapped"),
+        "evidence_sensitivity": _metric(
+            flipped,
+            [c for c, _ in swaps],
+            seed,
+            "share of old-vs-new caption preferences that flip when the object's colour is swapped",
+        ),
     }
     counterfactuals = {}
     if swaps:
@@ -309,9 +394,18 @@ def dual_encoder_result(name: str, records: list[dict[str, Any]], seed: int) -> 
         groups = [c for c, _ in swaps]
         m = metrics["evidence_sensitivity"]
         counterfactuals["swap"] = {
-            "n": len(swaps), "evidence_sensitivity": [m.value, m.ci_low, m.ci_high], "prior_persistence": None,
+            "n": len(swaps),
+            "evidence_sensitivity": [m.value, m.ci_low, m.ci_high],
+            "prior_persistence": None,
             "accuracy_before": [float(right_before.mean()), *_ci(right_before.astype(float), groups, seed)],
             "accuracy_after": [float(right_after.mean()), *_ci(right_after.astype(float), groups, seed)],
-            "mcnemar": mcnemar_clustered(right_before, right_after, groups, seed)}
-    return HallucinationResult(probe=name, n_examples=len(records), n_failed=0, metrics=metrics, question_template=CAPTION,
-                               counterfactuals=counterfactuals)
+            "mcnemar": mcnemar_clustered(right_before, right_after, groups, seed),
+        }
+    return HallucinationResult(
+        probe=name,
+        n_examples=len(records),
+        n_failed=0,
+        metrics=metrics,
+        question_template=CAPTION,
+        counterfactuals=counterfactuals,
+    )

@@ -68,8 +68,9 @@ class CounterfactualItem:
     subject: str  # the object the question is about
 
 
-def pope_items(scene: Example, index: int, stats: ObjectStatistics, seed: int, per_scene: int,
-               vocabulary: list[str]) -> list[PopeItem]:
+def pope_items(
+    scene: Example, index: int, stats: ObjectStatistics, seed: int, per_scene: int, vocabulary: list[str]
+) -> list[PopeItem]:
     """Up to ``per_scene`` present objects, and as many absent ones (of ``vocabulary``) per split, merged across
     splits; an example that brings its own questions (``pope_questions``, a POPE file) is asked those, verbatim,
     with a question shared by several splits asked once."""
@@ -78,7 +79,9 @@ def pope_items(scene: Example, index: int, stats: ObjectStatistics, seed: int, p
         merged: dict[tuple[str, str, str], list[str]] = {}
         for q in fixed:
             merged.setdefault((q.object, q.label, q.text), []).append(q.split)
-        return [PopeItem(obj, label, tuple(dict.fromkeys(splits)), text) for (obj, label, text), splits in merged.items()]
+        return [
+            PopeItem(obj, label, tuple(dict.fromkeys(splits)), text) for (obj, label, text), splits in merged.items()
+        ]
     rng = np.random.default_rng([seed, index, 3])
     # several instances of one category (photos) are one question
     present = [str(t) for t in rng.permutation(list(dict.fromkeys(scene.object_names)))][:per_scene]
@@ -116,14 +119,22 @@ def relation_items(scene: Example, index: int, seed: int, per_axis: int = RELATI
         for k in sorted(rng.permutation(len(pairs))[:per_axis].tolist()):
             r = pairs[k]
             for relation, label in ((r.relation, YES), (CONVERSE[r.relation], NO)):
-                items.append(RelationItem(RELATION_TEMPLATE.format(subject=r.subject, relation=relation, object=r.object),
-                                          label, axis))
+                items.append(
+                    RelationItem(
+                        RELATION_TEMPLATE.format(subject=r.subject, relation=relation, object=r.object), label, axis
+                    )
+                )
     return items
 
 
-def counterfactual_items(scene: Example, index: int, seed: int, stats: ObjectStatistics | None = None,
-                         colours: list[str] | None = None,
-                         edits: frozenset[str] = frozenset({"remove", "recolour", "mirror"})) -> list[CounterfactualItem]:
+def counterfactual_items(
+    scene: Example,
+    index: int,
+    seed: int,
+    stats: ObjectStatistics | None = None,
+    colours: list[str] | None = None,
+    edits: frozenset[str] = frozenset({"remove", "recolour", "mirror"}),
+) -> list[CounterfactualItem]:
     """One pair per edit kind the example allows and its source can make (``edits``): ``remove``, ``swap``
     (recolour into one of ``colours`` that makes a new object), ``mirror`` (needs a left/right relation) and
     ``remove_cooccurring`` (needs two objects and the set's ``stats``)."""
@@ -134,8 +145,16 @@ def counterfactual_items(scene: Example, index: int, seed: int, stats: ObjectSta
     items = []
     if "remove" in edits:
         with contextlib.suppress(EditUnavailable):  # e.g. an object filling the whole photo
-            items.append(CounterfactualItem("remove", PRESENCE_TEMPLATE.format(object=target.name), YES, NO,
-                                            scene.without(target.name), target.name))
+            items.append(
+                CounterfactualItem(
+                    "remove",
+                    PRESENCE_TEMPLATE.format(object=target.name),
+                    YES,
+                    NO,
+                    scene.without(target.name),
+                    target.name,
+                )
+            )
     current = target.attributes.get("colour")
     swaps = []
     if "recolour" in edits and current is not None:
@@ -144,8 +163,16 @@ def counterfactual_items(scene: Example, index: int, seed: int, stats: ObjectSta
                 with contextlib.suppress(EditUnavailable):
                     swaps.append(scene.recoloured(target.name, colour))
     if swaps:
-        items.append(CounterfactualItem("swap", PRESENCE_TEMPLATE.format(object=target.name), YES, NO,
-                                        swaps[int(rng.integers(len(swaps)))], target.name))
+        items.append(
+            CounterfactualItem(
+                "swap",
+                PRESENCE_TEMPLATE.format(object=target.name),
+                YES,
+                NO,
+                swaps[int(rng.integers(len(swaps)))],
+                target.name,
+            )
+        )
     horizontal = [r for r in scene.relations() if r.relation in ("left of", "right of")]
     if horizontal and "mirror" in edits:
         rel = horizontal[int(rng.integers(len(horizontal)))]
@@ -155,13 +182,16 @@ def counterfactual_items(scene: Example, index: int, seed: int, stats: ObjectSta
     if stats is not None and len(set(scene.object_names)) >= 2 and "remove" in edits:
         for name in most_cooccurring_pair(scene, stats):
             with contextlib.suppress(EditUnavailable):
-                items.append(CounterfactualItem("remove_cooccurring", PRESENCE_TEMPLATE.format(object=name), YES, NO,
-                                                scene.without(name), name))
+                items.append(
+                    CounterfactualItem(
+                        "remove_cooccurring", PRESENCE_TEMPLATE.format(object=name), YES, NO, scene.without(name), name
+                    )
+                )
     return items
 
 
 def most_cooccurring_pair(scene: Example, stats: ObjectStatistics) -> tuple[str, str]:
     """The two present objects seen together most often across the set (ties broken by name)."""
     names = sorted(set(scene.object_names))
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     return sorted(pairs, key=lambda ab: (-stats.cooccurrence[ab], ab))[0]

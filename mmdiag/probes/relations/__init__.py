@@ -58,17 +58,28 @@ class RelationsProbe(Probe):
         if adapter.kind == DUAL_ENCODER:
             return [self._dual(adapter, st, image, blind) for st, image, blind in zip(statements, images, blinds)]
         questions = [[QUESTION.format(caption=c.strip()) for c in st.options] for st in statements]
-        scores = adapter.answer_scores_batch([ScoreRequest(img, qs) for img, qs in zip(images, questions)]
-                                             + [ScoreRequest(img, qs) for img, qs in zip(blinds, questions)])
+        scores = adapter.answer_scores_batch(
+            [ScoreRequest(img, qs) for img, qs in zip(images, questions)]
+            + [ScoreRequest(img, qs) for img, qs in zip(blinds, questions)]
+        )
         outputs = []
         for k, st in enumerate(statements):
             real, blind = scores[k], scores[len(statements) + k]
-            outputs.append(ExampleOutput(_common(st) | {
-                "questions": questions[k], "prompts": [adapter.format_prompt(q) for q in questions[k]],
-                "p_yes": real.p_yes.tolist(), "p_no": real.p_no.tolist(),
-                "blind_p_yes": blind.p_yes.tolist(), "blind_p_no": blind.p_no.tolist(),
-                "correct": _correct(st, real.p_yes, real.p_no), "blind_correct": _correct(st, blind.p_yes, blind.p_no),
-            }))
+            outputs.append(
+                ExampleOutput(
+                    _common(st)
+                    | {
+                        "questions": questions[k],
+                        "prompts": [adapter.format_prompt(q) for q in questions[k]],
+                        "p_yes": real.p_yes.tolist(),
+                        "p_no": real.p_no.tolist(),
+                        "blind_p_yes": blind.p_yes.tolist(),
+                        "blind_p_no": blind.p_no.tolist(),
+                        "correct": _correct(st, real.p_yes, real.p_no),
+                        "blind_correct": _correct(st, blind.p_yes, blind.p_no),
+                    }
+                )
+            )
         return outputs
 
     def _dual(self, adapter: Adapter, statement: Any, image: Any, blind: Any) -> ExampleOutput:
@@ -76,10 +87,19 @@ class RelationsProbe(Probe):
         if not statement.is_choice:
             return ExampleOutput(values | {"unscored": "a single caption: a dual encoder has no alternative to choose"})
         sims = adapter.similarity([image, blind], list(statement.options)).float().cpu().numpy()
-        return ExampleOutput(values | {"similarity": sims[0].tolist(), "blind_similarity": sims[1].tolist(),
-                                       "correct": float(np.argmax(sims[0]) == 0), "blind_correct": float(np.argmax(sims[1]) == 0)})
+        return ExampleOutput(
+            values
+            | {
+                "similarity": sims[0].tolist(),
+                "blind_similarity": sims[1].tolist(),
+                "correct": float(np.argmax(sims[0]) == 0),
+                "blind_correct": float(np.argmax(sims[1]) == 0),
+            }
+        )
 
-    def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
+    def aggregate(
+        self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]
+    ) -> ProbeResult:
         scored = [r for r in records if r.get("correct") is not None]
         result = ProbeResult(probe=self.name, n_examples=len(records), n_failed=0, metrics={})
         unscored = len(records) - len(scored)
@@ -88,7 +108,9 @@ class RelationsProbe(Probe):
             result.notes.append(f"{unscored} of {len(records)} statements not scored: {reason}")
         if not scored:
             why = "no statement could be scored" + (f" ({result.notes[0]})" if result.notes else "")
-            result.metrics = {name: Metric(None, description=METRIC_SPECS[name].meaning, undefined=why) for name in METRIC_SPECS}
+            result.metrics = {
+                name: Metric(None, description=METRIC_SPECS[name].meaning, undefined=why) for name in METRIC_SPECS
+            }
             return result
         correct = np.array([r["correct"] for r in scored], dtype=float)
         blind = np.array([r["blind_correct"] for r in scored], dtype=float)
@@ -99,28 +121,38 @@ class RelationsProbe(Probe):
             low, high = bootstrap_ci(values, seed=self.seed)
             return Metric(float(values.mean()), low, high, METRIC_SPECS[name].meaning, null=null, n=n)
 
-        result.metrics = {"relation_accuracy": metric(correct, "relation_accuracy", chance),
-                          "blind_relation_accuracy": metric(blind, "blind_relation_accuracy", chance),
-                          "relation_multimodal_gain": metric(correct - blind, "relation_multimodal_gain", 0.0)}
+        result.metrics = {
+            "relation_accuracy": metric(correct, "relation_accuracy", chance),
+            "blind_relation_accuracy": metric(blind, "blind_relation_accuracy", chance),
+            "relation_multimodal_gain": metric(correct - blind, "relation_multimodal_gain", 0.0),
+        }
         by_relation: dict[str, list[float]] = {}
         for r in scored:
             by_relation.setdefault(r["relation"] or "(unnamed)", []).append(r["correct"])
-        result.notes.append("accuracy by relation: " + ", ".join(
-            f"{rel} {np.mean(v):.2f} (n={len(v)})" for rel, v in sorted(by_relation.items())))
+        result.notes.append(
+            "accuracy by relation: "
+            + ", ".join(f"{rel} {np.mean(v):.2f} (n={len(v)})" for rel, v in sorted(by_relation.items()))
+        )
         return result
 
     @classmethod
     def paired_values(cls, values: dict[str, Any]) -> dict[str, float]:
         if values.get("correct") is None:
             return {}
-        return {"relation_accuracy": float(values["correct"]),
-                "relation_multimodal_gain": float(values["correct"]) - float(values["blind_correct"])}
+        return {
+            "relation_accuracy": float(values["correct"]),
+            "relation_multimodal_gain": float(values["correct"]) - float(values["blind_correct"]),
+        }
 
 
 def _common(statement: Any) -> dict[str, Any]:
-    return {"captions": list(statement.options), "label": statement.label, "relation": statement.relation,
-            "kind": "choice" if statement.is_choice else "judgement",
-            "chance": 1 / len(statement.options) if statement.is_choice else 0.5}
+    return {
+        "captions": list(statement.options),
+        "label": statement.label,
+        "relation": statement.relation,
+        "kind": "choice" if statement.is_choice else "judgement",
+        "chance": 1 / len(statement.options) if statement.is_choice else 0.5,
+    }
 
 
 def _correct(statement: Any, p_yes: np.ndarray, p_no: np.ndarray) -> float:

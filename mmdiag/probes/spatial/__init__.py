@@ -7,18 +7,19 @@ positions after a middle and the last layer (generative models). Each example is
 
 Tasks: ``colour``, ``shape`` (controls that should survive everywhere), ``half`` (left/right), ``grid_cell``
 (3x3), ``centre_x``/``centre_y`` (R²), ``left_of``/``above`` (is the reference object left of / above the
-other — identities fixed by construction, sides drawn by a seeded coin so classes are near-balanced; chance is reported), and ``control`` (Hewitt & Liang 2019: the
+other — identities fixed by construction, sides drawn by a seeded coin so classes are near-balanced; chance is
+reported), and ``control`` (Hewitt & Liang 2019: the
 grid-cell labels replaced by a fixed random cell per object type). Selectivity = accuracy - control accuracy.
 
 Readouts (see :mod:`mmdiag.probes.spatial.readouts`): an attention-pooled per-token probe and a flattened
 PCA probe, the same at every stage. Chance is a label-permutation null run through the same cross-validation
 (before and after the projector, primary readout). Every stage is compared with the vision encoder as a paired
 difference (bootstrap over scenes, CI and p-value); retention = (stage - chance) / (pre - chance) is reported only
-where the pre-projector score beats its null (p < 0.05), else "not measurable" with the reason. The same probes run on a randomly initialised copy
-of the model (the untrained baseline). Also: debiased linear CKA and 10-NN overlap (raw tokens, with CIs and nulls;
-:mod:`mmdiag.metrics.similarity`) of every stage against the vision
-encoder. CLIP (no projector into an LLM): patch tokens vs the pooled embedding, plus a What'sUp-style test —
-does "a A left of a B" beat "a B left of a A" (chance 0.5).
+where the pre-projector score beats its null (p < 0.05), else "not measurable" with the reason. The same probes run
+on a randomly initialised copy of the model (the untrained baseline). Also: debiased linear CKA and 10-NN overlap
+(raw tokens, with CIs and nulls; :mod:`mmdiag.metrics.similarity`) of every stage against the vision encoder.
+CLIP (no projector into an LLM): patch tokens vs the pooled embedding, plus a What'sUp-style test — does
+"a A left of a B" beat "a B left of a A" (chance 0.5).
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class SpatialResult(ProbeResult):
     stages: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     readout: str = ""
-    scores: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # primary readout: stage -> task -> stats
+    scores: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=dict
+    )  # primary readout: stage -> task -> stats
     readouts: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)  # readout -> stage -> task
     cka: dict[str, float | None] = field(default_factory=dict)  # stage -> CKA with the vision encoder
     knn_overlap: dict[str, float | None] = field(default_factory=dict)
@@ -84,8 +87,10 @@ class SpatialResult(ProbeResult):
     paired_hits: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-ABOVE_CHANCE_READOUTS = {"projector_grid_cell_above_chance": "flattened",
-                         "projector_grid_cell_in_content_above_chance": "attention"}
+ABOVE_CHANCE_READOUTS = {
+    "projector_grid_cell_above_chance": "flattened",
+    "projector_grid_cell_in_content_above_chance": "attention",
+}
 
 
 class SpatialProbe(Probe):
@@ -95,8 +100,15 @@ class SpatialProbe(Probe):
     kinds = (GENERATIVE, DUAL_ENCODER)
     metric_specs = METRIC_SPECS  # every headline metric, defined once
 
-    def __init__(self, resolution: int = 64, seed: int = 0, min_scenes: int = 40, untrained_baseline: bool = True,
-                 llm_layers: tuple[str, ...] = ("middle", "last"), null_permutations: int = 39) -> None:
+    def __init__(
+        self,
+        resolution: int = 64,
+        seed: int = 0,
+        min_scenes: int = 40,
+        untrained_baseline: bool = True,
+        llm_layers: tuple[str, ...] = ("middle", "last"),
+        null_permutations: int = 39,
+    ) -> None:
         self.null_permutations = null_permutations  # label permutations behind each chance level (39: p down to 0.025)
         self.resolution = resolution
         self.seed = seed
@@ -110,8 +122,10 @@ class SpatialProbe(Probe):
 
     def unusable_data(self, source: Any) -> str | None:
         if not getattr(source, "positions", True):
-            return (f"the {source.name} data source gives no object positions, and every spatial task decodes one "
-                    "(use coco:DIR or the synthetic scenes)")
+            return (
+                f"the {source.name} data source gives no object positions, and every spatial task decodes one "
+                "(use coco:DIR or the synthetic scenes)"
+            )
         return None
 
     def data_request(self) -> DataRequest:
@@ -137,8 +151,10 @@ class SpatialProbe(Probe):
     def run_batch(self, adapter: Adapter, examples: list[ProbeExample]) -> list[ExampleOutput]:
         """Stage features of every example's scene and pair twin, from the model and its untrained copy."""
         images = [ex.example.image(self.resolution) for ex in examples]
-        pairs = [ex.inputs["pair"].image(self.resolution) if ex.inputs["pair"] is not None else images[i]
-                 for i, ex in enumerate(examples)]
+        pairs = [
+            ex.inputs["pair"].image(self.resolution) if ex.inputs["pair"] is not None else images[i]
+            for i, ex in enumerate(examples)
+        ]
         models = {"": adapter, "untrained:": self._untrained} if self._untrained is not None else {"": adapter}
         arrays: list[dict[str, np.ndarray]] = [{} for _ in examples]
         stage_names: list[str] = []
@@ -153,10 +169,18 @@ class SpatialProbe(Probe):
                             arrays[i][SIMILARITY + stage.name] = similarity_features(stage.tokens[i], self.seed)
                     for i in range(len(examples)):
                         arrays[i][prefix + stage.name + suffix] = project_tokens(stage.tokens[i], self.seed)
-        return [ExampleOutput({"labels": _labels(ex, self.seed), "stages": stage_names, "tokens": tokens,
-                               **({"whatsup": self._whatsup(adapter, ex, pairs[i])} if adapter.kind == DUAL_ENCODER else {})},
-                              arrays[i])
-                for i, ex in enumerate(examples)]
+        return [
+            ExampleOutput(
+                {
+                    "labels": _labels(ex, self.seed),
+                    "stages": stage_names,
+                    "tokens": tokens,
+                    **({"whatsup": self._whatsup(adapter, ex, pairs[i])} if adapter.kind == DUAL_ENCODER else {}),
+                },
+                arrays[i],
+            )
+            for i, ex in enumerate(examples)
+        ]
 
     def _stages(self, adapter: Adapter, images: list) -> list:
         stages = list(adapter.feature_stages(images))
@@ -180,17 +204,28 @@ class SpatialProbe(Probe):
         sims = adapter.similarity([pair_image], texts).float().cpu().numpy()[0]
         return {"relation": relation, "captions": texts, "true": float(sims[0]), "swapped": float(sims[1])}
 
-    def aggregate(self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]) -> ProbeResult:
+    def aggregate(
+        self, adapter: Adapter, records: list[dict[str, Any]], arrays: list[dict[str, np.ndarray]]
+    ) -> ProbeResult:
         stages = records[0]["stages"] if records else []
         result = SpatialResult(
-            probe=self.name, n_examples=len(records), n_failed=0, metrics={}, stages=stages,
+            probe=self.name,
+            n_examples=len(records),
+            n_failed=0,
+            metrics={},
+            stages=stages,
             tasks=[*CLASSIFICATION, *REGRESSION],
-            readout=(f"primary: salience-attention pooled tokens -> linear probe; also flattened tokens -> PCA <= {PCA_BUDGET}; "
-                     f"tokens first projected to {TOKEN_DIMS} dims (seeded); {FOLDS}-fold CV, out-of-fold scores, "
-                     "bootstrap CI over scenes"),
+            readout=(
+                f"primary: salience-attention pooled tokens -> linear probe; also flattened tokens -> PCA <= "
+                f"{PCA_BUDGET}; "
+                f"tokens first projected to {TOKEN_DIMS} dims (seeded); {FOLDS}-fold CV, out-of-fold scores, "
+                "bootstrap CI over scenes"
+            ),
         )
         if len(records) < self.min_scenes:
-            result.notes.append(f"only {len(records)} scenes (< {self.min_scenes}): too few for stable probes, raise --n-examples")
+            result.notes.append(
+                f"only {len(records)} scenes (< {self.min_scenes}): too few for stable probes, raise --n-examples"
+            )
         if not stages:
             return result
         has_untrained = "untrained:" + stages[0] in arrays[0]
@@ -207,8 +242,9 @@ class SpatialProbe(Probe):
                 if has_untrained:
                     for task in result.tasks:
                         untrained = fits[readout, "untrained:" + stage, task]
-                        table[stage][task]["untrained"] = None if untrained is None else score_of(
-                            untrained.y, untrained.pred, task in REGRESSION)
+                        table[stage][task]["untrained"] = (
+                            None if untrained is None else score_of(untrained.y, untrained.pred, task in REGRESSION)
+                        )
             retention_draws = _derive(table, predictions, stages[0], self.seed)
             if readout == READOUTS[0]:
                 primary_draws = {task: d for (stage, task), d in retention_draws.items() if stage == post_stage}
@@ -217,8 +253,10 @@ class SpatialProbe(Probe):
         pre = np.stack([a[SIMILARITY + stages[0]] for a in arrays])
         for stage in stages[1:]:
             post = np.stack([a[SIMILARITY + stage] for a in arrays])
-            result.similarity[stage] = {"cka": asdict(cka_with_null(pre, post, self.seed)),
-                                        "knn_overlap": asdict(knn_overlap_with_null(pre, post, seed=self.seed))}
+            result.similarity[stage] = {
+                "cka": asdict(cka_with_null(pre, post, self.seed)),
+                "knn_overlap": asdict(knn_overlap_with_null(pre, post, seed=self.seed)),
+            }
             result.cka[stage] = result.similarity[stage]["cka"]["value"]
             result.knn_overlap[stage] = result.similarity[stage]["knn_overlap"]["value"]
         result.metrics = self._metrics(result, stages[0], post_stage, primary_draws)
@@ -244,8 +282,15 @@ class SpatialProbe(Probe):
         """The above-chance metrics per scene (out-of-fold hit minus chance), from ``paired_hits``."""
         return dict(result.get("paired_hits") or {})
 
-    def _fit_all(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stages: list[str],
-                 post_stage: str, tasks: list[str], has_untrained: bool) -> dict[tuple[str, str, str], OutOfFold | None]:
+    def _fit_all(
+        self,
+        arrays: list[dict[str, np.ndarray]],
+        records: list[dict[str, Any]],
+        stages: list[str],
+        post_stage: str,
+        tasks: list[str],
+        has_untrained: bool,
+    ) -> dict[tuple[str, str, str], OutOfFold | None]:
         """Every readout's out-of-fold predictions, by (readout, stage, task), ``untrained:`` stages included.
 
         Each readout's cross-validation is planned first (folds and per-fold features, which depend on its own
@@ -274,52 +319,80 @@ class SpatialProbe(Probe):
             for round_jobs in _rounds(jobs, len(records)):
                 plans = list(pool.map(plan, round_jobs))
                 for regression in (False, True):
-                    mine = [(job, p) for job, p in zip(round_jobs, plans) if p is not None and p.regression == regression]
-                    predicted = iter(_fit_shares([problem for _, p in mine for problem in p.problems], regression, pool))
+                    mine = [
+                        (job, p) for job, p in zip(round_jobs, plans) if p is not None and p.regression == regression
+                    ]
+                    predicted = iter(
+                        _fit_shares([problem for _, p in mine for problem in p.problems], regression, pool)
+                    )
                     for job, p in mine:
                         out[job[:3]] = p.finish([next(predicted) for _ in p.problems])
         return out
 
-    def _plan(self, arrays: list[dict[str, np.ndarray]], records: list[dict[str, Any]], stage: str, task: str,
-              readout: str, permutations: int = 0) -> FoldPlan | None:
+    def _plan(
+        self,
+        arrays: list[dict[str, np.ndarray]],
+        records: list[dict[str, Any]],
+        stage: str,
+        task: str,
+        readout: str,
+        permutations: int = 0,
+    ) -> FoldPlan | None:
         key = stage + PAIR if task in RELATION_TASKS else stage
         rows = [(a[key], r["labels"][task]) for a, r in zip(arrays, records) if r["labels"].get(task) is not None]
         if not rows:
             return None
         features = np.stack([f for f, _ in rows])
-        return plan_out_of_fold(features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed, permutations)
+        return plan_out_of_fold(
+            features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed, permutations
+        )
 
     @staticmethod
     def _metrics(result: SpatialResult, pre: str, post: str, draws: dict[str, np.ndarray]) -> dict[str, Metric]:
         final = result.scores[post]
         return {
-            "position_retention": _mean_retention(final, POSITION_TASKS, f"mean retention of the position tasks, {post} vs {pre}",
-                                                  draws),
+            "position_retention": _mean_retention(
+                final, POSITION_TASKS, f"mean retention of the position tasks, {post} vs {pre}", draws
+            ),
             "grid_cell_retention": _retention_metric(final["grid_cell"], f"3x3 cell, {post} vs {pre}"),
             "half_retention": _retention_metric(final["half"], f"left/right half, {post} vs {pre}"),
-            "relation_retention": _mean_retention(final, RELATION_TASKS, "mean retention of left-of / above between two objects",
-                                                  draws),
+            "relation_retention": _mean_retention(
+                final, RELATION_TASKS, "mean retention of left-of / above between two objects", draws
+            ),
             "colour_retention": _retention_metric(final["colour"], "control attribute: should stay near 1"),
-            "grid_cell_selectivity": Metric(final["grid_cell"].get("selectivity"), *final["grid_cell"].get("selectivity_ci", [None, None]),
-                                            description="grid-cell accuracy - control-task accuracy (Hewitt & Liang 2019), "
-                                                        "paired bootstrap CI over scenes; null 0", null=0.0,
-                                            p_value=final["grid_cell"].get("selectivity_p"), n=final["grid_cell"].get("n"),
-                                            undefined=_why_missing(final["grid_cell"], "selectivity")),
-            "projector_cka": _similarity_metric(result.similarity.get(post, {}).get("cka"),
-                                                f"debiased linear CKA of the raw tokens, {post} vs {pre}; CI: jackknife "
-                                                "over images; null: images of one side permuted"),
-            "projector_knn_overlap": _similarity_metric(result.similarity.get(post, {}).get("knn_overlap"),
-                                                        f"10-NN overlap of images, {post} vs {pre}; CI: bootstrap over "
-                                                        "images; null: k/(n-1)"),
-            "untrained_grid_cell_accuracy": Metric(final["grid_cell"].get("untrained"),
-                                                   description=f"grid-cell accuracy at {post} of a randomly initialised copy",
-                                                   undefined=None if final["grid_cell"].get("untrained") is not None else
-                                                   _why_missing(final["grid_cell"], "score")
-                                                   or "no untrained copy was measured (untrained_baseline: false)"),
+            "grid_cell_selectivity": Metric(
+                final["grid_cell"].get("selectivity"),
+                *final["grid_cell"].get("selectivity_ci", [None, None]),
+                description="grid-cell accuracy - control-task accuracy (Hewitt & Liang 2019), "
+                "paired bootstrap CI over scenes; null 0",
+                null=0.0,
+                p_value=final["grid_cell"].get("selectivity_p"),
+                n=final["grid_cell"].get("n"),
+                undefined=_why_missing(final["grid_cell"], "selectivity"),
+            ),
+            "projector_cka": _similarity_metric(
+                result.similarity.get(post, {}).get("cka"),
+                f"debiased linear CKA of the raw tokens, {post} vs {pre}; CI: jackknife "
+                "over images; null: images of one side permuted",
+            ),
+            "projector_knn_overlap": _similarity_metric(
+                result.similarity.get(post, {}).get("knn_overlap"),
+                f"10-NN overlap of images, {post} vs {pre}; CI: bootstrap over images; null: k/(n-1)",
+            ),
+            "untrained_grid_cell_accuracy": Metric(
+                final["grid_cell"].get("untrained"),
+                description=f"grid-cell accuracy at {post} of a randomly initialised copy",
+                undefined=None
+                if final["grid_cell"].get("untrained") is not None
+                else _why_missing(final["grid_cell"], "score")
+                or "no untrained copy was measured (untrained_baseline: false)",
+            ),
             "projector_grid_cell_above_chance": _above_chance(
                 result.readouts.get("flattened", {}).get(post, {}).get("grid_cell", {}),
-                f"3x3 grid cell of the object decoded from the {post}'s tokens in order (flattened readout, out-of-fold) "
-                "minus its chance level (the majority cell); CI: bootstrap over scenes; null 0"),
+                f"3x3 grid cell of the object decoded from the {post}'s tokens in order (flattened readout, "
+                f"out-of-fold) "
+                "minus its chance level (the majority cell); CI: bootstrap over scenes; null 0",
+            ),
             # the order-free readout: what the tokens' content says about where the object is. Token order alone
             # gives the flattened readout the position even when the vision tower has no position information
             # (a position-less tower): this one is at chance then; shuffled tokens keep it
@@ -327,7 +400,8 @@ class SpatialProbe(Probe):
                 result.readouts.get("attention", {}).get(post, {}).get("grid_cell", {}),
                 f"3x3 grid cell of the object decoded from the content of the {post}'s tokens, whatever their order "
                 "(salience-attention pooled readout, out-of-fold) minus its chance level (the majority cell); CI: "
-                "bootstrap over scenes; null 0"),
+                "bootstrap over scenes; null 0",
+            ),
         }
 
 
@@ -360,8 +434,9 @@ def _fit_shares(problems: list[Any], regression: bool, pool: ThreadPoolExecutor)
     return merged
 
 
-def _paired_hits(result: SpatialResult, fits: dict[tuple[str, str, str], OutOfFold | None],
-                 records: list[dict[str, Any]], post: str) -> dict[str, dict[str, float]]:
+def _paired_hits(
+    result: SpatialResult, fits: dict[tuple[str, str, str], OutOfFold | None], records: list[dict[str, Any]], post: str
+) -> dict[str, dict[str, float]]:
     """Per scene, the out-of-fold hit minus chance behind each above-chance metric (see ``paired_hits``)."""
     ids = [r["example_id"] for r in records if r["labels"].get("grid_cell") is not None]
     out = {}
@@ -376,16 +451,27 @@ def _paired_hits(result: SpatialResult, fits: dict[tuple[str, str, str], OutOfFo
 def _similarity_metric(stats: dict[str, Any] | None, description: str) -> Metric:
     if stats is None:
         return Metric(None, description=description, undefined="no stage after the vision encoder")
-    return Metric(stats["value"], stats["ci_low"], stats["ci_high"], description, null=stats["null"],
-                  p_value=stats["p_value"], n=stats["n"], undefined=stats["undefined"])
+    return Metric(
+        stats["value"],
+        stats["ci_low"],
+        stats["ci_high"],
+        description,
+        null=stats["null"],
+        p_value=stats["p_value"],
+        n=stats["n"],
+        undefined=stats["undefined"],
+    )
 
 
 def _why_missing(stats: dict[str, Any], key: str) -> str | None:
     """Why ``stats[key]`` is missing (the task's own reason where it has one), or None when it is there."""
     if stats.get(key) is not None:
         return None
-    return stats.get("undefined") or ("no scenes were scored for this task" if not stats else
-                                      "the task could not be scored on these scenes (too few per class)")
+    return stats.get("undefined") or (
+        "no scenes were scored for this task"
+        if not stats
+        else "the task could not be scored on these scenes (too few per class)"
+    )
 
 
 def _above_chance(stats: dict[str, Any], description: str) -> Metric:
@@ -394,16 +480,23 @@ def _above_chance(stats: dict[str, Any], description: str) -> Metric:
     if score is None or chance is None:
         return Metric(None, description=description, undefined=_why_missing(stats, "score"))
     low, high = stats.get("ci_low"), stats.get("ci_high")
-    return Metric(score - chance, None if low is None else low - chance, None if high is None else high - chance,
-                  f"{description}; chance {chance:.3f}", null=0.0, n=stats.get("n"))
+    return Metric(
+        score - chance,
+        None if low is None else low - chance,
+        None if high is None else high - chance,
+        f"{description}; chance {chance:.3f}",
+        null=0.0,
+        n=stats.get("n"),
+    )
 
 
 RETENTION_ALPHA = 0.05
 RETENTION_BOOT = 2000
 
 
-def _derive(table: dict[str, dict[str, Any]], predictions: dict[tuple[str, str], OutOfFold | None], pre: str,
-            seed: int) -> dict[tuple[str, str], np.ndarray]:
+def _derive(
+    table: dict[str, dict[str, Any]], predictions: dict[tuple[str, str], OutOfFold | None], pre: str, seed: int
+) -> dict[tuple[str, str], np.ndarray]:
     """Per stage and task, in place: the paired difference to the pre-projector stage (bootstrap over scenes,
     CI and p-value), retention where the pre-projector score beats its null (else the reason), selectivity.
     Returns each (stage, task)'s retention bootstrap draws (NaN where a draw is not measurable); every task draws
@@ -412,8 +505,9 @@ def _derive(table: dict[str, dict[str, Any]], predictions: dict[tuple[str, str],
     for stage, tasks in table.items():
         for task, stats in tasks.items():
             if stage != pre:
-                paired, retention_draws = _paired(predictions[pre, task], predictions[stage, task], table[pre][task],
-                                                  stats, seed)
+                paired, retention_draws = _paired(
+                    predictions[pre, task], predictions[stage, task], table[pre][task], stats, seed
+                )
                 stats.update(paired)
                 if retention_draws is not None:
                     draws[stage, task] = retention_draws
@@ -431,21 +525,30 @@ def _measurable(pre: dict[str, Any]) -> str | None:
         return f"no pre-projector score ({pre.get('undefined')})"
     if pre.get("null_p") is not None:
         if pre["null_p"] >= RETENTION_ALPHA:
-            return (f"the pre-projector score {pre['score']:.3f} does not beat its permutation null {pre['chance']:.3f} "
-                    f"(p = {pre['null_p']:.3f}): nothing decodable to retain")
+            return (
+                f"the pre-projector score {pre['score']:.3f} does not beat its permutation null {pre['chance']:.3f} "
+                f"(p = {pre['null_p']:.3f}): nothing decodable to retain"
+            )
         return None
     if pre["ci_low"] is None or pre["ci_low"] <= pre["chance"]:
         return f"the pre-projector score's CI reaches its chance level {pre['chance']:.3f}: nothing decodable to retain"
     return None
 
 
-def _paired(before: OutOfFold | None, after: OutOfFold | None, pre: dict[str, Any], post: dict[str, Any],
-            seed: int) -> tuple[dict[str, Any], np.ndarray | None]:
+def _paired(
+    before: OutOfFold | None, after: OutOfFold | None, pre: dict[str, Any], post: dict[str, Any], seed: int
+) -> tuple[dict[str, Any], np.ndarray | None]:
     """post - pre on the same scenes (paired bootstrap CI, two-sided bootstrap p-value), and retention
     (post - chance) / (pre - chance) with its paired bootstrap CI where the pre-projector score is measurable;
     with the retention's bootstrap draws (NaN where a draw's pre-projector score is at chance), or None."""
-    out: dict[str, Any] = {"difference": None, "difference_ci": [None, None], "difference_p": None, "retention": None,
-                           "retention_ci": [None, None], "retention_undefined": None}
+    out: dict[str, Any] = {
+        "difference": None,
+        "difference_ci": [None, None],
+        "difference_p": None,
+        "retention": None,
+        "retention_ci": [None, None],
+        "retention_undefined": None,
+    }
     if before is None or after is None or len(before.y) != len(after.y) or not np.array_equal(before.y, after.y):
         out["retention_undefined"] = post.get("undefined") or pre.get("undefined") or "no paired scores"
         return out, None
@@ -486,19 +589,30 @@ def _selectivity(task: OutOfFold | None, control: OutOfFold | None, seed: int) -
     hits = (task.pred == task.y).astype(float) - (control.pred == control.y).astype(float)
     picks = resample_indices(seed + 130363, len(hits), RETENTION_BOOT)
     draws = hits[picks].mean(axis=1)
-    return {"selectivity_ci": [float(q) for q in np.quantile(draws, [0.025, 0.975])], "selectivity_p": _bootstrap_p(draws)}
+    return {
+        "selectivity_ci": [float(q) for q in np.quantile(draws, [0.025, 0.975])],
+        "selectivity_p": _bootstrap_p(draws),
+    }
 
 
 def _retention_metric(stats: dict[str, Any], description: str) -> Metric:
     low, high = stats.get("retention_ci", [None, None])
-    return Metric(stats.get("retention"), low, high,
-                  f"{description}: (post - chance) / (pre - chance), chance = the label-permutation null; CI: paired "
-                  "bootstrap over scenes; null 1 = nothing lost, p-value: paired test of post - pre",
-                  null=1.0, p_value=stats.get("difference_p"), n=stats.get("n"), undefined=stats.get("retention_undefined"))
+    return Metric(
+        stats.get("retention"),
+        low,
+        high,
+        f"{description}: (post - chance) / (pre - chance), chance = the label-permutation null; CI: paired "
+        "bootstrap over scenes; null 1 = nothing lost, p-value: paired test of post - pre",
+        null=1.0,
+        p_value=stats.get("difference_p"),
+        n=stats.get("n"),
+        undefined=stats.get("retention_undefined"),
+    )
 
 
-def _mean_retention(final: dict[str, dict[str, Any]], tasks: tuple[str, ...], description: str,
-                    draws: dict[str, np.ndarray]) -> Metric:
+def _mean_retention(
+    final: dict[str, dict[str, Any]], tasks: tuple[str, ...], description: str, draws: dict[str, np.ndarray]
+) -> Metric:
     """Mean retention over the measurable ``tasks``, its CI from the same bootstrap draws of scenes for every task
     (a joint CI: a draw where any task is not measurable is left out) and a bootstrap p-value against 1."""
     kept = [t for t in tasks if final[t].get("retention") is not None]
@@ -517,9 +631,16 @@ def _mean_retention(final: dict[str, dict[str, Any]], tasks: tuple[str, ...], de
             p_value = _bootstrap_p(joint - 1.0)
     else:
         note += "; no joint CI: the tasks were scored on different scenes"
-    return Metric(value, low, high, description=f"{description} over {', '.join(kept)}{note}; CI: the same "
-                  "bootstrap draws of scenes for every task; p-value: against 1 (nothing lost)",
-                  null=1.0, p_value=p_value, n=ns.pop() if len(ns) == 1 else None)
+    return Metric(
+        value,
+        low,
+        high,
+        description=f"{description} over {', '.join(kept)}{note}; CI: the same "
+        "bootstrap draws of scenes for every task; p-value: against 1 (nothing lost)",
+        null=1.0,
+        p_value=p_value,
+        n=ns.pop() if len(ns) == 1 else None,
+    )
 
 
 def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:
@@ -527,9 +648,15 @@ def _labels(example: ProbeExample, seed: int) -> dict[str, Any]:
     row, col = obj.grid_cell(3, 3)
     attributes = obj.attributes  # a source without colour/shape leaves those tasks unlabelled (undefined, said why)
     labels: dict[str, Any] = {
-        "colour": attributes.get("colour"), "shape": attributes.get("shape"), "half": "left" if obj.cx < 0.5 else "right",
-        "grid_cell": f"{row},{col}", "control": example.inputs["control"], "centre_x": obj.cx, "centre_y": obj.cy,
-        "left_of": None, "above": None,
+        "colour": attributes.get("colour"),
+        "shape": attributes.get("shape"),
+        "half": "left" if obj.cx < 0.5 else "right",
+        "grid_cell": f"{row},{col}",
+        "control": example.inputs["control"],
+        "centre_x": obj.cx,
+        "centre_y": obj.cy,
+        "left_of": None,
+        "above": None,
     }
     pair = example.inputs["pair"]
     if pair is not None:
@@ -552,7 +679,9 @@ def _pair_scene(scene: Example, seed: int, index: int, reference: tuple[str, ...
     low, high, gap = 0.12, 0.88, 0.2
     x_range = (low, obj.cx - gap) if want_left else (obj.cx + gap, high)
     y_range = (low, obj.cy - gap) if want_above else (obj.cy + gap, high)
-    ranges = [(x_range if x_range[0] < x_range[1] else (low, high), y_range if y_range[0] < y_range[1] else (low, high))]
+    ranges = [
+        (x_range if x_range[0] < x_range[1] else (low, high), y_range if y_range[0] < y_range[1] else (low, high))
+    ]
     ranges.append(((low, high), (low, high)))
     for xr, yr in ranges:
         for _ in range(20):
@@ -578,7 +707,11 @@ def _whatsup_summary(records: list[dict[str, Any]], seed: int) -> tuple[dict[str
     if len(hits) == 0:
         return {}, Metric(None, description="What'sUp: true relation caption beats the swapped one (chance 0.5)")
     low, high = bootstrap_ci(hits, seed=seed)
-    by_relation = {rel: float(np.mean([h for h, w in zip(hits, rows) if w["relation"] == rel]))
-                   for rel in sorted({w["relation"] for w in rows})}
-    return ({"n": len(hits), "accuracy": float(hits.mean()), "by_relation": by_relation},
-            Metric(float(hits.mean()), low, high, "What'sUp: true relation caption beats the swapped one (chance 0.5)"))
+    by_relation = {
+        rel: float(np.mean([h for h, w in zip(hits, rows) if w["relation"] == rel]))
+        for rel in sorted({w["relation"] for w in rows})
+    }
+    return (
+        {"n": len(hits), "accuracy": float(hits.mean()), "by_relation": by_relation},
+        Metric(float(hits.mean()), low, high, "What'sUp: true relation caption beats the swapped one (chance 0.5)"),
+    )

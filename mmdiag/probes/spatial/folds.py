@@ -50,7 +50,7 @@ def kfold(n_samples: int, n_splits: int, seed: int) -> list[tuple[np.ndarray, np
     start = 0
     for size in sizes:
         test = np.zeros(n_samples, dtype=bool)
-        test[order[start:start + size]] = True
+        test[order[start : start + size]] = True
         out.append((indices[~test], indices[test]))
         start += size
     return out

@@ -38,8 +38,15 @@ class HeadProblem:
     standardise: bool = True
 
 
-def fit_predict(problems: Sequence[HeadProblem], regression: bool, *, c: float = 1.0, alpha: float = 1.0,
-                tol: float = 1e-6, max_iter: int = 100) -> list[np.ndarray]:
+def fit_predict(
+    problems: Sequence[HeadProblem],
+    regression: bool,
+    *,
+    c: float = 1.0,
+    alpha: float = 1.0,
+    tol: float = 1e-6,
+    max_iter: int = 100,
+) -> list[np.ndarray]:
     """Test-set predictions of every problem: class labels (logistic) or values (ridge)."""
     out: list[np.ndarray | None] = [None] * len(problems)
     groups: dict[tuple[int, int], list[int]] = {}
@@ -52,7 +59,7 @@ def fit_predict(problems: Sequence[HeadProblem], regression: bool, *, c: float =
         per_problem = (dim + 1) ** 2 * max(1, n_classes if n_classes > 2 else 1) ** 2
         step = max(1, CHUNK_PARAMETERS // per_problem)
         for start in range(0, len(members), step):
-            chunk = members[start:start + step]
+            chunk = members[start : start + step]
             x, mask, test, test_mask = _standardised([problems[i] for i in chunk])
             if regression:
                 y = _padded([problems[i].train_y.astype(np.float64) for i in chunk], x.shape[1])
@@ -126,8 +133,15 @@ def _penalty_diagonal(dim: int, c: float) -> torch.Tensor:
     return diagonal
 
 
-def _newton(objective, gradient, hessian, w: torch.Tensor, tol: float, max_iter: int,  # noqa: ANN001
-            measured=None) -> torch.Tensor:  # noqa: ANN001
+def _newton(
+    objective,
+    gradient,
+    hessian,
+    w: torch.Tensor,
+    tol: float,
+    max_iter: int,  # noqa: ANN001
+    measured=None,
+) -> torch.Tensor:  # noqa: ANN001
     """Damped Newton (backtracking line search) on a batch of independent strictly convex problems, parameters
     [B, P]; ``objective(w, rows)``, ``gradient(w, rows)`` and ``hessian(w, rows)`` evaluate the problems ``rows``.
     A problem leaves the batch once its largest gradient entry (of ``measured(gradient)`` when given: the
@@ -162,8 +176,9 @@ def _newton(objective, gradient, hessian, w: torch.Tensor, tol: float, max_iter:
     return w
 
 
-def _binomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: float, tol: float, max_iter: int,
-              test: torch.Tensor) -> torch.Tensor:
+def _binomial(
+    x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: float, tol: float, max_iter: int, test: torch.Tensor
+) -> torch.Tensor:
     """Decision values of L2 logistic regression (labels 0/1), one weight vector per problem."""
     design = _with_intercept(x)
     penalty = _penalty_diagonal(x.shape[2], c)
@@ -186,12 +201,22 @@ def _binomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: float, to
         out.diagonal(dim1=1, dim2=2).add_(penalty)
         return out
 
-    w = _newton(objective, gradient, hessian, torch.zeros(x.shape[0], x.shape[2] + 1, dtype=torch.float64), tol, max_iter)
+    w = _newton(
+        objective, gradient, hessian, torch.zeros(x.shape[0], x.shape[2] + 1, dtype=torch.float64), tol, max_iter
+    )
     return torch.einsum("bnd,bd->bn", _with_intercept(test), w)
 
 
-def _multinomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, n_classes: int, c: float, tol: float,
-                 max_iter: int, test: torch.Tensor) -> torch.Tensor:
+def _multinomial(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    n_classes: int,
+    c: float,
+    tol: float,
+    max_iter: int,
+    test: torch.Tensor,
+) -> torch.Tensor:
     """Class scores of L2 multinomial logistic regression (labels 0..K-1), one weight vector per class.
 
     scikit-learn's parametrisation (K weight vectors, all penalised; K unpenalised intercepts) is solved in the
@@ -242,6 +267,13 @@ def _multinomial(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, n_classes
         out.diagonal(dim1=1, dim2=2).add_(penalty.float())
         return out
 
-    v = _newton(objective, gradient, hessian, torch.zeros(x.shape[0], reduced * width, dtype=torch.float64), tol, max_iter,
-                measured=lambda g: full(g).reshape(g.shape[0], -1))
+    v = _newton(
+        objective,
+        gradient,
+        hessian,
+        torch.zeros(x.shape[0], reduced * width, dtype=torch.float64),
+        tol,
+        max_iter,
+        measured=lambda g: full(g).reshape(g.shape[0], -1),
+    )
     return scores(v, _with_intercept(test))

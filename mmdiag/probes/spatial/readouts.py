@@ -95,8 +95,9 @@ def scores_of_draws(y: np.ndarray, pred: np.ndarray, regression: bool, draws: np
         return np.where(total > 0, 1 - error / np.where(total > 0, total, 1.0), np.nan)
 
 
-def out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
-                permutations: int = 0) -> OutOfFold | None:
+def out_of_fold(
+    tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int, permutations: int = 0
+) -> OutOfFold | None:
     """``FOLDS``-fold out-of-fold predictions of one readout on [n, T, d] tokens (None when it cannot be fitted),
     plus ``permutations`` scores of the same cross-validation procedure on permuted labels (folds stratified on the
     permuted labels, as they are on the real ones, so the null is that of the procedure, not of one fold split).
@@ -129,13 +130,17 @@ class FoldPlan:
         predictions = [np.zeros(n) if self.regression else np.zeros(n, dtype=int) for _ in self.target_sets]
         for (which, test), values in zip(self.owners, predicted):
             predictions[which][test] = values
-        null = [score_of(targets, pred, self.regression)
-                for targets, pred, ok in zip(self.target_sets[1:], predictions[1:], self.fittable[1:]) if ok]
+        null = [
+            score_of(targets, pred, self.regression)
+            for targets, pred, ok in zip(self.target_sets[1:], predictions[1:], self.fittable[1:])
+            if ok
+        ]
         return OutOfFold(self.y, predictions[0], self.regression, self.majority, np.array(null))
 
 
-def plan_out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int,
-                     permutations: int = 0) -> FoldPlan | None:
+def plan_out_of_fold(
+    tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int, permutations: int = 0
+) -> FoldPlan | None:
     """The folds, features and heads of :func:`out_of_fold`, not yet fitted (None when it cannot be fitted)."""
     n = len(labels)
     if n < 2 * FOLDS:
@@ -173,7 +178,9 @@ def plan_out_of_fold(tokens: np.ndarray, labels: Sequence[Any], regression: bool
                 cache[key] = _readout_features(readout, tokens[train], tokens[test], seed)
             train_f, test_f = cache[key]
             # the flattened readout's features are already standardised tokens through PCA
-            mine.append((HeadProblem(train_f, targets[train], test_f, standardise=readout != "flattened"), (which, test)))
+            mine.append(
+                (HeadProblem(train_f, targets[train], test_f, standardise=readout != "flattened"), (which, test))
+            )
         if not fittable[0]:
             return None
         if fittable[which]:
@@ -189,22 +196,41 @@ def summarise(oof: OutOfFold | None, regression: bool, seed: int) -> dict[str, A
     (R²)."""
     metric = "r2" if regression else "accuracy"
     if oof is None:
-        return {"score": None, "ci_low": None, "ci_high": None, "chance": None, "chance_from": None, "null_p": None,
-                "n": 0, "metric": metric, "undefined": "too few scenes with this label, or a single class"}
+        return {
+            "score": None,
+            "ci_low": None,
+            "ci_high": None,
+            "chance": None,
+            "chance_from": None,
+            "null_p": None,
+            "n": 0,
+            "metric": metric,
+            "undefined": "too few scenes with this label, or a single class",
+        }
     score = score_of(oof.y, oof.pred, regression)
     if regression:
-        low, high = bootstrap_ci(np.stack([oof.y, oof.pred], axis=1), _r2_of_rows, seed=seed,
-                                 of_draws=lambda draws: scores_of_draws(oof.y, oof.pred, True, draws))
+        low, high = bootstrap_ci(
+            np.stack([oof.y, oof.pred], axis=1),
+            _r2_of_rows,
+            seed=seed,
+            of_draws=lambda draws: scores_of_draws(oof.y, oof.pred, True, draws),
+        )
     else:
         low, high = bootstrap_ci((oof.pred == oof.y).astype(float), seed=seed)
     row = {"score": score, "ci_low": low, "ci_high": high, "n": len(oof.y), "metric": metric}
     if len(oof.null_scores):
         hits = int(np.sum(oof.null_scores >= score - 1e-12))
-        row.update(chance=float(oof.null_scores.mean()), chance_from=f"label-permutation null ({len(oof.null_scores)} "
-                   "permutations, same cross-validation)", null_p=(1 + hits) / (1 + len(oof.null_scores)))
+        row.update(
+            chance=float(oof.null_scores.mean()),
+            chance_from=f"label-permutation null ({len(oof.null_scores)} permutations, same cross-validation)",
+            null_p=(1 + hits) / (1 + len(oof.null_scores)),
+        )
     else:
-        row.update(chance=0.0 if regression else oof.majority,
-                   chance_from="R² of the mean prediction" if regression else "majority class", null_p=None)
+        row.update(
+            chance=0.0 if regression else oof.majority,
+            chance_from="R² of the mean prediction" if regression else "majority class",
+            null_p=None,
+        )
     return row
 
 
@@ -212,7 +238,9 @@ def _r2_of_rows(rows: np.ndarray) -> float:
     return score_of(rows[:, 0], rows[:, 1], True)
 
 
-def _readout_features(readout: str, train_x: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _readout_features(
+    readout: str, train_x: np.ndarray, test_x: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The head's inputs for one fold: fitted on the training fold's tokens alone (no labels)."""
     if readout == "flattened":
         return _flattened_features(train_x, test_x, seed)

@@ -13,22 +13,27 @@ from mmdiag.probes.sections import (
     Table,
 )
 
-INTRO = ("Readout: {readout}. Each cell: score [95% CI]; chance (a label-permutation null through the same "
-         "cross-validation where a permutation p is shown, else the majority class / R² 0); Δ = this stage − the vision "
-         "encoder on the same scenes with its paired p-value; retention (stage − chance)/(vision encoder − chance) "
-         "[paired bootstrap CI], only where the vision encoder beats its null (else “not measurable”, hover for why); "
-         "the same probe on a randomly initialised copy (untr.). Accuracy, except R² for centre_x/centre_y; an empty "
-         "cell says why.")
+INTRO = (
+    "Readout: {readout}. Each cell: score [95% CI]; chance (a label-permutation null through the same "
+    "cross-validation where a permutation p is shown, else the majority class / R² 0); Δ = this stage − the vision "
+    "encoder on the same scenes with its paired p-value; retention (stage − chance)/(vision encoder − chance) "
+    "[paired bootstrap CI], only where the vision encoder beats its null (else “not measurable”, hover for why); "
+    "the same probe on a randomly initialised copy (untr.). Accuracy, except R² for centre_x/centre_y; an empty "
+    "cell says why."
+)
 
 
 def section(result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSection:
-    out = ReportSection("spatial", "Spatial information through the projector", INTRO.format(readout=result.get("readout")))
+    out = ReportSection(
+        "spatial", "Spatial information through the projector", INTRO.format(readout=result.get("readout"))
+    )
     stages, tasks = result.get("stages") or [], result.get("tasks") or []
     readouts = result.get("readouts") or {"primary": result.get("scores") or {}}
     for readout, table in readouts.items():
         out.blocks.append(Heading(f"{readout} readout"))
-        out.blocks.append(Table(("stage", *tasks), tuple((stage, *(_cell(table[stage][t]) for t in tasks))
-                                                         for stage in stages)))
+        out.blocks.append(
+            Table(("stage", *tasks), tuple((stage, *(_cell(table[stage][t]) for t in tasks)) for stage in stages))
+        )
     if result.get("cka"):
         rows = []
         for stage, value in result["cka"].items():
@@ -37,14 +42,26 @@ def section(result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSect
                 rows.append((stage, *(_similarity(sim[key]) for key in ("cka", "knn_overlap"))))
             else:
                 rows.append((stage, value, (result.get("knn_overlap") or {}).get(stage)))
-        out.blocks += [Heading("Representation similarity to the vision encoder"),
-                       Table(("stage", "debiased linear CKA [jackknife CI] (permutation null, p)",
-                              "10-NN overlap [CI] (null k/(n−1), p)"), tuple(rows))]
+        out.blocks += [
+            Heading("Representation similarity to the vision encoder"),
+            Table(
+                (
+                    "stage",
+                    "debiased linear CKA [jackknife CI] (permutation null, p)",
+                    "10-NN overlap [CI] (null k/(n−1), p)",
+                ),
+                tuple(rows),
+            ),
+        ]
     whatsup = result.get("whatsup")
     if whatsup:
-        out.blocks.append(Paragraph(f"What'sUp-style test: the true relation caption beats the same words with the "
-                                    f"objects swapped in {_n(whatsup.get('accuracy'))} of {whatsup.get('n')} images "
-                                    "(chance 0.5)."))
+        out.blocks.append(
+            Paragraph(
+                f"What'sUp-style test: the true relation caption beats the same words with the "
+                f"objects swapped in {_n(whatsup.get('accuracy'))} of {whatsup.get('n')} images "
+                "(chance 0.5)."
+            )
+        )
     bars = retention_bars(result)
     if bars is not None:
         out.blocks.append(bars)
@@ -58,13 +75,22 @@ def retention_bars(result: dict[str, Any]) -> Figure | None:
     if len(stages) < 2:
         return None
     tasks = [t for t in result.get("tasks", []) if t != "control"]
-    return Figure("bars", {"groups": tasks, "series": {stage: [scores[stage][t].get("retention") for t in tasks]
-                                                        for stage in stages[1:]},
-                           "ylabel": f"retention vs {stages[0]}", "lines": [1.0, 0.0]}, alt="retention bars")
+    return Figure(
+        "bars",
+        {
+            "groups": tasks,
+            "series": {stage: [scores[stage][t].get("retention") for t in tasks] for stage in stages[1:]},
+            "ylabel": f"retention vs {stages[0]}",
+            "lines": [1.0, 0.0],
+        },
+        alt="retention bars",
+    )
 
 
 def _cell(s: dict[str, Any]) -> Cell:
-    main = _n(s.get("score")) + (f" [{_n(s['ci_low'], 2)}, {_n(s['ci_high'], 2)}]" if s.get("ci_low") is not None else "")
+    main = _n(s.get("score")) + (
+        f" [{_n(s['ci_low'], 2)}, {_n(s['ci_high'], 2)}]" if s.get("ci_low") is not None else ""
+    )
     details = [s["undefined"]] if s.get("undefined") else []
     line = f"chance {_n(s.get('chance'), 2)}"
     if s.get("null_p") is not None:
@@ -86,8 +112,10 @@ def _cell(s: dict[str, Any]) -> Cell:
 def _similarity(m: dict[str, Any]) -> str:
     if m.get("value") is None:
         return m.get("undefined") or "undefined"
-    return (f"{_n(m['value'])} [{_n(m['ci_low'], 2)}, {_n(m['ci_high'], 2)}] (null {_n(m.get('null'))}, "
-            f"p {_n(m.get('p_value'))}, n {m.get('n')})")
+    return (
+        f"{_n(m['value'])} [{_n(m['ci_low'], 2)}, {_n(m['ci_high'], 2)}] (null {_n(m.get('null'))}, "
+        f"p {_n(m.get('p_value'))}, n {m.get('n')})"
+    )
 
 
 def _n(value: Any, digits: int = 3) -> str:
@@ -105,6 +133,16 @@ def compare_figure(results: dict[str, dict[str, Any]]) -> Figure | None:
         stage = "projector" if "projector" in result["stages"] else result["stages"][-1]
         final = result["scores"][stage]
         series[f"{label} ({stage})"] = [final.get(t, {}).get("retention") for t in tasks]
-    return Figure("bars", {"groups": tasks, "series": series, "ylabel": "retention vs vision encoder",
-                           "lines": [1.0, 0.0], "size": [7, 3.2], "legend_fontsize": 7},
-                  alt="retention by run", caption="Spatial retention through the projector")
+    return Figure(
+        "bars",
+        {
+            "groups": tasks,
+            "series": series,
+            "ylabel": "retention vs vision encoder",
+            "lines": [1.0, 0.0],
+            "size": [7, 3.2],
+            "legend_fontsize": 7,
+        },
+        alt="retention by run",
+        caption="Spatial retention through the projector",
+    )

@@ -38,16 +38,65 @@ import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PINS = {"POPE": "3df3ba1b110ecce25696989577fad583b67d4239", "VCD": "d6568ff81b8fd306a49e630df44f2db5c2300191",
-        "VLMEvalKit": "e8e78f05f3080fe28154f2130321f17951c3be94", "lmms-eval": "0.7.3"}
+PINS = {
+    "POPE": "3df3ba1b110ecce25696989577fad583b67d4239",
+    "VCD": "d6568ff81b8fd306a49e630df44f2db5c2300191",
+    "VLMEvalKit": "e8e78f05f3080fe28154f2130321f17951c3be94",
+    "lmms-eval": "0.7.3",
+}
 
 AWKWARD = [
-    "Yes", "No", "yes", "no", "Yes.", "No.", "YES", "NO!", " yes ", "no\n", "Yes, there is a cat in the image.",
-    "yes, there is", "No, there is not.", "Not really", "", "I don't know", "(yes)", "(no)", "yes/no", "Yes; no doubt",
-    "There is no cat.", "Yes- definitely", "<yes>", "\"no\"", "yes?", "There is a cat, yes.", "Maybe.", "not sure",
-    "no, no, no", "yes. no.", "I see 3,000 cats, yes", "I see 3,000 cats; no", "1.5 yes", "Nothing", "Answer: No",
-    "noo", "nope", "The answer is yes", "No red square and", "I cannot say yes or no", "It's not there.",
-    "Absolutely yes!", "y", "Yes\tthere is", "yes-no", "know", "a.b yes", "yes,no", "[no]", "{yes}", "no... maybe yes",
+    "Yes",
+    "No",
+    "yes",
+    "no",
+    "Yes.",
+    "No.",
+    "YES",
+    "NO!",
+    " yes ",
+    "no\n",
+    "Yes, there is a cat in the image.",
+    "yes, there is",
+    "No, there is not.",
+    "Not really",
+    "",
+    "I don't know",
+    "(yes)",
+    "(no)",
+    "yes/no",
+    "Yes; no doubt",
+    "There is no cat.",
+    "Yes- definitely",
+    "<yes>",
+    '"no"',
+    "yes?",
+    "There is a cat, yes.",
+    "Maybe.",
+    "not sure",
+    "no, no, no",
+    "yes. no.",
+    "I see 3,000 cats, yes",
+    "I see 3,000 cats; no",
+    "1.5 yes",
+    "Nothing",
+    "Answer: No",
+    "noo",
+    "nope",
+    "The answer is yes",
+    "No red square and",
+    "I cannot say yes or no",
+    "It's not there.",
+    "Absolutely yes!",
+    "y",
+    "Yes\tthere is",
+    "yes-no",
+    "know",
+    "a.b yes",
+    "yes,no",
+    "[no]",
+    "{yes}",
+    "no... maybe yes",
 ]
 
 
@@ -56,12 +105,14 @@ def answer_sets() -> dict[str, list[dict]]:
     rng = random.Random(20261204)
     sets: dict[str, list[dict]] = {}
     sets["awkward"] = [{"label": label, "answer": answer} for answer in AWKWARD for label in ("yes", "no")]
-    sets["mixed"] = [{"label": "yes" if i % 2 == 0 else "no",
-                      "answer": rng.choice(AWKWARD[:12] * 4 + AWKWARD)} for i in range(240)]
+    sets["mixed"] = [
+        {"label": "yes" if i % 2 == 0 else "no", "answer": rng.choice(AWKWARD[:12] * 4 + AWKWARD)} for i in range(240)
+    ]
     sets["clean"] = [{"label": label, "answer": rng.choice(["Yes", "No"])} for label in ("yes", "no") * 50]
     sets["nothing-yes"] = [{"label": label, "answer": "No"} for label in ("yes", "no") * 10]
-    sets["all-unreadable-to-lmms-eval"] = [{"label": label, "answer": rng.choice(["Yes.", "No.", "Yes, it is."])}
-                                           for label in ("yes", "no") * 10]
+    sets["all-unreadable-to-lmms-eval"] = [
+        {"label": label, "answer": rng.choice(["Yes.", "No.", "Yes, it is."])} for label in ("yes", "no") * 10
+    ]
     for rows in sets.values():
         for index, row in enumerate(rows):
             row["question_id"] = index
@@ -71,10 +122,13 @@ def answer_sets() -> dict[str, list[dict]]:
 
 def run_pope(source: str, rows: list[dict], tmp: Path) -> dict:
     answers, labels = tmp / "answers.jsonl", tmp / "labels.jsonl"
-    answers.write_text("".join(json.dumps({"question_id": r["question_id"], "answer": r["answer"]}) + "\n" for r in rows))
+    answers.write_text(
+        "".join(json.dumps({"question_id": r["question_id"], "answer": r["answer"]}) + "\n" for r in rows)
+    )
     labels.write_text("".join(json.dumps({"question_id": r["question_id"], "label": r["label"]}) + "\n" for r in rows))
     filled = source.replace("ans_file = ''", f"ans_file = {str(answers)!r}", 1).replace(
-        "label_file = ''", f"label_file = {str(labels)!r}", 1)
+        "label_file = ''", f"label_file = {str(labels)!r}", 1
+    )
     assert filled != source
     namespace: dict = {"__name__": "__main__"}
     printed = io.StringIO()
@@ -96,8 +150,9 @@ def run_vcd(script: Path, rows: list[dict], tmp: Path) -> dict:
     gt, gen = tmp / "gt.jsonl", tmp / "gen.jsonl"
     gt.write_text("".join(json.dumps({"question_id": r["question_id"], "label": r["label"]}) + "\n" for r in rows))
     gen.write_text("".join(json.dumps({"question_id": r["question_id"], "text": r["answer"]}) + "\n" for r in rows))
-    proc = subprocess.run([sys.executable, str(script), "--gt_files", str(gt), "--gen_files", str(gen)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(script), "--gt_files", str(gt), "--gen_files", str(gen)], capture_output=True, text=True
+    )
     out: dict = {"error": proc.stderr.strip().splitlines()[-1] if proc.returncode else None}
     for line in proc.stdout.splitlines():
         if ": " in line:
@@ -109,20 +164,31 @@ def run_vcd(script: Path, rows: list[dict], tmp: Path) -> dict:
 def run_lmms_eval(utils_source: str, rows: list[dict]) -> dict:
     module: dict = {}
     exec(compile(utils_source, "lmms_eval/tasks/pope/utils.py", "exec"), module)  # noqa: S102 - the peer's own code
-    results = [module["pope_process_results"]({"question_id": r["question_id"], "answer": r["label"],
-                                               "question": r["text"]}, [r["answer"]]) for r in rows]
+    results = [
+        module["pope_process_results"](
+            {"question_id": r["question_id"], "answer": r["label"], "question": r["text"]}, [r["answer"]]
+        )
+        for r in rows
+    ]
     out: dict = {"error": None, "scores": [res["pope_accuracy"]["score"] for res in results]}
-    for metric, aggregate in (("pope_accuracy", "pope_aggregate_accuracy"), ("pope_precision", "pope_aggregate_precision"),
-                              ("pope_recall", "pope_aggregate_recall"), ("pope_f1_score", "pope_aggregate_f1_score"),
-                              ("pope_yes_ratio", "pope_aggregate_yes_ratio")):
+    for metric, aggregate in (
+        ("pope_accuracy", "pope_aggregate_accuracy"),
+        ("pope_precision", "pope_aggregate_precision"),
+        ("pope_recall", "pope_aggregate_recall"),
+        ("pope_f1_score", "pope_aggregate_f1_score"),
+        ("pope_yes_ratio", "pope_aggregate_yes_ratio"),
+    ):
         out[metric] = module[aggregate]([res[metric] for res in results])
     return out
 
 
 def _functions(source: str, names: set[str]) -> str:
     tree = ast.parse(source)
-    return "\n\n".join(ast.get_source_segment(source, node) for node in tree.body
-                       if isinstance(node, ast.FunctionDef) and node.name in names)
+    return "\n\n".join(
+        ast.get_source_segment(source, node)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name in names
+    )
 
 
 def run_vlmevalkit(misc_source: str, yorn_source: str, rows: list[dict], split: str) -> dict:
@@ -132,16 +198,25 @@ def run_vlmevalkit(misc_source: str, yorn_source: str, rows: list[dict], split: 
     namespace: dict = {"np": np, "pd": pd}
     exec(_functions(misc_source, {"process_punctuation"}), namespace)  # noqa: S102 - the peer's own code
     exec(_functions(yorn_source, {"YOrN_Extraction", "POPE_rating"}), namespace)  # noqa: S102
-    data = pd.DataFrame({"index": [r["question_id"] for r in rows], "question": [r["text"] for r in rows],
-                         "answer": ["Yes" if r["label"] == "yes" else "No" for r in rows],
-                         "prediction": [str(r["answer"]) for r in rows], "category": split})
+    data = pd.DataFrame(
+        {
+            "index": [r["question_id"] for r in rows],
+            "question": [r["text"] for r in rows],
+            "answer": ["Yes" if r["label"] == "yes" else "No" for r in rows],
+            "prediction": [str(r["answer"]) for r in rows],
+            "category": split,
+        }
+    )
     data["extracted"] = [namespace["YOrN_Extraction"](p) for p in data["prediction"]]
     data["score"] = data["answer"] == data["extracted"]  # ImageYORNDataset.evaluate, exact matching
     namespace["load"] = lambda _path: data.copy()
     rating = namespace["POPE_rating"]("in-memory")
     overall = rating[rating["split"] == "Overall"].iloc[0]
-    return {"error": None, "extracted": list(data["extracted"]),
-            **{key: float(overall[key]) for key in ("Overall", "acc", "precision", "recall")}}
+    return {
+        "error": None,
+        "extracted": list(data["extracted"]),
+        **{key: float(overall[key]) for key in ("Overall", "acc", "precision", "recall")},
+    }
 
 
 def main() -> None:
@@ -150,7 +225,9 @@ def main() -> None:
     args = parser.parse_args()
     peers = args.peers
     for name in ("POPE", "VCD", "VLMEvalKit"):
-        head = subprocess.run(["git", "-C", str(peers / name), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(peers / name), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
         assert head == PINS[name], f"{name} is at {head}, pinned {PINS[name]}"
     wheel = peers / f"lmms_eval-{PINS['lmms-eval']}-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as archive:
