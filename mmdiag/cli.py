@@ -277,14 +277,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     pope = sub.add_parser("pope", help="score POPE answers of any system (no model loaded), or run --model first")
-    pope.add_argument("--questions", action="append", required=True, help="POPE question file (repeat: one per split)")
+    pope.add_argument(
+        "--questions",
+        action="append",
+        default=[],
+        help="POPE question file, JSON lines or a JSON array (repeat: one per split); not needed for answers "
+        "that carry their labels (lmms-eval sample logs, VLMEvalKit predictions)",
+    )
     pope.add_argument(
         "--answers",
         action="append",
         default=[],
-        help="answers JSONL (question_id + answer/text): one for all, or one per --questions; "
-        "with --model, a folder for the model's answers, one <question stem>.answers.jsonl per "
-        "question file (default: next to each question file)",
+        help="answers of any system (repeat): mmdiag/LLaVA/VCD JSON lines (question_id + answer/text), POPE's "
+        "question + answer file (matched by order), an lmms-eval --log_samples file of a pope task, a VLMEvalKit "
+        "<model>_POPE.xlsx/.tsv/.json; one for all --questions or one per --questions file. With --model, a "
+        "folder for the model's answers, one <question stem>.answers.jsonl per question file (default: next to "
+        "each question file)",
+    )
+    pope.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", "jsonl", "pope-answers", "lmms-eval", "vlmevalkit"),
+        help="layout of the --answers files (default: detected from each file)",
     )
     pope.add_argument(
         "--model", default=None, help="answer the questions with this model first (logit decisions, resumable)"
@@ -294,7 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --model: folder of the question files' images (default: each question file's folder)",
     )
-    pope.add_argument("--rule", default="pope", help="parsing rule: pope (official), vcd, lmms-eval, vlmevalkit")
+    pope.add_argument(
+        "--rule",
+        default=None,
+        help="parsing rule: pope (official), vcd, lmms-eval, vlmevalkit (default: the answers' own tool's rule: "
+        "lmms-eval for its logs, vlmevalkit for its predictions, else pope)",
+    )
     pope.add_argument("--out", default=None, help="also write the JSON here")
 
     chair = sub.add_parser("chair", help="CHAIR of generated captions on COCO, as the original 2018 code computes it")
@@ -542,10 +561,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_pope(args: argparse.Namespace) -> int:
     from mmdiag.metrics.pope_files import score_pope
 
+    fmt = args.format
     if args.model:
         from mmdiag.adapters import load_adapter
         from mmdiag.run.pope_answers import answer_pope
 
+        if not args.questions:
+            raise ConfigError("with --model give the --questions file(s) the model should answer")
         if len(args.answers) > 1:
             raise ConfigError("with --model give at most one --answers folder: the model's answers are written there")
         adapter = load_adapter(args.model)
@@ -554,15 +576,22 @@ def _cmd_pope(args: argparse.Namespace) -> int:
             str(answer_pope(adapter, q, folder(q) / f"{Path(q).stem}.answers.jsonl", args.image_dir))
             for q in args.questions
         ]
+        fmt = "jsonl"
     elif not args.answers:
         raise ConfigError("give --answers (answers of any system) or --model (to answer with a model first)")
     else:
         answers = args.answers
-    results = score_pope(args.questions, answers, args.rule)
+    results = score_pope(args.questions, answers, args.rule, fmt)
     text = json.dumps(results, indent=2)
-    print(text)
     if args.out:
         _write_text(Path(args.out), text + "\n")
+    print(text)
+    for name, result in results.items():
+        print(
+            f"mmdiag: {name}: read {result['answers']} as {result['format']}, {result['n']} questions, "
+            f"scored with the {result['rule']} rule",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -227,7 +227,7 @@ CASES: dict[str, tuple[str, Callable, tuple[str, ...]]] = {
     "pope-answers-line-a-list": (
         "pope --questions {q} --answers {a}",
         lambda t, r, m: {"q": _pope_lines(t, QLINE), "a": _write(t / "a.jsonl", "[1, 2]\n")},
-        ("is a JSON list",),
+        ("item 1 is a JSON int, not an object",),
     ),
     "pope-answers-conflict": (
         "pope --questions {q} --answers {a}",

@@ -55,9 +55,9 @@ def test_official_rule_by_hand(files, tmp_path, capsys):
 def test_vlmevalkit_counts_unknowns_and_splits_are_keyed_by_stem(files, tmp_path, capsys):
     q, a = files
     q2 = write(tmp_path, "pope_adversarial.jsonl", [{"question_id": 1, "image": "1.jpg", "text": "?", "label": "yes"}])
-    assert (
-        main(["pope", "--questions", str(q), "--questions", str(q2), "--answers", str(a), "--rule", "vlmevalkit"]) == 0
-    )
+    a2 = write(tmp_path, "answers_adversarial.jsonl", [{"question_id": 1, "text": "Yes"}])
+    pairs = ["--questions", str(q), "--questions", str(q2), "--answers", str(a), "--answers", str(a2)]
+    assert main(["pope", *pairs, "--rule", "vlmevalkit"]) == 0
     out = json.loads(capsys.readouterr().out)
     # vlmevalkit: Yes -> yes; "Not really." / "" / "I don't know" -> unknown; the two "No..." -> no
     assert out["pope_random"]["unparsed"] == 3

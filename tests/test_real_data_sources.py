@@ -200,3 +200,64 @@ def test_coco_photos_run_every_probe_end_to_end(tiny_paths, tmp_path):
     edits = {cf["edit"] for r in records if r["probe"] == "hallucination" for cf in r["values"]["counterfactuals"]}
     assert "remove" in edits and "swap" not in edits
     assert probes["hallucination"]["chair"]["rules"].startswith("Rohrbach")
+
+
+@pytest.mark.parametrize(
+    "name, image",
+    [("coco_qa_two_obj.json", "val2017/000000000139.jpg"), ("vg_qa_one_obj.json", "vg_images/2345.jpg")],
+)
+def test_whatsup_list_subsets_read_where_the_benchmark_opens_their_images(tmp_path, name, image):
+    images = tmp_path / "whatsup"
+    (images / image).parent.mkdir(parents=True)
+    shutil.copy(FIXTURE / "images" / "coffee-full.jpg", images / image)
+    image_id = 139 if name.startswith("coco") else "2345"
+    path = tmp_path / name
+    path.write_text(json.dumps([[image_id, "A cup to the left of a spoon", "A cup to the right of a spoon"]]))
+    (ex,) = RelationSetSource(str(path), str(images)).examples(10, 0)
+    assert ex.image_name == image and ex.statement.is_choice
+    assert ex.statement.options == ("A cup to the left of a spoon", "A cup to the right of a spoon")
+    assert ex.object_names == ["cup", "spoon"] and ex.statement.relation == "to the left of"
+    path.write_text(json.dumps([[image_id, "A cup to the left of a spoon"]]))
+    with pytest.raises(MmdiagError, match=r"\[image_id, true caption, false caption\]"):
+        RelationSetSource(str(path), str(images)).examples(10, 0)
+
+
+def test_vsr_random_split_without_objects_leaves_the_attention_probe_out_with_the_reason(tmp_path):
+    vsr = tmp_path / "vsr_random_test.jsonl"
+    rows = [  # VSR's random split: no subj/obj
+        {"image": "motorcycle-full.jpg", "caption": "The bench is left of the motorcycle.", "label": 1},
+        {"image": "motorcycle-full.jpg", "caption": "The bench is above the motorcycle.", "label": 0},
+    ]
+    vsr.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = api.AuditConfig(data="relations", data_params={"path": str(vsr), "images": str(FIXTURE / "images")})
+    plan = api.plan_audit(None, tmp_path / "run", config, progress=False, fit_probes_to_data=True)
+    assert [p.name for p in plan.probes] == ["relations"]
+    (note,) = [n for n in plan.notes if n.startswith("attention:")]
+    assert "names no object" in note and "zero-shot" in note
+    named = tmp_path / "vsr_zeroshot.jsonl"
+    named.write_text(json.dumps({**rows[0], "relation": "left of", "subj": "bench", "obj": "motorcycle"}) + "\n")
+    config = api.AuditConfig(data="relations", data_params={"path": str(named), "images": str(FIXTURE / "images")})
+    assert "attention" in [
+        p.name for p in api.plan_audit(None, tmp_path / "run2", config, progress=False, fit_probes_to_data=True).probes
+    ]
+
+
+def test_pope_file_limit_needs_only_the_images_it_chose(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(FIXTURE / "images" / "coffee-full.jpg", images / name)
+    questions = tmp_path / "coco_pope_random.json"
+    questions.write_text(
+        "".join(
+            json.dumps({"question_id": k, "image": image, "text": "Is there a cup in the image?", "label": "yes"})
+            + "\n"
+            for k, image in enumerate(["a.jpg", "b.jpg", "missing.jpg"])
+        )
+    )
+    config = api.AuditConfig(data="pope", data_params={"questions": str(questions), "images": str(images)})
+    options = {"progress": False, "fit_probes_to_data": True, "n_examples": "all"}
+    plan = api.plan_audit(None, tmp_path / "run", config, limit="2", **options)
+    assert plan.config.n_examples == 2 and plan.limited_from == 3
+    with pytest.raises(MmdiagError, match="names image 'missing.jpg'"):
+        api.plan_audit(None, tmp_path / "run", config, **options)

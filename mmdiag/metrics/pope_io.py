@@ -41,17 +41,20 @@ def write_pope_jsonl(questions: Iterable[Any], path: str | Path) -> Path:
     return path
 
 
-def jsonl_rows(path: str | Path, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) of a JSONL file; a missing file or malformed line is a one-line error."""
+def json_records(path: str | Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, object) of a JSON-lines file or a JSON array of objects; a missing file or malformed entry is a
+    one-line error naming the file and the line (or item)."""
     path = Path(path)
-    if not path.is_file():
-        raise MmdiagError(f"{what} file {path} does not exist: check the path")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise MmdiagError(
-            f"{what} file {path} is not UTF-8 text (byte {err.start}): {what} files hold one JSON object per line"
-        ) from err
+    text = read_text(path, what)
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise MmdiagError(f"{path}:{err.lineno} is not JSON ({err.msg}): {what} files hold JSON objects") from err
+        for index, row in enumerate(items, start=1):
+            yield json_object(row, f"{path} item {index}", what)
+        return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -59,41 +62,55 @@ def jsonl_rows(path: str | Path, what: str) -> Iterator[tuple[int, dict[str, Any
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise MmdiagError(
-                f"{path}:{number} is not JSON ({err.msg}): {what} files hold one JSON object per line"
+                f"{path}:{number} is not JSON ({err.msg}): {what} files hold one JSON object per line "
+                "(or a JSON array of objects)"
             ) from err
-        if not isinstance(row, dict):
-            raise MmdiagError(
-                f"{path}:{number} is a JSON {type(row).__name__}, not an object: {what} files hold one "
-                "JSON object per line"
-            )
-        yield number, row
+        yield json_object(row, f"{path}:{number}", what)
+
+
+def json_object(row: Any, where: str, what: str) -> tuple[str, dict[str, Any]]:
+    """(where, row) when ``row`` is a JSON object, else a one-line error."""
+    if not isinstance(row, dict):
+        raise MmdiagError(f"{where} is a JSON {type(row).__name__}, not an object: {what} files hold JSON objects")
+    return where, row
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file; a missing or binary file is a one-line error."""
+    if not path.is_file():
+        raise MmdiagError(f"{what} file {path} does not exist: check the path")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise MmdiagError(
+            f"{what} file {path} is not UTF-8 text (byte {err.start}): give a JSON-lines, JSON, TSV or xlsx file"
+        ) from err
 
 
 def read_pope_jsonl(path: str | Path) -> list[PopeQuestion]:
-    """Read a POPE question file; a malformed line is a one-line error naming file and line."""
+    """Read a POPE question file (JSON lines, or a JSON array as POPE's SEEM-based files are); a malformed
+    entry is a one-line error naming file and line."""
     questions = []
-    lines: dict[str, int] = {}
-    for number, row in jsonl_rows(path, "question"):
+    lines: dict[str, str] = {}
+    for where, row in json_records(path, "question"):
         missing = [k for k in REQUIRED if k not in row]
         if missing:
-            raise MmdiagError(
-                f"{path}:{number} lacks {', '.join(missing)}: POPE lines need question_id, image, text, label"
-            )
+            raise MmdiagError(f"{where} lacks {', '.join(missing)}: POPE lines need question_id, image, text, label")
         for key in ("image", "text", "label"):
             if not isinstance(row[key], str) or not row[key].strip():
-                raise MmdiagError(f"{path}:{number} has {key} {row[key]!r}: POPE lines give it as a non-empty string")
+                raise MmdiagError(f"{where} has {key} {row[key]!r}: POPE lines give it as a non-empty string")
         qid = row["question_id"]
         if isinstance(qid, bool) or not isinstance(qid, (int, str)):
-            raise MmdiagError(f"{path}:{number} has question_id {qid!r}: an integer or a string")
+            raise MmdiagError(f"{where} has question_id {qid!r}: an integer or a string")
         if str(qid) in lines:
             raise MmdiagError(
-                f"{path}:{lines[str(qid)]} and line {number} share question_id {qid}: ids must be "
+                f"{lines[str(qid)]} and {where} share question_id {qid}: ids must be "
                 "unique within a file (give each split its own file); fix one"
             )
-        lines[str(qid)] = number
+        lines[str(qid)] = where
         label = row["label"].strip().lower()
         if label not in ("yes", "no"):
-            raise MmdiagError(f"{path}:{number} has label {row['label']!r}: POPE labels are yes or no")
+            raise MmdiagError(f"{where} has label {row['label']!r}: POPE labels are yes or no")
         questions.append(
             PopeQuestion(
                 row["question_id"],

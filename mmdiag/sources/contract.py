@@ -143,7 +143,8 @@ class DataSource(abc.ABC):
     Capabilities a probe checks before it asks (it says what it cannot measure instead of guessing):
     ``edits`` (counterfactuals), ``positions`` (objects carry boxes and masks; a POPE question file only says
     which objects are present), ``complete_objects`` (every object of the vocabulary that is in the image is
-    annotated, so an unlisted mention in a caption is a hallucination: CHAIR needs it).
+    annotated, so an unlisted mention in a caption is a hallucination: CHAIR needs it), ``names_objects`` (its
+    examples name at least one object: the attention probe asks about one).
     """
 
     name: ClassVar[str]
@@ -151,6 +152,7 @@ class DataSource(abc.ABC):
     positions: ClassVar[bool] = True
     complete_objects: ClassVar[bool] = True
     presence: ClassVar[bool] = True  # which objects are absent is known (POPE's "no" questions need it)
+    names_objects: bool = True  # its examples name the objects in them (a probe that asks about one needs it)
     caption_rules: ClassVar[str] = "vocabulary"  # CHAIR's word rules: "vocabulary" or "coco-2018" (the original's)
 
     @abc.abstractmethod

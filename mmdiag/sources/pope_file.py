@@ -117,6 +117,7 @@ class PopeFileSource(DataSource):
     def __init__(self, questions: str, images: str | None = None) -> None:
         self.questions = questions
         self.images = images
+        self._first_entry: dict[str, str] = {}  # image -> the first question naming it, for error messages
 
     @cached_property
     def _files(self) -> list[Path]:
@@ -151,20 +152,22 @@ class PopeFileSource(DataSource):
                         str(question.question_id), question.text, object_of(question.text), question.label, split
                     )
                 )
-        for image, where in entries.items():
-            if not (self.image_folder / image).is_file():
-                raise ConfigError(
-                    f"{where} names image {image!r}, which is not in {self.image_folder}: "
-                    "pass the image folder with --images"
-                )
+        self._first_entry.update(entries)
         return {image: tuple(qs) for image, qs in grouped.items()}
 
     def examples(self, n: int, seed: int, request: DataRequest | None = None, id_prefix: str = "") -> Dataset:
         """The first ``n`` images in file order (the whole file when ``n`` covers it); a request for objects with
-        positions gets none."""
+        positions gets none. Only the chosen images must exist (``--limit 16`` needs 16 images, not 3,000)."""
         if request is not None and (request.min_objects or 0) > 0 and request.max_objects is not None:
             return Dataset(self, [])
-        return Dataset(self, [PopeFileExample(self, image, qs) for image, qs in list(self._by_image.items())[:n]])
+        chosen = list(self._by_image.items())[:n]
+        for image, _ in chosen:
+            if not (self.image_folder / image).is_file():
+                raise ConfigError(
+                    f"{self._first_entry[image]} names image {image!r}, which is not in {self.image_folder}: "
+                    "pass the image folder with --images"
+                )
+        return Dataset(self, [PopeFileExample(self, image, qs) for image, qs in chosen])
 
     def size(self) -> int:
         return len(self._by_image)

@@ -1,18 +1,22 @@
 """Relation benchmarks as a data source: ``mmdiag audit --data relations:FILE --images DIR``.
 
-Two layouts are read (a ``.json`` list or JSON lines), entry by entry:
+These layouts are read (a ``.json`` list or JSON lines), entry by entry:
 
-- **What'sUp** (Kamath et al., EMNLP 2023): ``{"image_path": ..., "caption_options": [true, false, ...]}`` — the
-  first option is the true caption; the image path is taken inside ``--images`` as written, else by its file name;
+- **What'sUp** (Kamath et al., EMNLP 2023), controlled sets: ``{"image_path": ..., "caption_options": [true, false,
+  ...]}`` — the first option is the true caption; the image path is taken inside ``--images`` as written, else by
+  its file name; its COCO and GQA subsets (``coco_qa_{one,two}_obj.json``, ``vg_qa_*``): lists ``[image_id, true
+  caption, false caption]``, the image ``val2017/<id:012d>.jpg`` or ``vg_images/<id>.jpg`` inside ``--images`` (or
+  by file name);
 - **VSR** (Liu et al., TACL 2023): ``{"image": ..., "caption": ..., "label": 0|1, "relation", "subj", "obj"}``
   (``label`` may also be true/false or "yes"/"no"); a true caption whose subject and object are named gets the
   caption with the two swapped as its alternative ("The bed is under the suitcase." vs "The suitcase is under the
   bed."), so a dual encoder has a choice to make; other entries are statements judged true or false.
 
 The :mod:`relations <mmdiag.probes.relations>` probe reads the statements; the attention probe asks about the
-entry's subject. The set knows neither boxes (no spatial probe) nor which objects are absent (no POPE, no CHAIR):
-those probes are left out with the reason. Paths outside ``--images``, missing images and malformed entries are
-one-line errors naming the file and the entry.
+entry's subject, and is left out (not applicable, with the reason) when no entry names one (VSR's random
+split). The set knows neither boxes (no spatial probe) nor which objects are absent (no POPE, no CHAIR): those
+probes are left out with the reason. Paths outside ``--images``, missing images and malformed entries are one-line
+errors naming the file and the entry.
 """
 
 from __future__ import annotations
@@ -177,6 +181,12 @@ class RelationSetSource(DataSource):
             raise ConfigError(f"relation set {path} holds no entries")
         return out
 
+    @property
+    def names_objects(self) -> bool:  # type: ignore[override]
+        """Whether any entry names its objects (What'sUp captions parse, VSR's zero-shot split has subj/obj; its
+        random split does not)."""
+        return any(statement.subject for _, statement in self._entries)
+
     def image_path(self, name: str, entry: str) -> Path:
         """``name`` inside the image folder as written, else by its file name (What'sUp paths start with the
         benchmark's own folders); never outside it."""
@@ -236,7 +246,26 @@ def _rows(path: Path, text: str) -> list[tuple[str, dict]]:
     return rows
 
 
+def _whatsup_list_entry(path: Path, where: str, row: list) -> tuple[str, RelationStatement]:
+    """What'sUp's ``coco_qa_*``/``vg_qa_*`` entry ``[image_id, true caption, false caption]``; the image is where
+    the benchmark's loader opens it: ``val2017/<id padded to 12>.jpg`` (COCO) or ``vg_images/<id>.jpg`` (VG)."""
+    if not (
+        len(row) >= 3
+        and isinstance(row[0], (int, str))
+        and not isinstance(row[0], bool)
+        and all(isinstance(c, str) and c.strip() for c in row[1:])
+    ):
+        raise ConfigError(f"{where}: What'sUp list entries are [image_id, true caption, false caption]")
+    image_id = str(row[0])
+    image = f"vg_images/{image_id}.jpg" if "vg" in path.stem.lower() else f"val2017/{image_id.zfill(12)}.jpg"
+    match = WHATSUP_CAPTION.match(row[1])
+    parts = [match.group(k).lower() for k in ("relation", "subject", "object")] if match else ["", "", ""]
+    return image, RelationStatement(where, tuple(row[1:]), None, *parts)
+
+
 def _statement(path: Path, where: str, row: Any) -> tuple[str, RelationStatement]:
+    if isinstance(row, list):
+        return _whatsup_list_entry(path, where, row)
     if not isinstance(row, dict):
         raise ConfigError(f"{where} is not an object: entries need an image and a caption (or caption_options)")
     image = row.get("image_path", row.get("image"))

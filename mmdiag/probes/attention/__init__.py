@@ -106,6 +106,14 @@ class AttentionProbe(Probe):
     def setup(self, adapter: Adapter) -> None:
         self._untrained = adapter.untrained_copy(self.seed) if self.untrained_baseline else None
 
+    def unusable_data(self, source: Any) -> str | None:
+        if not getattr(source, "names_objects", True):
+            return (
+                f"the {source.name} data names no object in any entry, and the attention probe asks about one "
+                "(VSR's random split has no subj/obj: use its zero-shot split, What'sUp, or coco:DIR)"
+            )
+        return None
+
     def examples(self, data: Dataset, adapter: Adapter) -> list[ProbeExample]:
         return [
             ProbeExample(f"{s.example_id}/attention", s, {"object": s.object_names[0]}) for s in data if s.object_names
