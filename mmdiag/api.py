@@ -222,11 +222,12 @@ def _run(plan: AuditPlan) -> AuditOutcome:
         failures: dict[str, int] = {}
         skipped: dict[str, str] = {}
         for probe in probes:
-            if not probe.supports(adapter):
+            unsupported = probe.unsupported_reason(adapter)
+            if unsupported:
                 tracker.skip(f"{probe.name}: measuring")
                 tracker.skip(f"{probe.name}: aggregating")
-                skipped[probe.name] = f"not applicable to {adapter.kind} models"
-                notes.append(f"{probe.name}: not applicable to {adapter.kind} models, skipped")
+                skipped[probe.name] = unsupported
+                notes.append(f"{probe.name}: {unsupported}, skipped")
                 continue
             unusable = probe.unusable_data(source)
             data = (
@@ -266,8 +267,10 @@ def _run(plan: AuditPlan) -> AuditOutcome:
                     "n_failed": len(failed),
                     "metrics": {},
                 }
-            else:
+            elif getattr(adapter, "has_scores", True):
                 probe_results[probe.name] = result.to_dict()
+            else:  # an audit from answers: decisions without probabilities
+                probe_results[probe.name] = type(probe).answers_only_result(result.to_dict())
         document = (
             _results_document(
                 metadata, probe_results, gates, failures, notes, skipped, {p.name: type(p) for p in probes}

@@ -229,7 +229,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="plant a known defect into the loaded model to prove the gates catch it: image-blind, "
         "shuffled-image-tokens, untrained-vision-encoder, text-only-lm",
     )
+    audit.add_argument(
+        "--answers",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="audit a model mmdiag cannot load from its answers to an export (repeatable): JSON lines "
+        "(question_id = the export's index), an lmms-eval sample log of the mmdiag_audit task, a VLMEvalKit "
+        "prediction file; needs --export",
+    )
+    audit.add_argument("--export", default=None, metavar="DIR", help="with --answers: the folder mmdiag export wrote")
+    audit.add_argument(
+        "--answers-format",
+        default="auto",
+        choices=("auto", "jsonl", "lmms-eval", "vlmevalkit"),
+        help="layout of the --answers files (default: detected)",
+    )
+    audit.add_argument(
+        "--rule",
+        default="vlmevalkit",
+        help="with --answers: how yes/no answers are read (pope, vcd, lmms-eval, vlmevalkit; default vlmevalkit: "
+        "a yes or a no word, else unreadable)",
+    )
     _add_load_options(audit)
+
+    export = sub.add_parser(
+        "export",
+        help="write the suite's questions and images for another harness (lmms-eval task, VLMEvalKit TSV); "
+        "read the answers back with mmdiag audit --answers",
+    )
+    export.add_argument("--out", required=True, help="new folder for the export")
+    export.add_argument("--suite", default=None, help="audit suite: a YAML file or a name (default: release)")
+    export.add_argument("--probes", default=None, help="comma-separated probe names (overrides the suite)")
+    export.add_argument("--data", default=None, metavar="SOURCE", help="as mmdiag audit --data (default: scenes)")
+    export.add_argument("--images", default=None, metavar="DIR", help="the image folder of --data")
+    export.add_argument("--n-examples", dest="n_examples", type=int, default=None, help="examples per probe")
+    export.add_argument("--seed", type=int, default=None)
+    export.add_argument("--resolution", type=int, default=None, help="scene resolution in pixels")
+    export.add_argument("--limit", default=None, help="only this many examples (a count or a fraction)")
+    export.set_defaults(
+        gate=[],
+        answer_tokens=None,
+        no_untrained_baseline=False,
+        gen_kwargs=None,
+        system_prompt=None,
+        chat_template=None,
+    )
 
     report = sub.add_parser("report", help="rebuild report.html and report.md from a run folder")
     report.add_argument("run_dir")
@@ -382,28 +427,31 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise ConfigError(f"--gpus-per-process must be 0 (no sharding) or more, got {args.gpus_per_process}")
     if args.limit is not None and args.n_examples is not None:
         raise ConfigError("give --limit or --n-examples, not both")
-    model = _model_from_args(args)
-    if model is not None:
-        from mmdiag.zoo.build import resolve_model_name
-
-        model = resolve_model_name(model)  # zoo:NAME or a zoo model's bare name -> its folder
     from mmdiag.run.harness_flags import parse_batch_size
 
-    config = _audit_config(args)
-    plan = api.plan_audit(
-        model,
-        args.out,
-        config,
-        options=_load_options(args),
-        overwrite=args.overwrite,
-        resume=args.resume,
-        progress=not args.no_progress,
-        plant=args.plant,
-        batch_size=parse_batch_size(args.batch_size),
-        n_examples=args.n_examples if args.n_examples is not None else ("all" if config.data != "scenes" else None),
-        limit=args.limit,
-        fit_probes_to_data=args.probes is None,
-    )
+    if args.answers or args.export:
+        plan = _answers_plan(args)
+    else:
+        model = _model_from_args(args)
+        if model is not None:
+            from mmdiag.zoo.build import resolve_model_name
+
+            model = resolve_model_name(model)  # zoo:NAME or a zoo model's bare name -> its folder
+        config = _audit_config(args)
+        plan = api.plan_audit(
+            model,
+            args.out,
+            config,
+            options=_load_options(args),
+            overwrite=args.overwrite,
+            resume=args.resume,
+            progress=not args.no_progress,
+            plant=args.plant,
+            batch_size=parse_batch_size(args.batch_size),
+            n_examples=args.n_examples if args.n_examples is not None else ("all" if config.data != "scenes" else None),
+            limit=args.limit,
+            fit_probes_to_data=args.probes is None,
+        )
     if args.dry_run:
         plan.preflight()
         print("\n".join(plan.preview()))
@@ -436,6 +484,66 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     print(f"{said}: wrote {outcome.run_dir}/results.json, examples.jsonl, report.html, report.md")
     return 0 if outcome.passed else 1
+
+
+def _answers_plan(args: argparse.Namespace):  # noqa: ANN202 - AuditPlan, imported lazily
+    """The plan of an audit from answers: the export's configuration, a replay adapter as the model."""
+    from dataclasses import replace
+
+    from mmdiag import api
+    from mmdiag.metrics.pope import RULES
+    from mmdiag.offline.adapters import EXPORT_FILE, ReplayAdapter
+    from mmdiag.run.config import AuditConfig
+
+    if not args.answers or not args.export:
+        raise ConfigError(
+            "an audit from answers needs both --answers FILE and --export DIR (the folder mmdiag export wrote)"
+        )
+    given = [flag for flag, value in (("--model", args.model), ("--plant", args.plant), ("--suite", args.suite),
+             ("--data", args.data), ("--probes", args.probes), ("--n-examples", args.n_examples),
+             ("--limit", args.limit), ("--seed", args.seed)) if value is not None]  # fmt: skip
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot go with --answers: the export fixed the model's questions")
+    if args.rule not in RULES:
+        raise ConfigError(f"unknown parsing rule '{args.rule}': choose one of {', '.join(RULES)}")
+    manifest_path = Path(args.export) / EXPORT_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        config = AuditConfig.from_dict(manifest["config"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(
+            f"{manifest_path} cannot be read as an export ({type(err).__name__}): pass the folder mmdiag export wrote"
+        ) from err
+    adapter, notes = ReplayAdapter.from_export(args.export, args.answers, args.rule, args.answers_format)
+    plan = api.plan_audit(
+        adapter, args.out, config, overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress
+    )
+    for note in notes:
+        print(f"mmdiag: warning: {note}", file=sys.stderr)
+    exported = [n for n in manifest.get("notes", []) if isinstance(n, str)]  # what the export left out, and why
+    return replace(plan, notes=(*exported, *plan.notes, *notes))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mmdiag import api
+    from mmdiag.offline.adapters import RecordingAdapter
+    from mmdiag.offline.export import export_audit, export_lines
+
+    if args.limit is not None and args.n_examples is not None:
+        raise ConfigError("give --limit or --n-examples, not both")
+    config = _audit_config(args)
+    recorder = RecordingAdapter()
+    plan = api.plan_audit(
+        recorder,
+        args.out,
+        config,
+        progress=False,
+        n_examples=args.n_examples if args.n_examples is not None else ("all" if config.data != "scenes" else None),
+        limit=args.limit,
+        fit_probes_to_data=args.probes is None,
+    )
+    print("\n".join(export_lines(export_audit(plan, recorder, args.out))))
+    return 0
 
 
 def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, imported lazily
@@ -755,6 +863,7 @@ COMMANDS = {
     "scenes": _cmd_scenes,
     "ls": _cmd_ls,
     "metrics": _cmd_metrics,
+    "export": _cmd_export,
 }
 
 

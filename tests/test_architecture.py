@@ -19,6 +19,7 @@ LAYERS = {
     "__main__": -1,
     "cli": 0,
     "api": 1,
+    "offline": 1,  # audits from answers: export and replay, over the run machinery
     "run": 2,
     "report": 3,
     "zoo": 3,

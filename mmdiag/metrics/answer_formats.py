@@ -15,7 +15,9 @@ Formats (``detect_format`` picks one from the file; ``--format`` names it):
   ``category`` lists several splits (``"adversarial,popular,random"``) answers each of them, as ``POPE_rating``
   explodes it.
 
-The last two carry their labels, so they are scored without a question file.
+Files whose every answer carries its label (the POPE logs of lmms-eval and VLMEvalKit) are scored without a question
+file. The lmms-eval task and the VLMEvalKit TSV that ``mmdiag export`` writes come back in the same two formats,
+keyed by the export's index.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ from mmdiag.errors import MmdiagError
 from mmdiag.metrics.pope_io import json_object, json_records, read_text
 
 FORMATS = ("jsonl", "pope-answers", "lmms-eval", "vlmevalkit")
-SELF_CONTAINED = ("lmms-eval", "vlmevalkit")
 # the parsing rule whose numbers each format's own tool prints
 NATIVE_RULE = {"jsonl": "pope", "pope-answers": "pope", "lmms-eval": "lmms-eval", "vlmevalkit": "vlmevalkit"}
 POPE_SPLITS = ("random", "popular", "adversarial")
 # lmms-eval's POPE tasks and the split each one reads (lmms_eval/tasks/pope/*.yaml, ``test_split``)
 LMMS_EVAL_TASKS = {"pope_random": "random", "pope_pop": "popular", "pope_adv": "adversarial", "pope": None}
+EXPORT_METRIC = "mmdiag_answer"  # the metric key of the lmms-eval task ``mmdiag export`` writes
 _LMMS_EVAL_NAME = re.compile(r"_samples_(?P<task>[A-Za-z0-9_\-]+)\.jsonl$")
 # what pandas' read_csv reads as missing (its default na_values): VLMEvalKit then scores ``str(nan)``
 _PANDAS_NA = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
@@ -69,7 +71,8 @@ class AnswerFile:
 
     @property
     def self_contained(self) -> bool:
-        return self.format in SELF_CONTAINED
+        """Every answer carries its label (a POPE log of lmms-eval or VLMEvalKit): scored without question files."""
+        return all(a.label is not None for a in self.answers)
 
     @property
     def has_splits(self) -> bool:
@@ -182,11 +185,16 @@ def _read_lmms_eval(path: Path) -> tuple[list[Answer], str]:
     task_split = LMMS_EVAL_TASKS.get(task)
     answers, seen = [], {}
     for where, row in _lmms_eval_records(path):
+        exported = row.get(EXPORT_METRIC)
+        if isinstance(exported, dict):  # the task ``mmdiag export`` writes: answers keyed by the export's index
+            text = _first_text(row.get("filtered_resps", exported.get("answer")))
+            answers.append(Answer(_id(exported.get("index"), where, "index"), text, None, None, where))
+            continue
         metric = row.get("pope_accuracy")
         if not isinstance(metric, dict) or "ground_truth" not in metric:
             raise MmdiagError(
                 f"{where} has no pope_accuracy: not a sample of an lmms-eval POPE task "
-                "(pope, pope_random, pope_pop, pope_adv); give the _samples_pope*.jsonl file"
+                "(pope, pope_random, pope_pop, pope_adv) or of mmdiag's exported task; give its _samples_*.jsonl file"
             )
         doc_id = _id(row.get("doc_id"), where, "doc_id")
         if doc_id in seen:
@@ -253,17 +261,17 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def _read_vlmevalkit(path: Path) -> tuple[list[Answer], str]:
     answers, seen = [], {}
     for where, row in _vlmevalkit_rows(path):
-        missing = [k for k in ("index", "answer", "prediction") if k not in row]
+        missing = [k for k in ("index", "prediction") if k not in row]
         if missing:
             raise MmdiagError(
-                f"{where} lacks {', '.join(missing)}: VLMEvalKit POPE predictions have the columns "
-                "index, question, answer, category, prediction"
+                f"{where} lacks {', '.join(missing)}: VLMEvalKit predictions have the columns "
+                "index, question, (answer, category,) prediction"
             )
         index = row["index"]
         qid = _id(int(index) if isinstance(index, float) and index.is_integer() else index, where, "index")
         prediction = row["prediction"]
         text = None if prediction is None else str(prediction)  # VLMEvalKit scores str(x); nan is Unknown
-        label = _label(str(row["answer"]), where)
+        label = None if row.get("answer") in (None, "") else _label(str(row["answer"]), where)
         category = row.get("category")
         if qid in seen:
             raise MmdiagError(

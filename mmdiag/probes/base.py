@@ -96,6 +96,8 @@ class Probe(abc.ABC):
     kinds: ClassVar[tuple[str, ...]]
     metric_specs: ClassVar[dict[str, MetricSpec]] = {}
     metric_names: ClassVar[dict[str, tuple[str, ...]]] = {}  # derived from metric_specs
+    # False: the probe needs only the model's answers (it runs in an audit from answers, ``mmdiag audit --answers``)
+    needs_weights: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -103,7 +105,31 @@ class Probe(abc.ABC):
             cls.metric_names = names_by_kind(cls.metric_specs, getattr(cls, "kinds", ()))
 
     def supports(self, adapter: Adapter) -> bool:
-        return adapter.kind in self.kinds
+        return self.unsupported_reason(adapter) is None
+
+    def unsupported_reason(self, adapter: Adapter) -> str | None:
+        """Why this probe cannot measure ``adapter`` (its kind, or weights it needs and the adapter lacks)."""
+        if adapter.kind not in self.kinds:
+            return f"not applicable to {adapter.kind} models"
+        if self.needs_weights and not getattr(adapter, "has_weights", True):
+            return "needs the model's weights (attention, hidden states), which an audit from answers does not have"
+        return None
+
+    @classmethod
+    def answers_only_result(cls, result: dict[str, Any]) -> dict[str, Any]:
+        """``result`` measured from answers alone (decisions, no probabilities): each metric whose spec
+        ``needs_scores`` is made undefined with the reason."""
+        metrics = dict(result.get("metrics", {}))
+        for name, spec in cls.metric_specs.items():
+            if spec.needs_scores and name in metrics:
+                metrics[name] = {
+                    **metrics[name],
+                    "value": None,
+                    "ci_low": None,
+                    "ci_high": None,
+                    "undefined": "needs the model's yes/no probabilities; an audit from answers has decisions only",
+                }
+        return {**result, "metrics": metrics}
 
     def params(self) -> dict[str, Any]:
         """The stored constructor parameters (for run metadata and config hashes)."""

@@ -40,6 +40,7 @@ class MetricSpec:
     ``ci``: how its 95% CI is made ("" where it has none). ``paired``: how two runs on the same examples are compared
     on it (``"ratio"`` or ``"mean"``, see :data:`PAIRINGS`; None: not pairable, ``unpaired`` says why) and
     ``paired_unit`` what one pair is. ``failure``: what a failed gate on it means, in one plain sentence.
+    ``needs_scores``: computed from the model's probabilities, so undefined in an audit from answers alone.
     ``max_ci_width``: a wider 95% CI marks the value unstable. ``unstable_if``: a check on the metric (its dict)
     returning why the value is not interpretable, or None. ``comparable``: whether a worse paired value in
     ``mmdiag compare`` is a regression (not for numbers that follow the design, like image-token mass).
@@ -59,6 +60,7 @@ class MetricSpec:
     failure: str = ""
     max_ci_width: float | None = None
     unstable_if: Callable[[dict[str, Any]], str | None] | None = field(default=None, compare=False)
+    needs_scores: bool = False  # computed from probabilities, not decisions: undefined in an audit from answers
     comparable: bool = True  # False: the value depends on the design (e.g. how many image tokens), so a paired
     #                          difference between two models is no regression (mmdiag compare)
 

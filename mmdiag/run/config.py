@@ -40,6 +40,18 @@ class AuditConfig:
             del data["prompting"]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditConfig:
+        """The configuration :meth:`to_dict` wrote (results.json's metadata.config, an export's export.json)."""
+        data = dict(data)
+        data["n_examples"] = data.pop("n_scenes", data.get("n_examples", 48))
+        data["recipe"] = SceneRecipe.from_dict(data["recipe"]) if "recipe" in data else SceneRecipe()
+        for key in ("probes", "gates"):
+            if key in data:
+                data[key] = tuple(data[key])
+        data["kind_gates"] = {k: tuple(v) for k, v in data.get("kind_gates", {}).items()}
+        return cls(**data)
+
     def identity(self) -> dict[str, Any]:
         """What decides the measurements (probes, scenes, seed, parameters): gates are left out, so runs that
         differ only in their gates are still the same run for resume and for paired comparison. Probes measure

@@ -116,6 +116,9 @@ class AuditPlan:
                 gates=tuple(g for g in config.gates if g.split(".")[0].strip() in kept),
                 probe_params={k: v for k, v in config.probe_params.items() if k in kept},
             )
+        if not getattr(model, "has_weights", True):  # an audit from answers (mmdiag audit --answers)
+            probes, config, answer_notes = _fit_to_answers(probes, config, model)
+            notes += answer_notes
         # every input the probes will read (annotations, masks, captions, images) is read and checked now, before
         # the run folder is touched: a bad one costs no finished work
         source.check(
@@ -238,6 +241,42 @@ def _fit_to_data(
     if not kept:
         raise ConfigError(f"no probe of the suite can run on the {source.name} data: name one with --probes")
     return kept, notes
+
+
+def _fit_to_answers(
+    probes: list[Probe], config: AuditConfig, adapter: Any
+) -> tuple[list[Probe], AuditConfig, list[str]]:
+    """Only the probes that need answers alone, and only the gates on metrics that decisions can give; a note for
+    everything left out."""
+    kept, notes = [], []
+    for probe in probes:
+        why = probe.unsupported_reason(adapter)
+        if why:
+            notes.append(f"{probe.name}: left out of this audit from answers: it {why.removeprefix('it ')}")
+        else:
+            kept.append(probe)
+    if not kept:
+        raise ConfigError("no probe of the suite runs from answers alone (hallucination and relations do): name them")
+    specs = {p.name: type(p).metric_specs for p in kept}
+
+    def applies(text: str) -> bool:
+        probe, _, metric = parse_gate(text).name.partition(".")
+        spec = specs.get(probe, {}).get(metric)
+        return probe in specs and not (spec is not None and spec.needs_scores)
+
+    every = (*config.gates, *config.kind_gates.get(adapter.kind, ()))
+    dropped = [g for g in every if not applies(g)]
+    if dropped:
+        notes.append(f"gates left out (they need the model's weights or probabilities): {'; '.join(dropped)}")
+    names = tuple(p.name for p in kept)
+    config = replace(
+        config,
+        probes=names,
+        gates=tuple(g for g in config.gates if applies(g)),
+        kind_gates={kind: tuple(g for g in group if applies(g)) for kind, group in config.kind_gates.items()},
+        probe_params={k: v for k, v in config.probe_params.items() if k in names},
+    )
+    return kept, config, notes
 
 
 def _model_line(model: Any) -> str:

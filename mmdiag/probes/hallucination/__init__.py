@@ -54,6 +54,16 @@ class HallucinationProbe(Probe):
     name = "hallucination"
     kinds = (GENERATIVE, DUAL_ENCODER)
     metric_specs = METRIC_SPECS  # every headline metric, defined once
+    needs_weights = False  # yes/no answers, free text and captions: an audit from answers runs it
+
+    @classmethod
+    def answers_only_result(cls, result: dict[str, Any]) -> dict[str, Any]:
+        """Also: no reliability diagram (decisions have no confidence), and no VCD-noise blind row (that noise edits
+        the model's pixel tensor, which cannot be exported)."""
+        result = super().answers_only_result(result)
+        blind = {k: v for k, v in result.get("blind_pope", {}).items() if k != "vcd_noise"}
+        note = "no VCD-noise blind baseline: that noise edits the model's pixel tensor, which cannot be exported"
+        return {**result, "reliability": [], "blind_pope": blind, "notes": [*result.get("notes", []), note]}
 
     def __init__(
         self,

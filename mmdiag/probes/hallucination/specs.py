@@ -223,6 +223,7 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         "random split",
         ci="",
         unpaired="a binned statistic over all questions, not a sum over examples",
+        needs_scores=True,
     ),
     "calibration_error_p_yes": MetricSpec(
         "calibration error of P(yes) in the reliability diagram's bins over [0, 1]",
@@ -234,6 +235,7 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         computed="|share of yes - mean P(yes)| in 10 bins over [0, 1], weighted by bin size, random split",
         ci="",
         unpaired="a binned statistic over all questions, not a sum over examples",
+        needs_scores=True,
     ),
     "evidence_sensitivity": MetricSpec(
         "share of answers that change when the asked object is erased; low means answers come from the prior",

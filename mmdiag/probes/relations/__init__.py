@@ -35,6 +35,7 @@ class RelationsProbe(Probe):
     name = "relations"
     kinds = (GENERATIVE, DUAL_ENCODER)
     metric_specs = METRIC_SPECS  # every headline metric, defined once
+    needs_weights = False  # yes/no answers only (from answers, a choice is right when only the true caption gets yes)
 
     def __init__(self, resolution: int = 64, seed: int = 0) -> None:
         self.resolution = resolution
