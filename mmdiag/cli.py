@@ -514,6 +514,7 @@ def _answers_plan(args: argparse.Namespace):  # noqa: ANN202 - AuditPlan, import
         raise ConfigError(
             f"{manifest_path} cannot be read as an export ({type(err).__name__}): pass the folder mmdiag export wrote"
         ) from err
+    config = replace(config, gates=(*config.gates, *args.gate))
     adapter, notes = ReplayAdapter.from_export(args.export, args.answers, args.rule, args.answers_format)
     plan = api.plan_audit(
         adapter, args.out, config, overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress

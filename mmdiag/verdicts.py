@@ -57,6 +57,8 @@ def verdict_lines(results: dict[str, Any]) -> list[str]:
     summary = f"{head}: {len(gates) - len(failed)} of {len(gates)} gates passed"
     if failed:
         summary += f"; failed: {', '.join(g['gate'] for g in failed)}"
+    if (results.get("metadata", {}).get("model") or {}).get("family") == "answers":
+        summary += " - from answers alone: diagnostics that need the model's weights were not measured (see notes)"
     lines = [summary]
     lines += [f"  {describe_outcome(g)}" for g in failed]
     lines += [f"  probe {name} failed: {error}" for name, error in broken]

@@ -36,7 +36,8 @@ def round_trip(tmp_path_factory):
     assert main(["export", "--out", str(export), "--suite", "quick", "--n-examples", N]) == 0
     answers = answer_export(default_model_dir(), export, tmp / "answers.jsonl")
     from_answers, from_model = tmp / "from-answers", tmp / "from-model"
-    assert main(["audit", "--answers", str(answers), "--export", str(export), "--out", str(from_answers)]) == 0
+    gate = ["--gate", "hallucination.accuracy>=0.5"]  # a quality gate of one's own: a verdict from answers
+    assert main(["audit", "--answers", str(answers), "--export", str(export), "--out", str(from_answers), *gate]) == 0
     model_args = ["--suite", "quick", "--n-examples", N, "--probes", "hallucination", "--out", str(from_model)]
     assert main(["audit", "--model", str(default_model_dir()), *model_args]) == 0
     return tmp, export, answers, from_answers, from_model
@@ -64,6 +65,9 @@ def test_audit_from_answers_equals_the_audit_with_weights_on_every_decision_metr
         assert ours[key] == theirs[key], key
     assert set(theirs["blind_pope"]) - set(ours["blind_pope"]) == {"vcd_noise"}
     assert a["metadata"]["model"]["family"] == "answers"
+    from mmdiag.verdicts import verdict_lines
+
+    assert verdict_lines(a)[0].startswith("PASS") and "from answers alone" in verdict_lines(a)[0]
     notes = " ".join(a["notes"])
     assert "attention: left out" in notes and "spatial: left out" in notes and "needs the model's weights" in notes
 
