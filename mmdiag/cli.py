@@ -231,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--answers",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="FILE",
         help="audit a model mmdiag cannot load from its answers to an export (repeatable): JSON lines "

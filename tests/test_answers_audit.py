@@ -173,3 +173,23 @@ def test_missing_and_foreign_answers(round_trip, tmp_path, capsys):
         assert len(err.splitlines()) == 1 and words in err and "Traceback" not in err, err
     assert main(["export", "--out", str(export), "--suite", "quick", "--n-examples", N]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+LMMS_EVAL_LOGS = sorted((Path(__file__).parent / "golden" / "lmms_eval_export").glob("*_samples_mmdiag_audit_*.jsonl"))
+
+
+def test_lmms_eval_own_sample_logs_give_the_audit_with_weights(round_trip, tmp_path):
+    """lmms-eval 0.7.3 ran the exported task with its llava_hf model on the reference model (the logs and their
+    generator are in tests/golden/lmms_eval_export); read back, they give what ``audit --model`` measures."""
+    _, export, _, _, from_model = round_trip
+    out = tmp_path / "from-lmms-eval"
+    assert len(LMMS_EVAL_LOGS) == 3
+    assert main(["audit", "--answers", *map(str, LMMS_EVAL_LOGS), "--export", str(export), "--out", str(out)]) == 0
+    ours = json.loads((out / "results.json").read_text())["probes"]["hallucination"]
+    theirs = json.loads((from_model / "results.json").read_text())["probes"]["hallucination"]
+    decided = [k for k, m in ours["metrics"].items() if m["value"] is not None]
+    assert len(decided) >= 20
+    for name in decided:
+        assert ours["metrics"][name] == theirs["metrics"][name], name
+    for key in ("pope", "pope_rules", "chair", "counterfactuals"):
+        assert ours[key] == theirs[key], key

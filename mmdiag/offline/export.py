@@ -29,8 +29,9 @@ from mmdiag.results import canonical_hash
 from mmdiag.run.plan import AuditPlan
 
 LMMS_EVAL_TASK = "mmdiag_audit"
-YESNO_POST_PROMPT = "\nAnswer the question using a single word or phrase."  # lmms-eval's POPE task prompt
-YESNO_TOKENS = 16
+# the question as mmdiag asks it: a suffix such as lmms-eval POPE's "\nAnswer the question using a single word or
+# phrase." goes in the task YAML's post_prompt, where a harness user sets it (it changes what is measured)
+YESNO_POST_PROMPT = ""
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,8 @@ def _task_yaml(task: str, data_file: Path, max_new_tokens: int, post_prompt: str
 
 
 def write_lmms_eval_task(folder: Path, items: list[ExportItem]) -> Path:
-    """``folder/lmms-eval/mmdiag_audit/``: one task per answer length (yes/no questions get lmms-eval's POPE
-    prompt suffix), a group ``mmdiag_audit`` over them, and their items as local JSON-lines datasets."""
+    """``folder/lmms-eval/mmdiag_audit/``: one task per answer length, a group ``mmdiag_audit`` over them, and their
+    items as local JSON-lines datasets; questions go as mmdiag asks them (no prompt suffix)."""
     task_dir = folder / "lmms-eval" / LMMS_EVAL_TASK
     task_dir.mkdir(parents=True, exist_ok=True)
     (task_dir / "utils.py").write_text(LMMS_EVAL_UTILS, encoding="utf-8")
@@ -181,7 +182,7 @@ def write_lmms_eval_task(folder: Path, items: list[ExportItem]) -> Path:
         data_file = (task_dir / f"{task}.jsonl").resolve()
         _write_lines(data_file, (json.dumps(item.to_dict()) for item in members))
         first = members[0]
-        tokens = YESNO_TOKENS if first.kind == YESNO else first.max_new_tokens
+        tokens = first.max_new_tokens  # yes/no: 1, mmdiag's own first-token decision (longer answers parse too)
         post_prompt = YESNO_POST_PROMPT if first.kind == YESNO else ""
         (task_dir / f"{task}.yaml").write_text(_task_yaml(task, data_file, tokens, post_prompt), encoding="utf-8")
     group = "\n".join([f"group: {LMMS_EVAL_TASK}", "task:", *[f"  - {t}" for t in tasks], ""])
