@@ -222,24 +222,31 @@ def test_whatsup_list_subsets_read_where_the_benchmark_opens_their_images(tmp_pa
         RelationSetSource(str(path), str(images)).examples(10, 0)
 
 
+VSR_HEADS = Path(__file__).parent / "golden" / "relation_sets"  # VSR's own test splits, first lines unedited
+
+
+def _vsr_images(head: Path, folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    for line in head.read_text().splitlines():
+        shutil.copy(FIXTURE / "images" / "motorcycle-full.jpg", folder / json.loads(line)["image"])
+    return folder
+
+
 def test_vsr_random_split_without_objects_leaves_the_attention_probe_out_with_the_reason(tmp_path):
-    vsr = tmp_path / "vsr_random_test.jsonl"
-    rows = [  # VSR's random split: no subj/obj
-        {"image": "motorcycle-full.jpg", "caption": "The bench is left of the motorcycle.", "label": 1},
-        {"image": "motorcycle-full.jpg", "caption": "The bench is above the motorcycle.", "label": 0},
-    ]
-    vsr.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = api.AuditConfig(data="relations", data_params={"path": str(vsr), "images": str(FIXTURE / "images")})
-    plan = api.plan_audit(None, tmp_path / "run", config, progress=False, fit_probes_to_data=True)
-    assert [p.name for p in plan.probes] == ["relations"]
-    (note,) = [n for n in plan.notes if n.startswith("attention:")]
-    assert "names no object" in note and "zero-shot" in note
-    named = tmp_path / "vsr_zeroshot.jsonl"
-    named.write_text(json.dumps({**rows[0], "relation": "left of", "subj": "bench", "obj": "motorcycle"}) + "\n")
-    config = api.AuditConfig(data="relations", data_params={"path": str(named), "images": str(FIXTURE / "images")})
-    assert "attention" in [
-        p.name for p in api.plan_audit(None, tmp_path / "run2", config, progress=False, fit_probes_to_data=True).probes
-    ]
+    heads = {split: VSR_HEADS / f"vsr_{split}_test_head.jsonl" for split in ("random", "zeroshot")}
+    images = {split: _vsr_images(head, tmp_path / split) for split, head in heads.items()}
+    probes = {}
+    for split, head in heads.items():
+        config = api.AuditConfig(data="relations", data_params={"path": str(head), "images": str(images[split])})
+        plan = api.plan_audit(None, tmp_path / f"run-{split}", config, progress=False, fit_probes_to_data=True)
+        probes[split] = [p.name for p in plan.probes]
+        if split == "random":
+            (note,) = [n for n in plan.notes if n.startswith("attention:")]
+            assert "names no object" in note and "zero-shot" in note
+    assert probes == {"random": ["relations"], "zeroshot": ["attention", "relations"]}
+    first, second, *_ = RelationSetSource(str(heads["zeroshot"]), str(images["zeroshot"])).examples(10, 0)
+    assert first.statement.options == ("The car is behind the suitcase.", "The suitcase is behind the car.")
+    assert second.statement.label == "no" and second.object_names == ["cat", "backpack"]
 
 
 def test_pope_file_limit_needs_only_the_images_it_chose(tmp_path):
