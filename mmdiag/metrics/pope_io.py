@@ -41,31 +41,36 @@ def write_pope_jsonl(questions: Iterable[Any], path: str | Path) -> Path:
     return path
 
 
-def json_records(path: str | Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, object) of a JSON-lines file or a JSON array of objects; a missing file or malformed entry is a
-    one-line error naming the file and the line (or item)."""
+def json_entries(path: str | Path, what: str, text: str | None = None) -> Iterator[tuple[str, Any]]:
+    """(where, value) of a JSON-lines file or a JSON array (``text``: its content, when already read); a missing
+    file or malformed entry is a one-line error naming the file and the line (or item)."""
     path = Path(path)
-    text = read_text(path, what)
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    text = read_text(path, what) if text is None else text
+    if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except json.JSONDecodeError as err:
-            raise MmdiagError(f"{path}:{err.lineno} is not JSON ({err.msg}): {what} files hold JSON objects") from err
-        for index, row in enumerate(items, start=1):
-            yield json_object(row, f"{path} item {index}", what)
+            raise MmdiagError(f"{path}:{err.lineno} is not JSON ({err.msg}): {what} files hold JSON entries") from err
+        for index, value in enumerate(items, start=1):
+            yield f"{path} item {index}", value
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError as err:
             raise MmdiagError(
-                f"{path}:{number} is not JSON ({err.msg}): {what} files hold one JSON object per line "
-                "(or a JSON array of objects)"
+                f"{path}:{number} is not JSON ({err.msg}): {what} files hold one JSON entry per line "
+                "(or a JSON array of them)"
             ) from err
-        yield json_object(row, f"{path}:{number}", what)
+        yield f"{path}:{number}", value
+
+
+def json_records(path: str | Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, object) of a JSON-lines file or a JSON array of objects (:func:`json_entries`, objects only)."""
+    for where, value in json_entries(path, what):
+        yield json_object(value, where, what)
 
 
 def json_object(row: Any, where: str, what: str) -> tuple[str, dict[str, Any]]:

@@ -21,7 +21,6 @@ errors naming the file and the entry.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from PIL import Image
 
 from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import ConfigError
+from mmdiag.metrics.pope_io import json_entries
 from mmdiag.sources.contract import DataRequest, Dataset, DataSource, EditUnavailable, Relation
 
 RELATIONS = r"to the left of|to the right of|left of|right of|on top of|in front of|under|behind|above|below|on"
@@ -166,7 +166,7 @@ class RelationSetSource(DataSource):
             raise ConfigError(
                 f"relation set {path} cannot be read ({err.__class__.__name__}): pass a UTF-8 JSON file"
             ) from err
-        rows = _rows(path, text)
+        rows = json_entries(path, "relation set", text)
         out = []
         for where, row in rows:
             image, statement = _statement(path, where, row)
@@ -224,26 +224,6 @@ class RelationSetSource(DataSource):
 
     def params(self) -> dict[str, Any]:
         return {"path": self.path, "images": self.images}
-
-
-def _rows(path: Path, text: str) -> list[tuple[str, dict]]:
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} is not valid JSON ({err.msg}, line {err.lineno}): fix the file") from err
-        return [(f"{path} entry {k}", row) for k, row in enumerate(data)]
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append((f"{path}:{number}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise ConfigError(
-                    f"{path}:{number} is not JSON ({err.msg}): relation sets are a JSON list or JSON lines"
-                ) from err
-    return rows
 
 
 def _whatsup_list_entry(path: Path, where: str, row: list) -> tuple[str, RelationStatement]:
