@@ -21,6 +21,7 @@ from mmdiag import __version__
 from mmdiag.adapters.base import Adapter
 from mmdiag.adapters.hf_loading import LoadOptions
 from mmdiag.adapters.loading import load_adapter, preflight_model
+from mmdiag.data_paths import absolute_params
 from mmdiag.errors import ConfigError, MmdiagError, write_error
 from mmdiag.probes.guidance import annotate_results
 from mmdiag.results import (
@@ -191,7 +192,7 @@ def _run(plan: AuditPlan) -> AuditOutcome:
             "config_hash": config_hash,
             "inputs": data_fingerprint(source),
             "model_files": model_files_fingerprint(model),
-            DATA_LOCATION: _absolute_params(source.params()) if config.data != "scenes" else None,
+            DATA_LOCATION: absolute_params(source.params()) if config.data != "scenes" else None,
         }
         # an --overwrite sets the old run aside only now, with the lock held, the inputs checked and the model
         # loaded; it comes back if the new run fails before its first record, and goes once that is written
@@ -395,18 +396,6 @@ def render_report(
 
 
 DATA_LOCATION = "data_location"  # run-identity.json: the data source's parameters with absolute paths
-
-
-def _absolute_params(params: dict[str, Any]) -> dict[str, Any]:
-    """A data source's parameters with every path that exists here made absolute (``report`` finds the data from
-    another working folder)."""
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, str) and value:
-            parts = [str(Path(v).resolve()) if Path(v).exists() else v for v in value.split(",")]
-            value = ",".join(parts)
-        out[key] = value
-    return out
 
 
 def _locate_data(

@@ -8,6 +8,7 @@ folder, and the outside file is never opened. Absolute paths are allowed only wh
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mmdiag.errors import MmdiagError
 
@@ -31,3 +32,15 @@ def resolve_inside(folder: str | Path, name: str, *, source: str, entry: str) ->
             "data files may only name files inside their folder"
         )
     return target
+
+
+def absolute_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A data source's parameters with every path that exists here made absolute (``report`` finds the data from
+    another working folder)."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, str) and value:
+            parts = [str(Path(v).resolve()) if Path(v).exists() else v for v in value.split(",")]
+            value = ",".join(parts)
+        out[key] = value
+    return out

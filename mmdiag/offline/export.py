@@ -19,9 +19,10 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mmdiag.data_paths import absolute_params
 from mmdiag.errors import ConfigError, write_error
 from mmdiag.offline.adapters import EXPORT_FILE, ITEMS_FILE, NOT_EXPORTED, RecordingAdapter
 from mmdiag.offline.items import YESNO, ExportItem
@@ -72,7 +73,8 @@ def export_audit(plan: AuditPlan, recorder: RecordingAdapter, folder: str | Path
     notes = list(plan.notes)
     if recorder.not_exported:
         notes.append(f"{recorder.not_exported} yes/no questions left out: their input {NOT_EXPORTED}")
-    config = plan.config.to_dict()
+    # the data's paths made absolute: ``audit --answers`` re-makes the same items from any working folder
+    config = replace(plan.config, data_params=absolute_params(plan.config.data_params)).to_dict()
     manifest = {
         "mmdiag_export": 1,
         "config": config,
