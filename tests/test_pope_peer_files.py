@@ -155,3 +155,9 @@ def test_broken_and_foreign_files_are_one_line_errors(tmp_path, capsys):
         assert main(args) == 2, path
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err and "Traceback" not in err, err
+
+
+def test_a_three_split_answers_file_serves_one_question_file_by_its_split():
+    head = OFFICIAL / "coco_pope_popular_head.json"
+    (result,) = score_pope([head], [FILES / "three_splits" / "answers_all_splits.jsonl"]).values()
+    _matches_pope_evaluate(result, GOLDENS["three_splits"][head.stem])

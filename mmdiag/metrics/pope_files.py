@@ -163,7 +163,7 @@ def _score_against_questions(
     results: dict[str, dict[str, Any]] = {}
     for position, (path, qs) in enumerate(questions.items()):
         file = shared or files[position]
-        texts = _texts_for(file, path, qs, by_split=shared is not None and shared.has_splits)
+        texts = _texts_for(file, path, qs, by_split=file.has_splits)
         missing = sum(text is None for text in texts)
         result = _result(file, texts, [q.label for q in qs], rule, missing=missing)
         _put(results, path.stem, result)
