@@ -5,6 +5,7 @@ naming the file that holds its trace)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from collections.abc import Sequence
@@ -103,11 +104,43 @@ def _json_arg(text: str, flag: str) -> object:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with mmdiag's error format: one line naming the problem and where help is, exit 2."""
+    """argparse with mmdiag's error format: one line naming the problem and where help is, exit 2.
+
+    Every ``--multi-word`` flag also answers to lm-eval's ``--multi_word`` spelling; an unknown flag is reported by
+    the command it was given to, with the closest known flag ("did you mean").
+    """
+
+    def accept_underscore_spellings(self) -> None:
+        """Let every ``--multi-word`` flag (of this parser and its commands) answer to ``--multi_word`` too."""
+        for action in list(self._actions):
+            if isinstance(action, argparse._SubParsersAction):
+                for command in action.choices.values():
+                    command.accept_underscore_spellings()
+            for name in list(action.option_strings):
+                alias = "--" + name[2:].replace("-", "_")
+                if name.startswith("--") and alias != name:
+                    self._option_string_actions.setdefault(alias, action)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"mmdiag: error: {message} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(2)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._command_parser(getattr(parsed, "command", None))
+            unknown = next((e for e in extras if e.startswith("-")), extras[0])
+            known = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+            close = difflib.get_close_matches(unknown.split("=")[0].replace("_", "-"), known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed
+
+    def _command_parser(self, command: str | None) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                return action.choices[command]
+        return self
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,13 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="model folder, hub id, open_clip:ARCH, or a zoo model (ref-llava-biased or zoo:ref-llava-biased; "
         "default: the embedded model)",
     )
-    audit.add_argument("--out", default="runs/audit", help="run folder to write (default: runs/audit)")
+    audit.add_argument("--out", "--output-path", default="runs/audit", help="run folder to write (default: runs/audit)")
     audit.add_argument(
         "--suite",
         default=None,
         help="audit suite: a YAML file or a name (quick, release, projector, prior; default: release)",
     )
     audit.add_argument("--probes", default=None, help="comma-separated probe names (overrides the suite)")
+    audit.add_argument(
+        "--tasks",
+        default=None,
+        help="lm-eval's spelling: a suite name (quick, release, ...) or comma-separated probe names",
+    )
+    audit.add_argument(
+        "--log-samples",
+        action="store_true",
+        help="lm-eval's spelling, accepted: every example's record is always written to examples.jsonl",
+    )
     audit.add_argument(
         "--data",
         default=None,
@@ -148,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="examples per probe (suite default: its scenes.n; with --data: every example of the source); "
         "--n-scenes is the old spelling",
     )
-    audit.add_argument("--seed", type=int, default=None)
+    audit.add_argument(
+        "--seed", type=int, default=None, help="seed of the scenes, questions and bootstraps (default 0)"
+    )
     audit.add_argument(
         "--resolution",
         type=int,
@@ -265,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", default=None, metavar="SOURCE", help="as mmdiag audit --data (default: scenes)")
     export.add_argument("--images", default=None, metavar="DIR", help="the image folder of --data")
     export.add_argument("--n-examples", dest="n_examples", type=int, default=None, help="examples per probe")
-    export.add_argument("--seed", type=int, default=None)
+    export.add_argument("--seed", type=int, default=None, help="seed of the scenes and questions (default 0)")
     export.add_argument("--resolution", type=int, default=None, help="scene resolution in pixels")
     export.add_argument("--limit", default=None, help="only this many examples (a count or a fraction)")
     export.set_defaults(
@@ -290,17 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     tiny = sub.add_parser("tiny", help="build a random tiny checkpoint of a family (for tests and trials)")
     tiny.add_argument("family", choices=list(TINY_FAMILIES))
-    tiny.add_argument("--out", required=True)
-    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--out", required=True, help="folder for the checkpoint (model, processor, config)")
+    tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
 
     scenes = sub.add_parser("scenes", help="write a synthetic scene set: PNGs, manifest, POPE files, contact sheet")
     scenes.add_argument("--n", type=int, default=64, help="number of scenes")
-    scenes.add_argument("--seed", type=int, default=0)
-    scenes.add_argument("--out", required=True)
-    scenes.add_argument("--resolution", type=int, default=64)
-    scenes.add_argument("--min-objects", type=int, default=1)
-    scenes.add_argument("--max-objects", type=int, default=3)
-    scenes.add_argument("--background", choices=["plain", "textured", "mixed"], default="plain")
+    scenes.add_argument("--seed", type=int, default=0, help="seed of the scenes (default 0)")
+    scenes.add_argument("--out", required=True, help="folder for the scene set")
+    scenes.add_argument("--resolution", type=int, default=64, help="image side in pixels (default 64)")
+    scenes.add_argument("--min-objects", type=int, default=1, help="fewest objects in a scene (default 1)")
+    scenes.add_argument("--max-objects", type=int, default=3, help="most objects in a scene (default 3)")
+    scenes.add_argument(
+        "--background", choices=["plain", "textured", "mixed"], default="plain", help="scene background (default plain)"
+    )
     scenes.add_argument(
         "--cooccur",
         default=None,
@@ -310,7 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="compare audited runs side by side, pair by pair where examples match")
     compare.add_argument("runs", nargs="+", help="run folders; the first is the baseline")
-    compare.add_argument("--out", required=True, help="folder for compare.html, compare.md, compare.json")
+    compare.add_argument(
+        "--out",
+        default=None,
+        help="folder for compare.html, compare.md, compare.json (default: compare-BASE-vs-LAST beside the last run)",
+    )
     compare.add_argument(
         "--fail-on-regression",
         nargs="?",
@@ -397,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     metrics.add_argument("--probe", default=None, help="only this probe's metrics")
     metrics.add_argument("--markdown", action="store_true", help="a Markdown table (docs/metrics.md is this)")
+    parser.accept_underscore_spellings()  # lm-eval's --model_args, --batch_size, --output_path, --log_samples, ...
     return parser
 
 
@@ -430,6 +482,7 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise ConfigError("give --limit or --n-examples, not both")
     from mmdiag.run.harness_flags import parse_batch_size
 
+    _apply_tasks(args)
     if args.answers or args.export:
         plan = _answers_plan(args)
     else:
@@ -484,7 +537,34 @@ def _cmd_audit(args: argparse.Namespace, argv: Sequence[str]) -> int:
         else "no release verdict"
     )
     print(f"{said}: wrote {outcome.run_dir}/results.json, examples.jsonl, report.html, report.md")
+    print(
+        f"next: open {outcome.run_dir}/report.html; to compare with another run of the same suite and seed: "
+        f"mmdiag compare BASE_RUN {outcome.run_dir}"
+    )
     return 0 if outcome.passed else 1
+
+
+def _apply_tasks(args: argparse.Namespace) -> None:
+    """lm-eval's ``--tasks``: a suite name sets ``--suite``, probe names set ``--probes`` (args left otherwise
+    untouched: only the two fields it stands for)."""
+    if args.tasks is None:
+        return
+    from mmdiag.probes.registry import ProbeRegistry
+    from mmdiag.run.suites import SUITES_DIR
+
+    if args.suite is not None or args.probes is not None:
+        raise ConfigError("--tasks names a suite or probes: give it instead of --suite / --probes, not with them")
+    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    probes = set(ProbeRegistry().names())
+    suites = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+    if len(names) == 1 and names[0] in suites:
+        args.suite = names[0]
+    elif names and all(n in probes for n in names):
+        args.probes = ",".join(names)
+    else:
+        raise ConfigError(
+            f"--tasks {args.tasks}: name one suite ({', '.join(suites)}) or probes ({', '.join(sorted(probes))})"
+        )
 
 
 def _answers_plan(args: argparse.Namespace):  # noqa: ANN202 - AuditPlan, imported lazily
@@ -633,12 +713,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     warn = lambda line: print(f"mmdiag: warning: {line}", file=sys.stderr)  # noqa: E731
     for path in api.render_report(Path(args.run_dir), data=data, warn=warn):
         print(f"wrote {path}")
+    print(f"next: open {Path(args.run_dir) / 'report.html'}")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from mmdiag.run.compare import check_compare_out, compare_runs, find_regressions, write_comparison
 
+    if args.out is None:
+        base, last = Path(args.runs[0]), Path(args.runs[-1])
+        args = argparse.Namespace(**{**vars(args), "out": str(last.parent / f"compare-{base.name}-vs-{last.name}")})
     check_compare_out(args.out, args.runs)  # before any run is read
     comparison = compare_runs(args.runs)
     for warning in comparison.warnings:
@@ -664,8 +748,32 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             f"{'FAIL' if comparison.regressions else 'PASS'}: {len(comparison.regressions)} regression(s) "
             f"beyond {tolerance:g} with a paired CI excluding zero"
         )
+    print("\n".join(compare_summary(comparison)))
     print("wrote " + ", ".join(str(p) for p in paths))
+    print(f"next: open {Path(args.out) / 'compare.html'} (each paired difference with its CI and what it means)")
     return 1 if tolerance is not None and comparison.regressions else 0
+
+
+def compare_summary(comparison: Any, top: int = 5) -> list[str]:
+    """What a comparison found, for the terminal: each run's verdict, then the largest detectable changes."""
+    lines = [f"{run.label}: {run.verdict or 'no verdict'} ({run.path})" for run in comparison.runs]
+    moved = sorted(
+        (d for d in comparison.paired if d.change in ("better", "worse")), key=lambda d: -abs(d.mean_difference)
+    )
+    for d in moved[:top]:
+        lines.append(
+            f"{d.change} {d.probe}.{d.metric}: {d.run} - {d.baseline} = {d.mean_difference:+.3f} "
+            f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}] over {d.n} examples"
+        )
+    if len(moved) > top:
+        lines.append(f"... and {len(moved) - top} more detectable change(s) in compare.html")
+    if not moved:
+        lines.append(
+            "no metric changed detectably (every paired 95% CI includes zero)"
+            if comparison.paired
+            else "no examples pair with the baseline: run both with the same suite and seed to compare pair by pair"
+        )
+    return lines
 
 
 def _cmd_pope(args: argparse.Namespace) -> int:
@@ -702,6 +810,8 @@ def _cmd_pope(args: argparse.Namespace) -> int:
             f"scored with the {result['rule']} rule",
             file=sys.stderr,
         )
+    others = ", ".join(r for r in ("pope", "vcd", "lmms-eval", "vlmevalkit") if r != args.rule)
+    print(f"mmdiag: next: the same answers under another tool's rule: --rule {{{others}}}", file=sys.stderr)
     return 0
 
 
@@ -745,6 +855,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         return 0
     path = zoo.build(args.name, args.out, rebuild=args.rebuild)
     print(f"wrote {path}: " + (path / zoo.CARD).read_text())
+    print(f"next: mmdiag audit --model {path} --out runs/{args.name}")
     return 0
 
 
@@ -752,6 +863,7 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
     from mmdiag.checkpoints.tiny import TinySpec, build_tiny
 
     print(f"wrote {build_tiny(args.family, args.out, TinySpec(seed=args.seed))}")
+    print(f"next: mmdiag audit --model {args.out} --suite quick --out runs/tiny-{args.family}")
     return 0
 
 
@@ -824,6 +936,10 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
     check_bound("resolution", args.resolution)
     written = export_scene_set(args.out, args.n, args.seed, recipe, args.resolution)
     print(f"wrote {args.n} scenes to {args.out}: " + ", ".join(p.name for p in written.values()))
+    print(
+        f"next: score any system on them: mmdiag pope --questions {Path(args.out) / 'pope_random.jsonl'} "
+        f"--answers ANSWERS, or answer with a model: add --model PATH"
+    )
     return 0
 
 

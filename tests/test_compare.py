@@ -219,3 +219,16 @@ def test_compare_pages_show_differences_cis_and_meanings(runs):
     assert "POPE accuracy on the random split" in md
     html = (runs / "cmp2" / "compare.html").read_text()
     assert "Paired differences" in html and "Δ b" in html and "what it means" in html and 'id="contents"' in html
+
+
+def test_compare_without_out_writes_beside_the_last_run_and_prints_what_moved(runs, capsys):
+    assert main(["compare", str(runs / "a"), str(runs / "b")]) == 0
+    out = capsys.readouterr().out
+    folder = runs / "compare-a-vs-b"
+    assert (folder / "compare.html").is_file() and f"next: open {folder / 'compare.html'}" in out
+    comparison = compare_runs([runs / "a", runs / "b"])
+    moved = [d for d in comparison.paired if d.change in ("better", "worse")]
+    assert moved, "two different random models: some paired metric moves detectably"
+    largest = max(moved, key=lambda d: abs(d.mean_difference))
+    assert f"{largest.change} {largest.probe}.{largest.metric}: b - a = {largest.mean_difference:+.3f}" in out
+    assert out.index("a: ") < out.index(f"{largest.change} {largest.probe}.{largest.metric}")
