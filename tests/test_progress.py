@@ -62,14 +62,30 @@ def test_phase_lines_with_eta_for_every_phase(tmp_path, tiny_paths, capsys):
     assert "mmdiag: [" not in capsys.readouterr().err
 
 
-def test_eta_is_calibrated_on_the_finished_phases():
-    progress = AuditProgress([("a", 1.0), ("b", 3.0)], stream=io.StringIO())
-    assert progress.eta() == 4.0  # nothing finished: the reference weights themselves
-    progress._started -= 10.0  # pretend phase a took 10 s instead of 1 s
-    progress._done.add("a")
-    progress._spent_weight = 1.0
-    assert 29.9 < progress.eta() < 30.5  # b's weight times the observed 10 s per weight unit
-    progress.skip("b")
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_eta_comes_from_this_runs_measured_pace_never_from_reference_seconds():
+    clock = FakeClock()
+    progress = AuditProgress([("a", 1.0), ("b", 3.0), ("c", 2.0)], stream=io.StringIO(), clock=clock)
+    assert progress.eta() is None  # nothing measured: no promise
+    with progress.phase("a"):
+        clock.now += 10.0  # a takes 10 s where the reference took 1: this machine is 10x slower
+    assert progress.eta() == 50.0  # b and c at the measured 10 s per unit
+    with progress.phase("b"):
+        clock.now += 5.0
+        progress.advance(1, 4)  # a quarter of b in 5 s: b's own pace says 15 s more of b
+        pace = 15.0 / (1.0 + 3.0 * 0.25)  # 15 s spent on a and a quarter of b, 1.75 units of expected work
+        assert progress.eta() == 15.0 + pace * 2.0  # the rest of b at its pace, c at the run's pace
+        clock.now += 15.0
+        progress.advance(4, 4)
+    assert progress.eta() == 30.0 / 4.0 * 2.0  # 30 s for 4 units so far: c (2 units) at 7.5 s per unit
+    progress.skip("c")
     assert progress.eta() == 0.0
     phases = dict(audit_phases(["spatial"], 96))
     assert phases["spatial: aggregating"] == 9.0 and set(phases) == {

@@ -1,11 +1,11 @@
 """Progress of a whole audit: one line per phase on stderr (loading, each probe's measuring and aggregation,
 the reports), with the time it took and an overall ETA; measuring also shows a per-example bar.
 
-The ETA weighs the remaining phases by their share of the default audit measured on the reference model
-(``bench/audit_speed.py``: load 2.5 s; per 48 scenes attention 1.6 s, spatial 1.2 s + 4.5 s aggregation,
-hallucination 4.5 s; reports 1.3 s), scaled by the scene count, and calibrates the weights on the time the finished
-phases really took. A model whose phases keep other proportions gets a rougher ETA, which improves as phases
-finish.
+The ETA is this run's measured pace: the phase under way at its own per-example pace, the phases to come in
+proportion to their share of the default audit measured on the reference model (``bench/audit_speed.py``: load
+2.5 s; per 48 scenes attention 1.6 s, spatial 1.2 s + 4.5 s aggregation, hallucination 4.5 s; reports 1.3 s),
+scaled by the scene count and by how much slower or faster this run has been so far. Nothing is promised before
+anything is measured.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 REFERENCE_SCENES = 48
@@ -34,23 +34,52 @@ def audit_phases(probes: list[str], n_scenes: int) -> list[tuple[str, float]]:
 
 
 class AuditProgress:
-    """Phase lines with elapsed time and an overall ETA (silent when ``enabled`` is false)."""
+    """Phase lines with elapsed time and an overall ETA (silent when ``enabled`` is false).
 
-    def __init__(self, phases: list[tuple[str, float]], enabled: bool = True, stream: TextIO | None = None) -> None:
+    The ETA comes from this run's measured throughput only: none until some work is done; within a phase that
+    reports per-example progress (:meth:`advance`), the rest of it at that phase's own measured pace; phases not yet
+    started at the pace of everything measured so far, in proportion to their expected weights. ``clock`` is
+    injectable for tests.
+    """
+
+    def __init__(
+        self,
+        phases: list[tuple[str, float]],
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.phases = phases
         self.enabled = enabled
         self.stream = stream
+        self.clock = clock
         self._weights = dict(phases)
         self._done: set[str] = set()
-        self._started = time.monotonic()
+        self._started = clock()
         self._spent_weight = 0.0
+        self._current: str | None = None
+        self._current_start = 0.0
+        self._fraction = 0.0  # of the current phase, from advance()
 
     def eta(self) -> float | None:
-        """Seconds left: the remaining phases' weight times (elapsed / the finished phases' weight)."""
-        if self._spent_weight <= 0:
-            return sum(w for name, w in self.phases if name not in self._done)
-        rate = (time.monotonic() - self._started) / self._spent_weight
-        return rate * sum(w for name, w in self.phases if name not in self._done)
+        """Seconds left, from what this run has measured; None before anything is measured."""
+        now = self.clock()
+        current = self._weights.get(self._current, 0.0) if self._current else 0.0
+        measured = self._spent_weight + current * self._fraction
+        if measured <= 0:
+            return None
+        pace = (now - self._started) / measured  # seconds per unit of expected weight, this run
+        waiting = sum(w for name, w in self.phases if name not in self._done and name != self._current)
+        if self._current and self._fraction > 0:
+            rest_of_current = (now - self._current_start) / self._fraction * (1 - self._fraction)
+        else:
+            rest_of_current = pace * current
+        return pace * waiting + rest_of_current
+
+    def advance(self, done: int, total: int) -> None:
+        """Per-example progress of the running phase (``done`` of ``total``)."""
+        if total > 0:
+            self._fraction = min(1.0, done / total)
 
     def skip(self, name: str) -> None:
         """A phase that will not run (a probe that does not apply to the model): out of the ETA."""
@@ -68,15 +97,18 @@ class AuditProgress:
         position = f"[{index + 1}/{len(self.phases)}] " if index is not None else ""
         eta = self.eta()
         self._say(f"{position}{name}..." + (f" (about {_duration(eta)} left in all)" if eta else ""))
-        start = time.monotonic()
-        yield
-        took = time.monotonic() - start
+        self._current, self._current_start, self._fraction = name, self.clock(), 0.0
+        try:
+            yield
+        finally:
+            self._current = None
+        took = self.clock() - self._current_start
         self._done.add(name)
         self._spent_weight += self._weights.get(name, 0.0)
         left = self.eta()
         tail = f"; about {_duration(left)} left" if left else ""
         self._say(
-            f"{position}{name}: done in {_duration(took)} (elapsed {_duration(time.monotonic() - self._started)}{tail})"
+            f"{position}{name}: done in {_duration(took)} (elapsed {_duration(self.clock() - self._started)}{tail})"
         )
 
 

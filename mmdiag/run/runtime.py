@@ -50,7 +50,7 @@ def run_probe(
     records (main process). ``tracker``: the audit's phase lines (measuring, aggregating).
     """
     with _phase(tracker, f"{probe.name}: measuring"):
-        _measure(probe, adapter, examples, store, process, batch_size, resume, progress)
+        _measure(probe, adapter, examples, store, process, batch_size, resume, progress, tracker)
     if not process.is_main:
         return None, []
     with _phase(tracker, f"{probe.name}: aggregating"):
@@ -70,6 +70,7 @@ def _measure(
     batch_size: int,
     resume: bool,
     progress: bool,
+    tracker: AuditProgress | None = None,
 ) -> None:
     """Measure and store every unfinished example of this process's share; merge the shards."""
     size = max(1, batch_size)
@@ -79,8 +80,10 @@ def _measure(
     mine = process.split(todo)
     if mine:
         probe.setup(adapter)
+    total = sum(ex.example_id not in finished for group in mine for ex in group)
+    done = 0
     bar = tqdm(
-        total=sum(ex.example_id not in finished for group in mine for ex in group),
+        total=total,
         desc=probe.name,
         unit="ex",
         disable=not (progress and process.is_main),
@@ -98,6 +101,9 @@ def _measure(
                 else:
                     store.write({**base, "values": outcome.values}, outcome.arrays)
                 bar.update(1)
+                done += 1
+                if tracker is not None:
+                    tracker.advance(done, total)
     bar.close()
     process.barrier()  # every shard is complete
     if process.is_main:
