@@ -146,6 +146,7 @@ def test_broken_and_foreign_files_are_one_line_errors(tmp_path, capsys):
     shutil.copy(FILES / "lmms-eval" / "0.7.3" / "20261207_101500_samples_pope_adv.jsonl", twice)
     twice.write_text(twice.read_text() * 2)
     for path, words in (
+        (OFFICIAL / "coco_pope_random_head.json", "pass it with --questions"),
         (broken, "not a readable xlsx workbook"),
         (other, "no pope_accuracy"),
         (unknown, "--format"),

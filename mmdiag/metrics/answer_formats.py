@@ -94,6 +94,10 @@ def detect_format(path: str | Path) -> str:
         return "lmms-eval"
     if {"index", "prediction"} <= keys:
         return "vlmevalkit"
+    if {"question_id", "image", "text", "label"} <= keys and "answer" not in keys:
+        raise MmdiagError(
+            f"{path} holds POPE questions (question_id, image, text, label), not answers: pass it with --questions"
+        )
     if "question_id" in keys:
         return "jsonl"
     if {"question", "answer"} <= keys:
