@@ -748,32 +748,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             f"{'FAIL' if comparison.regressions else 'PASS'}: {len(comparison.regressions)} regression(s) "
             f"beyond {tolerance:g} with a paired CI excluding zero"
         )
-    print("\n".join(compare_summary(comparison)))
+    print("\n".join(comparison.summary()))
     print("wrote " + ", ".join(str(p) for p in paths))
     print(f"next: open {Path(args.out) / 'compare.html'} (each paired difference with its CI and what it means)")
     return 1 if tolerance is not None and comparison.regressions else 0
-
-
-def compare_summary(comparison: Any, top: int = 5) -> list[str]:
-    """What a comparison found, for the terminal: each run's verdict, then the largest detectable changes."""
-    lines = [f"{run.label}: {run.verdict or 'no verdict'} ({run.path})" for run in comparison.runs]
-    moved = sorted(
-        (d for d in comparison.paired if d.change in ("better", "worse")), key=lambda d: -abs(d.mean_difference)
-    )
-    for d in moved[:top]:
-        lines.append(
-            f"{d.change} {d.probe}.{d.metric}: {d.run} - {d.baseline} = {d.mean_difference:+.3f} "
-            f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}] over {d.n} examples"
-        )
-    if len(moved) > top:
-        lines.append(f"... and {len(moved) - top} more detectable change(s) in compare.html")
-    if not moved:
-        lines.append(
-            "no metric changed detectably (every paired 95% CI includes zero)"
-            if comparison.paired
-            else "no examples pair with the baseline: run both with the same suite and seed to compare pair by pair"
-        )
-    return lines
 
 
 def _cmd_pope(args: argparse.Namespace) -> int:

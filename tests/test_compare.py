@@ -232,3 +232,6 @@ def test_compare_without_out_writes_beside_the_last_run_and_prints_what_moved(ru
     largest = max(moved, key=lambda d: abs(d.mean_difference))
     assert f"{largest.change} {largest.probe}.{largest.metric}: b - a = {largest.mean_difference:+.3f}" in out
     assert out.index("a: ") < out.index(f"{largest.change} {largest.probe}.{largest.metric}")
+    for page in ("compare.html", "compare.md"):  # the pages lead with the same summary
+        text = (folder / page).read_text()
+        assert text.index(f"{largest.change} {largest.probe}.{largest.metric}") < text.index("Paired differences")

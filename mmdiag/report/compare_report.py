@@ -114,6 +114,7 @@ def render_compare_markdown(comparison: Any) -> str:
         + "; ".join(f"{_cell(r.label)}: `{_cell(r.model)}`, verdict {r.verdict or '–'}" for r in runs),
         "",
     ]
+    lines += [f"- {_cell(line)}" for line in comparison.summary()] + [""]
     if comparison.regression_tolerance is not None:
         moved = comparison.regressions
         lines += [

@@ -86,6 +86,28 @@ class Comparison:
     regression_tolerance: float | None = None
     figures: list[dict[str, Any]] = field(default_factory=list)  # probes' comparison figures (sections.Figure as dicts)
 
+    def summary(self, top: int = 5) -> list[str]:
+        """What the comparison found, in plain lines: each run's verdict, then the largest detectable paired changes
+        (the terminal, compare.md and compare.html lead with these)."""
+        lines = [f"{run.label}: {run.verdict or 'no verdict'} ({run.path})" for run in self.runs]
+        moved = sorted(
+            (d for d in self.paired if d.change in ("better", "worse")), key=lambda d: -abs(d.mean_difference)
+        )
+        lines += [
+            f"{d.change} {d.probe}.{d.metric}: {d.run} - {d.baseline} = {d.mean_difference:+.3f} "
+            f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}] over {d.n} examples"
+            for d in moved[:top]
+        ]
+        if len(moved) > top:
+            lines.append(f"... and {len(moved) - top} more detectable change(s) in compare.html")
+        if not moved:
+            lines.append(
+                "no metric changed detectably (every paired 95% CI includes zero)"
+                if self.paired
+                else "no examples pair with the baseline: run both with the same suite and seed to compare pair by pair"
+            )
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
