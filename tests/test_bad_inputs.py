@@ -271,8 +271,8 @@ CASES: dict[str, tuple[str, Setup, tuple[str, ...]]] = {
         ("resolves outside the image folder",),
     ),
     "pope-out-not-writable": (
-        "pope --questions {x} --answers {x} --out /sys/pope.json",
-        lambda t, r, m: {"x": _pope(t, "a.png")},
+        "pope --questions {x} --answers {a} --out /sys/pope.json",
+        lambda t, r, m: {"x": _pope(t, "a.png"), "a": _write(t / "a.jsonl", '{"question_id": 1, "answer": "Yes"}\n')},
         ("could not write /sys/pope.json",),
     ),
     # scenes and tiny

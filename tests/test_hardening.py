@@ -220,8 +220,11 @@ CASES: dict[str, tuple[str, Callable, tuple[str, ...]]] = {
         ("is not UTF-8 text",),
     ),
     "pope-duplicate-ids": (
-        "pope --questions {x} --answers {x}",
-        lambda t, r, m: {"x": _pope_lines(t, QLINE, QLINE)},
+        "pope --questions {x} --answers {a}",
+        lambda t, r, m: {
+            "x": _pope_lines(t, QLINE, QLINE),
+            "a": _write(t / "a.jsonl", '{"question_id": 1, "answer": "Yes"}\n'),
+        },
         ("share question_id 1",),
     ),
     "pope-answers-line-a-list": (
