@@ -14,6 +14,7 @@ The plan is immutable: the audit reads it and never changes it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -220,18 +221,27 @@ def _sized(
     return config, (full if limit is not None else None)
 
 
+def _partition(
+    probes: list[Probe], reason: Callable[[Probe], str | None]
+) -> tuple[list[Probe], list[tuple[Probe, str]]]:
+    """The probes ``reason`` has nothing against, and the others with its reason."""
+    kept, left_out = [], []
+    for probe in probes:
+        why = reason(probe)
+        if why:
+            left_out.append((probe, why))
+        else:
+            kept.append(probe)
+    return kept, left_out
+
+
 def _fit_to_data(
     probes: list[Probe], source: DataSource, config: AuditConfig, registry: ProbeRegistry
 ) -> tuple[list[Probe], list[str]]:
     """The probes that can run on ``source`` (plus the relations probe for a source of relation statements), and a
     note per probe left out saying why."""
-    kept, notes = [], []
-    for probe in probes:
-        why = probe.unusable_data(source)
-        if why:
-            notes.append(f"{probe.name}: left out for the {source.name} data: {why}")
-        else:
-            kept.append(probe)
+    kept, left_out = _partition(probes, lambda probe: probe.unusable_data(source))
+    notes = [f"{probe.name}: left out for the {source.name} data: {why}" for probe, why in left_out]
     if getattr(source, "relation_statements", False) and "relations" not in {p.name for p in kept}:
         kept.append(
             registry.create(
@@ -248,13 +258,8 @@ def _fit_to_answers(
 ) -> tuple[list[Probe], AuditConfig, list[str]]:
     """Only the probes that need answers alone, and only the gates on metrics that decisions can give; a note for
     everything left out."""
-    kept, notes = [], []
-    for probe in probes:
-        why = probe.unsupported_reason(adapter)
-        if why:
-            notes.append(f"{probe.name}: left out of this audit from answers: it {why.removeprefix('it ')}")
-        else:
-            kept.append(probe)
+    kept, left_out = _partition(probes, lambda probe: probe.unsupported_reason(adapter))
+    notes = [f"{probe.name}: left out of this audit from answers: it {why}" for probe, why in left_out]
     if not kept:
         raise ConfigError("no probe of the suite runs from answers alone (hallucination and relations do): name them")
     specs = {p.name: type(p).metric_specs for p in kept}
