@@ -193,3 +193,31 @@ def test_lmms_eval_own_sample_logs_give_the_audit_with_weights(round_trip, tmp_p
         assert ours["metrics"][name] == theirs["metrics"][name], name
     for key in ("pope", "pope_rules", "chair", "counterfactuals"):
         assert ours[key] == theirs[key], key
+
+
+@pytest.mark.parametrize("broken", ["always-yes", "shuffled"])
+def test_a_plainly_broken_model_fails_the_release_gates_from_its_answers(round_trip, tmp_path, broken, capsys):
+    """Answers that ignore the image (always "Yes"; the reference model's answers shuffled across items) fail the
+    release suite's multimodal-gain and evidence gates, where the reference model's own answers pass them."""
+    _, export, answers, _, _ = round_trip
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    texts = ["Yes"] * len(rows) if broken == "always-yes" else [r["answer"] for r in rows]
+    if broken == "shuffled":
+        import random
+
+        random.Random(0).shuffle(texts)
+    bad = tmp_path / f"{broken}.jsonl"
+    bad.write_text(
+        "".join(json.dumps({"question_id": r["question_id"], "answer": t}) + "\n" for r, t in zip(rows, texts))
+    )
+    gates = [
+        "--gate",
+        "hallucination.multimodal_gain.ci_low>=0.15",
+        "--gate",
+        "hallucination.evidence_sensitivity.ci_low>=0.6",
+    ]
+    args = ["--export", str(export), *gates]
+    assert main(["audit", "--answers", str(answers), *args, "--out", str(tmp_path / "clean")]) == 0
+    capsys.readouterr()
+    assert main(["audit", "--answers", str(bad), *args, "--out", str(tmp_path / "broken")]) == 1
+    assert "FAIL" in capsys.readouterr().out
