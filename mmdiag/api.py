@@ -48,6 +48,7 @@ from mmdiag.run.runtime import run_probe
 from mmdiag.run.store import ReplacedRun, RunStore, claim_run_dir
 from mmdiag.run.suites import release_gates_for
 from mmdiag.sources import DataSource, SourceRegistry
+from mmdiag.zoo.card import card_summary
 
 
 @dataclass
@@ -89,7 +90,8 @@ def ensure_default_model() -> Path:
 def default_model_note(path: Path) -> str:
     if path.name == DEFAULT_MODEL:
         return (
-            f"default model: {DEFAULT_MODEL}, the reference LLaVA trained on the synthetic scenes (see the model card)"
+            f"default model: {DEFAULT_MODEL}, the reference LLaVA trained on the synthetic scenes (its model card is "
+            "under Run metadata)"
         )
     return "default model: a random-weight tiny LLaVA built offline (its numbers exercise the pipeline only)"
 
@@ -207,6 +209,7 @@ def _run(plan: AuditPlan) -> AuditOutcome:
                 "config_hash": model_hash,
                 "weights_fingerprint": identity["weights"],
                 **({"planted_defect": plant} if plant else {}),
+                **({"card": card} if (card := card_summary(adapter.info().source)) else {}),
             },
             config=config.to_dict(),
             seed=config.seed,

@@ -121,6 +121,16 @@ class OneLineParser(argparse.ArgumentParser):
                 if name.startswith("--") and alias != name:
                     self._option_string_actions.setdefault(alias, action)
 
+    def _get_option_tuples(self, option_string: str) -> list[Any]:  # type: ignore[override]
+        """A prefix that matches only spellings of one flag (``--output`` of ``--output-path``/``--output_path``) is
+        that flag, not an ambiguity."""
+        tuples, seen = [], set()
+        for option in super()._get_option_tuples(option_string):
+            if id(option[0]) not in seen:
+                seen.add(id(option[0]))
+                tuples.append(option)
+        return tuples
+
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"mmdiag: error: {message} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(2)

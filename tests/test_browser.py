@@ -1,11 +1,13 @@
 """The HTML reports in a real browser (headless Chromium), at desktop and narrow widths with full-page
-screenshots: figures load, the console stays clean, the verdict block and table of contents are on the first
+screenshots: figures load, the console stays clean, the verdict and the findings are on the first
 screen, nothing scrolls sideways, and markup injected through model answers or dataset strings stays text."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 from helpers import integrity_suite
@@ -43,7 +45,7 @@ def inject(run):
     (run / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-WIDTHS = {"desktop": 1280, "narrow": 390}
+WIDTHS = {"desktop": 1400, "narrow": 420}
 
 
 def load(page_url, shots=None):
@@ -65,7 +67,12 @@ def load(page_url, shots=None):
                 const box = id => { const e = document.getElementById(id); if (!e) return null;
                                     const r = e.getBoundingClientRect(); return {top: r.top, left: r.left, right: r.right}; };
                 const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id);
+                const findings = Array.from(document.querySelectorAll('.card')).map(c => ({id: c.id,
+                    text: c.querySelector('.finding').innerText,
+                    bottom: c.querySelector('.finding').getBoundingClientRect().bottom,
+                    right: c.getBoundingClientRect().right}));
                 return {verdict: box('verdict'), contents: box('contents'), duplicate_ids: ids.length - new Set(ids).size,
+                        findings: findings,
                         overflow: document.documentElement.scrollWidth - window.innerWidth,
                         links: Array.from(document.querySelectorAll('#contents a')).map(a => a.getAttribute('href')),
                         targets: Array.from(document.querySelectorAll('#contents a'))
@@ -88,8 +95,8 @@ def load(page_url, shots=None):
 
 
 def check_layout(state, shots):
-    """Verdict block and table of contents on the first screen at both widths, every contents link lands on a
-    section, the page does not scroll sideways, and the screenshots are real full-page PNGs of the right width."""
+    """The verdict block on the first screen at both widths, every contents link lands on a section, the page does
+    not scroll sideways, and the screenshots are real full-page PNGs of the right width."""
     from PIL import Image
 
     for name, width in WIDTHS.items():
@@ -98,7 +105,7 @@ def check_layout(state, shots):
         assert layout["duplicate_ids"] == 0, f"{name}: {layout['duplicate_ids']} duplicate element ids"
         if layout["verdict"] is not None:
             assert 0 <= layout["verdict"]["top"] < 900 and layout["verdict"]["right"] <= width + 1, (name, layout)
-        assert layout["contents"]["top"] < 900 and layout["contents"]["right"] <= width + 1, (name, layout)
+        assert layout["contents"]["right"] <= width + 1, (name, layout)
         assert layout["overflow"] <= 1, f"{name}: the page scrolls sideways by {layout['overflow']} px"
         with Image.open(shots / f"{name}.png") as shot:
             assert shot.format == "PNG" and shot.width == width and shot.height >= 900
@@ -130,6 +137,11 @@ def test_report_renders_with_figures_and_keeps_injected_markup_inert(tmp_path, t
     check_layout(state, tmp_path)
     assert state["layouts"]["desktop"]["verdict"] is not None
     assert "#metrics" in state["layouts"]["desktop"]["links"]
+    assert [f["id"] for f in state["layouts"]["desktop"]["findings"]] == [
+        "finding-attention",
+        "finding-spatial",
+        "finding-hallucination",
+    ]
     assert len(state["images"]) >= 6 and all(i["ok"] for i in state["images"]), state["images"]
     assert state["scripts"] == 0 and state["handlers"] == 0 and state["pwned"] is None
     assert ATTACKS[0] in state["text"] and ATTACKS[1] in state["text"]  # shown as text, not run
@@ -173,3 +185,52 @@ def test_compare_page_renders(tmp_path, tiny_paths):
     check_layout(state, tmp_path)
     assert state["layouts"]["narrow"]["verdict"] is not None and "Regression check: PASS" in state["text"]
     assert "Paired differences" in state["text"]
+
+
+@pytest.mark.parametrize("defect", [None, "image-blind"])
+def test_first_screen_says_what_each_diagnostic_found(tmp_path, defect):
+    """The reference model under the release suite (the clean model and a planted image-blind one): at 1400×900 the
+    first screen holds the verdict and the three findings, each a sentence with its key number, and a failing
+    diagnostic names its failed gate on its card."""
+    from dataclasses import replace
+
+    from mmdiag import api
+    from mmdiag.run.suites import load_suite
+    from mmdiag.zoo.build import SHIPPED_DIR
+
+    if not (SHIPPED_DIR / "ref-llava-mlp" / "config.json").is_file():
+        pytest.skip("the shipped reference model is not installed")
+    config = load_suite(Path(__file__).resolve().parent.parent / "probes" / "release.yaml").config
+    light = {
+        "attention": {"generate_tokens": 0, "untrained_baseline": False},
+        "spatial": {"untrained_baseline": False, "llm_layers": []},
+        "hallucination": {"free_text": False, "captions": False},
+    }
+    params = {probe: {**config.probe_params.get(probe, {}), **light[probe]} for probe in config.probes}
+    run = tmp_path / "run"
+    api.audit(
+        str(SHIPPED_DIR / "ref-llava-mlp"),
+        run,
+        replace(config, probe_params=params, n_examples=24),
+        progress=False,
+        plant=defect,
+    )
+    state, problems = load((run / "report.html").as_uri(), shots=tmp_path)
+    assert problems == []
+    check_layout(state, tmp_path)
+    desktop = state["layouts"]["desktop"]
+    assert desktop["verdict"]["top"] < 900
+    findings = {f["id"]: f for f in desktop["findings"]}
+    assert list(findings) == ["finding-attention", "finding-spatial", "finding-hallucination"]
+    assert all(f["bottom"] <= 900 and f["right"] <= 1401 for f in findings.values()), findings
+    assert "of its attention to image tokens" in findings["finding-attention"]["text"]
+    assert "3×3 grid cell" in findings["finding-spatial"]["text"]
+    assert "POPE accuracy is" in findings["finding-hallucination"]["text"]
+    assert all(re.search(r"\[-?\d", f["text"]) for f in findings.values()), findings  # key numbers with CIs
+    text = state["text"]
+    first_screen = text[: text.index("What to do next")]
+    if defect is None:
+        assert "PASS" in first_screen and "FAIL" not in first_screen
+        assert "unstable" not in first_screen and "undefined" not in first_screen  # no noise above the findings
+    else:
+        assert "FAIL" in first_screen and "hallucination.multimodal_gain.ci_low >= 0.15: FAIL" in first_screen

@@ -24,6 +24,13 @@ def test_lm_eval_spellings_are_the_same_flags():
     assert "model_args" not in build_parser().format_help() + _command_help("audit")  # accepted, not listed twice
 
 
+def test_a_prefix_of_one_flags_spellings_is_that_flag(capsys):
+    parser = build_parser()
+    assert parser.parse_args(["audit", "--output", "o"]).out == "o"  # --output-path and --output_path: one flag
+    assert main(["audit", "--n", "3"]) == 2  # a prefix of several flags is still refused
+    assert "ambiguous option: --n could match" in capsys.readouterr().err
+
+
 def _command_help(name: str) -> str:
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]

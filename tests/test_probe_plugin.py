@@ -52,6 +52,8 @@ def test_a_plugin_probe_gets_guides_gates_pairing_and_a_section(installed, tiny_
     paired = [d for d in compare_runs([tmp_path / "a", tmp_path / "b"]).paired if d.probe == "blank_yes"]
     assert [d.metric for d in paired] == ["blank_yes_rate"] and paired[0].n == 6
     html = (tmp_path / "a" / "report.html").read_text()
-    assert '<h2 id="blank-yes">Yes on a blank image</h2>' in html and "yes on blank" in html
+    assert '<details class="part" id="blank-yes"><summary>Yes on a blank image</summary>' in html
+    assert "yes on blank" in html
+    assert 'id="finding-blank_yes"' in html and "blank_yes_rate" in html  # the default finding: a card of its own
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html and "<b>not bold</b>" not in html
     assert main(["metrics", "--probe", "blank_yes"]) == 0

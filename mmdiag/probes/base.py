@@ -17,7 +17,7 @@ import numpy as np
 
 from mmdiag.adapters.base import Adapter
 from mmdiag.probes.metric_spec import MetricSpec, names_by_kind
-from mmdiag.probes.sections import Figure, ReportSection, default_section
+from mmdiag.probes.sections import Figure, Finding, ReportSection, default_finding, default_section
 from mmdiag.sources.contract import DataRequest, Dataset, Example
 
 
@@ -174,6 +174,12 @@ class Probe(abc.ABC):
         """The probe's section of the report, from its result (results.json) and its examples.jsonl records alone
         (:mod:`mmdiag.probes.sections`); the default lists the headline metrics with their meaning."""
         return default_section(cls.name, result, cls.metric_specs)
+
+    @classmethod
+    def finding(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> Finding | None:
+        """What the probe found, in one plain sentence with its key numbers, for the top of the report
+        (:class:`~mmdiag.probes.sections.Finding`); the default states the first metric with a value."""
+        return default_finding(cls.name, result, cls.metric_specs)
 
     @classmethod
     def compare_figure(cls, results: dict[str, dict[str, Any]]) -> Figure | None:

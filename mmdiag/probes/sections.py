@@ -92,6 +92,52 @@ class Gallery:
 Block = Paragraph | Heading | Table | Figure | Gallery
 
 
+@dataclass(frozen=True)
+class Finding:
+    """What a probe found, for the top of the report: one plain sentence with its key numbers and their CIs, one
+    figure (or why there is none), and what to run next. The report adds the gates the probe's metrics decided."""
+
+    title: str
+    sentence: str
+    figure: Figure | None = None
+    no_figure: str = ""  # why there is no figure, shown in its place
+    next_steps: tuple[str, ...] = ()
+
+
+def value_ci(metric: dict[str, Any] | None, percent: bool = False, digits: int = 3) -> str:
+    """``0.555 [0.549, 0.560]`` (or ``55.5 % [54.9, 56.0]``) of a stored metric; ``undefined`` without a value."""
+    if not metric or metric.get("value") is None:
+        return "undefined"
+
+    def num(x: float) -> str:
+        return f"{100 * x:.1f}" if percent else f"{x:.{digits}f}"
+
+    text = num(metric["value"]) + (" %" if percent else "")
+    if metric.get("ci_low") is not None and metric.get("ci_high") is not None:
+        text += f" [{num(metric['ci_low'])}, {num(metric['ci_high'])}]"
+    return text
+
+
+def ci_side(metric: dict[str, Any] | None, reference: float | None) -> str | None:
+    """Where the metric's CI (its value when it has none) lies against ``reference``: ``"above"``, ``"below"`` or
+    ``"covers"``; ``None`` without a value or a reference."""
+    if not metric or metric.get("value") is None or reference is None:
+        return None
+    low = metric["value"] if metric.get("ci_low") is None else metric["ci_low"]
+    high = metric["value"] if metric.get("ci_high") is None else metric["ci_high"]
+    return "above" if low > reference else "below" if high < reference else "covers"
+
+
+def default_finding(name: str, result: dict[str, Any], specs: dict[str, Any]) -> Finding:
+    """The finding of a probe that declares none: its first metric with a value, with its meaning."""
+    for metric, m in (result.get("metrics") or {}).items():
+        if m.get("value") is not None:
+            spec = specs.get(metric)
+            meaning = spec.meaning if spec else m.get("description", metric)
+            return Finding(name, f"{metric} {value_ci(m)}: {meaning}.", no_figure="this probe declares no figure")
+    return Finding(name, "No metric has a value on this run (see the probe's section).", no_figure="no value")
+
+
 @dataclass
 class ReportSection:
     """One probe's section of the report."""

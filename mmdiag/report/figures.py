@@ -35,7 +35,7 @@ def lines(data: dict[str, Any]) -> str | None:
     series = data.get("series") or []
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(6.2, 3.3))
+    fig, ax = plt.subplots(figsize=tuple(data.get("size") or (6.2, 3.3)))
     x = np.asarray(data["x"])
     for s in series:
         style = {"marker": s["marker"]} if s.get("marker") else {"ls": s.get("ls", "-")}
@@ -50,7 +50,7 @@ def lines(data: dict[str, Any]) -> str | None:
         ax.set_ylim(*data["ylim"])
     if data.get("title"):
         ax.set_title(data["title"], fontsize=9)
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=data.get("legend_fontsize", 7), ncol=3)
     ax.grid(alpha=0.3)
     return _to_uri(fig)
 
@@ -97,7 +97,10 @@ def bars(data: dict[str, Any]) -> str | None:
         ax.axhline(y, color="black" if i == 0 else "grey", lw=0.8, **({"ls": "--"} if i == 0 else {}))
     ax.set_xticks(np.arange(len(groups)) + width * (len(series) - 1) / 2, groups, rotation=20)
     ax.set_ylabel(data.get("ylabel", ""))
-    ax.legend(fontsize=data.get("legend_fontsize", 8))
+    if data.get("ylim"):
+        ax.set_ylim(*data["ylim"])
+    if len(series) > 1 or data.get("legend"):
+        ax.legend(fontsize=data.get("legend_fontsize", 8))
     return _to_uri(fig)
 
 

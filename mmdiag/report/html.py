@@ -17,6 +17,7 @@ from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.probes.sections import Cell, Figure, Gallery, Heading, Table, default_section
 from mmdiag.report import figures
 from mmdiag.report.examples import ExampleImages
+from mmdiag.report.findings import model_name, next_steps, probe_findings, verdict_headline
 from mmdiag.results import read_examples, read_results
 from mmdiag.sources import SourceRegistry
 from mmdiag.verdicts import verdict_lines
@@ -62,6 +63,12 @@ def build_context(
         by_probe.setdefault(record.get("probe", "?"), []).append(record)
     failures = [r for r in records if "error" in r]
     rows = metric_rows(probes)
+    sections = probe_sections(probes, by_probe, images)
+    cards = probe_findings(results, by_probe)
+    for card in cards:
+        figure = card["finding"].figure
+        card["figure"] = _figure(figure, images) if figure is not None else None
+        card["section"] = next((sec["id"] for sec in sections if sec["probe"] == card["probe"]), None)
     flagged: dict[str, int] = {}
     for row in rows:
         state = (row["m"].get("status") or {}).get("state")
@@ -76,7 +83,12 @@ def build_context(
         "probes": probes,
         "failures": failures[:20],
         "n_failures": len(failures),
-        "sections": probe_sections(probes, by_probe, images),
+        "sections": sections,
+        "findings": cards,
+        "steps": next_steps(results, cards, str(run_dir)),
+        "model_name": model_name(results["metadata"]["model"]),
+        "headline": verdict_headline(results),
+        "card": results["metadata"]["model"].get("card"),
     }
 
 
@@ -117,6 +129,7 @@ def probe_sections(
             out.append(
                 {
                     "id": section.id,
+                    "probe": name,
                     "title": section.title,
                     "intro": section.intro,
                     "blocks": [_block(block, images) for block in section.blocks],

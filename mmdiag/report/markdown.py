@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mmdiag.report.findings import model_name, next_steps, probe_findings
 from mmdiag.report.html import format_number, metric_rows
 from mmdiag.results import read_results
 from mmdiag.verdicts import verdict_lines
@@ -49,23 +50,38 @@ def _code(text: str) -> str:
 ARROWS = {"higher": "↑", "lower": "↓", "near_reference": "≈", "neither": "·"}
 
 
-def render_markdown(results: dict[str, Any]) -> str:
+BADGES = {"pass": "gates pass", "fail": "**FAIL**", "ungated": "no quality gate"}
+
+
+def render_markdown(results: dict[str, Any], run_dir: str = "RUN") -> str:
+    """Verdict, one finding per diagnostic with the gates it decided, what to do next; then, folded, the gates and
+    every metric."""
     meta = results["metadata"]
-    verdict, *failures = verdict_lines(results)
+    verdict = verdict_lines(results)[0]
     lines = [
-        f"## mmdiag audit: {_cell(meta['model']['source'])}",
+        f"## mmdiag audit: {_cell(model_name(meta['model']))}",
         "",
         f"**{_cell(verdict)}**",
-        "",
-    ]
-    lines += [f"- {_cell(line.strip())}" for line in failures]
-    lines += [
         "",
         f"{_cell(meta['model']['architecture'])} · seed {meta['seed']} · config `{meta['config_hash']}` · "
         f"mmdiag {meta['versions'].get('mmdiag')}",
         "",
+        "### Findings",
+        "",
     ]
+    cards = probe_findings(results, {})
+    for card in cards:
+        gates = card["gates"]
+        badge = BADGES[card["state"]]
+        if gates["total"] and card["state"] != "ungated":
+            badge = f"{gates['passed']} of {gates['total']} {badge}"
+        lines.append(f"- **{_cell(card['finding'].title)}** ({badge}): {_cell(card['finding'].sentence)}")
+        lines += [f"  - {_cell(line)}" for line in gates["failed"]]
+    lines += ["", "### What to do next", ""]
+    lines += [f"- {_cell(step)}" for step in next_steps(results, cards, run_dir)]
+    lines += [""]
     lines += [f"> {_cell(note)}" for note in results.get("notes", [])]
+    lines += ["", "<details><summary>Gates and every metric</summary>", ""]
     if results.get("gates"):
         lines += ["", "| gate | metric [95% CI] | compared | margin | verdict |", "|---|---|---|---|---|"]
         for g in results["gates"]:
@@ -127,10 +143,11 @@ def render_markdown(results: dict[str, Any]) -> str:
     failed = {k: v for k, v in results.get("failed_examples", {}).items() if v}
     if failed:
         lines += ["", "Failed examples: " + ", ".join(f"{k}: {v}" for k, v in failed.items())]
+    lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
 def write_markdown_report(run_dir: Path) -> Path:
     path = Path(run_dir) / MARKDOWN_FILE
-    path.write_text(render_markdown(read_results(Path(run_dir))), encoding="utf-8")
+    path.write_text(render_markdown(read_results(Path(run_dir)), str(run_dir)), encoding="utf-8")
     return path

@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mmdiag.errors import MmdiagError
+from mmdiag.zoo.card import CARD
 from mmdiag.zoo.recipes import RECIPES, ZooRecipe
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
-CARD = "card.json"
 EVAL_SCENES = 200
 
 

@@ -47,7 +47,7 @@ from mmdiag.probes.attention.parts import (
 from mmdiag.probes.attention.specs import METRIC_SPECS
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.blind_inputs import gaussian_noise, mean_colour
-from mmdiag.probes.sections import ReportSection
+from mmdiag.probes.sections import Finding, ReportSection
 from mmdiag.sources.contract import Dataset, object_patch_mask, object_region_mask
 
 QUESTION = "Is there a {name} in the image?"
@@ -331,6 +331,12 @@ class AttentionProbe(Probe):
         from mmdiag.probes.attention.report import section
 
         return section(result, records)
+
+    @classmethod
+    def finding(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> Finding | None:
+        from mmdiag.probes.attention.finding import finding
+
+        return finding(result, records)
 
     @classmethod
     def paired_values(cls, values: dict[str, Any]) -> dict[str, float]:

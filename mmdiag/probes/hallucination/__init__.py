@@ -38,7 +38,7 @@ from mmdiag.probes.hallucination.plan import (
 )
 from mmdiag.probes.hallucination.result import CAPTION, HallucinationResult  # noqa: F401 - public here
 from mmdiag.probes.hallucination.specs import METRIC_SPECS
-from mmdiag.probes.sections import ReportSection
+from mmdiag.probes.sections import Finding, ReportSection
 from mmdiag.sources.contract import DataRequest, Dataset
 
 
@@ -297,6 +297,12 @@ class HallucinationProbe(Probe):
         from mmdiag.probes.hallucination.report import section
 
         return section(result, records)
+
+    @classmethod
+    def finding(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> Finding | None:
+        from mmdiag.probes.hallucination.finding import finding
+
+        return finding(result, records)
 
     @classmethod
     def paired_values(cls, values: dict[str, Any]) -> dict[str, Any]:

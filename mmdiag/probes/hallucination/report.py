@@ -40,17 +40,18 @@ def section(result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSect
             ),
         ]
     if result.get("pope_rules"):
-        blocks += [
-            Heading("POPE per split and parsing rule (greedy free-text answers)"),
-            Table(
-                ("split", "rule", *POPE_HEADER, "unparsed"),
-                tuple(
-                    (split, rule, *(p.get(k) for k in POPE_KEYS), p.get("unparsed"))
-                    for split, rules in result["pope_rules"].items()
-                    for rule, p in rules.items()
-                ),
-            ),
-        ]
+        unreadable = unreadable_rules(result)
+        rows = tuple(
+            (split, rule, *(p.get(k) for k in POPE_KEYS), p.get("unparsed"))
+            for split, rules in result["pope_rules"].items()
+            for rule, p in rules.items()
+            if rule not in unreadable
+        )
+        if rows:
+            blocks += [
+                Heading("POPE per split and parsing rule (greedy free-text answers)"),
+                Table(("split", "rule", *POPE_HEADER, "unparsed"), rows),
+            ]
         blocks += [Paragraph(note, note=True) for note in unparsed_notes(result, records)]
     if result.get("blind_pope"):
         rows = (
@@ -198,23 +199,33 @@ def _pairs_and_examples(records: list[dict[str, Any]]) -> tuple[list[GalleryItem
     return pairs, examples
 
 
-def unparsed_notes(result: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
-    """One note per parsing rule that could not read most free-text answers, quoting an answer it could not parse:
-    its numbers then say how the model words answers, not whether they are right."""
-    answers = [a for r in records for a in (r.get("values") or {}).get("answers") or [] if isinstance(a, str)]
-    notes = []
+def unreadable_rules(result: dict[str, Any]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Parsing rules that could not read most free-text answers in some split: rule -> split -> (unparsed, n)."""
+    out: dict[str, dict[str, tuple[int, int]]] = {}
     for split, rules in (result.get("pope_rules") or {}).items():
         for rule, scores in rules.items():
             n, unparsed = scores.get("n") or 0, scores.get("unparsed") or 0
-            if not n or unparsed / n <= UNPARSED_NOTE_SHARE:
-                continue
-            example = next((a for a in answers if _unparsed(a, rule)), None)
-            quoted = f', e.g. "{example[:60]}"' if example is not None else ""
-            notes.append(
-                f"{split} / {rule}: {unparsed} of {n} answers unparsed - the model writes free text{quoted}, "
-                f"which the {rule} rule does not read as yes or no; its accuracy and F1 measure the wording, "
-                "not the answers (the logit decisions above do not depend on wording)"
-            )
+            if n and unparsed / n > UNPARSED_NOTE_SHARE:
+                out.setdefault(rule, {})[split] = (unparsed, n)
+    return out
+
+
+def unparsed_notes(result: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    """One note per parsing rule that could not read most free-text answers (its rows are left out of the table),
+    quoting an answer it could not parse: its numbers would say how the model words answers, not whether they are
+    right."""
+    answers = [a for r in records for a in (r.get("values") or {}).get("answers") or [] if isinstance(a, str)]
+    notes = []
+    for rule, splits in unreadable_rules(result).items():
+        example = next((a for a in answers if _unparsed(a, rule)), None)
+        quoted = f', e.g. "{example[:60]}"' if example is not None else ""
+        counts = ", ".join(f"{split} {unparsed} of {n}" for split, (unparsed, n) in splits.items())
+        notes.append(
+            f"The {rule} rule cannot read this model's answers ({counts} unparsed): the model writes free "
+            f"text{quoted}, which the {rule} rule does not read as yes or no, so its accuracy and F1 would measure "
+            "the wording, not the answers; its rows are left out of the table (results.json keeps them). The "
+            "logit decisions above do not depend on wording."
+        )
     return notes
 
 

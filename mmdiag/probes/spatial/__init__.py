@@ -35,7 +35,7 @@ from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.metrics.similarity import cka_with_null, knn_overlap_with_null
 from mmdiag.metrics.stats import bootstrap_ci, resample_indices
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
-from mmdiag.probes.sections import Figure, ReportSection
+from mmdiag.probes.sections import Figure, Finding, ReportSection
 from mmdiag.probes.spatial.heads import fit_predict
 from mmdiag.probes.spatial.readouts import (
     FOLDS,
@@ -270,6 +270,12 @@ class SpatialProbe(Probe):
         from mmdiag.probes.spatial.report import section
 
         return section(result, records)
+
+    @classmethod
+    def finding(cls, result: dict[str, Any], records: list[dict[str, Any]]) -> Finding | None:
+        from mmdiag.probes.spatial.finding import finding
+
+        return finding(result, records)
 
     @classmethod
     def compare_figure(cls, results: dict[str, dict[str, Any]]) -> Figure | None:

@@ -14,12 +14,12 @@ from mmdiag.probes.sections import (
 )
 
 INTRO = (
-    "Readout: {readout}. Each cell: score [95% CI]; chance (a label-permutation null through the same "
-    "cross-validation where a permutation p is shown, else the majority class / R² 0); Δ = this stage − the vision "
-    "encoder on the same scenes with its paired p-value; retention (stage − chance)/(vision encoder − chance) "
-    "[paired bootstrap CI], only where the vision encoder beats its null (else “not measurable”, hover for why); "
-    "the same probe on a randomly initialised copy (untr.). Accuracy, except R² for centre_x/centre_y; an empty "
-    "cell says why."
+    "Readout: {readout}. Each cell: the score [95% CI] (accuracy, except R² for centre_x/centre_y) and, after the "
+    "vision encoder, its retention: (stage − chance)/(vision encoder − chance), 1 = nothing lost, only where the "
+    "vision encoder beats its null (else “not measurable”). Hover a cell for the rest: chance (a label-permutation "
+    "null through the same cross-validation, else the majority class / R² 0) with its p, Δ = this stage − the "
+    "vision encoder on the same scenes with its paired p-value, the retention's paired bootstrap CI, and the same "
+    "probe on a randomly initialised copy (untr.); results.json has them all. An empty cell says why."
 )
 
 
@@ -75,38 +75,44 @@ def retention_bars(result: dict[str, Any]) -> Figure | None:
     if len(stages) < 2:
         return None
     tasks = [t for t in result.get("tasks", []) if t != "control"]
+    series = {stage: [scores[stage][t].get("retention") for t in tasks] for stage in stages[1:]}
+    missing = [t for k, t in enumerate(tasks) if all(values[k] is None for values in series.values())]
     return Figure(
         "bars",
-        {
-            "groups": tasks,
-            "series": {stage: [scores[stage][t].get("retention") for t in tasks] for stage in stages[1:]},
-            "ylabel": f"retention vs {stages[0]}",
-            "lines": [1.0, 0.0],
-        },
+        {"groups": tasks, "series": series, "ylabel": f"retention vs {stages[0]}", "lines": [1.0, 0.0]},
         alt="retention bars",
+        caption=(
+            f"No bar for {', '.join(missing)}: retention is not measurable where the {stages[0]} does not beat its "
+            "permutation null (nothing decodable to retain)."
+            if missing
+            else ""
+        ),
     )
 
 
 def _cell(s: dict[str, Any]) -> Cell:
+    """Score [CI] and the retention on view (at most four numbers); chance, Δ, p-values and the untrained copy in
+    the hover text."""
     main = _n(s.get("score")) + (
         f" [{_n(s['ci_low'], 2)}, {_n(s['ci_high'], 2)}]" if s.get("ci_low") is not None else ""
     )
     details = [s["undefined"]] if s.get("undefined") else []
-    line = f"chance {_n(s.get('chance'), 2)}"
-    if s.get("null_p") is not None:
-        line += f" (perm. p {_n(s['null_p'])})"
+    hint = [
+        f"chance {_n(s.get('chance'), 2)}" + (f" (perm. p {_n(s['null_p'])})" if s.get("null_p") is not None else "")
+    ]
     if s.get("difference") is not None:
-        line += f", Δ {_n(s['difference'], 2)} (p {_n(s.get('difference_p'))})"
-    hint = ""
+        hint.append(f"Δ vs vision encoder {_n(s['difference'], 2)} (p {_n(s.get('difference_p'))})")
     if s.get("retention") is not None:
+        details.append(f"ret. {_n(s['retention'], 2)}")
         ci = s.get("retention_ci") or [None, None]
-        line += f", ret. {_n(s['retention'], 2)}" + (f" [{_n(ci[0], 2)}, {_n(ci[1], 2)}]" if ci[0] is not None else "")
+        if ci[0] is not None:
+            hint.append(f"retention {_n(s['retention'], 2)} [{_n(ci[0], 2)}, {_n(ci[1], 2)}]")
     elif s.get("retention_undefined"):
-        line += ", ret. not measurable"
-        hint = s["retention_undefined"]
+        details.append("ret. not measurable")
+        hint.append(f"retention not measurable: {s['retention_undefined']}")
     if s.get("untrained") is not None:
-        line += f", untr. {_n(s['untrained'], 2)}"
-    return Cell(main, (*details, line), hint)
+        hint.append(f"untrained copy {_n(s['untrained'], 2)}")
+    return Cell(main, tuple(details), "; ".join(hint))
 
 
 def _similarity(m: dict[str, Any]) -> str:
