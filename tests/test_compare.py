@@ -235,3 +235,31 @@ def test_compare_without_out_writes_beside_the_last_run_and_prints_what_moved(ru
     for page in ("compare.html", "compare.md"):  # the pages lead with the same summary
         text = (folder / page).read_text()
         assert text.index(f"{largest.change} {largest.probe}.{largest.metric}") < text.index("Paired differences")
+
+
+def test_a_passing_run_with_alarming_metrics_is_reconciled_and_undefined_values_say_why(runs, tmp_path):
+    """A run that passes its own gates yet has metrics outside the release suite's healthy range gets a line saying
+    why both hold; a metric without a value says why in the side-by-side table (HTML and Markdown)."""
+    import shutil
+
+    from mmdiag.report.compare_report import render_compare_html, render_compare_markdown
+
+    for name in ("a", "b"):
+        shutil.copytree(runs / name, tmp_path / name)
+    path = tmp_path / "b" / "results.json"
+    results = json.loads(path.read_text())
+    metrics = results["probes"]["hallucination"]["metrics"]
+    metrics["accuracy"]["status"] = {"state": "alarming", "reason": "outside the release suite's healthy range"}
+    metrics["f1"].update(value=None, ci_low=None, ci_high=None, undefined="no yes answer and no yes label")
+    metrics["f1"]["status"] = {"state": "undefined", "reason": "no yes answer and no yes label"}
+    results["verdict"] = "pass"
+    path.write_text(json.dumps(results))
+    comparison = compare_runs([tmp_path / "a", tmp_path / "b"])
+    (line,) = [line for line in comparison.summary() if line.startswith("b passes its own gates")]
+    assert "yet" in line and "hallucination.accuracy" in line and "which this run's suite does not gate" in line
+    html, md = render_compare_html(comparison), render_compare_markdown(comparison)
+    assert "passes its own gates" in html and "no yes answer and no yes label" in html
+    assert "– (no yes answer and no yes label)" in md
+    results["verdict"] = "fail"  # a failing run has nothing to reconcile: its verdict already says it
+    path.write_text(json.dumps(results))
+    assert not any(line.startswith("b passes") for line in compare_runs([tmp_path / "a", tmp_path / "b"]).summary())

@@ -55,6 +55,7 @@ class Figure:
     data: dict[str, Any]
     alt: str
     caption: str = ""
+    note: str = ""  # why part of the figure is empty (e.g. bars that cannot be measured), shown under it
 
     def __post_init__(self) -> None:
         if self.kind not in FIGURE_KINDS:

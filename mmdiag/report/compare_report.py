@@ -13,7 +13,12 @@ from mmdiag.report.markdown import _cell
 def comparison_figures(comparison: Any) -> list[dict[str, Any]]:
     """The probes' comparison figures, drawn: ``{"title", "alt", "uri"}`` (``uri`` None with nothing to draw)."""
     return [
-        {"title": f.get("caption") or f["probe"], "alt": f["alt"], "uri": figures.DRAWERS[f["kind"]](f["data"])}
+        {
+            "title": f.get("caption") or f["probe"],
+            "alt": f["alt"],
+            "uri": figures.DRAWERS[f["kind"]](f["data"]),
+            "note": f.get("note", ""),
+        }
         for f in comparison.figures
     ]
 
@@ -60,6 +65,7 @@ def _rows(comparison: Any) -> list[dict[str, Any]]:
                     "ci_low": detail.get("ci_low"),
                     "ci_high": detail.get("ci_high"),
                     "state": (detail.get("status") or {}).get("state"),
+                    "why": _why(value, detail, run, name),
                     "delta": delta,
                 }
             )
@@ -75,6 +81,15 @@ def _rows(comparison: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _why(value: float | None, detail: dict[str, Any], run: Any, probe: str) -> str:
+    """Why a run has no value for a metric: the metric's own reason, else that its probe did not run there."""
+    if value is not None:
+        return ""
+    if detail:
+        return detail.get("undefined") or (detail.get("status") or {}).get("reason") or "undefined on this run"
+    return "not measured: the probe did not run" if probe not in run.metrics else "not reported by this run"
 
 
 ARROWS = {"higher": "↑", "lower": "↓", "near_reference": "≈", "neither": "·"}
@@ -94,7 +109,7 @@ def render_compare_html(comparison: Any) -> str:
 
 def _value(cell: dict[str, Any]) -> str:
     if cell["value"] is None:
-        return "–"
+        return f"– ({cell['why']})" if cell["why"] else "–"
     ci = f" [{format_number(cell['ci_low'])}, {format_number(cell['ci_high'])}]" if cell["ci_low"] is not None else ""
     return f"{format_number(cell['value'])}{ci}" + (f" ({cell['state'].replace('_', ' ')})" if cell["state"] else "")
 

@@ -140,7 +140,13 @@ def probe_sections(
 
 def _block(block: Any, images: ExampleImages) -> dict[str, Any]:
     if isinstance(block, Figure):
-        return {"type": "figure", "uri": _figure(block, images), "alt": block.alt, "caption": block.caption}
+        return {
+            "type": "figure",
+            "uri": _figure(block, images),
+            "alt": block.alt,
+            "caption": block.caption,
+            "note": block.note,
+        }
     if isinstance(block, Gallery):
         items = []
         for item in block.items:

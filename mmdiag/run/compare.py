@@ -40,6 +40,27 @@ class RunSummary:
     details: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # probe -> metric -> CI, guide, status
     verdict: str | None = None
 
+    def alarming(self) -> list[str]:
+        """``probe.metric`` of every metric whose status is alarming in this run's report."""
+        return [
+            f"{probe}.{metric}"
+            for probe, metrics in self.details.items()
+            for metric, detail in metrics.items()
+            if (detail.get("status") or {}).get("state") == "alarming"
+        ]
+
+    def alarm_reconciliation(self) -> str | None:
+        """Why a run that passes its gates shows alarming metrics (they lie outside the release suite's healthy range,
+        which this run's suite does not gate), or ``None`` when there is nothing to reconcile."""
+        alarming = self.alarming()
+        if self.verdict != "pass" or not alarming:
+            return None
+        return (
+            f"{self.label} passes its own gates, yet {len(alarming)} metric(s) are alarming ({', '.join(alarming)}): "
+            "outside the release suite's healthy range, which this run's suite does not gate; read them before "
+            "shipping (or audit with the release suite)"
+        )
+
 
 @dataclass
 class PairedDifference:
@@ -90,6 +111,7 @@ class Comparison:
         """What the comparison found, in plain lines: each run's verdict, then the largest detectable paired changes
         (the terminal, compare.md and compare.html lead with these)."""
         lines = [f"{run.label}: {run.verdict or 'no verdict'} ({run.path})" for run in self.runs]
+        lines += [line for run in self.runs if (line := run.alarm_reconciliation())]
         moved = sorted(
             (d for d in self.paired if d.change in ("better", "worse")), key=lambda d: -abs(d.mean_difference)
         )
@@ -278,7 +300,7 @@ def paired_difference(
     return len(diff), float(diff.mean()), low, high
 
 
-DETAIL_KEYS = ("ci_low", "ci_high", "guide", "status")
+DETAIL_KEYS = ("ci_low", "ci_high", "guide", "status", "undefined")
 IDENTITY_IGNORED = ("gates", "kind_gates")  # they only judge: runs that differ in gates still pair
 
 

@@ -76,17 +76,22 @@ def retention_bars(result: dict[str, Any]) -> Figure | None:
         return None
     tasks = [t for t in result.get("tasks", []) if t != "control"]
     series = {stage: [scores[stage][t].get("retention") for t in tasks] for stage in stages[1:]}
-    missing = [t for k, t in enumerate(tasks) if all(values[k] is None for values in series.values())]
     return Figure(
         "bars",
         {"groups": tasks, "series": series, "ylabel": f"retention vs {stages[0]}", "lines": [1.0, 0.0]},
         alt="retention bars",
-        caption=(
-            f"No bar for {', '.join(missing)}: retention is not measurable where the {stages[0]} does not beat its "
-            "permutation null (nothing decodable to retain)."
-            if missing
-            else ""
-        ),
+        note=missing_bars_note(tasks, series, stages[0]),
+    )
+
+
+def missing_bars_note(tasks: list[str], series: dict[str, list[float | None]], first_stage: str) -> str:
+    """Why some tasks have no bar: retention is not measurable where the first stage does not beat its null."""
+    missing = [t for k, t in enumerate(tasks) if all(values[k] is None for values in series.values())]
+    if not missing:
+        return ""
+    return (
+        f"No bar for {', '.join(missing)}: retention is not measurable where the {first_stage} does not beat its "
+        "permutation null (nothing decodable to retain)."
     )
 
 
@@ -139,6 +144,7 @@ def compare_figure(results: dict[str, dict[str, Any]]) -> Figure | None:
         stage = "projector" if "projector" in result["stages"] else result["stages"][-1]
         final = result["scores"][stage]
         series[f"{label} ({stage})"] = [final.get(t, {}).get("retention") for t in tasks]
+    first = next(iter(runs.values()))["stages"][0]
     return Figure(
         "bars",
         {
@@ -151,4 +157,5 @@ def compare_figure(results: dict[str, dict[str, Any]]) -> Figure | None:
         },
         alt="retention by run",
         caption="Spatial retention through the projector",
+        note=missing_bars_note(tasks, series, first),
     )
