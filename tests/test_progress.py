@@ -94,3 +94,33 @@ def test_eta_comes_from_this_runs_measured_pace_never_from_reference_seconds():
         "spatial: aggregating",
         "writing the reports",
     }
+
+
+def test_the_bar_moves_inside_a_batch_at_this_phases_measured_pace():
+    """Finished examples arrive a batch at a time; in between, the bar shows how long the batch has run and, once a
+    batch of this phase has been timed, how many of its examples that pace says are done (never all of them)."""
+    from mmdiag.run.phase_bar import PhaseBar
+
+    clock, stream = FakeClock(), io.StringIO()
+    bar = PhaseBar(24, "hallucination", stream=stream, clock=clock, heartbeat=0)
+    bar.start_batch(8)
+    clock.now += 12.0
+    bar.tick()
+    assert bar.estimate() == (0, 12.0)  # no pace yet: no made-up progress, only the time it has run
+    assert "batch of 8 under way 12 s" in stream.getvalue()
+    bar.finish(8)  # 8 examples in 12 s: 1.5 s per example
+    assert bar.estimate() == (8, None)
+    bar.start_batch(8)
+    clock.now += 6.0
+    bar.tick()
+    assert bar.estimate() == (12, 6.0)  # 6 s at 1.5 s per example: 4 of the batch
+    assert "12/24" in stream.getvalue()
+    clock.now += 100.0
+    assert bar.estimate()[0] == 15  # a slow batch never shows as finished before it is
+    bar.finish(8)  # the second batch took 106 s: the pace is now (12 + 106) / 16 per example
+    bar.start_batch(8)
+    clock.now += 118.0 / 16 * 3
+    assert bar.estimate()[0] == 16 + 3
+    bar.finish(8)
+    bar.close()
+    assert bar.done == 24 and "24/24" in stream.getvalue()

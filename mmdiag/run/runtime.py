@@ -13,16 +13,15 @@ then merges the shards and aggregates from the run folder, in the probes' exampl
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from mmdiag.adapters.base import Adapter
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
 from mmdiag.run.distributed import ProcessInfo
+from mmdiag.run.phase_bar import PhaseBar
 from mmdiag.run.progress import AuditProgress
 from mmdiag.run.store import RunStore
 
@@ -82,16 +81,10 @@ def _measure(
         probe.setup(adapter)
     total = sum(ex.example_id not in finished for group in mine for ex in group)
     done = 0
-    bar = tqdm(
-        total=total,
-        desc=probe.name,
-        unit="ex",
-        disable=not (progress and process.is_main),
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    with store:
+    bar = PhaseBar(total, probe.name, enabled=progress and process.is_main)
+    with store, bar:
         for group in mine:
+            bar.start_batch(sum(ex.example_id not in finished for ex in group))
             for example, outcome in zip(group, _run_chunk(probe, adapter, group)):
                 if example.example_id in finished:
                     continue  # re-measured only so the rest of its batch is computed exactly as uninterrupted
@@ -100,11 +93,10 @@ def _measure(
                     store.write({**base, "error": outcome})
                 else:
                     store.write({**base, "values": outcome.values}, outcome.arrays)
-                bar.update(1)
+                bar.finish(1)
                 done += 1
                 if tracker is not None:
                     tracker.advance(done, total)
-    bar.close()
     process.barrier()  # every shard is complete
     if process.is_main:
         store.merge_shards()
