@@ -4,7 +4,8 @@ Examples are measured in batches (one batched forward serves several examples), 
 batch at a time. Between arrivals a heartbeat (:meth:`PhaseBar.tick`, once a second from a background thread)
 keeps the line alive: the seconds the batch under way has taken, and, once this phase has finished a batch, how
 many of the batch's examples this phase's measured pace says are done (never the whole batch before it is). The
-ETA is tqdm's, from this run's own throughput. ``clock`` is injectable and ``heartbeat=0`` turns the thread off, for tests.
+ETA is tqdm's, from this run's own throughput. ``clock`` is injectable and ``heartbeat=0`` turns the thread off,
+for tests.
 """
 
 from __future__ import annotations
