@@ -87,6 +87,7 @@ def main() -> dict:
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", default=None, help="also write the numbers here")
+    parser.add_argument("--record", action="store_true", help="write the figures to bench/results (the docs read them)")
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -148,6 +149,33 @@ def main() -> dict:
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
+    if args.record:
+        from record import figure, record
+
+        ratios, where = result["ratios"], f"{result['image_tokens']} image tokens, {args.layers} layers"
+        record(
+            "attention_overhead",
+            [
+                figure(
+                    "attention probe time / plain SDPA forward", round(ratios["probe_time"], 3), "×", "<= 1.15×", where
+                ),
+                figure(
+                    "attention probe peak memory / plain forward",
+                    None if ratios["probe_peak_memory"] is None else round(ratios["probe_peak_memory"], 3),
+                    "×",
+                    "<= 1.10×",
+                    where,
+                ),
+                figure("eager output_attentions time / plain forward", round(ratios["eager_time"], 3), "×", "", where),
+                figure(
+                    "eager output_attentions peak memory / plain forward",
+                    None if ratios["eager_peak_memory"] is None else round(ratios["eager_peak_memory"], 3),
+                    "×",
+                    "",
+                    where,
+                ),
+            ],
+        )
     return result
 
 

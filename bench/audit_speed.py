@@ -82,6 +82,7 @@ def main() -> dict:
     parser.add_argument("--json", default=None)
     parser.add_argument("--suite", default=None, help="a suite file (default: the release suite)")
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs (the median is reported)")
+    parser.add_argument("--record", action="store_true", help="write the figures to bench/results (the docs read them)")
     args = parser.parse_args()
     import torch
 
@@ -100,6 +101,22 @@ def main() -> dict:
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.record:
+        from record import figure, record
+
+        record(
+            "audit_speed",
+            [
+                figure(
+                    f"default audit ({result['suite']}), process start to written report, median of {len(walls)}",
+                    result["end_to_end_s"],
+                    "s",
+                    "<= 20 s",
+                    "runs: " + ", ".join(f"{w} s" for w in result["end_to_end_runs_s"]),
+                ),
+                *(figure(f"phase: {name}", value, "s") for name, value in result["phases_s"].items()),
+            ],
+        )
     return result
 
 

@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument(
         "--table-only", action="store_true", help="no runs: re-read the stored ones with the suite's current gates"
     )
+    parser.add_argument(
+        "--record", action="store_true", help="write the matrix to bench/results/gate_power_<suite>.jsonl (the docs)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +114,7 @@ def main() -> None:
         models += sorted(str(p) for p in Path(args.defects).iterdir() if (p / "config.json").is_file())
     lines = out / "runs.jsonl"
     if args.table_only:
-        summary(lines, args.suite)
+        summary(lines, args.suite, args.record)
         return
     done = set()
     if lines.is_file():
@@ -130,7 +133,7 @@ def main() -> None:
                     + (f"; failed: {', '.join(failed)}" if failed else ""),
                     flush=True,
                 )
-    summary(lines, args.suite)
+    summary(lines, args.suite, args.record)
 
 
 def evaluate(row: dict, gates: list[str]) -> dict[str, tuple[float | None, bool]]:
@@ -193,7 +196,7 @@ def _order(model: str) -> tuple:
         return (1, 0, name, 0.0)
 
 
-def summary(lines: Path, suite: str = "release") -> None:
+def summary(lines: Path, suite: str = "release", record_figures: bool = False) -> None:
     """Per model: runs, FAIL verdicts and, per gate of the suite as it is now, the seeds at which it failed (one
     JSON line each; ``matrix.md`` beside the lines holds the table: failing seeds per cell, · none); over the clean
     models, each gate's worst bound."""
@@ -227,6 +230,25 @@ def summary(lines: Path, suite: str = "release") -> None:
             + " |"
         )
     (lines.parent / "matrix.md").write_text("\n".join(table) + "\n")
+    if record_figures:
+        from record import record
+
+        record(
+            f"gate_power_{suite}",
+            [
+                {
+                    "figure": Path(model).name,
+                    "value": sum(any(not ok for _, ok in r["judged"].values()) for r in by_model[model]),
+                    "unit": "FAIL verdicts",
+                    "target": "0 for a clean model, every seed for a defect",
+                    "note": "",
+                    "runs": len(by_model[model]),
+                    "seeds": sorted({r["seed"] for r in by_model[model]}),
+                    "gates": {short_name(g): sum(not r["judged"][g][1] for r in by_model[model]) for g in gates},
+                }
+                for model in sorted(by_model, key=_order)
+            ],
+        )
     clean = [r for model, runs in by_model.items() if Path(model).name in CLEAN for r in runs]
     for g in gates:
         bounds = [r["judged"][g][0] for r in clean if r["judged"][g][0] is not None]

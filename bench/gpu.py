@@ -57,6 +57,7 @@ def main() -> list[dict]:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--tiny", action="store_true", help="a small geometry (CPU smoke run of this script)")
     parser.add_argument("--json-lines", type=Path, default=None)
+    parser.add_argument("--record", action="store_true", help="write the figures to bench/results (the docs read them)")
     args = parser.parse_args()
 
     from attention_overhead import peak_memory
@@ -184,6 +185,16 @@ def main() -> list[dict]:
         )
     if args.json_lines:
         args.json_lines.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    if args.record:
+        from record import figure, record
+
+        record(
+            "gpu",
+            [
+                figure(line["figure"], None, "", "", ", ".join(f"{k} {v}" for k, v in line.items() if k != "figure"))
+                for line in lines
+            ],
+        )
     return lines
 
 

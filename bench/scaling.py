@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--suite", default=None, help="suite name or file (default: release)")
     parser.add_argument("--plot", default=None, help="write the plot here (PNG)")
     parser.add_argument("--json", default=None, help="also write the JSON lines here")
+    parser.add_argument("--record", action="store_true", help="write the figures to bench/results (the docs read them)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,6 +117,25 @@ def main() -> None:
         Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in rows))
     if args.plot:
         plot(rows, Path(args.plot))
+    if args.record:
+        from record import figure, record
+
+        figures = []
+        for r in rows:
+            figures += [
+                figure(f"{r['scenes']} scenes: wall time", r["wall_s"], "s"),
+                figure(
+                    f"{r['scenes']} scenes: time per scene vs {base['scenes']}",
+                    r["time_per_scene_vs_smallest"],
+                    "×",
+                    "flat (linear cost)",
+                ),
+                figure(f"{r['scenes']} scenes: peak memory", r["peak_rss_mib"], "MiB"),
+                figure(
+                    f"{r['scenes']} scenes: peak memory vs {base['scenes']}", r["memory_vs_smallest"], "×", "<= 1.1×"
+                ),
+            ]
+        record("scaling", figures)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--questions", default="6,12", help="questions per image, comma-separated (at most 12)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--record", action="store_true", help="write the figures to bench/results (the docs read them)")
     args = parser.parse_args()
     from mmdiag.zoo.models import Geometry, new_llava
 
@@ -141,6 +142,31 @@ def main() -> None:
             print(json.dumps(report), flush=True)
     if args.json:
         args.json.write_text("".join(json.dumps(r) + "\n" for r in reports))
+    if args.record:
+        from record import figure, record
+
+        figures = []
+        for r in reports:
+            k = r["questions_per_image"]
+            figures += [
+                figure(
+                    f"{k} questions per image: throughput vs generate(max_new_tokens=1) per question",
+                    r["throughput_ratio"],
+                    "×",
+                    ">= 6×",
+                    f"{r['generate_per_question_s']} s vs {r['packed_s']} s for {r['questions']} questions; identical "
+                    f"decisions: {r['identical_decisions']}; at most {r['bound_ratio']}× for any method that reads "
+                    "each image once",
+                ),
+                figure(
+                    f"{k} questions per image: cost per image vs one forward of image + prompt",
+                    r["cost_vs_one_forward"],
+                    "×",
+                    "<= 1.3×",
+                    f"{r['image_tokens']} image tokens, median of {r['repeats']}",
+                ),
+            ]
+        record("yes_no_scoring", figures)
 
 
 if __name__ == "__main__":

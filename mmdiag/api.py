@@ -1,8 +1,11 @@
 """The library verbs (notebooks call these; the CLI only parses arguments and calls them).
 
->>> from mmdiag import api
->>> outcome = api.audit("path/to/llava", "runs/llava", api.AuditConfig(n_examples=48))  # doctest: +SKIP
->>> outcome.results["probes"]["hallucination"]["metrics"]["f1"]["value"]  # doctest: +SKIP
+```python
+from mmdiag import api
+
+outcome = api.audit("path/to/llava", "runs/llava", api.AuditConfig(n_examples=48))
+outcome.results["probes"]["hallucination"]["metrics"]["f1"]["value"]
+```
 """
 
 from __future__ import annotations

@@ -1,10 +1,18 @@
-"""The README's two commands stay true: CI runs exactly the README's test command."""
+"""The README's two commands stay true (CI runs exactly the README's test command), and every command, suite and
+zoo model the README and the docs pages name exists."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pages() -> str:
+    """The README and every page of the documentation site."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return "\n".join(p.read_text(encoding="utf-8") for p in pages)
 
 
 def test_ci_runs_the_readme_test_command():
@@ -21,10 +29,11 @@ def test_readme_main_command_audits_the_default_model():
 
 
 def _readme_commands() -> list[str]:
-    """Every ``mmdiag ...`` command of the README's bash blocks, continuation lines joined, comments cut."""
+    """Every ``mmdiag ...`` command of the README's and the docs' bash blocks, continuation lines joined, comments
+    cut."""
     import re
 
-    readme = (ROOT / "README.md").read_text()
+    readme = _pages()
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
         joined = re.sub(r"\\\n\s*", " ", block)
@@ -38,7 +47,8 @@ def _readme_commands() -> list[str]:
 
 
 def test_every_readme_command_parses():
-    """Each mmdiag command the README shows is accepted by the parser (options written [like this] as optional)."""
+    """Each mmdiag command the README and docs show is accepted by the parser (options written [like this] as
+    optional)."""
     import re
     import shlex
 
@@ -65,7 +75,7 @@ def test_readme_names_the_shipped_suites_and_zoo_models_that_exist():
     from mmdiag.run.suites import shipped_suites
     from mmdiag.zoo import build as zoo
 
-    readme = (ROOT / "README.md").read_text()
+    readme = _pages()
     suites = {s.name for s in shipped_suites()}
     for name in re.findall(r"--suite ([a-z_]+)(?![\w/.])", readme):
         assert name in suites, f"README uses --suite {name}, not a shipped suite ({sorted(suites)})"
@@ -77,12 +87,12 @@ def test_readme_names_the_shipped_suites_and_zoo_models_that_exist():
 
 
 def test_readme_file_list_is_what_an_audit_writes(tmp_path, tiny_paths):
-    """The walkthrough's `ls runs/...` line lists what a run folder holds."""
+    """The walkthrough's `ls runs/...` line (docs/tutorials/audit.md) lists what a run folder holds."""
     import re
 
     from mmdiag.cli import main
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "tutorials" / "audit.md").read_text()
     listed = re.search(r"^ls runs/\S+\s+# (.*)$", readme, re.M).group(1).split()
     assert (
         main(
@@ -107,16 +117,43 @@ def test_readme_file_list_is_what_an_audit_writes(tmp_path, tiny_paths):
     assert sorted(listed) == written
 
 
-def test_readme_support_table_names_every_registered_architecture():
-    """The support table is true: each built-in architecture is listed, and what it says is refused is refused."""
-    from pathlib import Path
-
+def test_readme_support_table_is_the_generated_one():
+    """The README's support table is the one generated from the adapter registry, and the families page explains
+    every built-in architecture; what it says is refused is refused."""
     from mmdiag.adapters.registry import BUILTIN_ADAPTERS
+    from mmdiag.docs_tables import support_table
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    table = readme[readme.index("### Supported families") : readme.index("### Real data")]
+    readme = (ROOT / "README.md").read_text()
+    assert support_table().strip() in readme, "README support table is stale: python -m mmdiag.docs_tables support"
+    notes = (ROOT / "docs" / "families.md").read_text()
     for architecture in BUILTIN_ADAPTERS:
         if architecture != "open_clip":
-            assert f"`{architecture}`" in table, architecture
-    refused = table[table.index("Refused with") :]
+            assert f"`{architecture}`" in notes, architecture
+    refused = notes[notes.index("Refused with") :]
     assert "Qwen3VLForConditionalGeneration" in refused and "Qwen3VLForConditionalGeneration" not in BUILTIN_ADAPTERS
+
+
+def test_the_readme_is_short_and_points_at_the_docs():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 160
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).is_file(), f"README links to {link}, which does not exist"
+
+
+def test_the_documented_refusal_is_the_real_one(tmp_path, monkeypatch, capsys):
+    """The audit tutorial's example error is what mmdiag prints for a text-only model, architectures and all."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mmdiag.cli import main
+
+    config = LlamaConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64
+    )
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "my-llm")
+    capsys.readouterr()  # the save's own progress bar
+    monkeypatch.chdir(tmp_path)
+    assert main(["audit", "--model", "./my-llm", "--out", "run"]) == 2
+    printed = capsys.readouterr().err.strip()
+    page = (ROOT / "docs" / "tutorials" / "audit.md").read_text()
+    documented = page[page.index("$ mmdiag audit --model ./my-llm") :].splitlines()[1]
+    assert printed == documented
