@@ -138,7 +138,13 @@ def benchmark(name: str, folder: Path = BENCH_RESULTS) -> str:
     if not rows:
         return f"*Not recorded yet: run `python bench/{name}.py --record`.*\n"
     first = rows[0]
-    value = lambda r: "–" if r["value"] is None else f"{r['value']}{(' ' + r['unit']) if r['unit'] else ''}"  # noqa: E731
+
+    def value(r: dict[str, Any]) -> str:
+        if r["value"] is None:
+            return "–"
+        unit = r.get("unit") or ""
+        return f"{r['value']}{unit}" if unit in ("", "×", "%") else f"{r['value']} {unit}"
+
     table = _table(
         ["figure", "value", "target", "note"],
         [[r["figure"], value(r), r.get("target") or "", r.get("note") or ""] for r in rows],

@@ -17,6 +17,7 @@ ROOT = Path(mmdiag.__file__).parent
 # package (or top-level module) -> layer; an import may only go to a higher number (or stay in its package)
 LAYERS = {
     "__main__": -1,
+    "docs_tables": -1,  # the documentation's generated tables: reads the CLI and the registries
     "cli": 0,
     "api": 1,
     "offline": 1,  # audits from answers: export and replay, over the run machinery

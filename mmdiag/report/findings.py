@@ -12,6 +12,7 @@ from typing import Any
 from mmdiag.errors import MmdiagError
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.probes.sections import Finding, default_finding
+from mmdiag.probes.spatial.finding import COMPARE_PROJECTORS
 from mmdiag.verdicts import describe_outcome, is_integrity_gate, verdict_lines
 
 
@@ -100,10 +101,7 @@ def next_steps(results: dict[str, Any], cards: list[dict[str, Any]], run_dir: st
     if "hallucination" in probes and not (config.get("recipe") or {}).get("cooccurrence"):
         steps.append("Learned co-occurrence priors show only on scenes that pair objects: mmdiag audit --suite prior.")
     if "spatial" in probes and "hallucination" in probes:
-        steps.append(
-            "Comparing projector designs: mmdiag audit --suite projector on each model, then mmdiag compare RUN_A "
-            "RUN_B."
-        )
+        steps.append(COMPARE_PROJECTORS)
     steps.append(
         f"Guard the next change (fine-tune, projector): audit it with the same suite and seed, then mmdiag compare "
         f"{run_dir} CANDIDATE_RUN --fail-on-regression."

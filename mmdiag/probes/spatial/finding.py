@@ -8,27 +8,35 @@ from typing import Any
 from mmdiag.probes.sections import Finding, ci_side, value_ci
 from mmdiag.probes.spatial.report import retention_bars
 
+COMPARE_PROJECTORS = (
+    "Comparing projector designs: mmdiag audit --suite projector on each model, then mmdiag compare RUN_A RUN_B."
+)
+
 
 def finding(result: dict[str, Any], records: list[dict[str, Any]]) -> Finding:
     """Whether the object's position is still linearly decodable after the projector, and how much of it is kept."""
     metrics = result.get("metrics") or {}
     above = metrics.get("projector_grid_cell_above_chance")
     retention = metrics.get("position_retention")
+    stages = result.get("stages") or []
+    after = "projector" if "projector" in stages else (stages[1] if len(stages) > 1 else "")
+    where = f"the {after.replace('_', ' ')}" if after else ""
     steps: list[str] = []
     side = ci_side(above, 0.0)
     if side == "above":
         sentence = (
-            f"Position survives the projector: a linear readout finds the object's 3×3 grid cell {value_ci(above)} "
-            "above chance in the projector's tokens"
+            f"Position survives {where}: a linear readout finds the object's 3×3 grid cell {value_ci(above)} "
+            f"above chance from its tokens"
         )
     elif side is not None:
+        relation = "below chance" if side == "below" else "not distinguishable from chance"
         sentence = (
-            f"Position is lost in the projector: the object's 3×3 grid cell is read from the projector's tokens "
-            f"{value_ci(above)} above chance, not distinguishable from chance"
+            f"Position is lost in {where}: the object's 3×3 grid cell is read from its tokens {value_ci(above)} "
+            f"above chance, {relation}"
         )
-        steps.append("Compare projector designs on the same scenes: --suite projector on each, then mmdiag compare.")
+        steps.append(COMPARE_PROJECTORS)
     else:
-        sentence = "The grid cell could not be read out at the projector on this run"
+        sentence = f"The grid cell could not be read out after {where or 'the vision encoder'} on this run"
     sentence += "; " + _retention_clause(retention, steps) + "."
     figure = retention_bars(result)
     if figure is not None:
