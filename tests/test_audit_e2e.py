@@ -157,7 +157,7 @@ def test_model_and_dataset_strings_are_escaped_in_reports(tmp_path, tiny_paths):
     html = (out / "report.html").read_text()
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert len(ids) == len(set(ids)), f"duplicate ids: {sorted(i for i in set(ids) if ids.count(i) > 1)}"
-    assert html.count("<h2") == len(re.findall(r"<h2[^>]*>", html)) and html.count(">Gates</h2>") == 1
+    assert html.count("<h2") == len(re.findall(r"<h2[^>]*>", html)) and html.count('id="gates"') == 1
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
     md = (out / "report.md").read_text()
