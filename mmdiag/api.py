@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from mmdiag.adapters.hf_loading import LoadOptions
 from mmdiag.adapters.loading import load_adapter, preflight_model
 from mmdiag.data_paths import absolute_params
 from mmdiag.errors import ConfigError, MmdiagError, write_error
+from mmdiag.interventions.registry import create_all
 from mmdiag.probes.guidance import annotate_results
 from mmdiag.results import (
     SCHEMA_VERSION,
@@ -179,6 +181,14 @@ def _run(plan: AuditPlan) -> AuditOutcome:
                 + ", ".join(f"{k}={v!r}" for k, v in sorted(config.prompting.items()) if k != "chat_template")
                 + (" (a custom chat template)" if config.prompting.get("chat_template") else "")
             )
+        for intervention in create_all(config.interventions):
+            reason = intervention.unsupported_reason(adapter)
+            if reason:
+                raise ConfigError(
+                    f"--intervene {intervention.name} cannot apply to this {adapter.family} model: {reason}"
+                )
+            stack.enter_context(intervention.applied(adapter))  # removed when the run ends, whatever happens
+            notes.append(intervention.note())
         if plan.auto_batch:
             config, note = _auto_batch_size(config, probes, adapter, source, process)
             notes.append(note)
@@ -251,6 +261,7 @@ def _run(plan: AuditPlan) -> AuditOutcome:
                 skipped[probe.name] = unusable
                 notes.append(f"{probe.name}: skipped: {unusable} (--probes names the probes to run)")
                 continue
+            began = time.perf_counter()
             result, failed = run_probe(
                 probe,
                 adapter,
@@ -262,6 +273,7 @@ def _run(plan: AuditPlan) -> AuditOutcome:
                 progress=progress,
                 tracker=tracker,
             )
+            metadata.seconds_per_example[probe.name] = round((time.perf_counter() - began) / max(1, len(work)), 5)
             if not process.is_main:
                 continue
             failures[probe.name] = len(failed)

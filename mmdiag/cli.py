@@ -278,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
         "gates, time estimate), then stop: nothing is loaded or written",
     )
     audit.add_argument(
+        "--intervene",
+        action="append",
+        default=[],
+        metavar="NAME[:k=v,...]",
+        help="apply an intervention to every forward of the audit and re-measure: knockout (layers=all|START-END, "
+        "from=question|last), fastv (k, ratio), vcd (alpha, beta, t); each parameter defaults to its paper's "
+        "(repeatable)",
+    )
+    audit.add_argument(
         "--plant",
         default=None,
         metavar="DEFECT",
@@ -667,6 +676,10 @@ def _audit_config(args: argparse.Namespace):  # noqa: ANN202 - AuditConfig, impo
         overrides.update(data=data, data_params=data_params)
     if args.probes is not None:
         overrides["probes"] = tuple(p.strip() for p in args.probes.split(",") if p.strip())
+    if getattr(args, "intervene", None):
+        from mmdiag.interventions.registry import canonical_interventions
+
+        overrides["interventions"] = canonical_interventions([*config.interventions, *args.intervene])
     params = {name: dict(values) for name, values in config.probe_params.items()}
     attention = params.setdefault("attention", {})
     if args.answer_tokens is not None:

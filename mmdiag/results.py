@@ -94,6 +94,8 @@ class RunMetadata:
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     started_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
+    # probe -> wall seconds per example measured by this run's session (what an intervention costs: compare them)
+    seconds_per_example: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,6 +23,7 @@ LAYERS = {
     "offline": 1,  # audits from answers: export and replay, over the run machinery
     "run": 2,
     "report": 3,
+    "interventions": 3,  # scoped changes to how a model computes (their hook points live in adapters)
     "zoo": 3,
     "probes": 4,
     "adapters": 5,

@@ -45,7 +45,7 @@ def audit_argv(model: Path, out: Path, *extra: str) -> list[str]:
 def comparable(run: Path) -> dict:
     """results.json without what legitimately differs between two runs of the same audit."""
     doc = json.loads((run / "results.json").read_text())
-    for key in ("started_at", "finished_at", "command", "processes", "devices"):
+    for key in ("started_at", "finished_at", "command", "processes", "devices", "seconds_per_example"):
         doc["metadata"].pop(key)
     return doc
 

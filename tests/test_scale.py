@@ -63,7 +63,7 @@ def assert_close(a, b, path="") -> None:
 def comparable(run: Path) -> dict:
     """results.json without what legitimately differs between runs (timestamps, command, processes)."""
     doc = json.loads((run / "results.json").read_text())
-    for key in ("started_at", "finished_at", "command", "processes", "devices"):
+    for key in ("started_at", "finished_at", "command", "processes", "devices", "seconds_per_example"):
         doc["metadata"].pop(key)
     return doc
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from mmdiag.adapters.attention_edits import edit_scores
 from mmdiag.adapters.capture import hooks
 from mmdiag.errors import CapabilityError
 
@@ -116,13 +117,15 @@ class AttentionRows:
     def _finish(self, index: int) -> Callable:
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
             q, k = self._q.pop(index), self._k.pop(index)
-            probs = self.rows(module, q, k, kwargs)
+            probs = self.rows(module, q, k, kwargs, layer=index)
             self.callback(index, probs)
 
         return hook
 
     @torch.no_grad()
-    def rows(self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, kwargs: dict) -> torch.Tensor:
+    def rows(
+        self, module: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, kwargs: dict, layer: int | None = None
+    ) -> torch.Tensor:
         n_q_heads, n_kv_heads, head_dim = _heads(module)
         batch, n_queries, _ = q.shape
         n_keys = k.shape[1]
@@ -144,6 +147,8 @@ class AttentionRows:
             k = k.repeat_interleave(n_q_heads // n_kv_heads, dim=1)
         scores = torch.matmul(q, k.transpose(-1, -2)) * float(getattr(module, "scaling", head_dim**-0.5))
         scores = scores.masked_fill(~self._allowed(module, n_keys, q.device)[:, None], float("-inf"))
+        if layer is not None:  # an intervention's edits (mmdiag.adapters.attention_edits), as the forward applied them
+            scores = edit_scores(layer, scores, self.query_positions)
         return torch.softmax(scores, dim=-1).nan_to_num(0.0)
 
     def _allowed(self, module: torch.nn.Module, n_keys: int, device: torch.device) -> torch.Tensor:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmdiag.adapters import attention_edits
 from mmdiag.adapters.base import Adapter
 from mmdiag.adapters.packed_questions import can_pack, common_prefix, pack_questions
 from mmdiag.adapters.types import GENERATIVE, PreparedBatch, StageFeatures, YesNoScores
@@ -255,8 +256,29 @@ class GenerativeAdapter(Adapter):
 
     @torch.no_grad()
     def forward(self, batch: PreparedBatch, **kwargs: Any) -> Any:
-        """One forward pass of the whole model on a prepared batch."""
-        return self.model(**batch.inputs, **kwargs)
+        """One forward pass of the whole model on a prepared batch (under the active attention edits, if any)."""
+        with self.edited(batch):
+            return self.model(**batch.inputs, **kwargs)
+
+    @contextlib.contextmanager
+    def edited(self, batch: PreparedBatch) -> Iterator[None]:
+        """Within the block, while an intervention edits attention (:mod:`mmdiag.adapters.attention_edits`), the LLM
+        attends through the edited implementation and the edits know this batch's image positions and prompt
+        ends; otherwise nothing changes."""
+        if not attention_edits.editing():
+            yield
+            return
+        with (
+            attention_edits.rows_of(batch.image_spans, batch.last_positions(), batch.input_ids.shape[1]),
+            attention_edits.edited_implementation(self.language_model_config()),
+        ):
+            yield
+
+    @torch.no_grad()
+    def generate_from(self, batch: PreparedBatch, **settings: Any) -> torch.Tensor:
+        """``model.generate`` on a prepared batch, under the active attention edits."""
+        with self.edited(batch):
+            return self.model.generate(**batch.inputs, **settings)
 
     @torch.no_grad()
     def image_token_states(
@@ -303,6 +325,37 @@ class GenerativeAdapter(Adapter):
 
     @torch.no_grad()
     def answer_scores_batch(self, requests: Sequence[ScoreRequest]) -> list[YesNoScores]:
+        """:meth:`scores_batch`, or, under a decision-level contrast (VCD), the decisions from the logits it combines
+        with those of each request's counterpart."""
+        contrasts = attention_edits.contrasts()
+        if not contrasts:
+            return self.scores_batch(requests)
+        (contrast,) = contrasts[-1:]
+        with self._captured_logits() as real:
+            self.scores_batch(requests)
+        with self._captured_logits() as other:
+            self.scores_batch([contrast.counterpart(request) for request in requests])
+        logits = contrast.combine(torch.cat(real), torch.cat(other))
+        scores = self._yes_no_from_last(logits)
+        out, start = [], 0
+        for request in requests:
+            rows = slice(start, start + len(request.questions))
+            out.append(YesNoScores(p_yes=scores.p_yes[rows], p_no=scores.p_no[rows]))
+            start = rows.stop
+        return out
+
+    @contextlib.contextmanager
+    def _captured_logits(self) -> Iterator[list[torch.Tensor]]:
+        """Within the block every first-answer-token logit row scored is also kept (float32, CPU), in order."""
+        kept: list[torch.Tensor] = []
+        previous, self._logit_sink = getattr(self, "_logit_sink", None), kept
+        try:
+            yield kept
+        finally:
+            self._logit_sink = previous
+
+    @torch.no_grad()
+    def scores_batch(self, requests: Sequence[ScoreRequest]) -> list[YesNoScores]:
         """Yes/no scores of many (image, questions) requests, each image and the shared prompt prefix encoded once.
 
         Requests are cut into chunks of at most ``score_rows`` questions. In a chunk every question is tokenised
@@ -348,7 +401,8 @@ class GenerativeAdapter(Adapter):
         image_end = [max((end for _, end in spans), default=0) for spans in batch.image_spans]
         groups = [(start, count, image_end[start]) for start, count in zip(first, counts)]
         shared = common_prefix(ids, lengths)
-        if self.image_tokens_read_the_prompt or not self.reuses_image_prefix:  # no reuse possible
+        if self.image_tokens_read_the_prompt or not self.reuses_image_prefix or attention_edits.editing():
+            # no reuse possible (or attention is edited: every question runs in full, as the edits expect)
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
         elif self.packs_questions and can_pack(ids, lengths, groups):
             scores = self._score_packed(batch, groups)
@@ -442,6 +496,9 @@ class GenerativeAdapter(Adapter):
         return self._yes_no_from_last(logits[rows, batch.last_positions().to(logits.device)])
 
     def _yes_no_from_last(self, last: torch.Tensor) -> YesNoScores:
+        sink = getattr(self, "_logit_sink", None)
+        if sink is not None:
+            sink.append(last.detach().float().cpu())
         if self._yes_no_ids is None:
             self._yes_no_ids = yes_no_token_ids(self.tokenizer)
         yes_ids, no_ids = self._yes_no_ids
@@ -461,7 +518,7 @@ class GenerativeAdapter(Adapter):
             rows = slice(start, start + self.generate_rows)
             batch = self.prepare(list(images[rows]), list(prompts[rows]), padding_side="left")
             settings = {"max_new_tokens": max_new_tokens, "do_sample": False, **self.generation_kwargs}
-            out = self.model.generate(**batch.inputs, pad_token_id=self.tokenizer.pad_token_id, **settings)
+            out = self.generate_from(batch, pad_token_id=self.tokenizer.pad_token_id, **settings)
             new_tokens = out[:, batch.input_ids.shape[1] :]
             answers += [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
         return answers
@@ -471,6 +528,9 @@ class GenerativeAdapter(Adapter):
         """Within the block the LLM computes explicit attention probabilities (its modules return them)."""
         config = self.language_model_config()
         previous = config._attn_implementation
+        if previous == attention_edits.IMPLEMENTATION:  # the edited implementation is eager and returns its weights
+            yield
+            return
         config._attn_implementation = "eager"
         try:
             yield

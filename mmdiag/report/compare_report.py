@@ -161,6 +161,22 @@ def render_compare_markdown(comparison: Any) -> str:
                     f"{d.mean_difference:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] | {change} | "
                     f"{_cell(d.meaning)} |"
                 )
+    if comparison.mitigations:
+        lines += [
+            "",
+            "### Mitigation decomposition (run − baseline over the same examples, paired bootstrap 95% CI)",
+            "",
+            "| run | split | Δ accuracy | Δ yes-ratio | Δ AUROC | examples | what changed |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m in comparison.mitigations:
+            for s in m.splits:
+                lines.append(
+                    f"| {_cell(m.run)} | {s.split} | {s.accuracy.text()} | {s.yes_ratio.text()} | {s.auroc.text()} | "
+                    f"{s.n_examples} | **{_cell(s.verdict)}** |"
+                )
+            if m.cost_ratio is not None:
+                lines.append(f"\n{_cell(m.run)}: {m.cost_ratio:.2f}× the baseline's time per hallucination example.")
     lines += [
         "",
         "### Side by side (value [95% CI] (status); Δ = run − baseline)",

@@ -98,10 +98,28 @@ def next_steps(results: dict[str, Any], cards: list[dict[str, Any]], run_dir: st
         steps += list(card["finding"].next_steps)
     config = (results.get("metadata") or {}).get("config") or {}
     probes = config.get("probes") or []
-    if "hallucination" in probes and not (config.get("recipe") or {}).get("cooccurrence"):
+    hallucination = (config.get("probe_params") or {}).get("hallucination") or {}
+    pairs = (config.get("recipe") or {}).get("cooccurrence") or hallucination.get("cooccurrence")
+    if "hallucination" in probes and not pairs and config.get("data", "scenes") == "scenes":
         steps.append("Learned co-occurrence priors show only on scenes that pair objects: mmdiag audit --suite prior.")
+    elif "hallucination" in probes and pairs:
+        steps.append(
+            "This run's scenes exercise one co-occurring pair; a prior on pairs your data over-represents needs "
+            "scenes or photos with them: the prior suite with your pair, or --data coco:DIR."
+        )
     if "spatial" in probes and "hallucination" in probes:
         steps.append(COMPARE_PROJECTORS)
+    if config.get("interventions"):
+        steps.append(
+            f"This run was measured under {' + '.join(config['interventions'])}: mmdiag compare BASE_RUN {run_dir} "
+            "gives each metric's paired change and the mitigation decomposition."
+        )
+    elif "hallucination" in probes and (results.get("metadata") or {}).get("model", {}).get("kind") == "generative":
+        steps.append(
+            "Test a remedy or a cause: mmdiag audit --intervene vcd (or knockout:layers=START-END) with the same "
+            f"suite and seed, then mmdiag compare {run_dir} THAT_RUN: it says whether a gain is better "
+            "discrimination or only a shifted yes-ratio."
+        )
     steps.append(
         f"Guard the next change (fine-tune, projector): audit it with the same suite and seed, then mmdiag compare "
         f"{run_dir} CANDIDATE_RUN --fail-on-regression."

@@ -69,6 +69,11 @@ def render_markdown(results: dict[str, Any], run_dir: str = "RUN") -> str:
         "### Findings",
         "",
     ]
+    if meta["config"].get("interventions"):
+        lines[-2:-2] = [
+            f"> measured under {_cell(' + '.join(meta['config']['interventions']))}: compare with a run without it",
+            "",
+        ]
     cards = probe_findings(results, {})
     for card in cards:
         gates = card["gates"]

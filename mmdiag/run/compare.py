@@ -27,6 +27,7 @@ from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.metric_spec import spec_for, specs_of
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.results import EXAMPLES_FILE, RESULTS_FILE, read_examples, read_results
+from mmdiag.run.mitigation import Mitigation, decompose
 
 
 @dataclass
@@ -39,6 +40,7 @@ class RunSummary:
     metrics: dict[str, dict[str, float | None]]  # probe -> metric -> value
     details: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # probe -> metric -> CI, guide, status
     verdict: str | None = None
+    interventions: list[str] = field(default_factory=list)  # NAME:k=v specs the run was measured under
 
     def alarming(self) -> list[str]:
         """``probe.metric`` of every metric whose status is alarming in this run's report."""
@@ -106,12 +108,18 @@ class Comparison:
     regressions: list[PairedDifference] = field(default_factory=list)  # set by find_regressions
     regression_tolerance: float | None = None
     figures: list[dict[str, Any]] = field(default_factory=list)  # probes' comparison figures (sections.Figure as dicts)
+    mitigations: list[Mitigation] = field(default_factory=list)  # runs with an intervention, decomposed
 
     def summary(self, top: int = 5) -> list[str]:
         """What the comparison found, in plain lines: each run's verdict, then the largest detectable paired changes
         (the terminal, compare.md and compare.html lead with these)."""
-        lines = [f"{run.label}: {run.verdict or 'no verdict'} ({run.path})" for run in self.runs]
+        lines = [
+            f"{run.label}: {run.verdict or 'no verdict'} ({run.path})"
+            + (f", with {' + '.join(run.interventions)}" if run.interventions else "")
+            for run in self.runs
+        ]
         lines += [line for run in self.runs if (line := run.alarm_reconciliation())]
+        lines += [line for mitigation in self.mitigations for line in mitigation.lines()]
         moved = sorted(
             (d for d in self.paired if d.change in ("better", "worse")), key=lambda d: -abs(d.mean_difference)
         )
@@ -167,6 +175,7 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
                 for p, r in results["probes"].items()
             },
             verdict=results.get("verdict"),
+            interventions=list(results["metadata"]["config"].get("interventions") or []),
         )
         for run_dir, results, _ in loaded
     ]
@@ -174,10 +183,10 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
     results_of = {summary.label: results for summary, (_, results, _) in zip(runs, loaded)}
     base, base_records = runs[0], _values_by_example(loaded[0][2])
     for summary, (_, _, records) in zip(runs[1:], loaded[1:]):
-        if summary.config_hash != base.config_hash or summary.seed != base.seed:
-            differences = config_differences(
-                loaded[0][1]["metadata"]["config"], results_of[summary.label]["metadata"]["config"]
-            )
+        differences = config_differences(
+            loaded[0][1]["metadata"]["config"], results_of[summary.label]["metadata"]["config"]
+        )
+        if (summary.config_hash != base.config_hash and differences) or summary.seed != base.seed:
             comparison.warnings.append(
                 f"{summary.label} was not run with the same suite/scenes/seed as {base.label} ("
                 + ("; ".join(differences) if differences else f"config {summary.config_hash} vs {base.config_hash}")
@@ -228,6 +237,21 @@ def compare_runs(run_dirs: list[str | Path], registry: ProbeRegistry | None = No
                         spec.meaning,
                     )
                 )
+        if summary.interventions != base.interventions and "hallucination" in base_records and "hallucination" in other:
+            timing = [
+                results_of[r.label]["metadata"].get("seconds_per_example", {}).get("hallucination")
+                for r in (base, summary)
+            ]
+            mitigation = decompose(
+                base_records["hallucination"],
+                other["hallucination"],
+                (base.label, summary.label),
+                summary.interventions,
+                (timing[0], timing[1]),
+                seed,
+            )
+            if mitigation is not None:
+                comparison.mitigations.append(mitigation)
     return comparison
 
 
@@ -301,12 +325,13 @@ def paired_difference(
 
 
 DETAIL_KEYS = ("ci_low", "ci_high", "guide", "status", "undefined")
-IDENTITY_IGNORED = ("gates", "kind_gates")  # they only judge: runs that differ in gates still pair
+# gates only judge, and an intervention is what a comparison measures: runs that differ in them still pair
+IDENTITY_IGNORED = ("gates", "kind_gates", "interventions")
 
 
 def config_differences(base: dict[str, Any], other: dict[str, Any], prefix: str = "") -> list[str]:
-    """The measuring settings two runs' ``metadata.config`` differ in, as ``"n_scenes 48 vs 160"`` (gates and
-    the order of probes left out, as in the run identity)."""
+    """The measuring settings two runs' ``metadata.config`` differ in, as ``"n_scenes 48 vs 160"`` (gates, the
+    order of probes and interventions left out: a run with an intervention pairs with its baseline)."""
     out = []
     for key in sorted(set(base) | set(other)):
         if not prefix and key in IDENTITY_IGNORED:

@@ -27,6 +27,7 @@ class AuditConfig:
     data: str = "scenes"  # the data source (:mod:`mmdiag.sources.registry`); ``recipe`` configures the scenes
     data_params: dict[str, Any] = field(default_factory=dict)  # the source's constructor parameters
     prompting: dict[str, Any] = field(default_factory=dict)  # system_prompt, chat_template, gen_kwargs (generative)
+    interventions: tuple[str, ...] = ()  # NAME:k=v,... specs (mmdiag.interventions), every parameter spelled out
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -38,6 +39,10 @@ class AuditConfig:
             del data["data"], data["data_params"]
         if not self.prompting:  # likewise runs with the model's own prompts
             del data["prompting"]
+        if not self.interventions:  # and runs without interventions
+            del data["interventions"]
+        else:
+            data["interventions"] = list(self.interventions)
         return data
 
     @classmethod
@@ -46,7 +51,7 @@ class AuditConfig:
         data = dict(data)
         data["n_examples"] = data.pop("n_scenes", data.get("n_examples", 48))
         data["recipe"] = SceneRecipe.from_dict(data["recipe"]) if "recipe" in data else SceneRecipe()
-        for key in ("probes", "gates"):
+        for key in ("probes", "gates", "interventions"):
             if key in data:
                 data[key] = tuple(data[key])
         data["kind_gates"] = {k: tuple(v) for k, v in data.get("kind_gates", {}).items()}

@@ -21,6 +21,7 @@ from typing import Any
 
 from mmdiag.adapters.hf_loading import LoadOptions
 from mmdiag.errors import ConfigError
+from mmdiag.interventions.registry import canonical_interventions
 from mmdiag.probes.base import Probe
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.run.config import AuditConfig
@@ -93,6 +94,8 @@ class AuditPlan:
         if batch_size is not None and batch_size != "auto":
             config = replace(config, batch_size=batch_size)
         check_audit_config(config)
+        if config.interventions:  # validated and spelled out in full before anything loads: the run's identity
+            config = replace(config, interventions=canonical_interventions(config.interventions))
         for text in (*config.gates, *(g for group in config.kind_gates.values() for g in group)):
             parse_gate(text)  # a malformed gate is refused before anything is touched
         if plant:

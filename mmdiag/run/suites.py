@@ -20,13 +20,14 @@ import yaml
 import mmdiag
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE
 from mmdiag.errors import ConfigError
+from mmdiag.interventions.registry import canonical_interventions
 from mmdiag.probes.registry import ProbeRegistry
 from mmdiag.run.config import AuditConfig
 from mmdiag.run.gates import parse_gate
 from mmdiag.scenes.generate import Cooccurrence, SceneRecipe
 from mmdiag.validation import check_bound
 
-TOP_KEYS = {"name", "description", "seed", "batch_size", "scenes", "probes", "gates"}
+TOP_KEYS = {"name", "description", "seed", "batch_size", "scenes", "probes", "gates", "interventions"}
 SCENE_KEYS = {"n", "resolution", "min_objects", "max_objects", "background", "cooccurrence"}
 GATE_GROUPS = ("all", GENERATIVE, DUAL_ENCODER)  # a suite's gates apply to every model, or to one kind
 SUITES_DIR = Path(mmdiag.__file__).resolve().parent / "suites"  # shipped suites: links to probes/*.yaml
@@ -107,6 +108,9 @@ def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -
         registry.create(name, **value)  # unknown probe or parameter -> ConfigError
         params[name] = value
     gates, kind_gates = _gates(data.get("gates") or [], source)
+    interventions = data.get("interventions") or []
+    if not isinstance(interventions, list) or not all(isinstance(i, str) for i in interventions):
+        raise ConfigError(f"suite {source}: 'interventions' must be a list of NAME or NAME:key=value,... strings")
     try:
         recipe = SceneRecipe(
             min_objects=_int(scenes, "min_objects", 1, source),
@@ -126,6 +130,7 @@ def parse_suite(data: Any, source: str, registry: ProbeRegistry | None = None) -
         batch_size=check_bound("batch_size", data.get("batch_size", 8), f"suite {source}", "batch_size"),
         recipe=recipe,
         probe_params=params,
+        interventions=canonical_interventions(interventions),
     )
     return Suite(str(data.get("name", Path(source).stem)), str(data.get("description", "")), config, source)
 

@@ -232,8 +232,7 @@ class AttentionProbe(Probe):
             return batch, answer
         if not self.generate_tokens:
             return prompt, None
-        with torch.no_grad():
-            out = adapter.model.generate(**prompt.inputs, max_new_tokens=self.generate_tokens, do_sample=False)
+        out = adapter.generate_from(prompt, max_new_tokens=self.generate_tokens, do_sample=False)
         new = out[:, prompt.input_ids.shape[1] :]
         inputs = adapter.extend_inputs(prompt, new)
         batch = PreparedBatch(

@@ -18,6 +18,7 @@ from mmdiag.metrics.calibration import (
 )
 from mmdiag.metrics.chair import ChairScores, SynonymTable, chair
 from mmdiag.metrics.coco_chair import REFERENCE, ChairRules2018, compute_chair
+from mmdiag.metrics.discrimination import auroc_ci
 from mmdiag.metrics.pope import NO, RULES, YES, pope_scores, score_answers
 from mmdiag.metrics.stats import bootstrap_ci, mcnemar_clustered
 from mmdiag.probes.base import Metric, ProbeResult
@@ -125,6 +126,16 @@ def generative_result(
     metrics["recall"] = _pope_metric(pope, "recall", "POPE recall, random split")
     metrics["f1"] = _pope_metric(pope, "f1", "POPE F1, random split")
     metrics["yes_ratio"] = _metric(says.astype(float), clusters, seed, "share of predicted yes, random split")
+    value, low, high = auroc_ci(p_yes, truth, clusters, seed)
+    metrics["auroc"] = Metric(
+        value,
+        low,
+        high,
+        "AUROC of P(yes) between present and absent objects, random split (ties one half); CI: bootstrap over scenes",
+        null=0.5,
+        n=len(random_rows),
+        undefined=None if value is not None else "the random split needs both present and absent objects",
+    )
     metrics["f1_adversarial"] = _pope_metric(result.pope.get("adversarial", {}), "f1", "POPE F1, adversarial split")
     for split in ("popular", "adversarial"):
         split_rows = [row for row in rows if split in row.splits]

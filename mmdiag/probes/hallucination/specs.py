@@ -28,6 +28,18 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         paired_unit="scene (right answers, questions)",
         failure="presence answers are often wrong",
     ),
+    "auroc": MetricSpec(
+        "threshold-free discrimination: how often a present object's P(yes) beats an absent one's; a change that "
+        "only shifts the yes-ratio leaves it where it was",
+        reference=0.5,
+        reference_label="chance",
+        kinds=_GEN,
+        computed="AUROC of P(yes) / (P(yes) + P(no)) between present and absent objects, random split (ties one "
+        "half; scikit-learn roc_auc_score)",
+        ci=SCENE_BOOTSTRAP,
+        unpaired="a rank statistic over all questions: mmdiag compare decomposes a mitigation's change in it",
+        needs_scores=True,
+    ),
     "precision": MetricSpec(
         "of the objects called present, the share that are",
         reference=0.5,

@@ -1,0 +1,295 @@
+"""Interventions (knockout, VCD): validated before a model loads, scoped, equal to the peers' arithmetic on their
+golden files, with known answers on real models, re-measured by the same diagnostics and decomposed by compare."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import QUICK
+
+from mmdiag import api
+from mmdiag.adapters import attention_edits, load_adapter
+from mmdiag.adapters.attention_rows import AttentionRows
+from mmdiag.cli import main
+from mmdiag.errors import ConfigError
+from mmdiag.interventions import InterventionRegistry, create_all
+from mmdiag.interventions.knockout import Knockout
+from mmdiag.interventions.vcd import vcd_logits
+from mmdiag.probes.blind_inputs import vcd_alpha_bar
+from mmdiag.run.compare import compare_runs
+from mmdiag.run.mitigation import decompose_split
+from mmdiag.run.suites import load_suite
+from mmdiag.zoo.build import SHIPPED_DIR
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "interventions" / "goldens.json").read_text())
+REFERENCE = SHIPPED_DIR / "ref-llava-mlp"
+
+
+def test_specs_are_validated_and_spelled_out_before_any_model_loads(tmp_path, capsys):
+    assert [iv.spec() for iv in create_all(["vcd", "knockout:layers=1-2,from=last"])] == [
+        "vcd:alpha=1,beta=0.1,t=500",
+        "knockout:layers=1-2,from=last",
+    ]
+    with pytest.raises(ConfigError, match="did you mean vcd"):
+        InterventionRegistry().create("vdc")
+    with pytest.raises(ConfigError, match="beta=5 is not valid: must lie in"):
+        create_all(["vcd:beta=5"])
+    with pytest.raises(ConfigError, match="has no parameter gamma"):
+        create_all(["vcd:gamma=1"])
+    with pytest.raises(ConfigError, match="twice"):
+        create_all(["vcd", "vcd:alpha=2"])
+    assert main(["audit", "--intervene", "knockout:layers=3-1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmdiag: error: intervention 'knockout': layers=3-1 is not valid") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()  # refused before the run folder is touched
+
+
+def test_vcd_equals_the_peers_code_on_its_golden_file():
+    golden = GOLDEN["vcd"]
+    logits, logits_cd = torch.tensor(golden["logits"]), torch.tensor(golden["logits_cd"])
+    for case in golden["cases"]:
+        ours = vcd_logits(logits, logits_cd, case["alpha"], case["beta"])
+        theirs = torch.tensor(case["cd_logits"])
+        assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
+        finite = torch.isfinite(theirs)
+        assert torch.allclose(ours[finite], theirs[finite], atol=1e-5)
+        assert torch.allclose(torch.softmax(ours, -1), torch.tensor(case["probs"]), atol=1e-6)
+    noise = GOLDEN["noise"]
+    pixels, eps = torch.tensor(noise["pixels"]), torch.tensor(noise["noise"])
+    for t, noised in noise["noised"].items():
+        alpha_bar = vcd_alpha_bar(int(t))
+        ours = alpha_bar**0.5 * pixels + (1 - alpha_bar) ** 0.5 * eps
+        assert torch.allclose(ours, torch.tensor(noised), atol=1e-5), t
+
+
+def test_knockout_equals_the_peers_mask_on_its_golden_file():
+    golden = GOLDEN["knockout"]
+    scores = torch.tensor(golden["scores"])  # [1, heads, 10, 10], one layer, before the causal mask
+    causal = torch.ones(10, 10, dtype=torch.bool).tril()
+    masked = scores.masked_fill(~causal, torch.finfo(torch.float32).min)
+    start, end = golden["image"]
+    image = torch.zeros(1, 10, dtype=torch.bool)
+    image[0, start:end] = True
+    rows = attention_edits.Rows(image, torch.tensor([9]))
+    edit = Knockout(layers="0")._edit({0})
+    ours = torch.softmax(edit(0, masked, torch.arange(10)[None], rows), dim=-1)
+    assert torch.allclose(ours, torch.tensor(golden["probs"]), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    if not (REFERENCE / "config.json").is_file():
+        pytest.skip("the shipped reference model is not installed")
+    return load_adapter(str(REFERENCE))
+
+
+def test_the_edited_attention_is_the_models_own_and_streamed_rows_follow_every_edit(reference):
+    """With an edit that changes nothing the edited implementation gives SDPA's logits; under a knockout the
+    attention probe's streamed rows equal the attention the edited forward computed (eager, output_attentions)."""
+    from mmdiag.scenes.generate import generate_scenes
+    from mmdiag.scenes.render import render
+
+    images = [render(s, 64) for s in generate_scenes(2, seed=3)]
+    batch = reference.prepare(images, ["Is there a red circle in the image?"] * 2, padding_side="right")
+    plain = reference.forward(batch).logits
+    with attention_edits.score_edits(lambda layer, scores, queries, rows: scores):
+        same = reference.forward(batch).logits
+    assert torch.allclose(plain, same, atol=1e-4)
+    knockout = Knockout(layers="1-2", **{"from": "last"})
+    positions = batch.last_positions()[:, None]
+    streamed: dict[int, torch.Tensor] = {}
+    recorder = AttentionRows(
+        reference.lm_attention_modules(), positions, batch.attention_mask, lambda i, p: streamed.__setitem__(i, p)
+    )
+    with knockout.applied(reference), recorder.active():
+        out = reference.forward(batch, output_attentions=True)
+    rows = torch.arange(2)
+    for layer, attention in enumerate(out.attentions):
+        eager = attention[rows, :, batch.last_positions()].float()  # [batch, heads, keys]
+        assert torch.allclose(streamed[layer][:, :, 0], eager, atol=1e-5), layer
+        image_mass = eager[:, :, batch.image_spans[0][0][0] : batch.image_spans[0][0][1]].sum(-1)
+        assert (image_mass.abs().max() < 1e-6) == (layer in (1, 2)), layer  # blocked exactly where asked
+
+
+def _light_release(n: int):
+    config = load_suite(Path(__file__).resolve().parent.parent / "probes" / "release.yaml").config
+    params = {
+        "attention": {"generate_tokens": 0, "untrained_baseline": False},
+        "hallucination": {"free_text": False, "captions": False},
+    }
+    keep = ("attention", "hallucination")
+    return replace(
+        config,
+        probes=keep,
+        n_examples=n,
+        probe_params=params,
+        gates=tuple(g for g in config.gates if g.split(".")[0] in keep),
+        kind_gates={k: tuple(g for g in v if g.split(".")[0] in keep) for k, v in config.kind_gates.items()},
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(reference, tmp_path_factory):
+    """The reference model on 16 scenes of the release suite: plainly, with a knockout of no layer, of every layer,
+    and under VCD."""
+    root = tmp_path_factory.mktemp("interventions")
+    out = {}
+    for name, interventions in {
+        "base": (),
+        "none": ("knockout:layers=none",),
+        "all": ("knockout:layers=all",),
+        "vcd": ("vcd",),
+    }.items():
+        config = replace(_light_release(16), interventions=interventions)
+        api.audit(str(REFERENCE), root / name, config, progress=False)
+        out[name] = root / name
+    return out
+
+
+def _values(run: Path) -> list:
+    return [
+        (r["probe"], r["example_id"], r["values"])
+        for r in map(json.loads, (run / "examples.jsonl").read_text().splitlines())
+    ]
+
+
+def test_knockout_of_no_layer_is_bit_identical_to_no_intervention(runs):
+    assert _values(runs["none"]) == _values(runs["base"])
+    base, none = (json.loads((runs[k] / "results.json").read_text()) for k in ("base", "none"))
+    assert none["probes"] == base["probes"]
+    assert none["metadata"]["config"]["interventions"] == ["knockout:layers=none,from=question"]
+    assert none["metadata"]["config_hash"] != base["metadata"]["config_hash"]  # a different run for resume
+
+
+def test_knockout_of_every_layer_makes_the_model_image_blind(runs):
+    results = json.loads((runs["all"] / "results.json").read_text())
+    gain = results["probes"]["hallucination"]["metrics"]["multimodal_gain"]
+    assert gain["ci_low"] <= 0 <= gain["ci_high"]
+    assert results["probes"]["attention"]["metrics"]["mean_image_mass"]["value"] == 0.0
+    assert results["verdict"] == "fail"  # the release gates catch the blinded model
+    assert any(note.startswith("intervention knockout:layers=all") for note in results["notes"])
+    base = json.loads((runs["base"] / "results.json").read_text())
+    assert base["probes"]["hallucination"]["metrics"]["multimodal_gain"]["ci_low"] > 0.3
+
+
+def test_compare_pairs_a_mitigated_run_with_its_baseline_and_decomposes_the_change(runs):
+    comparison = compare_runs([runs["base"], runs["all"], runs["vcd"]])
+    assert not [w for w in comparison.warnings if "not run with the same" in w]  # interventions do not block pairing
+    assert {d.run for d in comparison.paired} == {"all", "vcd"}
+    blind = next(m for m in comparison.mitigations if m.run == "all")
+    random = next(s for s in blind.splits if s.split == "random")
+    assert random.verdict == "worse discrimination" and random.auroc.ci_high < 0
+    assert blind.cost_ratio is not None and blind.cost_ratio > 0
+    vcd = next(m for m in comparison.mitigations if m.run == "vcd")
+    assert vcd.interventions == ["vcd:alpha=1,beta=0.1,t=500"] and {s.split for s in vcd.splits} == {
+        "random",
+        "popular",
+        "adversarial",
+    }
+    assert any(
+        line.startswith("vcd vs base (vcd:alpha=1,beta=0.1,t=500), POPE random:") for line in comparison.summary()
+    )
+
+
+def _examples(p_yes_by_example: list[list[float]], labels: list[list[str]]) -> dict:
+    return {
+        f"e{i}": {
+            "p_yes": ys,
+            "p_no": [1 - y for y in ys],
+            "labels": ls,
+            "splits": [["random"] for _ in ys],
+        }
+        for i, (ys, ls) in enumerate(zip(p_yes_by_example, labels))
+    }
+
+
+def test_a_gain_that_only_moves_the_yes_ratio_is_labelled_so():
+    rng = np.random.default_rng(0)
+    labels = [["yes", "no", "yes", "no"] for _ in range(40)]
+    base_scores = [
+        [float(rng.uniform(0.3, 0.9) if lab == "yes" else rng.uniform(0.1, 0.7)) for lab in ls] for ls in labels
+    ]
+    shifted = [[min(0.999, y + 0.2) for y in ys] for ys in base_scores]  # monotone: the same ranking, more yes
+    split = decompose_split(_examples(base_scores, labels), _examples(shifted, labels), "random")
+    assert split.verdict.startswith("yes-ratio shift only") and split.yes_ratio.ci_low > 0
+    assert abs(split.auroc.value) < 1e-12
+    sharper = [[0.95 if lab == "yes" else 0.05 for lab in ls] for ls in labels]
+    better = decompose_split(_examples(base_scores, labels), _examples(sharper, labels), "random")
+    assert better.verdict == "better discrimination" and better.auroc.ci_low > 0
+
+
+def test_the_cli_records_interventions_in_the_run_and_its_reports(tmp_path, tiny_paths):
+    run = tmp_path / "run"
+    code = main(
+        [
+            "audit",
+            "--model",
+            str(tiny_paths["llava"]),
+            "--suite",
+            QUICK,
+            "--n-examples",
+            "2",
+            "--out",
+            str(run),
+            "--no-progress",
+            "--intervene",
+            "knockout:layers=0",
+            "--intervene",
+            "vcd:beta=0.2",
+        ]
+    )
+    assert code == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["metadata"]["config"]["interventions"] == [
+        "knockout:layers=0-0,from=question",
+        "vcd:alpha=1,beta=0.2,t=500",
+    ]
+    assert (
+        "measured under" in (run / "report.md").read_text()
+        and 'id="interventions"' in (run / "report.html").read_text()
+    )
+    assert set(results["metadata"]["seconds_per_example"]) == {"attention", "spatial", "hallucination"}
+
+
+def test_fastv_keeps_the_tokens_the_reference_code_keeps():
+    from mmdiag.interventions.fastv import kept_image_keys
+
+    golden = GOLDEN["fastv"]
+    attention = torch.tensor(golden["attention"])  # [1, heads, 48, 48]: layer K-1's attention
+    sys_length, n_image = golden["sys"], golden["image"]
+    image = torch.zeros(1, 48, dtype=torch.bool)
+    image[0, sys_length : sys_length + n_image] = True
+    rows = attention_edits.Rows(image, torch.tensor([47]))
+    for rank, keep in golden["keep"].items():
+        ratio = 1 - int(rank) / n_image
+        kept = kept_image_keys(attention, torch.arange(48)[None], rows, ratio)[0]
+        ours = sorted(set(range(48)) - set((image[0] & ~kept).nonzero().flatten().tolist()))
+        assert ours == keep, rank
+
+
+def test_fastv_masks_the_pruned_image_tokens_from_layer_k_on(reference):
+    from mmdiag.interventions.fastv import FastV
+    from mmdiag.scenes.generate import generate_scenes
+    from mmdiag.scenes.render import render
+
+    images = [render(s, 64) for s in generate_scenes(1, seed=5)]
+    batch = reference.prepare(images, ["Is there a red circle in the image?"], padding_side="right")
+    start, end = batch.image_spans[0][0]
+    with FastV(k=2, ratio=0.75).applied(reference):
+        out = reference.forward(batch, output_attentions=True)
+    last = int(batch.last_positions()[0])
+    for layer, attention in enumerate(out.attentions):
+        received = attention[0, :, :, start:end].float().amax(dim=(0, 1))  # [image tokens]: the most any query gave
+        live = int((received > 1e-6).sum())
+        assert live == (end - start if layer < 2 else round(0.25 * (end - start))), layer
+        assert attention[0, :, last].sum(-1).allclose(torch.ones(1)), layer
+    with FastV(ratio=0).applied(reference):
+        assert not attention_edits.editing()  # nothing pruned: the model computes as without the intervention
+    with FastV().applied(reference):
+        assert attention_edits.editing()
+    assert not attention_edits.editing()  # removed on exit
