@@ -68,9 +68,10 @@ class LazyRegistry:
 
     def _add(self, name: str, target: Any, provider: str, override: bool) -> None:
         if name in self._targets and not override:
+            article = "an" if self.kind[0] in "aeiou" else "a"
             raise RegistryError(
                 f"{self.kind} '{name}' is provided twice: by {self._providers[name]} and by {provider}; rename one "
-                f"(a {self.kind} name is held by one provider), or replace it explicitly with "
+                f"({article} {self.kind} name is held by one provider), or replace it explicitly with "
                 f"register('{name}', ..., override=True)"
             )
         self._targets[name] = target

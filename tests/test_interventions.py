@@ -293,3 +293,40 @@ def test_fastv_masks_the_pruned_image_tokens_from_layer_k_on(reference):
     with FastV().applied(reference):
         assert attention_edits.editing()
     assert not attention_edits.editing()  # removed on exit
+
+
+@pytest.mark.parametrize("name", InterventionRegistry().names())
+def test_every_registered_intervention_keeps_the_contract(name, adapters):
+    """Defaults valid, the spec round-trips, a dual encoder gets a reason (never a traceback), and the edits are
+    gone after the scope, even when it ends in an error."""
+    registry = InterventionRegistry()
+    assert registry.create(name).spec().startswith(name)  # every default is valid
+    intervention = registry.create({"fastv": "fastv:k=1"}.get(name, name))  # the tiny model has 2 LLM layers
+    assert registry.create(intervention.spec()).spec() == intervention.spec()
+    assert intervention.description and intervention.reference
+    assert isinstance(intervention.unsupported_reason(adapters["clip"]), str)
+    llava = adapters["llava"]
+    assert intervention.unsupported_reason(llava) is None
+    with pytest.raises(RuntimeError, match="inside"), intervention.applied(llava):
+        assert attention_edits.editing() or attention_edits.contrasts()
+        raise RuntimeError("inside")
+    assert not attention_edits.editing() and not attention_edits.contrasts()
+
+
+def test_a_third_party_intervention_is_found_by_name():
+    from mmdiag.interventions.base import Intervention, Param, number
+
+    class Scale(Intervention):
+        name = "scale-scores"
+        description = "attention scores multiplied by a factor"
+        reference = "a test"
+        params = {"factor": Param(1.0, number(0.0, 10.0), "the factor")}
+
+        def applied(self, adapter):
+            return attention_edits.score_edits(lambda layer, scores, queries, rows: scores * self.values["factor"])
+
+    registry = InterventionRegistry()
+    registry.register("scale-scores", Scale)
+    assert registry.create("scale-scores:factor=2").spec() == "scale-scores:factor=2"
+    with pytest.raises(Exception, match="'vcd' is provided twice"):
+        registry.register("vcd", Scale)  # a built-in's name is refused unless overridden

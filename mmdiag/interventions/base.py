@@ -60,7 +60,10 @@ class Intervention(abc.ABC):
         )
 
     def unsupported_reason(self, adapter: Adapter) -> str | None:
-        """Why this intervention cannot apply to ``adapter`` (``None`` when it can)."""
+        """Why this intervention cannot apply to ``adapter`` (``None`` when it can); the default: an audit from
+        answers has no model to change."""
+        if not getattr(adapter, "has_weights", True):
+            return "an audit from answers has no model to change: intervene where the answers are produced"
         return None
 
     @abc.abstractmethod

@@ -54,6 +54,8 @@ class FastV(Intervention):
     }
 
     def unsupported_reason(self, adapter: Adapter) -> str | None:
+        if (reason := super().unsupported_reason(adapter)) is not None:
+            return reason
         if adapter.kind != GENERATIVE:
             return "needs a language model that attends to image tokens (a generative model)"
         if getattr(adapter, "is_encoder_decoder", False):

@@ -67,6 +67,8 @@ class Knockout(Intervention):
         return list(range(layers[0], layers[1] + 1))
 
     def unsupported_reason(self, adapter: Adapter) -> str | None:
+        if (reason := super().unsupported_reason(adapter)) is not None:
+            return reason
         if adapter.kind != GENERATIVE:
             return "needs a language model that attends to image tokens (a generative model)"
         if getattr(adapter, "is_encoder_decoder", False):

@@ -56,10 +56,10 @@ class VisualContrastiveDecoding(Intervention):
     }
 
     def unsupported_reason(self, adapter: Adapter) -> str | None:
+        if (reason := super().unsupported_reason(adapter)) is not None:
+            return reason
         if adapter.kind != GENERATIVE:
             return "needs a generative model's next-token logits"
-        if not getattr(adapter, "has_weights", True):
-            return "needs the model's logits, which an audit from answers does not have"
         return None
 
     def applied(self, adapter: Adapter) -> contextlib.AbstractContextManager[None]:
