@@ -49,8 +49,12 @@ def test_audit_from_answers_equals_the_audit_with_weights_on_every_decision_metr
     b = json.loads((from_model / "results.json").read_text())
     ours, theirs = a["probes"]["hallucination"], b["probes"]["hallucination"]
     compared = 0
+    from mmdiag.probes.registry import ProbeRegistry
+
+    needs_scores = {n for n, spec in ProbeRegistry().get("hallucination").metric_specs.items() if spec.needs_scores}
+    assert needs_scores == {"ece", "calibration_error_p_yes", "auroc"}
     for name, metric in ours["metrics"].items():
-        if name in ("ece", "calibration_error_p_yes"):  # probabilities: undefined from answers, with the reason
+        if name in needs_scores:  # probabilities: undefined from answers, with the reason
             assert metric["value"] is None and "decisions only" in metric["undefined"]
             continue
         other = theirs["metrics"][name]
