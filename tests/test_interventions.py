@@ -330,3 +330,15 @@ def test_a_third_party_intervention_is_found_by_name():
     assert registry.create("scale-scores:factor=2").spec() == "scale-scores:factor=2"
     with pytest.raises(Exception, match="'vcd' is provided twice"):
         registry.register("vcd", Scale)  # a built-in's name is refused unless overridden
+
+
+def test_an_intervention_a_loaded_model_cannot_take_is_one_line_and_leaves_no_folder(tmp_path, tiny_paths, capsys):
+    run = tmp_path / "run"
+    args = ["audit", "--model", str(tiny_paths["clip"]), "--suite", QUICK, "--out", str(run), "--no-progress"]
+    assert main([*args, "--intervene", "knockout"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "mmdiag: error: --intervene knockout cannot apply to this clip model: needs a language model that attends "
+        "to image tokens (a generative model)"
+    )
+    assert not run.exists()  # refused after the model loaded: the folder it had made is gone again

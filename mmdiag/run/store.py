@@ -95,19 +95,26 @@ def claim_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> Iterator[Path
         raise MmdiagError(f"output path {run_dir} is a file: pass a folder for the run")
     if overwrite and resume:
         raise MmdiagError("--overwrite and --resume contradict each other: pick one")
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise write_error(run_dir, err, "pass a writable --out folder") from err
-    with run_lock(run_dir):
-        _settle_replaced(run_dir)
-        held = _holds_run(run_dir)
-        if held and not (resume or overwrite):
-            raise MmdiagError(
-                f"{run_dir} already holds a run ({held.name}): pass --resume to finish it, "
-                "--overwrite to replace it, or another --out"
-            )
-        yield run_dir
+    try:
+        with run_lock(run_dir):
+            _settle_replaced(run_dir)
+            held = _holds_run(run_dir)
+            if held and not (resume or overwrite):
+                raise MmdiagError(
+                    f"{run_dir} already holds a run ({held.name}): pass --resume to finish it, "
+                    "--overwrite to replace it, or another --out"
+                )
+            yield run_dir
+    except BaseException:
+        if created:  # a run refused after the folder was made (e.g. by the loaded model) leaves no empty folder
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only an empty folder goes: anything written (an error log) stays
+        raise
 
 
 def _settle_replaced(run_dir: Path) -> None:
