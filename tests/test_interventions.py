@@ -342,3 +342,18 @@ def test_an_intervention_a_loaded_model_cannot_take_is_one_line_and_leaves_no_fo
         "to image tokens (a generative model)"
     )
     assert not run.exists()  # refused after the model loaded: the folder it had made is gone again
+
+
+def test_the_auroc_is_scikit_learns():
+    from sklearn.metrics import roc_auc_score
+
+    from mmdiag.metrics.discrimination import auroc
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        n = int(rng.integers(2, 80))
+        scores, truth = np.round(rng.random(n), 1), rng.random(n) < 0.4  # rounded: many ties
+        if truth.all() or not truth.any():
+            assert auroc(scores, truth) is None
+            continue
+        assert auroc(scores, truth) == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)

@@ -35,7 +35,7 @@ METRIC_SPECS: dict[str, MetricSpec] = {
         reference_label="chance",
         kinds=_GEN,
         computed="AUROC of P(yes) / (P(yes) + P(no)) between present and absent objects, random split (ties one "
-        "half; scikit-learn roc_auc_score)",
+        "half; the Mann-Whitney statistic, equal to scikit-learn's roc_auc_score)",
         ci=SCENE_BOOTSTRAP,
         unpaired="a rank statistic over all questions: mmdiag compare decomposes a mitigation's change in it",
         needs_scores=True,
