@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mmdiag.adapters.base import Adapter
+from mmdiag.adapters.base import GENERATIVE, Adapter
 from mmdiag.errors import ConfigError
 
 
@@ -73,6 +73,24 @@ class Intervention(abc.ABC):
     def note(self) -> str:
         """One line for the run's notes: what was changed, with every parameter."""
         return f"intervention {self.spec()}: {self.description}"
+
+
+class AttentionEdit(Intervention):
+    """An intervention that edits the language model's self-attention over image tokens: it needs a generative,
+    decoder-only model with weights (subclasses add their own limits in :meth:`layer_reason`)."""
+
+    def unsupported_reason(self, adapter: Adapter) -> str | None:
+        if (reason := super().unsupported_reason(adapter)) is not None:
+            return reason
+        if adapter.kind != GENERATIVE:
+            return "needs a language model that attends to image tokens (a generative model)"
+        if getattr(adapter, "is_encoder_decoder", False):
+            return "encoder-decoder language models (T5) read the image through cross-attention: not supported yet"
+        return self.layer_reason(len(adapter.lm_layers()))
+
+    def layer_reason(self, n_layers: int) -> str | None:
+        """Why the parameters do not fit a language model of ``n_layers`` layers, or ``None``."""
+        return None
 
 
 def _text(value: Any) -> str:

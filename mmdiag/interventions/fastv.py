@@ -18,8 +18,8 @@ import torch
 
 from mmdiag.adapters import attention_edits
 from mmdiag.adapters.attention_edits import Rows
-from mmdiag.adapters.base import GENERATIVE, Adapter
-from mmdiag.interventions.base import Intervention, Param, nothing, number
+from mmdiag.adapters.base import Adapter
+from mmdiag.interventions.base import AttentionEdit, Param, nothing, number
 
 
 def kept_image_keys(probs: torch.Tensor, queries: torch.Tensor, rows: Rows, ratio: float) -> torch.Tensor:
@@ -41,7 +41,7 @@ def kept_image_keys(probs: torch.Tensor, queries: torch.Tensor, rows: Rows, rati
     return kept
 
 
-class FastV(Intervention):
+class FastV(AttentionEdit):
     name = "fastv"
     description = (
         "image tokens outside the top share by layer k-1's attention from the last prompt position are masked as "
@@ -53,14 +53,7 @@ class FastV(Intervention):
         "ratio": Param(0.5, number(0.0, 1.0), "share of the image tokens pruned (FastV's R, 50%)"),
     }
 
-    def unsupported_reason(self, adapter: Adapter) -> str | None:
-        if (reason := super().unsupported_reason(adapter)) is not None:
-            return reason
-        if adapter.kind != GENERATIVE:
-            return "needs a language model that attends to image tokens (a generative model)"
-        if getattr(adapter, "is_encoder_decoder", False):
-            return "encoder-decoder language models (T5) read the image through cross-attention: not supported yet"
-        n_layers = len(adapter.lm_layers())
+    def layer_reason(self, n_layers: int) -> str | None:
         if self.values["k"] >= n_layers:
             return f"k={self.values['k']} is past the model's {n_layers} LLM layers"
         return None

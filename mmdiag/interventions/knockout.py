@@ -16,8 +16,8 @@ import torch
 
 from mmdiag.adapters import attention_edits
 from mmdiag.adapters.attention_edits import Rows
-from mmdiag.adapters.base import GENERATIVE, Adapter
-from mmdiag.interventions.base import Intervention, Param, choice, nothing
+from mmdiag.adapters.base import Adapter
+from mmdiag.interventions.base import AttentionEdit, Param, choice, nothing
 
 
 def parse_layers(raw: Any) -> str | tuple[int, int]:
@@ -38,7 +38,7 @@ def parse_layers(raw: Any) -> str | tuple[int, int]:
     return (start, end)
 
 
-class Knockout(Intervention):
+class Knockout(AttentionEdit):
     name = "knockout"
     description = "attention from the chosen positions to every image token is blocked in a window of LLM layers"
     reference = (
@@ -66,14 +66,7 @@ class Knockout(Intervention):
             return []
         return list(range(layers[0], layers[1] + 1))
 
-    def unsupported_reason(self, adapter: Adapter) -> str | None:
-        if (reason := super().unsupported_reason(adapter)) is not None:
-            return reason
-        if adapter.kind != GENERATIVE:
-            return "needs a language model that attends to image tokens (a generative model)"
-        if getattr(adapter, "is_encoder_decoder", False):
-            return "encoder-decoder language models (T5) read the image through cross-attention: not supported yet"
-        n_layers = len(adapter.lm_layers())
+    def layer_reason(self, n_layers: int) -> str | None:
         layers = self.values["layers"]
         if isinstance(layers, tuple) and layers[1] >= n_layers:
             return f"layers {layers[0]}-{layers[1]} exceed the model's {n_layers} LLM layers (0-{n_layers - 1})"
