@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME[:k=v,...]",
         help="apply an intervention to every forward of the audit and re-measure: knockout (layers=all|START-END, "
-        "from=question|last), fastv (k, ratio), vcd (alpha, beta, t); each parameter defaults to its paper's "
+        "from=question|last), fastv (k, ratio), pai (alpha, gamma, start, end), vcd (alpha, beta, t); each parameter defaults to its paper's "
         "(repeatable)",
     )
     audit.add_argument(
@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DEFECT",
         help="plant a known defect into the loaded model to prove the gates catch it: image-blind, "
-        "shuffled-image-tokens, untrained-vision-encoder, text-only-lm",
+        "shuffled-image-tokens, untrained-vision-encoder, text-only-lm, attention-starved",
     )
     audit.add_argument(
         "--answers",

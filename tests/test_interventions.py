@@ -19,6 +19,7 @@ from mmdiag.cli import main
 from mmdiag.errors import ConfigError
 from mmdiag.interventions import InterventionRegistry, create_all
 from mmdiag.interventions.knockout import Knockout
+from mmdiag.interventions.pai import amplify, pai_logits
 from mmdiag.interventions.vcd import vcd_logits
 from mmdiag.probes.blind_inputs import vcd_alpha_bar
 from mmdiag.run.compare import compare_runs
@@ -79,6 +80,37 @@ def test_knockout_equals_the_peers_mask_on_its_golden_file():
     edit = Knockout(layers="0")._edit({0})
     ours = torch.softmax(edit(0, masked, torch.arange(10)[None], rows), dim=-1)
     assert torch.allclose(ours, torch.tensor(golden["probs"]), atol=1e-6)
+
+
+def test_pai_equals_the_peers_code_on_its_golden_file():
+    golden = GOLDEN["pai"]
+    scores = torch.tensor(golden["scores"])  # [1, heads, 12, 12], one layer's scaled scores before the mask
+    causal = torch.ones(12, 12, dtype=torch.bool).tril()
+    masked = scores.masked_fill(~causal, torch.finfo(torch.float32).min)  # eager's additive mask, as LLaMA's
+    start, end = golden["image"]
+    image = torch.zeros(1, 12, dtype=torch.bool)
+    image[0, start:end] = True
+    rows = attention_edits.Rows(image, torch.tensor([11]))  # the last row is the last prompt position
+    for alpha, probs in golden["probs"].items():
+        ours = torch.softmax(amplify(masked, torch.arange(12)[None], rows, float(alpha)), dim=-1)
+        assert torch.allclose(ours, torch.tensor(probs), atol=1e-6), alpha
+        assert torch.equal(ours[:, :, :-1], torch.softmax(masked, dim=-1)[:, :, :-1])  # only the last row changes
+    logits, logits_u = torch.tensor(golden["logits"]), torch.tensor(golden["logits_u"])
+    for gamma, theirs in golden["cfg"].items():
+        ours, theirs = pai_logits(logits, logits_u, float(gamma)), torch.tensor(theirs)
+        assert torch.equal(torch.isinf(ours), torch.isinf(theirs)), gamma
+        assert torch.allclose(ours[torch.isfinite(ours)], theirs[torch.isfinite(theirs)], atol=1e-5), gamma
+
+
+def test_two_decision_contrasts_are_refused_and_pai_says_where_it_cannot_apply(adapters):
+    with pytest.raises(ConfigError, match="vcd and pai both decide from contrasted logits"):
+        create_all(["vcd", "pai"])
+    assert [iv.spec() for iv in create_all(["vcd", "pai:gamma=1"])][1] == "pai:alpha=0.2,gamma=1,start=2,end=last"
+    (pai,) = create_all(["pai"])
+    assert "not supported yet" in pai.unsupported_reason(adapters["blip2_t5"])
+    (early,) = create_all(["pai:start=0"])  # the tiny checkpoints have 2 LLM layers: PAI's layer 2 is past them
+    assert early.unsupported_reason(adapters["blip2"]) is None  # its language model reads the prompt alone
+    assert "layers 2-last do not fit the model's 2 LLM layers" in pai.unsupported_reason(adapters["llava"])
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +181,38 @@ def runs(reference, tmp_path_factory):
         api.audit(str(REFERENCE), root / name, config, progress=False)
         out[name] = root / name
     return out
+
+
+@pytest.fixture(scope="module")
+def starved_runs(reference, tmp_path_factory):
+    """The reference model clean and with planted attention starvation (image keys' scores lowered by 3 in every
+    LLM layer), each plainly and under PAI with its defaults, on 32 scenes of the release suite."""
+    root = tmp_path_factory.mktemp("starved")
+    for name, plant, interventions in (
+        ("clean", None, ()),
+        ("clean-pai", None, ("pai",)),
+        ("starved", "attention-starved", ()),
+        ("starved-pai", "attention-starved", ("pai",)),
+    ):
+        config = replace(_light_release(32), interventions=interventions)
+        api.audit(str(REFERENCE), root / name, config, progress=False, plant=plant)
+    return root
+
+
+def test_pai_remedies_a_planted_attention_starved_model_and_barely_moves_the_clean_one(starved_runs):
+    starved = compare_runs([starved_runs / "starved", starved_runs / "starved-pai"]).mitigations[0]
+    clean = compare_runs([starved_runs / "clean", starved_runs / "clean-pai"]).mitigations[0]
+    assert starved.interventions == ["pai:alpha=0.2,gamma=1.1,start=2,end=last"]
+    for split in starved.splits:  # accuracy regained, with a CI that excludes zero, on every split
+        assert split.accuracy.ci_low > 0, split
+    for split in clean.splits:  # the clean model: no detectable change in accuracy
+        assert split.accuracy.ci_low <= 0 <= split.accuracy.ci_high and abs(split.accuracy.value) <= 0.03, split
+    # the starved model reads less of the image: lower accuracy than the clean one, and PAI's attention shift is seen
+    results = {k: json.loads((starved_runs / k / "results.json").read_text()) for k in ("clean", "starved")}
+    accuracy = {k: r["probes"]["hallucination"]["metrics"]["accuracy"]["value"] for k, r in results.items()}
+    assert accuracy["starved"] < accuracy["clean"] - 0.05
+    mass = {k: r["probes"]["attention"]["metrics"]["mean_image_mass"]["value"] for k, r in results.items()}
+    assert mass["starved"] < mass["clean"]
 
 
 def _values(run: Path) -> list:
@@ -295,13 +359,44 @@ def test_fastv_masks_the_pruned_image_tokens_from_layer_k_on(reference):
     assert not attention_edits.editing()  # removed on exit
 
 
+TINY_SPEC = {"fastv": "fastv:k=1", "pai": "pai:start=1"}  # the tiny checkpoints have 2 LLM layers
+
+
+@pytest.mark.parametrize("name", InterventionRegistry().names())
+def test_every_intervention_runs_on_every_generative_family_or_says_why_not(name, adapters):
+    """On each family's tiny checkpoint: a one-line reason, or yes/no scores and a short answer under the
+    intervention (finite, in [0, 1])."""
+    from PIL import Image
+
+    from mmdiag.adapters.generative import ScoreRequest
+
+    intervention = InterventionRegistry().create(TINY_SPEC.get(name, name))
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    ran = []
+    for family, adapter in adapters.items():
+        if adapter.kind != "generative":
+            continue
+        reason = intervention.unsupported_reason(adapter)
+        if reason is not None:
+            assert "\n" not in reason and adapter.is_encoder_decoder, (family, reason)  # only T5 LLMs refuse
+            continue
+        with intervention.applied(adapter):
+            (scores,) = adapter.answer_scores_batch([ScoreRequest(image, ["Is there a cat?", "Is it red?"])])
+            (answer,) = adapter.generate([image], ["Is there a cat?"], max_new_tokens=2)
+        total = scores.p_yes + scores.p_no
+        assert np.all(np.isfinite(total)) and np.all((0 <= total) & (total <= 1 + 1e-6)), family
+        assert isinstance(answer, str)
+        ran.append(family)
+    assert len(ran) >= 10, ran
+
+
 @pytest.mark.parametrize("name", InterventionRegistry().names())
 def test_every_registered_intervention_keeps_the_contract(name, adapters):
     """Defaults valid, the spec round-trips, a dual encoder gets a reason (never a traceback), and the edits are
     gone after the scope, even when it ends in an error."""
     registry = InterventionRegistry()
     assert registry.create(name).spec().startswith(name)  # every default is valid
-    intervention = registry.create({"fastv": "fastv:k=1"}.get(name, name))  # the tiny model has 2 LLM layers
+    intervention = registry.create(TINY_SPEC.get(name, name))
     assert registry.create(intervention.spec()).spec() == intervention.spec()
     assert intervention.description and intervention.reference
     assert isinstance(intervention.unsupported_reason(adapters["clip"]), str)

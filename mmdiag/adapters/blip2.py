@@ -66,6 +66,12 @@ class Blip2Adapter(GenerativeAdapter):
     def language_model_config(self) -> Any:
         return self.lm_attention_modules()[0].config
 
+    @torch.no_grad()
+    def text_only_forward(self, batch: Any) -> Any:
+        """The language model alone on text inputs: the BLIP-2 model itself requires pixels."""
+        with self.edited(batch):
+            return self.model.language_model(**batch.inputs)
+
     def lm_layers(self) -> list[torch.nn.Module]:
         return decoder_layers(self.model.language_model)
 

@@ -35,6 +35,9 @@ class EncoderDecoderLM:
         "image and text tokens; encoder self-attention from text to image tokens beside it"
     )
 
+    def text_only_reason(self) -> str | None:
+        return "a T5 language model is scored through its decoder: an image-free prompt is not supported yet"
+
     def _seq2seq(self) -> torch.nn.Module:
         return self.language_model_module()  # type: ignore[attr-defined]
 

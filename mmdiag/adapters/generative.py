@@ -107,11 +107,37 @@ def _each_image_once(processor: Any, images: Sequence[Image.Image]) -> Iterator[
 
 @dataclass
 class ScoreRequest:
-    """Yes/no questions about one image (``pixel_transform``: an edit of its preprocessed pixel tensor)."""
+    """Yes/no questions about one image (``pixel_transform``: an edit of its preprocessed pixel tensor;
+    ``without_image``: the same prompts with the image's tokens removed, what the language model answers without
+    it, PAI's unconditional input)."""
 
     image: Image.Image
     questions: list[str]
     pixel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    without_image: bool = False
+
+
+def without_image_tokens(batch: PreparedBatch, pad_id: int) -> PreparedBatch:
+    """``batch``'s prompts (right-padded) with their image-token spans cut out: text inputs only, no pixels."""
+    ids, mask = batch.input_ids, batch.attention_mask.bool()
+    rows = []
+    for row, spans in enumerate(batch.image_spans):
+        keep = mask[row].clone()
+        for start, end in spans:
+            keep[start:end] = False
+        rows.append(ids[row][keep])
+    length = max(len(r) for r in rows)
+    new_ids = ids.new_full((len(rows), length), pad_id)
+    new_mask = torch.zeros_like(new_ids)
+    for row, tokens in enumerate(rows):
+        new_ids[row, : len(tokens)], new_mask[row, : len(tokens)] = tokens, 1
+    return PreparedBatch(
+        inputs={"input_ids": new_ids, "attention_mask": new_mask},
+        prompts=batch.prompts,
+        image_spans=[[] for _ in rows],
+        token_grid=None,
+        padding_side="right",
+    )
 
 
 class GenerativeAdapter(Adapter):
@@ -149,6 +175,8 @@ class GenerativeAdapter(Adapter):
         self._grid: list[tuple[int, int] | None] = []  # token_grid(), once per model (it runs the vision tower)
         self.system_prompt: str | None = None
         self.generation_kwargs: dict[str, Any] = {}
+        # score edits the model carries for its lifetime (a planted defect), applied before any intervention's
+        self.planted_edits: tuple[attention_edits.ScoreEdit, ...] = ()
 
     def configure_prompting(
         self,
@@ -265,14 +293,20 @@ class GenerativeAdapter(Adapter):
         """Within the block, while an intervention edits attention (:mod:`mmdiag.adapters.attention_edits`), the LLM
         attends through the edited implementation and the edits know this batch's image positions and prompt
         ends; otherwise nothing changes."""
-        if not attention_edits.editing():
+        if not self.attention_edited():
             yield
             return
         with (
+            attention_edits.score_edits(*self.planted_edits),
             attention_edits.rows_of(batch.image_spans, batch.last_positions(), batch.input_ids.shape[1]),
             attention_edits.edited_implementation(self.language_model_config()),
         ):
             yield
+
+    def attention_edited(self) -> bool:
+        """Whether this model's attention is edited now: by an intervention in scope, or by a planted defect
+        (``planted_edits``, :mod:`mmdiag.zoo.defects`)."""
+        return bool(self.planted_edits) or attention_edits.editing()
 
     @torch.no_grad()
     def generate_from(self, batch: PreparedBatch, **settings: Any) -> torch.Tensor:
@@ -383,6 +417,16 @@ class GenerativeAdapter(Adapter):
 
     def _score_chunk(self, requests: Sequence[ScoreRequest], chunk: list[int], out: list[YesNoScores | None]) -> None:
         members = [requests[i] for i in chunk]
+        if any(r.without_image for r in members):
+            if not all(r.without_image for r in members):  # keep each kind in chunks of its own
+                for part in (
+                    [i for i in chunk if requests[i].without_image],
+                    [i for i in chunk if not requests[i].without_image],
+                ):
+                    self._score_chunk(requests, part, out)
+                return
+            self._score_without_image(members, chunk, out)
+            return
         counts = [len(r.questions) for r in members]
         batch = self.prepare(
             [r.image for r in members for _ in r.questions],
@@ -401,7 +445,7 @@ class GenerativeAdapter(Adapter):
         image_end = [max((end for _, end in spans), default=0) for spans in batch.image_spans]
         groups = [(start, count, image_end[start]) for start, count in zip(first, counts)]
         shared = common_prefix(ids, lengths)
-        if self.image_tokens_read_the_prompt or not self.reuses_image_prefix or attention_edits.editing():
+        if self.image_tokens_read_the_prompt or not self.reuses_image_prefix or self.attention_edited():
             # no reuse possible (or attention is edited: every question runs in full, as the edits expect)
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
         elif self.packs_questions and can_pack(ids, lengths, groups):
@@ -421,6 +465,33 @@ class GenerativeAdapter(Adapter):
         for index, start, count in zip(chunk, first, counts):
             rows = slice(start, start + count)
             out[index] = YesNoScores(p_yes=scores.p_yes[rows], p_no=scores.p_no[rows])
+
+    def text_only_reason(self) -> str | None:
+        """Why this family cannot answer a prompt without its image (``None``: the language model reads the prompt
+        with the image tokens removed)."""
+        return None
+
+    @torch.no_grad()
+    def text_only_forward(self, batch: PreparedBatch) -> Any:
+        """A forward of text inputs alone (no pixels), under the active attention edits; families whose model
+        requires pixels run their language model directly."""
+        return self.forward(batch)
+
+    def _score_without_image(
+        self, members: Sequence[ScoreRequest], chunk: list[int], out: list[YesNoScores | None]
+    ) -> None:
+        """Yes/no scores of the prompts with every image token removed (tokenised with the image, as the real
+        prompts are, then the image spans cut out: PAI's unconditional input ``[bos, before, after]``)."""
+        batch = self.prepare(
+            [r.image for r in members for _ in r.questions], [q for r in members for q in r.questions], "right"
+        )
+        text = without_image_tokens(batch, self.tokenizer.pad_token_id or 0)
+        scores = self.scores_from_logits(self.text_only_forward(text).logits, text)
+        start = 0
+        for index, request in zip(chunk, members):
+            rows = slice(start, start + len(request.questions))
+            out[index] = YesNoScores(p_yes=scores.p_yes[rows], p_no=scores.p_no[rows])
+            start = rows.stop
 
     def pixel_rows(self, batch: PreparedBatch) -> list[slice]:
         """Each prompt row's slice of the image inputs (``image_input_keys``) along their first dimension: one

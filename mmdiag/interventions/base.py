@@ -70,6 +70,11 @@ class Intervention(abc.ABC):
     def applied(self, adapter: Adapter) -> contextlib.AbstractContextManager[None]:
         """A context manager within which ``adapter`` computes with the intervention."""
 
+    @property
+    def contrasts_decisions(self) -> bool:
+        """Whether it decides yes/no from logits contrasted with another input's (VCD, PAI): at most one may."""
+        return False
+
     def note(self) -> str:
         """One line for the run's notes: what was changed, with every parameter."""
         return f"intervention {self.spec()}: {self.description}"

@@ -13,6 +13,7 @@ ENTRY_POINT_GROUP = "mmdiag.interventions"
 BUILTIN_INTERVENTIONS: dict[str, str] = {
     "fastv": "mmdiag.interventions.fastv:FastV",
     "knockout": "mmdiag.interventions.knockout:Knockout",
+    "pai": "mmdiag.interventions.pai:PAI",
     "vcd": "mmdiag.interventions.vcd:VisualContrastiveDecoding",
 }
 
@@ -63,6 +64,12 @@ def create_all(specs: tuple[str, ...] | list[str], registry: InterventionRegistr
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ConfigError(f"--intervene names {', '.join(twice)} twice: give each intervention once")
+    contrasting = [iv.name for iv in made if iv.contrasts_decisions]
+    if len(contrasting) > 1:
+        raise ConfigError(
+            f"--intervene {' and '.join(contrasting)} both decide from contrasted logits: give one of them "
+            "(pai:gamma=1 keeps PAI's amplification alone)"
+        )
     return made
 
 

@@ -55,6 +55,10 @@ class VisualContrastiveDecoding(Intervention):
         "t": Param(500, number(0, VCD_STEPS - 1, integer=True), "noise_step of the diffusion noise (0-999)"),
     }
 
+    @property
+    def contrasts_decisions(self) -> bool:
+        return True
+
     def unsupported_reason(self, adapter: Adapter) -> str | None:
         if (reason := super().unsupported_reason(adapter)) is not None:
             return reason

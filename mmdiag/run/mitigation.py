@@ -6,8 +6,10 @@ POPE gains are largely the latter, arXiv 2504.10020). Over the examples both run
 paired difference (run − baseline) of accuracy, of the yes-ratio and of the AUROC of P(yes) between present and
 absent objects (threshold-free), each with a 95% CI from one paired bootstrap over examples (the same draws for all
 three), and a verdict: ``better discrimination`` (the AUROC rose), ``yes-ratio shift only`` (accuracy or the
-yes-ratio moved, the AUROC did not), ``worse discrimination`` or ``no detectable change``. Its cost: seconds per
-example of the run against the baseline's.
+yes-ratio moved, the AUROC did not), ``more correct, worse ranking`` (accuracy rose, the AUROC fell: typically
+P(yes) saturated at 0 or 1 by a plausibility cutoff, VCD's and PAI's, which ties the ranking), ``worse
+discrimination`` or ``no detectable change``. The share of questions whose normalised P(yes) is exactly 0 or 1 is
+given for both runs. Its cost: seconds per example of the run against the baseline's.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class SplitDecomposition:
     yes_ratio: Delta
     auroc: Delta
     verdict: str
+    saturated: tuple[float, float] = (0.0, 0.0)  # share of P(yes) exactly 0 or 1: baseline, run
 
 
 @dataclass
@@ -128,8 +131,16 @@ def decompose_split(
         return Delta(float(run_stats[k] - base_stats[k]), float(low), float(high))
 
     accuracy, yes_ratio, discrimination = delta(0), delta(1), delta(2)
-    if discrimination.excludes_zero():
-        verdict = "better discrimination" if discrimination.value > 0 else "worse discrimination"
+    saturated = tuple(float(np.mean((j[1] == 0) | (j[1] == 1))) for j in (joined(everything, 0), joined(everything, 1)))
+    if discrimination.excludes_zero() and discrimination.value > 0:
+        verdict = "better discrimination"
+    elif discrimination.excludes_zero() and accuracy.excludes_zero() and accuracy.value > 0:
+        verdict = (
+            f"more correct, worse ranking (the AUROC fell; P(yes) saturated at 0 or 1 in {saturated[1]:.0%} of "
+            f"questions against {saturated[0]:.0%})"
+        )
+    elif discrimination.excludes_zero():
+        verdict = "worse discrimination"
     elif accuracy.excludes_zero() or yes_ratio.excludes_zero():
         verdict = "yes-ratio shift only (the AUROC did not move)"
     else:
@@ -142,6 +153,7 @@ def decompose_split(
         yes_ratio,
         discrimination,
         verdict,
+        saturated,  # type: ignore[arg-type]
     )
 
 

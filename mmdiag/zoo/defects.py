@@ -10,7 +10,9 @@ applies to every zoo model and to any checkpoint of a family that exposes those 
 - ``untrained-vision-encoder``: the vision encoder's weights are replaced by a fresh initialisation (the
   projector and LLM keep their training);
 - ``text-only-lm``: image-token positions are masked out of the language model's attention (the image tokens
-  are there, but nothing reads them).
+  are there, but nothing reads them);
+- ``attention-starved``: every pre-softmax attention score to an image token is lowered by a constant in every LLM
+  layer (the image is read, but weakly: the "language-colonised" symptom PAI sets out to remedy).
 
 The zoo's ``ref-llava-biased`` (a co-occurrence prior trained in) is the fifth defect; it is a model, not an
 edit. The hooks stay on the model for its lifetime: a planted model is broken on purpose.
@@ -123,11 +125,32 @@ def _mask_keys(attention: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return attention.masked_fill(keys, torch.finfo(attention.dtype).min)
 
 
+STARVATION = 3.0  # the attention-starved defect's drop of the image keys' scores (a factor e^3 = 20 in weight)
+
+
+def attention_starved(adapter: Adapter, drop: float = STARVATION) -> None:
+    """Every LLM layer's pre-softmax scores to image-token keys lowered by ``drop`` (for every query and head)."""
+    from mmdiag.adapters.attention_edits import Rows
+
+    if not hasattr(adapter, "planted_edits") or getattr(adapter, "is_encoder_decoder", False):
+        raise CapabilityError(
+            f"{adapter.family} models have no decoder self-attention over image tokens to starve (attention-starved "
+            "applies to decoder-only generative models)"
+        )
+
+    def starve(layer: int, scores: torch.Tensor, queries: torch.Tensor, rows: Rows) -> torch.Tensor:
+        image = rows.image_keys(scores.shape[-1], scores.device)
+        return scores - drop * image[:, None, None, :].to(scores.dtype)
+
+    adapter.planted_edits = (*adapter.planted_edits, starve)
+
+
 DEFECTS: dict[str, Callable[[Adapter], None]] = {
     "image-blind": image_blind,
     "shuffled-image-tokens": shuffled_image_tokens,
     "untrained-vision-encoder": untrained_vision_encoder,
     "text-only-lm": text_only_lm,
+    "attention-starved": attention_starved,
 }
 
 

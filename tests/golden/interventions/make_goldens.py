@@ -12,6 +12,9 @@
   ranking is restated here from ``src/transformers/src/transformers/models/llama/modeling_llama.py`` L738-750, not
   copied): the mean over heads of layer K-1's attention, batch item 0, the last query row, the image slice's top
   ``rank`` positions shifted by the system length, joined with every other position and sorted.
+- PAI (LALBJ/PAI @ 9bbd8bd57a0b0923f996197e4bd3e02cc10b8d58, MIT, (c) 2024 ShiLiu): ``attention.py`` L68-95 (the
+  mask added and clamped, then the last query row's image keys amplified, before the softmax) and ``CFG.py`` L28-57
+  (``__call__`` of ``CFGLogits`` with the unconditional forward's logits passed in), copied below.
 
 None of these functions imports mmdiag; the tests compare mmdiag's implementations with these files.
 """
@@ -78,6 +81,38 @@ def fastv_keep(last_layer_attention, sys_length, image_token_length, attention_r
     return keep.sort().values
 
 
+# --- PAI, attention.py L68-95 (inside llama_new_forward; self.* passed in), the names as there
+def pai_attention(attn_weights, attention_mask, use_attn, use_cfg, alpha, img_start_idx, img_end_idx):
+    attn_weights = attn_weights.clone()
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+        attn_weights = torch.max(attn_weights, torch.tensor(torch.finfo(attn_weights.dtype).min))
+
+    ### PAI's modification
+    if use_attn and not use_cfg:
+        attn_weights[:, :, -1, img_start_idx:img_end_idx] = (
+            attn_weights[:, :, -1, img_start_idx:img_end_idx].abs() * alpha
+            + attn_weights[:, :, -1, img_start_idx:img_end_idx]
+        )
+    ### PAI's modification
+
+    return torch.nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32)
+
+
+# --- PAI, CFG.py L28-57 (CFGLogits.__call__, the unconditional forward's last logits passed in)
+def pai_cfg(scores, unconditional_last_logits, guidance_scale):
+    F = torch.nn.functional
+    scores = F.log_softmax(scores, dim=-1)
+    if guidance_scale == 1:
+        return scores
+    unconditional_logits = F.log_softmax(unconditional_last_logits, dim=-1)
+
+    cutoff = torch.log(torch.tensor(0.1)) + scores.max(dim=-1, keepdim=True).values
+    out = guidance_scale * (scores - unconditional_logits) + unconditional_logits
+    cd_logits = out.masked_fill(scores < cutoff, -float("inf"))
+    return cd_logits
+
+
 def main() -> None:
     g = torch.Generator().manual_seed(0)
     logits, logits_cd = torch.randn(4, 50, generator=g) * 3, torch.randn(4, 50, generator=g) * 3
@@ -102,7 +137,20 @@ def main() -> None:
         "image": 36,
         "keep": {str(rank): fastv_keep(attention, 5, 36, rank, 48).tolist() for rank in (9, 18, 27)},
     }
+    # PAI: 12 tokens, image tokens 3..8, the last row amplified; the causal mask as LLaMA's additive one
+    w = torch.randn(1, 2, 12, 12, generator=g) * 2
+    causal = (1.0 - torch.ones(12, 12).tril()) * torch.finfo(torch.float32).min
+    c_logits, u_logits = torch.randn(4, 50, generator=g) * 3, torch.randn(4, 50, generator=g) * 3
+    pai = {
+        "scores": w.tolist(),
+        "image": [3, 9],
+        "probs": {str(a): pai_attention(w, causal, True, False, a, 3, 9).tolist() for a in (0.2, 0.5, 1.0)},
+        "logits": c_logits.tolist(),
+        "logits_u": u_logits.tolist(),
+        "cfg": {str(gm): pai_cfg(c_logits, u_logits, gm).tolist() for gm in (1.0, 1.1, 2.0)},
+    }
     golden = {
+        "pai": pai,
         "fastv": fastv,
         "vcd": {"logits": logits.tolist(), "logits_cd": logits_cd.tolist(), "cases": cases},
         "noise": {"pixels": pixels.tolist(), "noise": noise.tolist(), "noised": noised},
