@@ -283,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME[:k=v,...]",
         help="apply an intervention to every forward of the audit and re-measure: knockout (layers=all|START-END, "
-        "from=question|last), fastv (k, ratio), pai (alpha, gamma, start, end), vcd (alpha, beta, t); each parameter defaults to its paper's "
-        "(repeatable)",
+        "from=question|last), fastv (k, ratio), pai (alpha, gamma, start, end), vcd (alpha, beta, t); each "
+        "parameter defaults to its paper's (repeatable)",
     )
     audit.add_argument(
         "--plant",

@@ -384,7 +384,7 @@ def test_every_intervention_runs_on_every_generative_family_or_says_why_not(name
             (scores,) = adapter.answer_scores_batch([ScoreRequest(image, ["Is there a cat?", "Is it red?"])])
             (answer,) = adapter.generate([image], ["Is there a cat?"], max_new_tokens=2)
         total = scores.p_yes + scores.p_no
-        assert np.all(np.isfinite(total)) and np.all((0 <= total) & (total <= 1 + 1e-6)), family
+        assert np.all(np.isfinite(total)) and np.all((total >= 0) & (total <= 1 + 1e-6)), family
         assert isinstance(answer, str)
         ran.append(family)
     assert len(ran) >= 10, ran
