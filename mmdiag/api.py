@@ -461,7 +461,14 @@ def _check_gates(gates: list[Gate], probes: list[Any], adapter: Adapter) -> None
         if p.supports(adapter)
         for m in (*p.metric_names.get(adapter.kind, ()), *INTEGRITY_METRICS)
     }
+    unsupported = {p.name: p.unsupported_reason(adapter) for p in probes if not p.supports(adapter)}
     for gate in gates:
+        probe = gate.name.split(".")[0]
+        if gate.name not in available and unsupported.get(probe):
+            raise ConfigError(
+                f"gate '{gate}': the {probe} probe cannot measure this model ({unsupported[probe]}); "
+                "choose another suite or model"
+            )
         if gate.name not in available:
             raise ConfigError(
                 f"gate '{gate}' names an unknown metric for this {adapter.kind} model; available: "

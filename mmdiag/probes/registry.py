@@ -19,6 +19,7 @@ BUILTIN_PROBES: dict[str, str] = {
     "spatial": "mmdiag.probes.spatial:SpatialProbe",
     "hallucination": "mmdiag.probes.hallucination:HallucinationProbe",
     "relations": "mmdiag.probes.relations:RelationsProbe",
+    "flow": "mmdiag.probes.flow:FlowProbe",
 }
 
 
