@@ -23,7 +23,7 @@ LAYERS = {
     "offline": 1,  # audits from answers: export and replay, over the run machinery
     "run": 2,
     "report": 3,
-    "interventions": 3,  # scoped changes to how a model computes (their hook points live in adapters)
+    "interventions": 4.5,  # scoped changes to how a model computes (hook points in adapters; probes use them)
     "zoo": 3,
     "probes": 4,
     "adapters": 5,
@@ -31,6 +31,7 @@ LAYERS = {
     "checkpoints": 5,
     "scenes": 6,
     "metrics": 7,
+    "blind_inputs": 7,  # images and pixel tensors with the evidence taken out (blank, noise, VCD noise)
     "results": 8,
     "verdicts": 8,
     "validation": 8,

@@ -15,13 +15,13 @@ from helpers import QUICK
 from mmdiag import api
 from mmdiag.adapters import attention_edits, load_adapter
 from mmdiag.adapters.attention_rows import AttentionRows
+from mmdiag.blind_inputs import vcd_alpha_bar
 from mmdiag.cli import main
 from mmdiag.errors import ConfigError
 from mmdiag.interventions import InterventionRegistry, create_all
 from mmdiag.interventions.knockout import Knockout
 from mmdiag.interventions.pai import amplify, pai_logits
 from mmdiag.interventions.vcd import vcd_logits
-from mmdiag.probes.blind_inputs import vcd_alpha_bar
 from mmdiag.run.compare import compare_runs
 from mmdiag.run.mitigation import decompose_split
 from mmdiag.run.suites import load_suite

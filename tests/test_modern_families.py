@@ -12,8 +12,8 @@ from PIL import Image
 
 from mmdiag.adapters.capture import hooks
 from mmdiag.adapters.projector_lm import grid_regions
+from mmdiag.blind_inputs import mean_colour
 from mmdiag.probes.attention import AttentionProbe
-from mmdiag.probes.blind_inputs import mean_colour
 from mmdiag.probes.hallucination import HallucinationProbe
 from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.render import render

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdiag.probes import blind_inputs as blind
+from mmdiag import blind_inputs as blind
 from mmdiag.scenes.edits import (
     EditError,
     insert_object,

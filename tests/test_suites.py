@@ -21,10 +21,10 @@ from mmdiag.run.suites import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["release", "quick", "projector"])
+@pytest.mark.parametrize("name", ["release", "quick", "projector", "flow"])
 def test_shipped_suites_parse(name):
     suite = load_suite(ROOT / "probes" / f"{name}.yaml")
-    assert suite.name == name and suite.config.gates and suite.config.probes
+    assert suite.name == name and (suite.config.gates or any(suite.config.kind_gates.values())) and suite.config.probes
 
 
 RELEASE = yaml.safe_load((ROOT / "probes" / "release.yaml").read_text())
@@ -35,7 +35,7 @@ def test_every_suite_in_probes_is_shipped_in_the_package_and_release_is_the_defa
     shipped = {p.name: p.read_bytes() for p in SUITES_DIR.glob("*.yaml")}
     assert shipped == {p.name: p.read_bytes() for p in (ROOT / "probes").glob("*.yaml")}
     assert default_suite().config == load_suite(ROOT / "probes" / "release.yaml").config
-    assert {s.name for s in shipped_suites()} == {"release", "quick", "projector", "prior"}
+    assert {s.name for s in shipped_suites()} == {"release", "quick", "projector", "prior", "flow"}
 
 
 @pytest.mark.parametrize(

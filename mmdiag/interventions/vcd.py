@@ -4,7 +4,7 @@ image.
 The arithmetic is VCD's ``vcd_sample`` (DAMO-NLP-SG/VCD @ d6568ff, ``vcd_utils/vcd_sample.py`` L150-153) on the
 first answer token: ``(1 + alpha) * l - alpha * l_cd``, where ``l_cd`` are the logits with the preprocessed image
 tensor under forward-diffusion noise at step ``t`` (``vcd_add_noise.py``'s sigmoid schedule:
-:func:`mmdiag.probes.blind_inputs.vcd_noise`), and tokens whose clean logit is below ``log(beta) + max l`` set to
+:func:`mmdiag.blind_inputs.vcd_noise`), and tokens whose clean logit is below ``log(beta) + max l`` set to
 ``-inf`` (the adaptive plausibility constraint). mmdiag reads the yes/no decision from that distribution
 (P(yes) against P(no)) instead of sampling from it. Applied to the yes/no decisions of every probe that scores
 them; free-text answers and captions are generated without it.
@@ -22,8 +22,8 @@ import torch
 
 from mmdiag.adapters import attention_edits
 from mmdiag.adapters.base import GENERATIVE, Adapter
+from mmdiag.blind_inputs import VCD_STEPS, vcd_noise
 from mmdiag.interventions.base import Intervention, Param, number
-from mmdiag.probes.blind_inputs import VCD_STEPS, vcd_noise
 
 
 def vcd_logits(logits: torch.Tensor, logits_cd: torch.Tensor, alpha: float = 1.0, beta: float = 0.1) -> torch.Tensor:

@@ -29,6 +29,7 @@ from mmdiag.adapters.attention_rows import AttentionRows
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter, PreparedBatch
 from mmdiag.adapters.capture import hooks
 from mmdiag.adapters.generative import GenerativeAdapter
+from mmdiag.blind_inputs import gaussian_noise, mean_colour
 from mmdiag.metrics.stats import bootstrap_ci, bootstrap_ci_columns
 from mmdiag.probes.attention.encoder_decoder import measure_encoder_decoder
 from mmdiag.probes.attention.parts import (
@@ -46,7 +47,6 @@ from mmdiag.probes.attention.parts import (
 )
 from mmdiag.probes.attention.specs import METRIC_SPECS
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
-from mmdiag.probes.blind_inputs import gaussian_noise, mean_colour
 from mmdiag.probes.sections import Finding, ReportSection
 from mmdiag.sources.contract import Dataset, object_patch_mask, object_region_mask
 

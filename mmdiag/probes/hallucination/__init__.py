@@ -26,9 +26,9 @@ import numpy as np
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.adapters.generative import ScoreRequest
+from mmdiag.blind_inputs import blank, gaussian_noise, mean_colour, vcd_noise
 from mmdiag.metrics.pope_sampling import CAPTION_PROMPT, POPE_SPLITS, ObjectStatistics
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
-from mmdiag.probes.blind_inputs import blank, gaussian_noise, mean_colour, vcd_noise
 from mmdiag.probes.hallucination.metrics import dual_encoder_result, generative_result
 from mmdiag.probes.hallucination.plan import (
     BLINDS,

@@ -20,9 +20,9 @@ import numpy as np
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.adapters.generative import ScoreRequest
+from mmdiag.blind_inputs import mean_colour
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
-from mmdiag.probes.blind_inputs import mean_colour
 from mmdiag.probes.relations.specs import METRIC_SPECS
 from mmdiag.sources.contract import Dataset
 
