@@ -1,5 +1,6 @@
 """What each intervention costs: seconds per example of the hallucination and attention probes under knockout,
-FastV and VCD against none, on the reference model (release suite's questions), as ratios in one run.
+FastV, PAI and VCD against none, on the reference model (release suite's questions), as ratios in one run; and the
+information-flow probe's time per example against the release suite's whole hallucination probe on the same scenes.
 
     python bench/interventions.py [--n-examples 48] [--record]
 
@@ -23,6 +24,7 @@ CONFIGS = {
     "none": (),
     "knockout (every layer)": ("knockout",),
     "fastv (k=2, 50 %)": ("fastv",),
+    "pai (alpha 0.2, gamma 1.1, layers 2-last)": ("pai",),
     "vcd (alpha 1, beta 0.1, t 500)": ("vcd",),
 }
 
@@ -67,6 +69,15 @@ def main() -> None:
         if label != "none"
     }
     print(json.dumps({"ratio_to_none": ratios}))
+    with tempfile.TemporaryDirectory() as tmp:  # the flow probe beside the release suite's full hallucination probe
+        release = load_suite(ROOT / "probes" / "release.yaml").config
+        flow_config = replace(
+            release, probes=("hallucination", "flow"), n_examples=args.n_examples, gates=(), kind_gates={}
+        )
+        outcome = api.audit(str(SHIPPED_DIR / "ref-llava-mlp"), Path(tmp) / "flow", flow_config, progress=False)
+        flow_seconds = outcome.results["metadata"]["seconds_per_example"]
+    flow_ratio = round(flow_seconds["flow"] / flow_seconds["hallucination"], 2)
+    print(json.dumps({"flow_over_hallucination": flow_ratio, "seconds_per_example": flow_seconds}))
     if args.record:
         from record import figure, record
 
@@ -82,6 +93,16 @@ def main() -> None:
                 )
                 for label, per_probe in ratios.items()
                 for probe, ratio in per_probe.items()
+            ]
+            + [
+                figure(
+                    "flow probe time per example / the release hallucination probe's",
+                    flow_ratio,
+                    "×",
+                    "",
+                    f"{flow_seconds['flow']:.3f} s vs {flow_seconds['hallucination']:.3f} s (free text and captions "
+                    f"included), {args.n_examples} release scenes, ref-llava-mlp, 4 LLM layers",
+                )
             ],
         )
 

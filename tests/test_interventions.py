@@ -120,9 +120,10 @@ def reference():
     return load_adapter(str(REFERENCE))
 
 
-def test_the_edited_attention_is_the_models_own_and_streamed_rows_follow_every_edit(reference):
-    """With an edit that changes nothing the edited implementation gives SDPA's logits; under a knockout the
-    attention probe's streamed rows equal the attention the edited forward computed (eager, output_attentions)."""
+@pytest.mark.parametrize("spec", ["knockout:layers=1-2,from=last", "fastv:k=2", "pai:start=1"])
+def test_the_edited_attention_is_the_models_own_and_streamed_rows_follow_every_edit(reference, spec):
+    """With an edit that changes nothing the edited implementation gives SDPA's logits; under every attention edit
+    the attention probe's streamed rows equal the attention the edited forward computed (eager, output_attentions)."""
     from mmdiag.scenes.generate import generate_scenes
     from mmdiag.scenes.render import render
 
@@ -132,20 +133,30 @@ def test_the_edited_attention_is_the_models_own_and_streamed_rows_follow_every_e
     with attention_edits.score_edits(lambda layer, scores, queries, rows: scores):
         same = reference.forward(batch).logits
     assert torch.allclose(plain, same, atol=1e-4)
-    knockout = Knockout(layers="1-2", **{"from": "last"})
+    (intervention,) = create_all([spec])
     positions = batch.last_positions()[:, None]
     streamed: dict[int, torch.Tensor] = {}
     recorder = AttentionRows(
         reference.lm_attention_modules(), positions, batch.attention_mask, lambda i, p: streamed.__setitem__(i, p)
     )
-    with knockout.applied(reference), recorder.active():
+    with intervention.applied(reference), recorder.active():
         out = reference.forward(batch, output_attentions=True)
     rows = torch.arange(2)
+    span = batch.image_spans[0][0]
+    with reference.eager_attention():
+        plain_attention = reference.forward(batch, output_attentions=True).attentions
     for layer, attention in enumerate(out.attentions):
         eager = attention[rows, :, batch.last_positions()].float()  # [batch, heads, keys]
         assert torch.allclose(streamed[layer][:, :, 0], eager, atol=1e-5), layer
-        image_mass = eager[:, :, batch.image_spans[0][0][0] : batch.image_spans[0][0][1]].sum(-1)
-        assert (image_mass.abs().max() < 1e-6) == (layer in (1, 2)), layer  # blocked exactly where asked
+        image_mass = eager[:, :, span[0] : span[1]].sum(-1)
+        if spec.startswith("knockout"):
+            assert (image_mass.abs().max() < 1e-6) == (layer in (1, 2)), layer  # blocked exactly where asked
+        elif spec.startswith("fastv") and layer >= 2:  # half the image keys masked from layer k on
+            kept = (eager[:, :, span[0] : span[1]] > 0).any(dim=1).sum(-1)
+            assert kept.tolist() == [round(0.5 * (span[1] - span[0]))] * 2, layer
+        elif spec.startswith("pai"):  # amplified from layer 1 on, untouched before
+            before = plain_attention[layer][rows, :, batch.last_positions()].float()[:, :, span[0] : span[1]].sum(-1)
+            assert (not torch.allclose(image_mass, before, atol=1e-6)) == (layer >= 1), layer
 
 
 def _light_release(n: int):
