@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,11 @@ def spatial_runs(tiny_paths, runs):
 
 
 def test_every_gated_metric_of_the_shipped_suites_pairs(runs, finished_run, spatial_runs):
+    flow_run = runs / "flow"
+    suite = Path(__file__).resolve().parent.parent / "probes" / "flow.yaml"
+    if not flow_run.exists():
+        main(["audit", "--model", str(runs / "other-llava"), "--suite", str(suite), "--n-examples", "3",
+              "--out", str(flow_run), "--no-progress"])  # fmt: skip
     """compare reports a regression on any gate: each gated metric's spec names a paired form, and the probe gives
     that form on real records (the spatial readouts, cross-validated over the whole set, from its result)."""
     from mmdiag.probes.metric_spec import spec_for
@@ -128,7 +134,12 @@ def test_every_gated_metric_of_the_shipped_suites_pairs(runs, finished_run, spat
 
     registry = ProbeRegistry()
     paired = {}
-    for kind, run in (("generative", runs / "a"), ("generative", spatial_runs[0]), ("dual_encoder", finished_run)):
+    for kind, run in (
+        ("generative", runs / "a"),
+        ("generative", spatial_runs[0]),
+        ("generative", flow_run),
+        ("dual_encoder", finished_run),
+    ):
         results = read_results(run)
         by_probe = {}
         for r in read_examples(run):
