@@ -420,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help="answer the questions with this model first (logit decisions, resumable)"
     )
     pope.add_argument(
+        "--batch-size",
+        default="8",
+        help="with --model: images scored together (default 8), or auto: the largest that fits in memory",
+    )
+    pope.add_argument(
         "--image-dir",
         default=None,
         help="with --model: folder of the question files' images (default: each question file's folder)",
@@ -789,10 +794,19 @@ def _cmd_pope(args: argparse.Namespace) -> int:
             raise ConfigError("with --model give the --questions file(s) the model should answer")
         if len(args.answers) > 1:
             raise ConfigError("with --model give at most one --answers folder: the model's answers are written there")
+        from mmdiag.run.harness_flags import parse_batch_size
+
+        batch_size = parse_batch_size(args.batch_size)
+        if batch_size != "auto" and batch_size < 1:
+            raise ConfigError(f"--batch-size {args.batch_size} must be a positive count or 'auto'")
         adapter = load_adapter(args.model)
         folder = (lambda q: Path(args.answers[0])) if args.answers else (lambda q: Path(q).parent)  # noqa: E731
         answers = [
-            str(answer_pope(adapter, q, folder(q) / f"{Path(q).stem}.answers.jsonl", args.image_dir))
+            str(
+                answer_pope(
+                    adapter, q, folder(q) / f"{Path(q).stem}.answers.jsonl", args.image_dir, batch_size=batch_size
+                )
+            )
             for q in args.questions
         ]
         fmt = "jsonl"

@@ -59,6 +59,7 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
         "qwen2_5_vl": (["vision_encoder", "projector"], MERGED),
         "internvl": (["vision_encoder", "projector"], MERGED),
         "idefics3": (["vision_encoder", "projector"], MERGED),
+        "smolvlm": (["vision_encoder", "projector"], MERGED),
         "blip2": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "instructblip": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
         "blip2_t5": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),

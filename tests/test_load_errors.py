@@ -85,6 +85,27 @@ def test_missing_processor_files(capsys, tmp_path, tiny_paths):
     assert_one_line_error(code, err, "processor", "save_pretrained")
 
 
+def test_a_missing_optional_package_is_named_in_one_line(capsys, tmp_path, tiny_paths, monkeypatch):
+    """SmolVLM's processor refuses to load without num2words: the error names the package and the install."""
+    import transformers.models.smolvlm.processing_smolvlm as smolvlm
+
+    monkeypatch.setattr(smolvlm, "num2words", None)
+    code, err = audit(capsys, str(tiny_paths["smolvlm"]), tmp_path / "run")
+    assert_one_line_error(
+        code, err, "needs the Python package num2words, which is not installed: pip install num2words"
+    )
+
+
+def test_a_family_newer_than_the_installed_transformers_is_refused_in_one_line(
+    capsys, tmp_path, tiny_paths, monkeypatch
+):
+    from mmdiag.adapters.llava import LlavaAdapter
+
+    monkeypatch.setattr(LlavaAdapter, "min_transformers", "99.0")
+    code, err = audit(capsys, str(tiny_paths["llava"]), tmp_path / "run")
+    assert_one_line_error(code, err, "LlavaForConditionalGeneration needs transformers >= 99.0", "pip install")
+
+
 def test_pickle_only_weights_are_refused_unless_allowed(capsys, tmp_path, tiny_paths):
     from safetensors.torch import load_file
 

@@ -27,6 +27,7 @@ MODERN = [
     "qwen2_5_vl",
     "internvl",
     "idefics3",
+    "smolvlm",
     "blip2_t5",
     "instructblip_t5",
 ]
@@ -93,12 +94,12 @@ def test_llava_next_regions_follow_the_tiles_and_row_ends(adapters: dict) -> Non
 
 
 def test_internvl_and_idefics3_regions_follow_their_views(adapters: dict) -> None:
-    """A 64x32 image: InternVL cuts two 32 px tiles (left, right) then a thumbnail; Idefics3 (resized to a 64 px long
-    side) the same two tiles then the global view. Each view's 4 tokens fold 2x2 patches, row-major."""
+    """A 64x32 image: InternVL cuts two 32 px tiles (left, right) then a thumbnail; Idefics3 and SmolVLM (resized to
+    a 64 px long side) the same two tiles then the global view. Each view's 4 tokens fold 2x2 patches, row-major."""
     blocks = grid_regions(2, 2)
     left = blocks * [1, 0.5, 1, 0.5]
     right = left + [0, 0.5, 0, 0.5]
-    for family in ("internvl", "idefics3"):
+    for family in ("internvl", "idefics3", "smolvlm"):
         batch = adapters[family].prepare([Image.new("RGB", (64, 32))], [QUESTION])
         np.testing.assert_allclose(batch.token_regions[0], np.concatenate([left, right, blocks]), err_msg=family)
 

@@ -113,3 +113,27 @@ def test_pope_with_a_model_answers_scores_and_resumes(tmp_path, tiny_paths, caps
         sum(len((tmp_path / "answers" / f"{q.stem}.answers.jsonl").read_text().splitlines()) for q in questions)
         == n_questions
     )
+
+
+def test_pope_with_a_model_batches_images_with_the_decisions_of_one_at_a_time(tmp_path, tiny_paths, capsys):
+    """--batch-size 8 and auto give every question the decision it gets one image at a time (probabilities to
+    float summation order); a bad --batch-size is one line."""
+    assert main(["scenes", "--n", "12", "--out", str(tmp_path / "set")]) == 0
+    question = tmp_path / "set" / "pope_random.jsonl"
+    answers = {}
+    for size in ("1", "8", "auto"):
+        out = tmp_path / f"answers-{size}"
+        args = ["pope", "--model", str(tiny_paths["llava"]), "--questions", str(question), "--answers", str(out)]
+        assert main([*args, "--batch-size", size]) == 0
+        rows = [json.loads(line) for line in (out / "pope_random.answers.jsonl").read_text().splitlines()]
+        answers[size] = {r["question_id"]: r for r in rows}
+    capsys.readouterr()
+    assert answers["1"].keys() == answers["8"].keys() == answers["auto"].keys()
+    for size in ("8", "auto"):
+        for qid, row in answers["1"].items():
+            assert answers[size][qid]["answer"] == row["answer"]
+            assert abs(answers[size][qid]["p_yes"] - row["p_yes"]) < 1e-5
+    bad = ["pope", "--model", str(tiny_paths["llava"]), "--questions", str(question), "--batch-size", "0"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size 0 must be a positive count" in err and err.count("\n") == 1

@@ -103,6 +103,11 @@ def load_hf_processor(
 
     try:
         processor = AutoProcessor.from_pretrained(path, trust_remote_code=options.trust_remote_code)
+    except ImportError as err:  # a processor that needs an optional package (SmolVLM's num2words)
+        package = missing_package(err)
+        raise ModelLoadError(
+            f"the processor in {path} needs the Python package {package}, which is not installed: pip install {package}"
+        ) from err
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
         if not options.trust_remote_code:
             refuse_remote_code(path)
@@ -117,6 +122,17 @@ def load_hf_processor(
             f"save the full processor with processor.save_pretrained('{path}')"
         )
     return processor
+
+
+def missing_package(err: ImportError) -> str:
+    """The package an ImportError asks for: its ``name``, else the first backquoted or quoted word of its message
+    (transformers: "Package `num2words` is required ..."), else the message itself."""
+    import re
+
+    if getattr(err, "name", None):
+        return str(err.name).split(".")[0]
+    found = re.search(r"[`'\"]([A-Za-z0-9_.\-]+)[`'\"]", str(err))
+    return found.group(1) if found else str(err).splitlines()[0]
 
 
 REMOTE_CODE_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")

@@ -146,10 +146,27 @@ def _check_weights(path: Path, allow_pickle: bool) -> None:
         raise ModelLoadError(f"{path} has a config but no weights (*.safetensors): copy the weight files there")
 
 
+def check_transformers(adapter_cls: type, architecture: str) -> None:
+    """A one-line error when the installed transformers is older than the family needs (``min_transformers``)."""
+    needed = getattr(adapter_cls, "min_transformers", None)
+    if not needed:
+        return
+    import transformers
+    from packaging.version import Version
+
+    if Version(transformers.__version__) < Version(needed):
+        raise UnsupportedArchitectureError(
+            f"{architecture} needs transformers >= {needed}, and {transformers.__version__} is installed: "
+            f"pip install 'transformers>={needed}'"
+        )
+
+
 def _lookup(architectures: list[str], registry: AdapterRegistry, source: str, trust_remote_code: bool = False) -> type:
     for name in architectures:
         if name in registry:
-            return registry.get(name)
+            adapter_cls = registry.get(name)
+            check_transformers(adapter_cls, name)
+            return adapter_cls
     if not trust_remote_code and Path(source).is_dir():
         refuse_remote_code(source)  # a checkpoint that needs its own code: the refusal names the opt-in
     supported = ", ".join(registry.supported())

@@ -9,6 +9,7 @@ TINY_FAMILIES = (
     "qwen2_5_vl",
     "internvl",
     "idefics3",
+    "smolvlm",
     "blip2",
     "blip2_t5",
     "instructblip",

@@ -37,6 +37,7 @@ def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -
         "qwen2_5_vl": lambda out, spec: build_qwen2_vl(out, spec, v2_5=True),
         "internvl": build_internvl,
         "idefics3": build_idefics3,
+        "smolvlm": lambda out, spec: build_idefics3(out, spec, smolvlm=True),
         "blip2": _blip2,
         "blip2_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=False, t5=True),
         "instructblip_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=True, t5=True),

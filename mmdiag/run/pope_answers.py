@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from mmdiag.adapters.generative import ScoreRequest
 from mmdiag.data_paths import resolve_inside
 from mmdiag.errors import MmdiagError
 from mmdiag.metrics.pope_files import read_answers
@@ -22,6 +23,7 @@ def answer_pope(
     answers_path: str | Path,
     image_dir: str | Path | None = None,
     progress: bool = True,
+    batch_size: int | str = 8,
 ) -> Path:
     """Run a generative model on one POPE question file, appending one JSON line per answer to ``answers_path``.
 
@@ -31,6 +33,10 @@ def answer_pope(
     ``mmdiag scenes`` writes it); an image path that leaves that folder (``..``, absolute, a symlink out) is a
     one-line error and is never read. Questions already answered in ``answers_path`` are skipped, so a killed run
     resumes where it stopped.
+
+    ``batch_size`` images are scored together (all their questions in one batched call; ``"auto"``: the largest
+    that fits, halving on out-of-memory), read as they are needed and written after each batch; decisions are those
+    of one image at a time (the same prompts; probabilities up to floating-point summation order).
     """
     answers_path = Path(answers_path)
     done = set(read_answers(answers_path)) if answers_path.is_file() else set()
@@ -47,16 +53,39 @@ def answer_pope(
                 path = inner if inner.is_file() else path  # images/ as ``mmdiag scenes`` writes it
             by_image.setdefault(path, []).append(q)
     answers_path.parent.mkdir(parents=True, exist_ok=True)
+    items = list(by_image.items())
+    bar = tqdm(total=len(items), desc=Path(question_file).stem, disable=not progress, unit="image")
+
+    def score(chunk: list[tuple[Path, list[Any]]]) -> list[Any]:
+        return adapter.answer_scores_batch([ScoreRequest(load_image(p), [q.text for q in qs]) for p, qs in chunk])
+
     with answers_path.open("a", encoding="utf-8") as sink:
-        for image_path, questions in tqdm(by_image.items(), desc=Path(question_file).stem, disable=not progress):
-            scores = adapter.answer_scores_per_image([load_image(image_path)], [[q.text for q in questions]])[0]
-            for q, p_yes, p_no in zip(questions, scores.p_yes, scores.p_no):
-                row = {
-                    "question_id": q.question_id,
-                    "answer": "Yes" if p_yes > p_no else "No",
-                    "p_yes": float(p_yes),
-                    "p_no": float(p_no),
-                }
-                sink.write(json.dumps(row) + "\n")
+
+        def write(chunk: list[tuple[Path, list[Any]]], scored: list[Any]) -> None:
+            for (_, questions), scores in zip(chunk, scored):
+                for q, p_yes, p_no in zip(questions, scores.p_yes, scores.p_no):
+                    row = {
+                        "question_id": q.question_id,
+                        "answer": "Yes" if p_yes > p_no else "No",
+                        "p_yes": float(p_yes),
+                        "p_no": float(p_no),
+                    }
+                    sink.write(json.dumps(row) + "\n")
             sink.flush()
+            bar.update(len(chunk))
+
+        start = 0
+        if batch_size == "auto" and items:
+            from mmdiag.run.harness_flags import find_batch_size
+
+            first: dict[int, list[Any]] = {}
+            size = find_batch_size(lambda n: first.__setitem__(n, score(items[:n])), largest=len(items))
+            write(items[:size], first[size])
+            start = size
+        else:
+            size = int(batch_size)
+        for begin in range(start, len(items), size):
+            chunk = items[begin : begin + size]
+            write(chunk, score(chunk))
+    bar.close()
     return answers_path
