@@ -225,7 +225,11 @@ class GenerativeAdapter(Adapter):
         prompts = [self.format_prompt(q) for q in questions]
         with self._padding_side(padding_side), _each_image_once(self.processor, images):
             encoded = self.processor(
-                images=list(images), text=prompts, return_tensors="pt", padding=True, padding_side=padding_side
+                images=self.processor_images(images),
+                text=prompts,
+                return_tensors="pt",
+                padding=True,
+                padding_side=padding_side,
             )  # some processors default to left padding
         inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in encoded.items()}
         if "pixel_values" in inputs:
@@ -237,6 +241,11 @@ class GenerativeAdapter(Adapter):
             token_grid=self._token_grid_once(),
             padding_side=padding_side,
         )
+
+    def processor_images(self, images: Sequence[Image.Image]) -> list[Any]:
+        """``images`` as the processor takes them with one prompt each (a flat list; per-prompt lists for
+        processors that read a flat list as one prompt's images)."""
+        return list(images)
 
     def bidirectional_prefix(self, batch: PreparedBatch) -> torch.Tensor | None:
         """[batch, tokens] bool: the positions a prefix-LM attends to bidirectionally (``None``: causal throughout)."""

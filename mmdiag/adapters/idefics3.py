@@ -11,6 +11,7 @@ Spatial probes read the global view (the whole image on the tower's patch grid).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,10 @@ class Idefics3Adapter(PixelShuffleViews, ProjectorLMAdapter):
     language_attr = "text_model"
     image_input_keys = ("pixel_values", "pixel_attention_mask")
     prompt_template = "User:<image>{question}<end_of_utterance>\nAssistant:"
+
+    def processor_images(self, images: Sequence[Image.Image]) -> list[Any]:
+        """One list per prompt: SmolVLM's processor reads a flat list as one prompt's images."""
+        return [[image] for image in images]
 
     def vision_grid(self) -> tuple[int, int]:
         vision = self.model.config.vision_config
