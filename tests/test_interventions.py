@@ -159,6 +159,32 @@ def test_the_edited_attention_is_the_models_own_and_streamed_rows_follow_every_e
             assert (not torch.allclose(image_mass, before, atol=1e-6)) == (layer >= 1), layer
 
 
+def test_edits_by_position_reuse_the_image_prefix_and_score_as_the_full_prompt(reference, monkeypatch):
+    """Knockout and PAI edit by absolute position only: the questions of an image continue from one cached prefix
+    computed under the edit, and score as each full prompt does; FastV ranks from the last prompt position, so its
+    questions run in full."""
+    from mmdiag.adapters.generative import ScoreRequest
+    from mmdiag.scenes.generate import generate_scenes
+    from mmdiag.scenes.render import render
+
+    questions = ["Is there a red circle in the image?", "Is the red circle left of the blue square?"]
+    requests = [ScoreRequest(render(s, 64), questions) for s in generate_scenes(3, seed=8)]
+    calls = []
+    original = reference._prefix_cache
+    monkeypatch.setattr(reference, "_prefix_cache", lambda inputs: (calls.append(1), original(inputs))[1])
+    for spec, reused in (("knockout", True), ("knockout:layers=1-2,from=last", True), ("pai:start=1", True),
+                         ("fastv", False)):  # fmt: skip
+        (intervention,) = create_all([spec])
+        calls.clear()
+        with intervention.applied(reference):
+            batched = reference.scores_batch(requests)
+            alone = [reference.answer_scores([r.image] * 2, r.questions) for r in requests]
+        assert bool(calls) == reused, spec
+        for a, b in zip(batched, alone):
+            np.testing.assert_allclose(a.p_yes, b.p_yes, atol=1e-5, err_msg=spec)
+            np.testing.assert_allclose(a.p_no, b.p_no, atol=1e-5, err_msg=spec)
+
+
 def _light_release(n: int):
     config = load_suite(Path(__file__).resolve().parent.parent / "probes" / "release.yaml").config
     params = {

@@ -81,6 +81,24 @@ def contrast(item: Contrast) -> Iterator[None]:
         _CONTRASTS.reset(token)
 
 
+def prefix_safe(edit: ScoreEdit) -> ScoreEdit:
+    """Mark ``edit`` as one that depends only on absolute positions (the image's, each row's prompt end), never on
+    the rest of the forward: a cached image prefix computed under it equals the full prompt's, so questions may
+    continue from one copy of the prefix (knockout, PAI, a planted starvation; not FastV, which ranks the image
+    tokens from the last prompt position)."""
+    edit.prefix_safe = True  # type: ignore[attr-defined]
+    return edit
+
+
+def is_prefix_safe(edit: ScoreEdit) -> bool:
+    return bool(getattr(edit, "prefix_safe", False))
+
+
+def active() -> tuple[ScoreEdit, ...]:
+    """The attention edits in scope."""
+    return _EDITS.get()
+
+
 def editing() -> bool:
     """Whether an attention edit is active."""
     return bool(_EDITS.get())

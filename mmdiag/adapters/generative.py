@@ -317,6 +317,27 @@ class GenerativeAdapter(Adapter):
         (``planted_edits``, :mod:`mmdiag.zoo.defects`)."""
         return bool(self.planted_edits) or attention_edits.editing()
 
+    def _edits_allow_prefix_reuse(self) -> bool:
+        """Whether every active attention edit gives a cached image prefix the same keys and values as the full
+        prompt would (it edits by absolute position only: :func:`attention_edits.prefix_safe`)."""
+        return all(attention_edits.is_prefix_safe(e) for e in (*self.planted_edits, *attention_edits.active()))
+
+    @contextlib.contextmanager
+    def _edited_rows(
+        self, spans: Sequence[Sequence[tuple[int, int]]], last: torch.Tensor, length: int
+    ) -> Iterator[None]:
+        """Within the block, under an attention edit, forwards attend through the edited implementation with these
+        rows (a cached prefix and its continuation each give their own); otherwise nothing changes."""
+        if not self.attention_edited():
+            yield
+            return
+        with (
+            attention_edits.score_edits(*self.planted_edits),
+            attention_edits.rows_of(spans, last, length),
+            attention_edits.edited_implementation(self.language_model_config()),
+        ):
+            yield
+
     @torch.no_grad()
     def generate_from(self, batch: PreparedBatch, **settings: Any) -> torch.Tensor:
         """``model.generate`` on a prepared batch, under the active attention edits."""
@@ -454,21 +475,27 @@ class GenerativeAdapter(Adapter):
         image_end = [max((end for _, end in spans), default=0) for spans in batch.image_spans]
         groups = [(start, count, image_end[start]) for start, count in zip(first, counts)]
         shared = common_prefix(ids, lengths)
-        if self.image_tokens_read_the_prompt or not self.reuses_image_prefix or self.attention_edited():
-            # no reuse possible (or attention is edited: every question runs in full, as the edits expect)
+        edited = self.attention_edited()
+        if self.image_tokens_read_the_prompt or not self.reuses_image_prefix:
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
-        elif self.packs_questions and can_pack(ids, lengths, groups):
+        elif edited and not (self._edits_allow_prefix_reuse() and max(image_end) <= shared):
+            # an edit that depends on the whole prompt (FastV ranks from the last prompt position): in full
+            scores = self.scores_from_logits(self.forward(batch).logits, batch)
+        elif not edited and self.packs_questions and can_pack(ids, lengths, groups):
             scores = self._score_packed(batch, groups)
         elif shared < max(image_end) or shared < 1:
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
         else:
             prefix_inputs = self.image_inputs_of_rows(batch, first)
             prefix_inputs["input_ids"], prefix_inputs["attention_mask"] = ids[first, :shared], mask[first, :shared]
-            cache = self._prefix_cache(prefix_inputs)
+            last = batch.last_positions()
+            with self._edited_rows([batch.image_spans[i] for i in first], last[first], ids.shape[1]):
+                cache = self._prefix_cache(prefix_inputs)
             owner = torch.repeat_interleave(torch.arange(len(members)), torch.as_tensor(counts))
             if len(owner) > len(members):
                 cache.batch_select_indices(owner.to(ids.device))
-            logits = self._continue_from_cache(ids[:, shared:], mask, cache)
+            with self._edited_rows(batch.image_spans, last, ids.shape[1]):
+                logits = self._continue_from_cache(ids[:, shared:], mask, cache)
             positions = torch.arange(ids.shape[0], device=logits.device)
             scores = self._yes_no_from_last(logits[positions, (lengths - 1 - shared).to(logits.device)])
         for index, start, count in zip(chunk, first, counts):

@@ -94,4 +94,4 @@ class Knockout(AttentionEdit):
             blocked = (queries >= start[:, None])[:, :, None] & image[:, None, :]  # [batch, queries, keys]
             return scores.masked_fill(blocked[:, None], torch.finfo(scores.dtype).min)
 
-        return edit
+        return attention_edits.prefix_safe(edit)

@@ -117,7 +117,7 @@ class PAI(AttentionEdit):
 
         with contextlib.ExitStack() as stack:
             if window and alpha:
-                stack.enter_context(attention_edits.score_edits(edit))
+                stack.enter_context(attention_edits.score_edits(attention_edits.prefix_safe(edit)))
             if gamma != 1:
                 contrast = attention_edits.Contrast(
                     self.name, lambda request: replace(request, without_image=True), partial(pai_logits, gamma=gamma)

@@ -130,7 +130,7 @@ STARVATION = 3.0  # the attention-starved defect's drop of the image keys' score
 
 def attention_starved(adapter: Adapter, drop: float = STARVATION) -> None:
     """Every LLM layer's pre-softmax scores to image-token keys lowered by ``drop`` (for every query and head)."""
-    from mmdiag.adapters.attention_edits import Rows
+    from mmdiag.adapters.attention_edits import Rows, prefix_safe
 
     if not hasattr(adapter, "planted_edits") or getattr(adapter, "is_encoder_decoder", False):
         raise CapabilityError(
@@ -142,7 +142,7 @@ def attention_starved(adapter: Adapter, drop: float = STARVATION) -> None:
         image = rows.image_keys(scores.shape[-1], scores.device)
         return scores - drop * image[:, None, None, :].to(scores.dtype)
 
-    adapter.planted_edits = (*adapter.planted_edits, starve)
+    adapter.planted_edits = (*adapter.planted_edits, prefix_safe(starve))
 
 
 DEFECTS: dict[str, Callable[[Adapter], None]] = {

@@ -16,8 +16,8 @@ statement and its converse), and measures the exact P(correct answer) (P(yes) re
   (``layout_use``): the spatial probe says position is *decodable*, this says whether the answer *uses* it; the
   mirror image itself bounds it (``mirror_flip``).
 
-Cost per scene: 1 + 2 (L - w + 2) + (L - 1) scorings of its questions and 3 of its left/right ones, each a batched
-forward without prefix reuse (the knockouts edit attention).
+Cost per scene: 1 + 2 (L - w + 2) + (L - 1) scorings of its questions and L + 3 of its left/right ones; under a
+knockout an image's questions continue from one cached prefix computed under it, FastV's conditions run in full.
 """
 
 from __future__ import annotations
