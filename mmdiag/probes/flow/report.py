@@ -217,7 +217,7 @@ def compare_figure(results: dict[str, dict[str, Any]]) -> Figure | None:
     return Figure(
         "lines",
         {"x": x, "series": series, "xlabel": "knocked-out LLM layer window", "ylabel": "Δ P(correct answer)"},
-        alt="Knockout curves of the compared runs",
-        caption="Where each run reads the image: the change in P(correct) when the question's attention to the image "
-        "is blocked per layer window (bands: simultaneous 95% CIs).",
+        alt="Knockout curves of the compared runs: the change in P(correct) when the question's attention to the "
+        "image is blocked per layer window, with simultaneous 95% bands",
+        caption="Where each run reads the image (knockout per layer window)",
     )
