@@ -324,6 +324,23 @@ def test_a_gain_that_only_moves_the_yes_ratio_is_labelled_so():
     assert better.verdict == "better discrimination" and better.auroc.ci_low > 0
 
 
+def test_more_correct_decisions_from_saturated_scores_are_labelled_as_a_worse_ranking():
+    """A plausibility cutoff (VCD's, PAI's) sets P(yes) to exactly 0 or 1: decisions can improve while the ranking
+    the AUROC reads gets ties; the verdict names that case and the saturated shares."""
+    rng = np.random.default_rng(1)
+    labels = [["yes", "no", "yes", "no"] for _ in range(50)]
+    # graded and well ranked, but too eager to say yes: high AUROC, many false yes
+    graded = [
+        [float(rng.uniform(0.6, 1.0) if lab == "yes" else rng.uniform(0.45, 0.75)) for lab in ls] for ls in labels
+    ]
+    # saturated: right for most questions, with ties everywhere
+    saturated = [[float((lab == "yes") != (rng.uniform() < 0.12)) for lab in ls] for ls in labels]
+    split = decompose_split(_examples(graded, labels), _examples(saturated, labels), "random")
+    assert split.accuracy.ci_low > 0 and split.auroc.ci_high < 0
+    assert split.verdict.startswith("more correct, worse ranking") and "100%" in split.verdict
+    assert split.saturated == (0.0, 1.0)
+
+
 def test_the_cli_records_interventions_in_the_run_and_its_reports(tmp_path, tiny_paths):
     run = tmp_path / "run"
     code = main(
