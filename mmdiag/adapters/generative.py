@@ -302,14 +302,7 @@ class GenerativeAdapter(Adapter):
         """Within the block, while an intervention edits attention (:mod:`mmdiag.adapters.attention_edits`), the LLM
         attends through the edited implementation and the edits know this batch's image positions and prompt
         ends; otherwise nothing changes."""
-        if not self.attention_edited():
-            yield
-            return
-        with (
-            attention_edits.score_edits(*self.planted_edits),
-            attention_edits.rows_of(batch.image_spans, batch.last_positions(), batch.input_ids.shape[1]),
-            attention_edits.edited_implementation(self.language_model_config()),
-        ):
+        with self._edited_rows(batch.image_spans, batch.last_positions(), batch.input_ids.shape[1]):
             yield
 
     def attention_edited(self) -> bool:
