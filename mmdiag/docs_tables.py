@@ -55,33 +55,61 @@ def cli_reference(_: str = "") -> str:
     return "\n".join(out)
 
 
+def _questions(cls: type) -> str:
+    """How an adapter scores several questions about one image (from its class flags)."""
+    if getattr(cls, "kind", "") != "generative":
+        return "—"
+    if getattr(cls, "image_tokens_read_the_prompt", False) or not getattr(cls, "reuses_image_prefix", True):
+        return "each in full"
+    return "packed after one image" if getattr(cls, "packs_questions", False) else "one cached image prefix"
+
+
 def support_table(_: str = "") -> str:
-    """Every registered architecture: its adapter, family, kind and the probes that apply to that kind."""
-    from mmdiag.adapters.registry import default_registry
+    """Every declared family (:mod:`mmdiag.families`): its architectures, kind, image-token layout, attention mask,
+    how several questions share an image, the probes that apply, what a probe cannot do, and what it needs; then any
+    architecture an installed package serves through the ``mmdiag.adapters`` entry point alone."""
+    from mmdiag.families import ATTENTION_MASKS, TOKEN_LAYOUTS, declared
+    from mmdiag.lazy_registry import import_object
     from mmdiag.probes.registry import ProbeRegistry
 
-    adapters, probes = default_registry(), ProbeRegistry(load_entry_points=False)
+    probes = ProbeRegistry(load_entry_points=False)
     probe_kinds = {name: probes.get(name).kinds for name in probes.names()}
     rows = []
-    for architecture in adapters.supported():
-        cls = adapters.get(architecture)
-        applies = [name for name, kinds in probe_kinds.items() if cls.kind in kinds]
+    for family in sorted(declared().values(), key=lambda f: f.title.lower()):
+        cls = import_object(family.adapter)
+        needs = [f"transformers ≥ {family.min_transformers}"] if family.min_transformers else []
         rows.append(
             [
-                f"`{architecture}`",
-                cls.family,
-                cls.kind.replace("_", " "),
-                ", ".join(applies),
-                f"`{cls.__module__}.{cls.__name__}`",
+                family.title,
+                ", ".join(f"`{a}`" for a in family.architectures),
+                family.kind.replace("_", " "),
+                TOKEN_LAYOUTS[family.tokens],
+                ATTENTION_MASKS[family.attention],
+                _questions(cls),
+                ", ".join(name for name, kinds in probe_kinds.items() if family.kind in kinds),
+                "; ".join(family.limits) or "—",
+                ", ".join(needs + [f"`{e}`" for e in family.extras]),
             ]
         )
-    return _table(["architecture (`config.architectures`)", "family", "kind", "probes", "adapter"], rows)
+    from mmdiag.adapters.registry import default_registry
+
+    registry = default_registry()
+    for architecture in registry.supported():
+        if not any(architecture in f.architectures for f in declared().values()):  # an adapter-only entry point
+            cls = registry.get(architecture)
+            applies = ", ".join(name for name, kinds in probe_kinds.items() if cls.kind in kinds)
+            provider = registry.provider(architecture)
+            row = [f"{cls.family} (from {provider})", f"`{architecture}`", cls.kind.replace("_", " ")]
+            rows.append(row + ["—", "—", _questions(cls), applies, "—", "—"])
+    header = ["family", "architectures", "kind", "image tokens", "attention mask", "questions per image", "probes"]
+    return _table(header + ["cannot", "needs"], rows)
 
 
 def tiny_families(_: str = "") -> str:
     """The families ``mmdiag tiny`` builds random tiny checkpoints of, as a list."""
-    from mmdiag.checkpoints import TINY_FAMILIES
+    from mmdiag.families import tiny_builds
 
+    TINY_FAMILIES = tuple(tiny_builds())
     return ", ".join(f"`{name}`" for name in TINY_FAMILIES) + "\n"
 
 

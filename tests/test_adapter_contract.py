@@ -10,12 +10,14 @@ from PIL import Image
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE
 from mmdiag.adapters.registry import default_registry
 from mmdiag.checkpoints.tiny import FAMILIES, TinySpec
+from mmdiag.families import family_of_tiny, tiny_builds
 
 SPEC = TinySpec()
-DUAL_FAMILIES = ["clip", "siglip", "siglip2", "open_clip"]
+# the contract matrix, from the family declarations (mmdiag/families/*.py)
+DUAL_FAMILIES = [f for f in FAMILIES if family_of_tiny(f).kind == DUAL_ENCODER]
 GENERATIVE_FAMILIES = [f for f in FAMILIES if f not in DUAL_FAMILIES]
-GRID_FAMILIES = ("llava", "paligemma")  # one patch grid of image tokens; the others place each token (regions)
-MERGED = (2, SPEC.num_query_tokens, SPEC.hidden)  # 2x2 patches folded into one token: 16 patches -> 4 tokens
+GRID_FAMILIES = [f for f in FAMILIES if family_of_tiny(f).tokens == "grid"]  # one patch grid; others: regions
+QUERY_FAMILIES = [f for f in FAMILIES if family_of_tiny(f).tokens == "queries"]  # learned queries
 GRID = (SPEC.image_size // SPEC.patch_size, SPEC.image_size // SPEC.patch_size)
 IMAGES = [Image.new("RGB", (40, 40), (200, 30, 30)), Image.new("RGB", (64, 48), (30, 30, 200))]
 QUESTIONS = ["Is there a red circle in the image?", "Is there a blue square left of the green triangle?"]
@@ -50,25 +52,8 @@ def test_stage_shapes(adapters: dict, family: str) -> None:
     adapter = adapters[family]
     stages = adapter.feature_stages(IMAGES)
     names = [s.name for s in stages]
-    expected = {
-        "llava": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
-        "llava_next": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
-        "llava_onevision": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
-        "paligemma": (["vision_encoder", "projector"], (2, 16, SPEC.hidden)),
-        "qwen2_vl": (["vision_encoder", "projector"], MERGED),
-        "qwen2_5_vl": (["vision_encoder", "projector"], MERGED),
-        "internvl": (["vision_encoder", "projector"], MERGED),
-        "idefics3": (["vision_encoder", "projector"], MERGED),
-        "smolvlm": (["vision_encoder", "projector"], MERGED),
-        "blip2": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
-        "instructblip": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
-        "blip2_t5": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
-        "instructblip_t5": (["vision_encoder", "qformer", "projector"], (2, SPEC.num_query_tokens, SPEC.hidden)),
-        "clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
-        "siglip": (["vision_encoder", "image_embedding"], (2, 1, SPEC.hidden)),
-        "siglip2": (["vision_encoder", "image_embedding"], (2, 1, SPEC.hidden)),
-        "open_clip": (["vision_encoder", "image_embedding"], (2, 1, 16)),
-    }[family]
+    tiny = tiny_builds()[family]
+    expected = (list(family_of_tiny(family).stages), (2, tiny.stage_tokens, tiny.stage_width or SPEC.hidden))
     assert names == expected[0]
     assert tuple(stages[-1].tokens.shape) == expected[1]
 
@@ -83,7 +68,7 @@ def test_image_spans_match_the_processor_input_ids(adapters: dict, family: str) 
         assert positions == torch.nonzero(ids[row] == adapter.image_token_id).flatten().tolist()
         if family in GRID_FAMILIES:
             assert len(positions) == GRID[0] * GRID[1] and len(spans) == 1
-        elif family.startswith(("blip2", "instructblip")):
+        elif family in QUERY_FAMILIES:
             assert len(positions) == SPEC.num_query_tokens and len(spans) == 1
         else:  # every token placed on the image, or marked as showing no region (row ends)
             regions = batch.token_regions[row]

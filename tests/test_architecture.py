@@ -37,6 +37,7 @@ LAYERS = {
     "validation": 8,
     "data_paths": 8,
     "lazy_registry": 8,
+    "families": 7.5,  # the family declarations: data the adapter registry, mmdiag tiny and the docs read
     "errors": 9,
     "mmdiag": 10,
 }

@@ -99,9 +99,16 @@ def test_a_missing_optional_package_is_named_in_one_line(capsys, tmp_path, tiny_
 def test_a_family_newer_than_the_installed_transformers_is_refused_in_one_line(
     capsys, tmp_path, tiny_paths, monkeypatch
 ):
-    from mmdiag.adapters.llava import LlavaAdapter
+    import dataclasses
 
-    monkeypatch.setattr(LlavaAdapter, "min_transformers", "99.0")
+    import mmdiag.families
+
+    declared = mmdiag.families.family_of_architecture
+    monkeypatch.setattr(
+        mmdiag.families,
+        "family_of_architecture",
+        lambda arch: dataclasses.replace(declared(arch), min_transformers="99.0"),
+    )
     code, err = audit(capsys, str(tiny_paths["llava"]), tmp_path / "run")
     assert_one_line_error(code, err, "LlavaForConditionalGeneration needs transformers >= 99.0", "pip install")
 

@@ -13,24 +13,16 @@ from PIL import Image
 from mmdiag.adapters.capture import hooks
 from mmdiag.adapters.projector_lm import grid_regions
 from mmdiag.blind_inputs import mean_colour
+from mmdiag.checkpoints.tiny import FAMILIES
+from mmdiag.families import family_of_tiny
 from mmdiag.probes.attention import AttentionProbe
 from mmdiag.probes.hallucination import HallucinationProbe
 from mmdiag.scenes.generate import generate_scenes
 from mmdiag.scenes.render import render
 from mmdiag.sources.scenes import as_data
 
-MODERN = [
-    "llava_next",
-    "llava_onevision",
-    "paligemma",
-    "qwen2_vl",
-    "qwen2_5_vl",
-    "internvl",
-    "idefics3",
-    "smolvlm",
-    "blip2_t5",
-    "instructblip_t5",
-]
+GENERATIVE = [f for f in FAMILIES if family_of_tiny(f).kind == "generative"]
+MODERN = [f for f in GENERATIVE if f not in ("llava", "blip2", "instructblip")]  # beyond LLaVA-1.5 and BLIP-2/OPT
 QUESTION = "Is there a red circle in the image?"
 
 
@@ -121,13 +113,15 @@ def test_qwen_patches_are_put_back_in_row_major_order(adapters: dict, family: st
     torch.testing.assert_close(merged.reshape(projector.tokens.shape), projector.tokens, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["blip2_t5", "instructblip_t5"])
-def test_t5_yes_no_scores_are_the_first_decoding_step_of_generate(adapters: dict, family: str) -> None:
-    """P(yes), P(no) of an encoder-decoder are read at the decoder's first step: transformers' own ``generate``
-    (one step, its scores) gives the same distribution."""
+@pytest.mark.parametrize("family", MODERN)
+def test_yes_no_scores_are_the_first_decoding_step_of_generate(adapters: dict, family: str) -> None:
+    """P(yes), P(no) are read where transformers' own ``generate`` takes its first step (a decoder-only LM's prompt
+    end, an encoder-decoder's first decoder step): its one-step scores give the same distribution."""
     adapter = adapters[family]
     images = [render(scene) for scene in generate_scenes(2, seed=8)]
     questions = [QUESTION, "Is the red circle left of the blue square?"]
+    if not adapter.is_encoder_decoder:  # one row each: generate continues a decoder-only row after its padding
+        images, questions = images[:1], questions[:1]
     scores = adapter.answer_scores(images, questions)
     batch = adapter.prepare(images, questions)
     with torch.no_grad():
@@ -158,3 +152,20 @@ def test_t5_attention_reads_the_decoders_cross_attention(adapters: dict) -> None
         np.testing.assert_allclose(measured["masses"][layer, :, 0, 2], row[:, image].sum(-1), atol=1e-6)
         np.testing.assert_allclose(measured["masses"][layer, :, 0, 3], row[:, text].sum(-1), atol=1e-6)
     assert "cross-attention" in adapter.attention_source
+
+
+def test_mistral3_merger_folds_the_row_major_patches_and_tokens_follow_the_image_size(adapters: dict) -> None:
+    """Mistral 3: re-applying the projector (norm, 2x2 patch merger, MLP) to the ``vision_encoder`` stage gives the
+    ``projector`` stage, so the patches are row-major on the image's grid; a 64x32 image (w x h) keeps its aspect:
+    resized to 32x16 px, a 2x4 patch grid merged to one row of two tokens, each placed on its half (one [IMG] span)."""
+    adapter = adapters["mistral3"]
+    images = [render(scene, 64) for scene in generate_scenes(2, seed=6)]
+    vision, projector = adapter.feature_stages(images)
+    assert vision.grid == (4, 4) and projector.grid == (2, 2)
+    sizes = torch.tensor([[32, 32], [32, 32]])
+    with torch.no_grad():
+        merged = adapter.projector_module()(vision.tokens.reshape(-1, vision.tokens.shape[-1]), sizes)
+    torch.testing.assert_close(merged.reshape(projector.tokens.shape), projector.tokens, atol=1e-5, rtol=1e-5)
+    batch = adapter.prepare([Image.new("RGB", (64, 32))], [QUESTION])
+    assert [end - start for start, end in batch.image_spans[0]] == [2]
+    np.testing.assert_allclose(batch.token_regions[0], grid_regions(1, 2))

@@ -40,10 +40,6 @@ class Adapter(abc.ABC):
 
     family: ClassVar[str]
     kind: ClassVar[str]
-    architectures: ClassVar[tuple[str, ...]] = ()
-    # the oldest transformers the family is tested with (checked at load: a one-line error names it); a family that
-    # needs a newer release than pyproject's floor raises it here
-    min_transformers: ClassVar[str | None] = "5.0"
 
     def __init__(self, model: torch.nn.Module, processor: Any, *, source: str = "<in-memory>") -> None:
         self.model = model.eval()

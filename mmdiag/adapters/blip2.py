@@ -27,7 +27,6 @@ class Blip2Adapter(GenerativeAdapter):
     """Adapter for ``Blip2ForConditionalGeneration`` with a decoder-only language model."""
 
     family = "blip2"
-    architectures = ("Blip2ForConditionalGeneration",)
     prompt_template = "Question: {question} Answer:"
 
     @classmethod

@@ -18,7 +18,6 @@ class HFClipAdapter(DualEncoderAdapter):
     """Adapter for ``CLIPModel`` checkpoints."""
 
     family = "clip"
-    architectures = ("CLIPModel",)
 
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> HFClipAdapter:

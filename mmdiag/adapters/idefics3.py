@@ -27,7 +27,6 @@ class Idefics3Adapter(PixelShuffleViews, ProjectorLMAdapter):
     """Adapter for ``Idefics3ForConditionalGeneration`` and ``SmolVLMForConditionalGeneration``."""
 
     family = "idefics3"
-    architectures = ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration")
     vision_attr = "vision_model"
     projector_attr = "connector"
     language_attr = "text_model"

@@ -27,7 +27,6 @@ class InstructBlipAdapter(Blip2Adapter):
     """Adapter for ``InstructBlipForConditionalGeneration`` with a decoder-only language model."""
 
     family = "instructblip"
-    architectures = ("InstructBlipForConditionalGeneration",)
     image_tokens_read_the_prompt = True
 
     @classmethod

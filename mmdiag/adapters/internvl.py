@@ -26,7 +26,6 @@ class InternVLAdapter(PixelShuffleViews, LlavaAdapter):
     """Adapter for ``InternVLForConditionalGeneration`` (InternVL 2.5 / 3 in transformers' format)."""
 
     family = "internvl"
-    architectures = ("InternVLForConditionalGeneration",)
     prompt_template = "<|im_start|>user\n<IMG_CONTEXT>\n{question}<|im_end|>\n<|im_start|>assistant\n"
 
     def pixel_rows(self, batch: PreparedBatch) -> list[slice]:

@@ -17,7 +17,6 @@ class LlavaAdapter(ProjectorLMAdapter):
     """Adapter for ``LlavaForConditionalGeneration`` and checkpoints that keep its module tree."""
 
     family = "llava"
-    architectures = ("LlavaForConditionalGeneration",)
     prompt_template = "USER: <image>\n{question} ASSISTANT:"
 
     def vision_grid(self) -> tuple[int, int]:

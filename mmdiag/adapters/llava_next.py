@@ -31,7 +31,6 @@ class LlavaNextAdapter(TowerGridLlavaAdapter):
     """Adapter for ``LlavaNextForConditionalGeneration`` (LLaVA-1.6)."""
 
     family = "llava_next"
-    architectures = ("LlavaNextForConditionalGeneration",)
     prompt_template = "[INST] <image>\n{question} [/INST]"
     image_input_keys = ("pixel_values", "image_sizes")
 
@@ -139,7 +138,6 @@ class LlavaOnevisionAdapter(LlavaNextAdapter):
     """Adapter for ``LlavaOnevisionForConditionalGeneration`` (anyres_max_N: large maps are shrunk)."""
 
     family = "llava_onevision"
-    architectures = ("LlavaOnevisionForConditionalGeneration",)
     prompt_template = "<|im_start|>user <image>\n{question}<|im_end|><|im_start|>assistant\n"
 
     def _pack(

@@ -146,9 +146,13 @@ def _check_weights(path: Path, allow_pickle: bool) -> None:
         raise ModelLoadError(f"{path} has a config but no weights (*.safetensors): copy the weight files there")
 
 
-def check_transformers(adapter_cls: type, architecture: str) -> None:
-    """A one-line error when the installed transformers is older than the family needs (``min_transformers``)."""
-    needed = getattr(adapter_cls, "min_transformers", None)
+def check_transformers(architecture: str) -> None:
+    """A one-line error when the installed transformers is older than the family declaring ``architecture`` needs
+    (its ``min_transformers``)."""
+    from mmdiag.families import family_of_architecture
+
+    family = family_of_architecture(architecture)
+    needed = family.min_transformers if family is not None else None
     if not needed:
         return
     import transformers
@@ -165,7 +169,7 @@ def _lookup(architectures: list[str], registry: AdapterRegistry, source: str, tr
     for name in architectures:
         if name in registry:
             adapter_cls = registry.get(name)
-            check_transformers(adapter_cls, name)
+            check_transformers(name)
             return adapter_cls
     if not trust_remote_code and Path(source).is_dir():
         refuse_remote_code(source)  # a checkpoint that needs its own code: the refusal names the opt-in

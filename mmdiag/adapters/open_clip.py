@@ -34,7 +34,6 @@ class OpenClipAdapter(DualEncoderAdapter):
     """Adapter for open_clip ``CLIP``/``CustomTextCLIP`` models with a ViT image tower."""
 
     family = "open_clip"
-    architectures = ("open_clip",)
 
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> OpenClipAdapter:

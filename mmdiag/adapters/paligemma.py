@@ -19,7 +19,6 @@ class PaliGemmaAdapter(TowerGridLlavaAdapter):
     """Adapter for ``PaliGemmaForConditionalGeneration`` (PaliGemma 1 and 2)."""
 
     family = "paligemma"
-    architectures = ("PaliGemmaForConditionalGeneration",)
     prompt_template = "<image>answer en {question}"
     uses_chat_template = False
     image_tokens_read_the_prompt = True  # prefix-LM: image tokens attend to the prompt

@@ -31,7 +31,6 @@ class Qwen2VLAdapter(ProjectorLMAdapter):
     """Adapter for ``Qwen2VLForConditionalGeneration`` and ``Qwen2_5_VLForConditionalGeneration``."""
 
     family = "qwen2_vl"
-    architectures = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
     vision_attr = "visual"
     image_input_keys = ("pixel_values", "image_grid_thw")
     prompt_template = (

@@ -1,6 +1,8 @@
 """Adapters keyed by ``config.architectures``; built-ins are lazy, third parties use entry points.
 
-A third-party package adds a family without touching mmdiag by declaring, in its pyproject::
+The built-ins come from the family declarations (:mod:`mmdiag.families`). A third-party package adds a family
+without touching mmdiag by declaring a :class:`~mmdiag.families.Family` under the ``mmdiag.families`` entry point, or
+just an adapter, in its pyproject::
 
     [project.entry-points."mmdiag.adapters"]
     Qwen2VLForConditionalGeneration = "their_pkg.adapters:Qwen2VLAdapter"
@@ -11,27 +13,13 @@ reference zoo registers its architecture that way (``pyproject.toml``), so this 
 
 from __future__ import annotations
 
+from mmdiag.families import adapter_targets
 from mmdiag.lazy_registry import LazyRegistry
 
 ENTRY_POINT_GROUP = "mmdiag.adapters"
 
-BUILTIN_ADAPTERS: dict[str, str] = {
-    "LlavaForConditionalGeneration": "mmdiag.adapters.llava:LlavaAdapter",
-    "LlavaNextForConditionalGeneration": "mmdiag.adapters.llava_next:LlavaNextAdapter",
-    "LlavaOnevisionForConditionalGeneration": "mmdiag.adapters.llava_next:LlavaOnevisionAdapter",
-    "PaliGemmaForConditionalGeneration": "mmdiag.adapters.paligemma:PaliGemmaAdapter",
-    "Qwen2VLForConditionalGeneration": "mmdiag.adapters.qwen2_vl:Qwen2VLAdapter",
-    "Qwen2_5_VLForConditionalGeneration": "mmdiag.adapters.qwen2_vl:Qwen2VLAdapter",
-    "InternVLForConditionalGeneration": "mmdiag.adapters.internvl:InternVLAdapter",
-    "Idefics3ForConditionalGeneration": "mmdiag.adapters.idefics3:Idefics3Adapter",
-    "SmolVLMForConditionalGeneration": "mmdiag.adapters.idefics3:Idefics3Adapter",
-    "Blip2ForConditionalGeneration": "mmdiag.adapters.blip2:Blip2Adapter",
-    "InstructBlipForConditionalGeneration": "mmdiag.adapters.instructblip:InstructBlipAdapter",
-    "CLIPModel": "mmdiag.adapters.clip_hf:HFClipAdapter",
-    "SiglipModel": "mmdiag.adapters.siglip:SiglipAdapter",
-    "Siglip2Model": "mmdiag.adapters.siglip2:Siglip2Adapter",
-    "open_clip": "mmdiag.adapters.open_clip:OpenClipAdapter",
-}
+BUILTIN_ADAPTERS: dict[str, str] = adapter_targets()
+"""Architecture -> adapter target, from the family declarations (:mod:`mmdiag.families`)."""
 
 
 class AdapterRegistry(LazyRegistry):

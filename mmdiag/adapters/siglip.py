@@ -27,7 +27,6 @@ class SiglipAdapter(DualEncoderAdapter):
     """Adapter for ``SiglipModel`` checkpoints."""
 
     family = "siglip"
-    architectures = ("SiglipModel",)
     pooling_query = "the pooling head's probe query (SigLIP has no CLS token)"
 
     @classmethod

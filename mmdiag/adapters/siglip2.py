@@ -27,7 +27,6 @@ class Siglip2Adapter(SiglipAdapter):
     """Adapter for ``Siglip2Model`` checkpoints (the NaFlex variants)."""
 
     family = "siglip2"
-    architectures = ("Siglip2Model",)
 
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> Siglip2Adapter:

@@ -16,43 +16,24 @@ from mmdiag.checkpoints import TINY_FAMILIES
 from mmdiag.checkpoints.tiny_parts import IMAGE_MEAN, IMAGE_STD, TinySpec, llama_config
 from mmdiag.checkpoints.tiny_parts import vision_kwargs as _vision_kwargs
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
+from mmdiag.families import tiny_builds
 
 FAMILIES = TINY_FAMILIES
 
 
 def build_tiny(family: str, out_dir: str | Path, spec: TinySpec | None = None) -> Path:
-    """Build a random tiny ``family`` model with its processor and save both to ``out_dir``."""
-    from mmdiag.checkpoints.tiny_anyres import build_llava_next
-    from mmdiag.checkpoints.tiny_idefics3 import build_idefics3
-    from mmdiag.checkpoints.tiny_internvl import build_internvl
-    from mmdiag.checkpoints.tiny_prefix_lm import build_paligemma
-    from mmdiag.checkpoints.tiny_qwen import build_qwen2_vl
+    """Build the random tiny checkpoint ``family`` (a :class:`~mmdiag.families.TinyBuild` name) with its processor and
+    save both to ``out_dir``."""
+    from mmdiag.lazy_registry import import_object
 
-    builders = {
-        "llava": _llava,
-        "llava_next": build_llava_next,
-        "llava_onevision": lambda out, spec: build_llava_next(out, spec, onevision=True),
-        "paligemma": build_paligemma,
-        "qwen2_vl": build_qwen2_vl,
-        "qwen2_5_vl": lambda out, spec: build_qwen2_vl(out, spec, v2_5=True),
-        "internvl": build_internvl,
-        "idefics3": build_idefics3,
-        "smolvlm": lambda out, spec: build_idefics3(out, spec, smolvlm=True),
-        "blip2": _blip2,
-        "blip2_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=False, t5=True),
-        "instructblip_t5": lambda out, spec: _query_transformer_model(out, spec, instruct=True, t5=True),
-        "instructblip": _instructblip,
-        "clip": _clip,
-        "siglip": _siglip,
-        "siglip2": _siglip2,
-        "open_clip": _open_clip,
-    }
-    if family not in builders:
+    builds = tiny_builds()
+    if family not in builds:
         raise ValueError(f"unknown family '{family}': choose one of {', '.join(FAMILIES)}")
+    tiny = builds[family]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed((spec or TinySpec()).seed)
-    builders[family](out, spec or TinySpec())
+    import_object(tiny.builder)(out, spec or TinySpec(), **dict(tiny.options))
     return out
 
 
@@ -67,7 +48,7 @@ def _clip_image_processor(spec: TinySpec):  # noqa: ANN202 - transformers type
     )
 
 
-def _llava(out: Path, spec: TinySpec) -> None:
+def build_llava(out: Path, spec: TinySpec) -> None:
     from transformers import (
         CLIPVisionConfig,
         LlavaConfig,
@@ -116,15 +97,7 @@ def t5_config(vocab: int, tokenizer, spec: TinySpec):  # noqa: ANN001, ANN201 - 
     )
 
 
-def _blip2(out: Path, spec: TinySpec) -> None:
-    _query_transformer_model(out, spec, instruct=False)
-
-
-def _instructblip(out: Path, spec: TinySpec) -> None:
-    _query_transformer_model(out, spec, instruct=True)
-
-
-def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool, t5: bool = False) -> None:
+def build_query_transformer(out: Path, spec: TinySpec, instruct: bool = False, t5: bool = False) -> None:
     """BLIP-2, or with ``instruct`` InstructBLIP (whose Q-Former also reads the instruction, with its own
     tokenizer): vision tower, Q-Former with learned queries, OPT language model (or with ``t5`` a T5
     encoder-decoder, as the Flan-T5 checkpoints have)."""
@@ -188,7 +161,7 @@ def _query_transformer_model(out: Path, spec: TinySpec, instruct: bool, t5: bool
     processor.save_pretrained(out)
 
 
-def _clip(out: Path, spec: TinySpec) -> None:
+def build_clip(out: Path, spec: TinySpec) -> None:
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
     tokenizer = build_word_tokenizer(add_eos=True)  # CLIP pools the text at the EOS token
@@ -211,7 +184,7 @@ def _clip(out: Path, spec: TinySpec) -> None:
     CLIPProcessor(image_processor=_clip_image_processor(spec), tokenizer=tokenizer).save_pretrained(out)
 
 
-def _siglip(out: Path, spec: TinySpec) -> None:
+def build_siglip(out: Path, spec: TinySpec) -> None:
     from transformers import (
         SiglipConfig,
         SiglipImageProcessor,
@@ -244,7 +217,7 @@ def _siglip(out: Path, spec: TinySpec) -> None:
     SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
 
 
-def _siglip2(out: Path, spec: TinySpec) -> None:
+def build_siglip2(out: Path, spec: TinySpec) -> None:
     import string
 
     from transformers import Siglip2Config, Siglip2ImageProcessor, Siglip2Model, Siglip2Processor, Siglip2Tokenizer
@@ -278,7 +251,7 @@ def _siglip2(out: Path, spec: TinySpec) -> None:
     Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
 
 
-def _open_clip(out: Path, spec: TinySpec) -> None:
+def build_open_clip(out: Path, spec: TinySpec) -> None:
     import open_clip
     from safetensors.torch import save_file
 

@@ -11,8 +11,6 @@ from mmdiag.adapters.llava import LlavaAdapter
 class MmdiagLlavaAdapter(LlavaAdapter):
     """``MmdiagLlavaForConditionalGeneration`` keeps LLaVA's module tree; only loading differs."""
 
-    architectures = ("MmdiagLlavaForConditionalGeneration",)
-
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> LlavaAdapter:
         from mmdiag.zoo.projectors import register
