@@ -441,7 +441,7 @@ def test_every_intervention_runs_on_every_generative_family_or_says_why_not(name
         assert np.all(np.isfinite(total)) and np.all((total >= 0) & (total <= 1 + 1e-6)), family
         assert isinstance(answer, str)
         ran.append(family)
-    assert len(ran) >= 11, ran
+    assert len(ran) >= 19, ran  # every decoder-only family
 
 
 @pytest.mark.parametrize("name", InterventionRegistry().names())

@@ -3,10 +3,16 @@
 The main forward keeps its fast kernel (SDPA, flash): nothing of size layers x heads x N x N is ever
 built. Forward hooks keep the outputs of each attention module's ``q_proj`` (only the query rows
 asked for) and ``k_proj``; when the module finishes, the rows are recomputed exactly as the module
-does — RoPE from the ``position_embeddings`` the module received, per-head q/k norms where present
-(Qwen3-style), grouped-query heads repeated, the module's ``scaling``, the causal and padding mask, a
-sliding window where configured, a prefix-LM's bidirectional prefix (PaliGemma) — and handed to a reduction
-callback, then dropped.
+does — RoPE from the ``position_embeddings`` the module received (see :mod:`mmdiag.adapters.rotary`: the module's
+own rotation, Llama 4's complex ``freqs_cis``, none on NoPE layers), per-head q/k norms where present (Qwen3-style
+before RoPE, Llama 4's weightless ``qk_norm`` after it), Llama 4's query temperature tuning on NoPE layers, a gated
+query's gate half dropped (Qwen3.5: ``q_proj`` emits ``[query | gate]`` per head; the gate scales the output, not the
+probabilities), grouped-query heads repeated, the module's ``scaling``, the causal and padding mask, a sliding window
+where configured, chunked attention where the layer's type is ``chunked_attention`` (Llama 4: chunks counted from
+each row's first real token), a prefix-LM's bidirectional prefix (PaliGemma) or image blocks (Gemma 3: each view's
+tokens attend to each other both ways, never to a later view's) — and handed to a reduction callback, then dropped.
+Attention edits see the module's own ``layer_idx`` (the decoder-layer index the edited forward uses), so a family
+whose attention modules are a subset of its layers (hybrid linear-attention models) edits and reads the same layers.
 
 Served: decoder attention modules with ``q_proj``/``k_proj`` projections (Llama, Mistral, Qwen2/3,
 Gemma-style RoPE models, OPT, ...). Models with attention-logit soft-capping or ALiBi are refused
@@ -23,14 +29,10 @@ import torch
 
 from mmdiag.adapters.attention_edits import edit_scores
 from mmdiag.adapters.capture import hooks
+from mmdiag.adapters.rotary import rotate_query_and_keys
 from mmdiag.errors import CapabilityError
 
 RowCallback = Callable[[int, torch.Tensor], None]  # (layer index, probs [batch, heads, queries, keys])
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def _check_supported(module: torch.nn.Module) -> None:
@@ -48,13 +50,32 @@ def _check_supported(module: torch.nn.Module) -> None:
             )
 
 
+def _blocks(prefix: torch.Tensor) -> torch.Tensor:
+    """[batch, keys] block ids from a bool prefix-LM mask (one block: 0) or ids as given."""
+    return torch.where(prefix, 0, -1) if prefix.dtype == torch.bool else prefix.long()
+
+
 def _heads(module: torch.nn.Module) -> tuple[int, int, int]:
     """(query heads, key/value heads, head dim) of an attention module."""
     config = getattr(module, "config", None)
     head_dim = getattr(module, "head_dim", None) or config.hidden_size // config.num_attention_heads
     q_out = module.q_proj.out_features
     k_out = module.k_proj.out_features
-    return q_out // head_dim, k_out // head_dim, head_dim
+    return q_out // head_dim // (2 if _gated_query(module) else 1), k_out // head_dim, head_dim
+
+
+def _gated_query(module: torch.nn.Module) -> bool:
+    """Does ``q_proj`` emit a query and an output gate per head (Qwen3-Next / Qwen3.5 gated attention)?"""
+    config = getattr(module, "config", None)
+    heads = getattr(config, "num_attention_heads", None)
+    head_dim = getattr(module, "head_dim", None)
+    return bool(heads and head_dim and module.q_proj.out_features == 2 * heads * head_dim)
+
+
+def _layer_index(module: torch.nn.Module, default: int) -> int:
+    """The decoder-layer index of an attention module (what the edited forward passes to edits)."""
+    layer = getattr(module, "layer_idx", None)
+    return default if layer is None else int(layer)
 
 
 class AttentionRows:
@@ -78,7 +99,7 @@ class AttentionRows:
         self.query_positions = query_positions.long()
         self.key_mask = key_mask.long()
         self.callback = callback
-        self.prefix = None if prefix is None else prefix.bool()  # [batch, keys]: a prefix-LM's bidirectional block
+        self.prefix = None if prefix is None else _blocks(prefix)  # [batch, keys]: bidirectional block ids, -1 causal
         self._q: dict[int, torch.Tensor] = {}
         self._k: dict[int, torch.Tensor] = {}
 
@@ -117,7 +138,7 @@ class AttentionRows:
     def _finish(self, index: int) -> Callable:
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
             q, k = self._q.pop(index), self._k.pop(index)
-            probs = self.rows(module, q, k, kwargs, layer=index)
+            probs = self.rows(module, q, k, kwargs, layer=_layer_index(module, index))
             self.callback(index, probs)
 
         return hook
@@ -129,20 +150,23 @@ class AttentionRows:
         n_q_heads, n_kv_heads, head_dim = _heads(module)
         batch, n_queries, _ = q.shape
         n_keys = k.shape[1]
-        q = q.view(batch, n_queries, n_q_heads, head_dim)
+        if _gated_query(module):  # [query | gate] per head: keep the query
+            q = q.view(batch, n_queries, n_q_heads, 2 * head_dim)[..., :head_dim]
+        q = q.reshape(batch, n_queries, n_q_heads, head_dim)
         k = k.view(batch, n_keys, n_kv_heads, head_dim)
         if isinstance(getattr(module, "q_norm", None), torch.nn.Module):
             q = module.q_norm(q)
         if isinstance(getattr(module, "k_norm", None), torch.nn.Module):
             k = module.k_norm(k)
         q, k = q.transpose(1, 2).float(), k.transpose(1, 2).float()  # [batch, heads, tokens, head_dim]
-        rotary = kwargs.get("position_embeddings")
-        if rotary is not None:
-            cos, sin = (t.float().to(q.device).expand(batch, -1, -1) for t in rotary)  # [batch, keys, rotary_dim]
-            positions = self.query_positions.to(q.device)
-            rows = torch.arange(batch, device=q.device)[:, None]
-            q = _apply_rotary(q, cos[rows, positions].unsqueeze(1), sin[rows, positions].unsqueeze(1))
-            k = _apply_rotary(k, cos.unsqueeze(1), sin.unsqueeze(1))
+        positions = self.query_positions.to(q.device)
+        q, k = rotate_query_and_keys(module, q, k, kwargs.get("position_embeddings"), positions)
+        if isinstance(getattr(module, "qk_norm", None), torch.nn.Module):  # Llama 4: after RoPE, on RoPE layers
+            q, k = module.qk_norm(q), module.qk_norm(k)
+        if getattr(module, "attn_temperature_tuning", False) and not getattr(module, "use_rope", True):
+            # Llama 4's NoPE layers scale each query by its position in the sequence (not its position id)
+            scale = torch.log1p(torch.floor((positions.float() + 1.0) / module.floor_scale)) * module.attn_scale + 1.0
+            q = q * scale[:, None, :, None]
         if n_q_heads != n_kv_heads:
             k = k.repeat_interleave(n_q_heads // n_kv_heads, dim=1)
         scores = torch.matmul(q, k.transpose(-1, -2)) * float(getattr(module, "scaling", head_dim**-0.5))
@@ -152,22 +176,33 @@ class AttentionRows:
         return torch.softmax(scores, dim=-1).nan_to_num(0.0)
 
     def _allowed(self, module: torch.nn.Module, n_keys: int, device: torch.device) -> torch.Tensor:
-        """[batch, queries, keys]: causal (or both inside a prefix-LM's prefix), not padding, inside the sliding
-        window if the layer has one."""
+        """[batch, queries, keys]: causal (or both ways inside one block: a prefix-LM's prefix, a Gemma 3 view), not
+        padding, inside the sliding window if the layer has one (one-sided, ANDed after the blocks, as transformers
+        does), inside the query's chunk on a chunked layer."""
         keys = torch.arange(n_keys, device=device)
         positions = self.query_positions.to(device)
         allowed = keys[None, None, :] <= positions[:, :, None]
         if self.prefix is not None:
-            prefix = self.prefix.to(device)[:, :n_keys]
-            allowed = allowed | (prefix[:, None, :] & prefix.gather(1, positions)[:, :, None])
+            blocks = self.prefix.to(device)[:, :n_keys]
+            if blocks.shape[1] < n_keys:  # keys past the prefix's tokens (none in one forward): text
+                blocks = torch.nn.functional.pad(blocks, (0, n_keys - blocks.shape[1]), value=-1)
+            query_blocks = blocks.gather(1, positions)[:, :, None]
+            allowed = allowed | ((blocks[:, None, :] == query_blocks) & (query_blocks >= 0))
         allowed = allowed & (self.key_mask.to(device)[:, None, :n_keys] > 0)
-        window = _sliding_window(module)
+        window = sliding_window(module)
         if window:
             allowed &= keys[None, None, :] > positions[:, :, None] - int(window)
+        chunk = _attention_chunk(module)
+        if chunk:  # chunks start at each row's first real token (transformers' chunked_overlay)
+            mask = self.key_mask.to(device)
+            left = (mask.cumsum(dim=-1) == 0).sum(dim=-1)[:, None, None]  # [batch, 1, 1] left-padding tokens
+            allowed &= torch.div(keys[None, None, :] - left, int(chunk), rounding_mode="floor") == torch.div(
+                positions[:, :, None] - left, int(chunk), rounding_mode="floor"
+            )
         return allowed
 
 
-def _sliding_window(module: torch.nn.Module) -> int | None:
+def sliding_window(module: torch.nn.Module) -> int | None:
     """The layer's window: its own attribute when it has one (Qwen2 sets it per layer type, None for full
     attention), else the config's (Mistral applies it to every layer)."""
     if hasattr(module, "sliding_window"):
@@ -175,11 +210,14 @@ def _sliding_window(module: torch.nn.Module) -> int | None:
     return getattr(getattr(module, "config", None), "sliding_window", None)
 
 
-def _apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on the first ``cos.shape[-1]`` dims (partial rotary keeps the rest), as transformers does."""
-    dim = cos.shape[-1]
-    rotated, rest = x[..., :dim], x[..., dim:]
-    return torch.cat((rotated * cos + _rotate_half(rotated) * sin, rest), dim=-1)
+def _attention_chunk(module: torch.nn.Module) -> int | None:
+    """The layer's attention chunk (Llama 4: layers whose type is ``chunked_attention``), else None."""
+    config = getattr(module, "config", None)
+    layer = getattr(module, "layer_idx", None)
+    types = getattr(config, "layer_types", None)
+    if layer is None or not types or types[int(layer)] != "chunked_attention":
+        return None
+    return getattr(config, "attention_chunk_size", None)
 
 
 def eager_rows(

@@ -125,6 +125,13 @@ class Adapter(abc.ABC):
         """The module whose output is the image tokens the language side receives (``projector``)."""
         raise CapabilityError(f"{self.family} models expose no projector module")
 
+    def connector_modules(self) -> list[tuple[torch.nn.Module, int]]:
+        """Every module whose output carries the image into the language model, each with the first LLM layer whose
+        input holds it: ``[(projector_module(), 0)]`` unless a family has more paths (Qwen3-VL's DeepStack mergers,
+        added to the image positions after LLM layer ``k``, so read from layer ``k + 1``). Cutting the image off or
+        patching it must hook them all; the ``projector`` stage stays the first one's output."""
+        return [(self.projector_module(), 0)]
+
     def language_model_module(self) -> torch.nn.Module:
         """The language model that reads the image tokens (its forward takes ``attention_mask``)."""
         raise CapabilityError(f"{self.family} models have no language model")

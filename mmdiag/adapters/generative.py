@@ -474,7 +474,7 @@ class GenerativeAdapter(Adapter):
         elif edited and not (self._edits_allow_prefix_reuse() and max(image_end) <= shared):
             # an edit that depends on the whole prompt (FastV ranks from the last prompt position): in full
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
-        elif not edited and self.packs_questions and can_pack(ids, lengths, groups):
+        elif not edited and self.packs_questions and self._fits_windows(lengths) and can_pack(ids, lengths, groups):
             scores = self._score_packed(batch, groups)
         elif shared < max(image_end) or shared < 1:
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
@@ -494,6 +494,21 @@ class GenerativeAdapter(Adapter):
         for index, start, count in zip(chunk, first, counts):
             rows = slice(start, start + count)
             out[index] = YesNoScores(p_yes=scores.p_yes[rows], p_no=scores.p_no[rows])
+
+    def lm_attention_layer_indices(self) -> list[int]:
+        """The decoder-layer index (into :meth:`lm_layers`) of each module of :meth:`lm_attention_modules`: the
+        identity, unless a hybrid family's softmax attention sits in some layers only (Qwen3.5's full-attention
+        layers between Gated DeltaNet layers). Attention edits and streamed rows use these indices."""
+        modules = self.lm_attention_modules()
+        return [i if getattr(m, "layer_idx", None) is None else int(m.layer_idx) for i, m in enumerate(modules)]
+
+    def _fits_windows(self, lengths: torch.Tensor) -> bool:
+        """Whether every prompt fits inside the smallest sliding window of the LM: transformers applies a given 4D
+        mask to every layer type as is, so the packed mask carries no window (Cohere2, Gemma 3, Mistral's config)."""
+        from mmdiag.adapters.attention_rows import sliding_window
+
+        windows = [w for w in (sliding_window(m) for m in self.lm_attention_modules()) if w]
+        return not windows or int(lengths.max()) <= min(int(w) for w in windows)
 
     def text_only_reason(self) -> str | None:
         """Why this family cannot answer a prompt without its image (``None``: the language model reads the prompt

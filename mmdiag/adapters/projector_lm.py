@@ -36,6 +36,9 @@ class ProjectorLMAdapter(GenerativeAdapter):
     image_input_keys: ClassVar[tuple[str, ...]] = ("pixel_values",)  # what get_image_features takes
     uses_chat_template = True
     packs_questions = True  # decoder LMs with position ids and custom 4D masks (tested per family)
+    # extra variables for the chat template (Qwen3.5: {"enable_thinking": False}, so the prompt ends after an empty
+    # think block and the first answer token is the answer)
+    chat_template_kwargs: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def from_pretrained(cls, path: str, options: LoadOptions | None = None, **kwargs: Any) -> ProjectorLMAdapter:
@@ -82,14 +85,27 @@ class ProjectorLMAdapter(GenerativeAdapter):
             if self.system_prompt:
                 conversation.insert(0, {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
             try:
-                return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+                prompt = self.processor.apply_chat_template(
+                    conversation, add_generation_prompt=True, **self.chat_template_kwargs
+                )
             except Exception as err:  # noqa: BLE001 - a user's template (jinja2 errors of every kind): one line
                 raise ConfigError(
                     f"the chat template cannot render this prompt ({err.__class__.__name__}: "
                     f"{str(err).splitlines()[0] if str(err) else ''}): fix --chat-template, or drop "
                     "--system-prompt if the template has no system turn"
                 ) from err
+            return self._without_template_bos(prompt)
         return self.plain_prompt(question)
+
+    def _without_template_bos(self, prompt: str) -> str:
+        """The template's text without a leading BOS that the tokenizer adds again (Gemma's and Cohere's templates
+        write it, and the processor tokenises with special tokens: two BOS would change every answer)."""
+        bos = self.tokenizer.bos_token
+        if bos and prompt.startswith(bos):
+            ids = self.tokenizer("a")["input_ids"]
+            if ids and ids[0] == self.tokenizer.bos_token_id:
+                return prompt[len(bos) :]
+        return prompt
 
     def prepare(
         self, images: Sequence[Image.Image], questions: Sequence[str], padding_side: str = "right"

@@ -106,6 +106,8 @@ def weights_fingerprint(model: torch.nn.Module, samples: int = SAMPLES_PER_TENSO
         if tensor.device.type == "meta" or tensor.numel() == 0:
             continue
         flat = tensor.detach().reshape(-1)
+        if flat.is_complex():  # Llama 4's rotary buffer: both parts count
+            flat = torch.view_as_real(flat).reshape(-1)
         step = max(1, flat.numel() // samples)
         values = flat[::step][:samples].to(device="cpu", dtype=torch.float64)
         digest.update(values.numpy().tobytes())

@@ -30,10 +30,11 @@ from mmdiag.adapters.base import Adapter
 from mmdiag.errors import CapabilityError, ConfigError
 
 
-def _grey_tokens(adapter: Adapter) -> torch.Tensor:
-    """The projector module's output for one mid-grey image."""
+def _grey_tokens(adapter: Adapter, module: torch.nn.Module | None = None) -> torch.Tensor:
+    """The output of ``module`` (default: the projector module) for one mid-grey image."""
     seen: list[torch.Tensor] = []
-    handle = adapter.projector_module().register_forward_hook(lambda m, a, out: seen.append(_tensor(out).detach()))
+    module = adapter.projector_module() if module is None else module
+    handle = module.register_forward_hook(lambda m, a, out: seen.append(_tensor(out).detach()))
     try:
         adapter.feature_stages([Image.new("RGB", (64, 64), (128, 128, 128))])
     finally:
@@ -46,14 +47,21 @@ def _tensor(output: Any) -> torch.Tensor:
 
 
 def image_blind(adapter: Adapter) -> None:
-    """Every image becomes the projector's tokens for a mid-grey image."""
-    constant = _grey_tokens(adapter)
+    """Every image becomes the connectors' tokens for a mid-grey image (every connector: Qwen3-VL's DeepStack
+    mergers carry the image too)."""
+    for module, _ in adapter.connector_modules():
+        constant = _grey_tokens(adapter, module)
 
-    def same_tokens(module: torch.nn.Module, args: Any, output: Any) -> torch.Tensor:
-        out = _tensor(output)
-        return constant.to(out.device, out.dtype).expand(out.shape[0], *constant.shape[1:]).clone()
+        def same_tokens(
+            module: torch.nn.Module, args: Any, output: Any, constant: torch.Tensor = constant
+        ) -> torch.Tensor:
+            out = _tensor(output)
+            grey = constant.to(out.device, out.dtype)
+            if out.dim() == grey.dim() == 2 and out.shape[0] % grey.shape[0] == 0:  # Qwen: images' tokens flattened
+                return grey.repeat(out.shape[0] // grey.shape[0], 1)
+            return grey.expand(out.shape[0], *grey.shape[1:]).clone()
 
-    adapter.projector_module().register_forward_hook(same_tokens)
+        module.register_forward_hook(same_tokens)
 
 
 def shuffled_image_tokens(adapter: Adapter) -> None:

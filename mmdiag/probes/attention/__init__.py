@@ -73,6 +73,7 @@ class AttentionResult(ProbeResult):
     qformer_layer_object_ratio: list[float | None] = field(default_factory=list)
     cls_layer_object_ratio: list[float | None] = field(default_factory=list)
     token_grid: list[int] | None = None
+    layers: list[int] = field(default_factory=list)  # the decoder layer of each row of the per-layer arrays
     encoder_text_layer_mass: dict[str, list[float]] = field(default_factory=dict)  # T5: text rows, part -> [layers]
     threshold: float = 0.1
 
@@ -359,6 +360,12 @@ class AttentionProbe(Probe):
             probe=self.name, n_examples=len(records), n_failed=0, metrics={}, threshold=self.threshold
         )
         result.layer_mass, result.layer_mass_ci = _curves(per_layer, self.seed)
+        result.layers = adapter.lm_attention_layer_indices()
+        if result.layers != list(range(len(result.layers))):
+            result.notes.append(
+                f"attention is read at decoder layers {result.layers}, the softmax-attention layers; the others "
+                "(linear attention) have no attention probabilities, and the image also reaches the answer through them"
+            )
         free = np.array([r["sink_free_masses"] for r in records], dtype=float)
         result.sink_free_layer_mass = {p: np.nanmean(free[:, :, i], axis=0).tolist() for i, p in enumerate(PARTS)}
         result.sink_layer_mass = np.mean([r["sink_mass"] for r in records], axis=0).tolist()

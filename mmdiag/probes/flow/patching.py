@@ -26,6 +26,7 @@ class Recording:
 
     projector: list[torch.Tensor] = field(default_factory=list)
     layers: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    connectors: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # further connectors (DeepStack), by index
 
 
 def _tensor(output: Any) -> torch.Tensor:
@@ -74,8 +75,16 @@ def recording(adapter: Any) -> Iterator[Recording]:
 
         return hook
 
+    def connector(index: int) -> Any:
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            kept.connectors.setdefault(index, []).append(_tensor(output).detach().clone())
+
+        return hook
+
     try:
         handles.append(adapter.projector_module().register_forward_hook(projector))
+        for index, (module, _) in enumerate(adapter.connector_modules()[1:], start=1):
+            handles.append(module.register_forward_hook(connector(index)))
         for index, layer in enumerate(adapter.lm_layers()):
             handles.append(layer.register_forward_pre_hook(layer_hook(index), with_kwargs=True))
         yield kept
@@ -100,7 +109,22 @@ def patched(adapter: Any, kept: Recording, layer: int | None) -> Iterator[None]:
         source = _next(kept.projector, calls, tensor)
         return (source, *output[1:]) if isinstance(output, tuple) else source
 
+    def connector(index: int) -> Any:
+        counted = {"n": 0}
+
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> Any:
+            tensor = _tensor(output)
+            source = _next(kept.connectors.get(index, []), counted, tensor)
+            return (source, *output[1:]) if isinstance(output, tuple) else source
+
+        return hook
+
     try:
+        # connectors read after the patched point (all of them for the projector, DeepStack's later additions for a
+        # layer) must carry the mirror's image too, or the scene's image re-enters the image positions
+        for index, (module, reads) in enumerate(adapter.connector_modules()[1:], start=1):
+            if layer is None or reads > layer:
+                handles.append(module.register_forward_hook(connector(index)))
         if layer is None:
             handles.append(adapter.projector_module().register_forward_hook(projector))
             yield
