@@ -5,6 +5,8 @@ connector, and a constant connector making each of them image-blind (and the pro
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +175,25 @@ def test_mistral3_merger_folds_the_row_major_patches_and_tokens_follow_the_image
     batch = adapter.prepare([Image.new("RGB", (64, 32))], [QUESTION])
     assert [end - start for start, end in batch.image_spans[0]] == [2]
     np.testing.assert_allclose(batch.token_regions[0], grid_regions(1, 2))
+
+
+def test_gemma3_sliding_window_shorter_than_the_prompt_keeps_scores_exact(tmp_path) -> None:
+    """A 3-token window cuts inside Gemma 3's bidirectional image block and drops cached keys: several questions of
+    one image (a cached prefix, never packed) still equal each question alone, with and without an attention edit
+    (edits address absolute positions, so under one the questions run in full)."""
+    from mmdiag.adapters import load_adapter
+    from mmdiag.adapters.generative import ScoreRequest
+    from mmdiag.checkpoints.tiny_gemma3 import build_gemma3
+    from mmdiag.checkpoints.tiny_parts import TinySpec
+    from mmdiag.interventions.registry import InterventionRegistry
+
+    build_gemma3(tmp_path / "gemma3", TinySpec(), pan_and_scan=False, sliding_window=3)
+    adapter = load_adapter(str(tmp_path / "gemma3"))
+    image = render(generate_scenes(1, seed=4)[0])
+    questions = [QUESTION, "Is the red circle left of the blue square?", "Is it red?"]
+    for intervention in (None, InterventionRegistry().create("knockout:layers=0-1")):
+        with intervention.applied(adapter) if intervention else contextlib.nullcontext():
+            (together,) = adapter.answer_scores_batch([ScoreRequest(image, questions)])
+            for k, question in enumerate(questions):
+                alone = adapter.answer_scores([image], [question])
+                np.testing.assert_allclose(together.p_yes[k], alone.p_yes[0], rtol=2e-6, atol=1e-9)

@@ -469,10 +469,12 @@ class GenerativeAdapter(Adapter):
         groups = [(start, count, image_end[start]) for start, count in zip(first, counts)]
         shared = common_prefix(ids, lengths)
         edited = self.attention_edited()
+        reusable = self._edits_allow_prefix_reuse() and max(image_end) <= shared and self._fits_windows(lengths)
         if self.image_tokens_read_the_prompt or not self.reuses_image_prefix:
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
-        elif edited and not (self._edits_allow_prefix_reuse() and max(image_end) <= shared):
-            # an edit that depends on the whole prompt (FastV ranks from the last prompt position): in full
+        elif edited and not reusable:
+            # an edit that depends on the whole prompt (FastV ranks from the last prompt position), or a sliding cache
+            # that may have dropped keys (the edits address absolute positions): in full
             scores = self.scores_from_logits(self.forward(batch).logits, batch)
         elif not edited and self.packs_questions and self._fits_windows(lengths) and can_pack(ids, lengths, groups):
             scores = self._score_packed(batch, groups)
