@@ -75,6 +75,7 @@ def section(result: dict[str, Any], records: list[dict[str, Any]]) -> ReportSect
         "are bootstrap 95% CIs over examples. High image mass alone does not show that the image is "
         "used: read it next to blind_answer_shift.",
     )
+    out.blocks += [Paragraph(note, note=True) for note in result.get("notes") or []]  # e.g. which layers were read
     figures = [layer_curves(result)]
     if result.get("head_image_mass"):
         figures.append(
