@@ -39,7 +39,7 @@ def build_aya_vision(out: Path, spec: TinySpec, sliding_window: int = SLIDING_WI
         SiglipVisionConfig,
     )
 
-    from mmdiag.checkpoints.tiny_parts import vision_kwargs
+    from mmdiag.checkpoints.tiny_parts import alternating_layers, text_kwargs, vision_kwargs
 
     words = build_word_tokenizer()
     words.add_tokens([*IMAGE_TOKENS, *TURN_TOKENS], special_tokens=True)
@@ -51,20 +51,13 @@ def build_aya_vision(out: Path, spec: TinySpec, sliding_window: int = SLIDING_WI
         pad_token="<pad>",
     )
     text = Cohere2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
-        head_dim=spec.hidden // spec.heads,
-        max_position_embeddings=512,
-        sliding_window=sliding_window,
-        layer_types=["sliding_attention", "full_attention"][: spec.layers]
-        + ["full_attention"] * max(0, spec.layers - 2),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        **text_kwargs(
+            tokenizer,
+            spec,
+            head_dim=spec.hidden // spec.heads,
+            sliding_window=sliding_window,
+            layer_types=alternating_layers(spec, "sliding_attention"),
+        )
     )
     config = AyaVisionConfig(
         vision_config=SiglipVisionConfig(**vision_kwargs(spec), vision_use_head=False),

@@ -40,7 +40,7 @@ def build_gemma3(out: Path, spec: TinySpec, pan_and_scan: bool = True, sliding_w
         SiglipVisionConfig,
     )
 
-    from mmdiag.checkpoints.tiny_parts import vision_kwargs
+    from mmdiag.checkpoints.tiny_parts import alternating_layers, text_kwargs, vision_kwargs
 
     words = build_word_tokenizer()
     words.add_tokens([*IMAGE_TOKENS.values(), *TURN_TOKENS], special_tokens=True)
@@ -54,21 +54,14 @@ def build_gemma3(out: Path, spec: TinySpec, pan_and_scan: bool = True, sliding_w
     )
     ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in IMAGE_TOKENS.items()}
     text = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
-        head_dim=spec.hidden // spec.heads,
-        query_pre_attn_scalar=spec.hidden // spec.heads,
-        max_position_embeddings=512,
-        sliding_window=sliding_window,
-        layer_types=["sliding_attention", "full_attention"][: spec.layers]
-        + ["full_attention"] * max(0, spec.layers - 2),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        **text_kwargs(
+            tokenizer,
+            spec,
+            head_dim=spec.hidden // spec.heads,
+            query_pre_attn_scalar=spec.hidden // spec.heads,
+            sliding_window=sliding_window,
+            layer_types=alternating_layers(spec, "sliding_attention"),
+        )
     )
     config = Gemma3Config(
         vision_config=SiglipVisionConfig(**vision_kwargs(spec), vision_use_head=False),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmdiag.checkpoints.tiny_parts import native_pixels, native_vision_kwargs, text_kwargs
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
@@ -47,16 +48,12 @@ def build_glm4v(out: Path, spec: TinySpec, moe: bool = False) -> None:
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     heads, kv_heads = max(1, spec.heads // 2), max(1, spec.kv_heads // 2)
     rotary_half = spec.hidden // heads // 2 // 2  # frequencies of the rotated (first) half of a head
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
+    text = text_kwargs(
+        tokenizer,
+        spec,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
-        max_position_embeddings=512,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,  # GLM's prompt starts with [gMASK]<sop>, no BOS
         rope_parameters={
             "rope_type": "default",
             "rope_theta": 10000.0,
@@ -76,15 +73,10 @@ def build_glm4v(out: Path, spec: TinySpec, moe: bool = False) -> None:
             head_dim=spec.hidden // heads,
             attention_bias=True,
         )
-    vision = dict(
-        depth=spec.layers,
-        hidden_size=spec.hidden,
+    vision = native_vision_kwargs(
+        spec,
         intermediate_size=spec.hidden * 2,
-        num_heads=2,
         image_size=spec.image_size,  # the learned position grid: (image_size / patch_size)^2, resampled per image
-        patch_size=spec.patch_size,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
         out_hidden_size=spec.hidden,
     )
     config = config_cls(
@@ -99,15 +91,7 @@ def build_glm4v(out: Path, spec: TinySpec, moe: bool = False) -> None:
     )
     model_cls(config).eval().save_pretrained(out)
     frames = 2  # GLM's smart_resize bounds t x h x w with t = temporal_patch_size
-    pixels = {
-        "size": {
-            "shortest_edge": frames * (2 * spec.patch_size) ** 2,
-            "longest_edge": frames * (16 * spec.patch_size) ** 2,
-        },
-        "patch_size": spec.patch_size,
-        "merge_size": 2,
-        "temporal_patch_size": 2,
-    }
+    pixels = native_pixels(spec, frames)
     processor = transformers.Glm4vProcessor(
         image_processor=transformers.Glm4vImageProcessor(**pixels),
         tokenizer=tokenizer,

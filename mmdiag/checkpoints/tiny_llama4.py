@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmdiag.checkpoints.tiny_parts import text_kwargs
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
@@ -49,15 +50,9 @@ def build_llama4(
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in IMAGE_TOKENS}
     layers = spec.layers
     text = Llama4TextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,  # each expert's
+        **text_kwargs(tokenizer, spec, eos_token_id=tokenizer.convert_tokens_to_ids("<|eot|>")),  # experts' width
         intermediate_size_mlp=spec.hidden * 2,  # the dense layers'
-        num_hidden_layers=layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
         head_dim=spec.hidden // spec.heads,
-        max_position_embeddings=512,
         num_local_experts=4,
         num_experts_per_tok=1,
         moe_layers=list(moe_layers) if moe_layers is not None else [layers - 1],
@@ -68,9 +63,6 @@ def build_llama4(
         floor_scale=4,
         attn_scale=0.1,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|eot|>"),
-        pad_token_id=tokenizer.pad_token_id,
     )
     shuffled = spec.hidden * 4  # 2x2 patches folded into channels: the adapter MLP's input width
     vision = Llama4VisionConfig(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmdiag.checkpoints.tiny_parts import IMAGE_MEAN, IMAGE_STD
+from mmdiag.checkpoints.tiny_parts import IMAGE_MEAN, IMAGE_STD, text_kwargs
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
@@ -38,20 +38,7 @@ def build_mistral3(out: Path, spec: TinySpec) -> None:
         image_size=spec.image_size,  # the largest side the 2-D RoPE covers
         patch_size=spec.patch_size,
     )
-    text = MistralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
-        head_dim=spec.hidden // spec.heads,
-        max_position_embeddings=512,
-        sliding_window=None,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text = MistralConfig(**text_kwargs(tokenizer, spec, head_dim=spec.hidden // spec.heads, sliding_window=None))
     config = Mistral3Config(
         vision_config=vision,
         text_config=text,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmdiag.checkpoints.tiny_parts import native_pixels, native_vision_kwargs, text_kwargs
+
 if TYPE_CHECKING:
     from mmdiag.checkpoints.tiny_parts import TinySpec
 
@@ -43,14 +45,10 @@ def build_qwen3_5(out: Path, spec: TinySpec, moe: bool = False) -> None:
     tokenizer = build_qwen_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
     head_dim = 2 * spec.hidden // spec.heads  # 16: a rotary part of 8 dims (partial 0.5) holds the 3 M-RoPE sections
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
+    text = text_kwargs(
+        tokenizer,
+        spec,
         head_dim=head_dim,
-        max_position_embeddings=512,
         # layer 0 Gated DeltaNet, layer 1 gated softmax attention (the released models: 3 linear then 1 full)
         layer_types=["linear_attention"] * (spec.layers - 1) + ["full_attention"],
         linear_conv_kernel_dim=4,
@@ -59,8 +57,6 @@ def build_qwen3_5(out: Path, spec: TinySpec, moe: bool = False) -> None:
         linear_num_key_heads=2,
         linear_num_value_heads=4,
         bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
         rope_parameters={
             "rope_type": "default",
             "rope_theta": 10000.0,
@@ -76,17 +72,10 @@ def build_qwen3_5(out: Path, spec: TinySpec, moe: bool = False) -> None:
             num_experts=4,
             num_experts_per_tok=2,
         )
-    else:
-        text.update(intermediate_size=spec.hidden * 2)
     grid = spec.image_size // spec.patch_size
-    vision = dict(
-        depth=spec.layers,
-        hidden_size=spec.hidden,
+    vision = native_vision_kwargs(
+        spec,
         intermediate_size=spec.hidden * 2,
-        num_heads=2,
-        patch_size=spec.patch_size,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
         out_hidden_size=spec.hidden,
         num_position_embeddings=grid * grid,  # the learned grid is 4x4, bilinearly resampled to other sizes
     )
@@ -106,12 +95,7 @@ def build_qwen3_5(out: Path, spec: TinySpec, moe: bool = False) -> None:
             if hasattr(layer, "linear_attn"):
                 layer.linear_attn.A_log.uniform_(float(torch.tensor(0.01).log()), float(torch.tensor(0.1).log()))
     model.save_pretrained(out)
-    pixels = {
-        "size": {"shortest_edge": (2 * spec.patch_size) ** 2, "longest_edge": (16 * spec.patch_size) ** 2},
-        "patch_size": spec.patch_size,
-        "merge_size": 2,
-        "temporal_patch_size": 2,
-    }
+    pixels = native_pixels(spec)
     processor = transformers.Qwen3VLProcessor(
         image_processor=transformers.Qwen2VLImageProcessor(**pixels),
         tokenizer=tokenizer,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmdiag.checkpoints.tiny_parts import native_pixels, native_vision_kwargs, text_kwargs
 from mmdiag.checkpoints.tiny_qwen import VISION_TOKENS
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
@@ -30,18 +31,10 @@ def build_qwen3_vl(out: Path, spec: TinySpec, moe: bool = False) -> None:
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
     head_dim = spec.hidden // spec.heads
     half = head_dim // 2  # M-RoPE sections (t, h, w) cover the rotary half; interleaved t h w t h w ...
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=spec.hidden * 2,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.kv_heads,
+    text = text_kwargs(
+        tokenizer,
+        spec,
         head_dim=head_dim,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
         rope_parameters={
             "rope_type": "default",
             "rope_theta": 10000.0,
@@ -58,14 +51,9 @@ def build_qwen3_vl(out: Path, spec: TinySpec, moe: bool = False) -> None:
             norm_topk_prob=True,
         )
     grid = spec.image_size // spec.patch_size
-    vision = dict(
-        depth=spec.layers,
-        hidden_size=spec.hidden,
+    vision = native_vision_kwargs(
+        spec,
         intermediate_size=spec.hidden * 2,
-        num_heads=2,
-        patch_size=spec.patch_size,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
         out_hidden_size=spec.hidden,
         num_position_embeddings=grid * grid,  # a square learned grid, resampled to each image's patch grid
         deepstack_visual_indexes=list(range(spec.layers)),  # after vision layer i -> added after LLM layer i
@@ -79,14 +67,7 @@ def build_qwen3_vl(out: Path, spec: TinySpec, moe: bool = False) -> None:
         vision_end_token_id=ids["<|vision_end|>"],
     )
     model_cls(config).eval().save_pretrained(out)
-    pixels = {
-        "size": {"shortest_edge": (2 * spec.patch_size) ** 2, "longest_edge": (16 * spec.patch_size) ** 2},
-        "patch_size": spec.patch_size,
-        "merge_size": 2,
-        "temporal_patch_size": 2,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-    }
+    pixels = native_pixels(spec, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
     processor = transformers.Qwen3VLProcessor(
         image_processor=transformers.Qwen2VLImageProcessor(**pixels),
         tokenizer=tokenizer,
