@@ -56,3 +56,18 @@ def test_unknown_layouts_and_masks_are_refused():
         Family(name="x", title="x", architectures=("X",), adapter="x:Y", tiny=(), tokens="tiles")
     with pytest.raises(RegistryError, match="attention='sparse'"):
         Family(name="x", title="x", architectures=("X",), adapter="x:Y", tiny=(), attention="sparse")
+
+
+def test_module_paths_come_from_the_declaration_and_a_wrong_one_is_named(adapters, monkeypatch):
+    """A tower / connector / LM family's parts are found at its declared paths (Qwen2-VL's merger inside its tower);
+    a checkpoint whose tree differs from the declaration is a one-line error naming the missing path."""
+    import mmdiag.families
+    from mmdiag.errors import ConfigError
+
+    qwen = adapters["qwen2_vl"]
+    assert qwen.projector_module() is qwen.model.model.visual.merger
+    llava = adapters["llava"]
+    assert llava.projector_module() is llava.model.model.multi_modal_projector
+    monkeypatch.setattr(mmdiag.families, "module_paths", lambda arch: {"projector": "model.connector"})
+    with pytest.raises(ConfigError, match="has no module model.connector .the projector.*declare the family's modules"):
+        llava.projector_module()

@@ -37,9 +37,6 @@ class Glm4vAdapter(Qwen2VLAdapter):
     reuses_image_prefix = False  # M-RoPE positions come from the whole input (rope index over mm_token_type_ids)
     packs_questions = False  # packed rows would need 3-D (t, h, w) position ids per token; pack_questions writes 1-D
 
-    def projector_module(self) -> torch.nn.Module:
-        return self._core.visual.merger
-
     def merge_blocks(self, blocks: torch.Tensor) -> torch.Tensor:
         """The connector (``downsample`` then ``merger``) on [n * merge^2, dim] patches, 2x2 windows row-major."""
         visual = self._core.visual

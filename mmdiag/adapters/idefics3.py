@@ -27,9 +27,6 @@ class Idefics3Adapter(PixelShuffleViews, ProjectorLMAdapter):
     """Adapter for ``Idefics3ForConditionalGeneration`` and ``SmolVLMForConditionalGeneration``."""
 
     family = "idefics3"
-    vision_attr = "vision_model"
-    projector_attr = "connector"
-    language_attr = "text_model"
     image_input_keys = ("pixel_values", "pixel_attention_mask")
     prompt_template = "User:<image>{question}<end_of_utterance>\nAssistant:"
 

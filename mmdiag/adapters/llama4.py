@@ -48,7 +48,6 @@ class Llama4Adapter(PixelShuffleViews, LlavaAdapter):
     """Adapter for ``Llama4ForConditionalGeneration``."""
 
     family = "llama4"
-    vision_attr = "vision_model"
     prompt_template = (
         "<|header_start|>user<|header_end|>\n\n<|image|>{question}<|eot|><|header_start|>assistant<|header_end|>\n\n"
     )

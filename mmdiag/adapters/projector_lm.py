@@ -1,10 +1,11 @@
 """The common shape of today's HF image-text-to-text models: vision tower -> connector -> decoder LM.
 
-LLaVA, LLaVA-NeXT, LLaVA-OneVision, PaliGemma, InternVL, Qwen2-VL and Idefics3/SmolVLM all keep, in
-transformers 5, a core ``model.model`` holding a vision module, a connector ("projector") and the language
-model, with ``get_image_features`` running the first two. A family adapter names the three modules, the keys of
-the processor's image inputs, and how its image tokens sit on the image (:meth:`token_regions`); everything
-else (loading, prompting, stage capture, the processor/model token-count check) is here.
+LLaVA, LLaVA-NeXT, LLaVA-OneVision, PaliGemma, InternVL, Qwen2-VL and their successors, Idefics3/SmolVLM, Mistral 3,
+Gemma 3, Aya Vision, GLM-4V and Llama 4 all keep, in transformers 5, a vision module, a connector ("projector") and the
+language model, with ``get_image_features`` running the first two. The three modules' paths come from the family's
+declaration (:mod:`mmdiag.families`); a family adapter gives the keys of the processor's image inputs and how its image
+tokens sit on the image (:meth:`token_regions`); everything else (loading, prompting, stage capture, the
+processor/model token-count check) is here.
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ PROBE_IMAGE_SIZE = 32  # the validation image's side: small, and square as the s
 class ProjectorLMAdapter(GenerativeAdapter):
     """Base of the vision-tower / connector / decoder-LM families (see the module docstring)."""
 
-    vision_attr: ClassVar[str] = "vision_tower"
-    projector_attr: ClassVar[str] = "multi_modal_projector"
-    language_attr: ClassVar[str] = "language_model"
     image_input_keys: ClassVar[tuple[str, ...]] = ("pixel_values",)  # what get_image_features takes
     uses_chat_template = True
     packs_questions = True  # decoder LMs with position ids and custom 4D masks (tested per family)
@@ -60,14 +58,27 @@ class ProjectorLMAdapter(GenerativeAdapter):
         value = getattr(config, "image_token_id", None)
         return int(value if value is not None else config.image_token_index)
 
+    def _part(self, name: str) -> torch.nn.Module:
+        """A canonical part at the path the family's declaration gives (:func:`mmdiag.families.module_paths`)."""
+        from mmdiag.families import module_paths
+
+        path = module_paths(self.architecture)[name]
+        try:
+            return self.model.get_submodule(path)
+        except AttributeError as err:
+            raise ConfigError(
+                f"{self.architecture} has no module {path} (the {name}): the checkpoint's tree differs from its "
+                "family's declaration; declare the family's modules for this tree"
+            ) from err
+
     def vision_encoder_module(self) -> torch.nn.Module:
-        return getattr(self._core, self.vision_attr)
+        return self._part("vision_encoder")
 
     def projector_module(self) -> torch.nn.Module:
-        return getattr(self._core, self.projector_attr)
+        return self._part("projector")
 
     def language_model_module(self) -> torch.nn.Module:
-        return getattr(self._core, self.language_attr)
+        return self._part("language_model")
 
     def language_model_config(self) -> Any:
         return self.lm_attention_modules()[0].config

@@ -31,15 +31,11 @@ class Qwen2VLAdapter(ProjectorLMAdapter):
     """Adapter for ``Qwen2VLForConditionalGeneration`` and ``Qwen2_5_VLForConditionalGeneration``."""
 
     family = "qwen2_vl"
-    vision_attr = "visual"
     image_input_keys = ("pixel_values", "image_grid_thw")
     prompt_template = (
         "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n"
     )
     reuses_image_prefix = False  # M-RoPE positions depend on the whole input
-
-    def projector_module(self) -> torch.nn.Module:
-        return self._core.visual.merger
 
     @property
     def merge(self) -> int:

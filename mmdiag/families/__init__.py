@@ -30,6 +30,12 @@ TOKEN_LAYOUTS = {
     "queries": "learned queries (no place on the image)",
     "pooled": "one pooled embedding",
 }
+DEFAULT_MODULES = {
+    "vision_encoder": "model.vision_tower",
+    "projector": "model.multi_modal_projector",
+    "language_model": "model.language_model",
+}
+"""Where transformers 5 puts the canonical parts of an image-text-to-text model (paths from the top-level model)."""
 ATTENTION_MASKS = {
     "causal": "causal",
     "prefix-lm": "prefix-LM (image + prompt both ways)",
@@ -59,7 +65,9 @@ class TinyBuild:
 @dataclass(frozen=True)
 class Family:
     """One family: see the module docstring. ``tokens`` is a key of :data:`TOKEN_LAYOUTS`, ``attention`` of
-    :data:`ATTENTION_MASKS`; ``stages`` are the feature stages in order; ``limits`` say what a probe cannot do."""
+    :data:`ATTENTION_MASKS`; ``stages`` are the feature stages in order; ``modules`` the paths of the canonical parts
+    that differ from :data:`DEFAULT_MODULES` (tower / connector / LM families); ``limits`` say what a probe cannot
+    do."""
 
     name: str
     title: str
@@ -70,6 +78,7 @@ class Family:
     tokens: str = "regions"
     attention: str = "causal"
     stages: tuple[str, ...] = ("vision_encoder", "projector")
+    modules: Mapping[str, str] = field(default_factory=dict)  # canonical part -> path, over DEFAULT_MODULES
     limits: tuple[str, ...] = ()
     extras: tuple[str, ...] = ()
     min_transformers: str | None = "5.0"  # None: the family does not run on transformers
@@ -134,6 +143,13 @@ def family_of_tiny(name: str) -> Family:
 def family_of_architecture(architecture: str) -> Family | None:
     """The declared family matching ``architecture``, or ``None`` (e.g. an adapter added by entry point only)."""
     return next((f for f in declared().values() if architecture in f.architectures), None)
+
+
+def module_paths(architecture: str) -> dict[str, str]:
+    """Canonical part -> path from the top-level model, for the family declaring ``architecture`` (the defaults for
+    an architecture no declaration names)."""
+    family = family_of_architecture(architecture)
+    return {**DEFAULT_MODULES, **(dict(family.modules) if family is not None else {})}
 
 
 def adapter_targets() -> dict[str, str]:

@@ -7,6 +7,7 @@ FAMILY = Family(
     title="GLM-4.1V / GLM-4.5V",
     architectures=("Glm4vForConditionalGeneration", "Glm4vMoeForConditionalGeneration"),
     adapter="mmdiag.adapters.glm4v:Glm4vAdapter",
+    modules={"vision_encoder": "model.visual", "projector": "model.visual.merger"},
     tiny=(
         TinyBuild("glm4v", "mmdiag.checkpoints.tiny_glm4v:build_glm4v", stage_tokens=4),
         TinyBuild("glm4v_moe", "mmdiag.checkpoints.tiny_glm4v:build_glm4v", {"moe": True}, stage_tokens=4),

@@ -8,6 +8,11 @@ FAMILY = Family(
     title="Llama 4",
     architectures=("Llama4ForConditionalGeneration",),
     adapter="mmdiag.adapters.llama4:Llama4Adapter",
+    modules={
+        "vision_encoder": "vision_model",
+        "projector": "multi_modal_projector",
+        "language_model": "language_model",
+    },
     tiny=(
         TinyBuild("llama4", "mmdiag.checkpoints.tiny_llama4:build_llama4", stage_tokens=4),
         TinyBuild("llama4_all_moe", "mmdiag.checkpoints.tiny_llama4:build_llama4", {"moe_layers": (0, 1)}, 4),

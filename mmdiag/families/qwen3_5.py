@@ -7,6 +7,7 @@ FAMILY = Family(
     title="Qwen3.5",
     architectures=("Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration"),
     adapter="mmdiag.adapters.qwen3_5:Qwen3_5Adapter",
+    modules={"vision_encoder": "model.visual", "projector": "model.visual.merger"},
     tiny=(
         TinyBuild("qwen3_5", "mmdiag.checkpoints.tiny_qwen3_5:build_qwen3_5", stage_tokens=4),
         TinyBuild("qwen3_5_moe", "mmdiag.checkpoints.tiny_qwen3_5:build_qwen3_5", {"moe": True}, stage_tokens=4),

@@ -7,6 +7,7 @@ FAMILY = Family(
     title="Qwen3-VL",
     architectures=("Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration"),
     adapter="mmdiag.adapters.qwen3_vl:Qwen3VLAdapter",
+    modules={"vision_encoder": "model.visual", "projector": "model.visual.merger"},
     tiny=(
         TinyBuild("qwen3_vl", "mmdiag.checkpoints.tiny_qwen3_vl:build_qwen3_vl", stage_tokens=4),
         TinyBuild("qwen3_vl_moe", "mmdiag.checkpoints.tiny_qwen3_vl:build_qwen3_vl", {"moe": True}, stage_tokens=4),
