@@ -110,7 +110,10 @@ class Adapter(abc.ABC):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = type(self.model)(copy.deepcopy(self.model.config))
-        model = model.to(device=self.device, dtype=self.dtype)
+        model = model.to(device=self.device)
+        for tensor in [*model.parameters(), *model.buffers()]:  # not complex buffers (Llama 4's rotary table)
+            if tensor.is_floating_point() and tensor.dtype != self.dtype:
+                tensor.data = tensor.data.to(self.dtype)
         clone = copy.copy(self)
         clone.model = model.eval()
         clone.source = f"{self.source} (untrained copy, seed {seed})"
