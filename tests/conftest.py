@@ -30,7 +30,7 @@ def tiny_paths(tiny_dir: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def family_audits(tiny_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
-    """One ``mmdiag audit`` (the default suite, 12 scenes) of every tiny family, shared by the end-to-end and the
+    """One ``mmdiag audit`` (the default suite, 8 scenes) of every tiny family, shared by the end-to-end and the
     results-schema tests: family -> (run folder, exit code)."""
     from mmdiag.cli import main
 
@@ -38,7 +38,7 @@ def family_audits(tiny_paths: dict[str, Path], tmp_path_factory: pytest.TempPath
     return {
         family: (
             root / family,
-            main(["audit", "--model", str(path), "--out", str(root / family), "--n-examples", "12", "--no-progress"]),
+            main(["audit", "--model", str(path), "--out", str(root / family), "--n-examples", "8", "--no-progress"]),
         )
         for family, path in tiny_paths.items()
     }
