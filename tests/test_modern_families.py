@@ -197,3 +197,15 @@ def test_gemma3_sliding_window_shorter_than_the_prompt_keeps_scores_exact(tmp_pa
             for k, question in enumerate(questions):
                 alone = adapter.answer_scores([image], [question])
                 np.testing.assert_allclose(together.p_yes[k], alone.p_yes[0], rtol=2e-6, atol=1e-9)
+
+
+def test_gemma3_block_ids_fallback_is_transformers_rule() -> None:
+    """The adapter's own block numbering (used where transformers has no ``get_block_sequence_ids_for_mask``) equals
+    transformers' on random token types: a new group at every run of image tokens, from 0 per row, -1 for text."""
+    from transformers.models.gemma3.modeling_gemma3 import get_block_sequence_ids_for_mask
+
+    from mmdiag.adapters.gemma3 import _block_ids
+
+    types = (torch.rand(16, 40, generator=torch.Generator().manual_seed(0)) < 0.4).long()
+    torch.testing.assert_close(_block_ids(types), get_block_sequence_ids_for_mask(types))
+    assert int(_block_ids(types).max()) > 1  # several runs per row: the numbering is exercised

@@ -156,19 +156,6 @@ class Gemma3Adapter(TowerGridLlavaAdapter):
         tokens attend to each other both ways, never to a later view's."""
         return self.image_blocks(batch)
 
-    # -- scoring -------------------------------------------------------------------------------
-    def _prefix_cache(self, inputs: dict[str, torch.Tensor]) -> Any:
-        """The prefix's KV cache, its per-token inputs (``token_type_ids``) cut to the prefix like its ids. Defensive:
-        5.25 reads full-length token types as block ids of keys the prefix does not have, harmlessly (checked: the
-        same scores without the cut); a release that checks the lengths would refuse them."""
-        length = inputs["input_ids"].shape[1]
-        rows = inputs["input_ids"].shape[0]
-        per_token = [
-            k for k, v in inputs.items() if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[0] == rows
-        ]
-        trimmed = {k: v[:, :length] if k in per_token else v for k, v in inputs.items()}
-        return super()._prefix_cache(trimmed)
-
 
 def _block_ids(token_type_ids: torch.Tensor) -> torch.Tensor:
     """A new group at every run of image tokens (type 1), numbered from 0 in each row; -1 for text."""

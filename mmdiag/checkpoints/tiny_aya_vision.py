@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmdiag.checkpoints.tokenizer import build_word_tokenizer
+from mmdiag.checkpoints.tokenizer import build_special_tokenizer
 
 if TYPE_CHECKING:
     from mmdiag.checkpoints.tiny_parts import TinySpec
@@ -35,21 +35,12 @@ def build_aya_vision(out: Path, spec: TinySpec, sliding_window: int = SLIDING_WI
         AyaVisionProcessor,
         Cohere2Config,
         GotOcr2ImageProcessor,
-        PreTrainedTokenizerFast,
         SiglipVisionConfig,
     )
 
     from mmdiag.checkpoints.tiny_parts import alternating_layers, text_kwargs, vision_kwargs
 
-    words = build_word_tokenizer()
-    words.add_tokens([*IMAGE_TOKENS, *TURN_TOKENS], special_tokens=True)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words.backend_tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-    )
+    tokenizer = build_special_tokenizer([*IMAGE_TOKENS, *TURN_TOKENS])
     text = Cohere2Config(
         **text_kwargs(
             tokenizer,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmdiag.checkpoints.tokenizer import build_word_tokenizer
+from mmdiag.checkpoints.tokenizer import build_special_tokenizer
 
 if TYPE_CHECKING:
     from mmdiag.checkpoints.tiny_parts import TinySpec
@@ -36,22 +36,12 @@ def build_gemma3(out: Path, spec: TinySpec, pan_and_scan: bool = True, sliding_w
         Gemma3ImageProcessor,
         Gemma3Processor,
         Gemma3TextConfig,
-        PreTrainedTokenizerFast,
         SiglipVisionConfig,
     )
 
     from mmdiag.checkpoints.tiny_parts import alternating_layers, text_kwargs, vision_kwargs
 
-    words = build_word_tokenizer()
-    words.add_tokens([*IMAGE_TOKENS.values(), *TURN_TOKENS], special_tokens=True)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words.backend_tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        extra_special_tokens=IMAGE_TOKENS,
-    )
+    tokenizer = build_special_tokenizer([*IMAGE_TOKENS.values(), *TURN_TOKENS], IMAGE_TOKENS)
     ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in IMAGE_TOKENS.items()}
     text = Gemma3TextConfig(
         **text_kwargs(

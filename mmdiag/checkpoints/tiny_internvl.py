@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmdiag.checkpoints.tokenizer import build_word_tokenizer
+from mmdiag.checkpoints.tokenizer import build_special_tokenizer
 
 if TYPE_CHECKING:
     from mmdiag.checkpoints.tiny_parts import TinySpec
@@ -26,21 +26,11 @@ def build_internvl(out: Path, spec: TinySpec) -> None:
         InternVLProcessor,
         InternVLVideoProcessor,
         InternVLVisionConfig,
-        PreTrainedTokenizerFast,
     )
 
     from mmdiag.checkpoints.tiny_parts import IMAGE_MEAN, IMAGE_STD, llama_config
 
-    words = build_word_tokenizer()
-    words.add_tokens(list(IMAGE_TOKENS.values()), special_tokens=True)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words.backend_tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        extra_special_tokens=IMAGE_TOKENS,
-    )
+    tokenizer = build_special_tokenizer(list(IMAGE_TOKENS.values()), IMAGE_TOKENS)
     vision = InternVLVisionConfig(
         hidden_size=spec.hidden,
         intermediate_size=spec.hidden * 2,

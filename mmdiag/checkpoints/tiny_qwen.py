@@ -13,6 +13,17 @@ if TYPE_CHECKING:
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
 
+def vision_token_ids(tokenizer) -> dict[str, int]:  # noqa: ANN001 - a transformers tokenizer
+    """The Qwen-VL config's vision token ids (image, video, vision start / end) in ``tokenizer``."""
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
+
+
 def build_qwen2_vl(out: Path, spec: TinySpec, v2_5: bool = False) -> None:
     import transformers
 
@@ -22,7 +33,6 @@ def build_qwen2_vl(out: Path, spec: TinySpec, v2_5: bool = False) -> None:
     )
     tokenizer = build_word_tokenizer()
     tokenizer.add_tokens(list(VISION_TOKENS), special_tokens=True)
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
     head_dim = spec.hidden // spec.heads
     text = dict(
         vocab_size=len(tokenizer),
@@ -61,10 +71,7 @@ def build_qwen2_vl(out: Path, spec: TinySpec, v2_5: bool = False) -> None:
     config = config_cls(
         text_config=text,
         vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **vision_token_ids(tokenizer),
     )
     model_cls(config).eval().save_pretrained(out)
     pixels = {

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmdiag.checkpoints.tiny_parts import native_pixels, native_vision_kwargs, text_kwargs
+from mmdiag.checkpoints.tiny_qwen import VISION_TOKENS, vision_token_ids
 
 if TYPE_CHECKING:
     from mmdiag.checkpoints.tiny_parts import TinySpec
 
-VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 CHAT_TOKENS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>")
 
 # Qwen3.5's chat template reduced to what mmdiag renders: image then text in a user turn, an optional system turn,
@@ -43,7 +43,6 @@ def build_qwen3_5(out: Path, spec: TinySpec, moe: bool = False) -> None:
     prefix = "Qwen3_5Moe" if moe else "Qwen3_5"
     config_cls, model_cls = (getattr(transformers, prefix + n) for n in ("Config", "ForConditionalGeneration"))
     tokenizer = build_qwen_tokenizer()
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
     head_dim = 2 * spec.hidden // spec.heads  # 16: a rotary part of 8 dims (partial 0.5) holds the 3 M-RoPE sections
     text = text_kwargs(
         tokenizer,
@@ -82,10 +81,7 @@ def build_qwen3_5(out: Path, spec: TinySpec, moe: bool = False) -> None:
     config = config_cls(
         text_config=text,
         vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **vision_token_ids(tokenizer),
     )
     model = model_cls(config).eval()
     import torch

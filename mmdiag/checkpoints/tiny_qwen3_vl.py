@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmdiag.checkpoints.tiny_parts import native_pixels, native_vision_kwargs, text_kwargs
-from mmdiag.checkpoints.tiny_qwen import VISION_TOKENS
+from mmdiag.checkpoints.tiny_qwen import VISION_TOKENS, vision_token_ids
 from mmdiag.checkpoints.tokenizer import build_word_tokenizer
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ def build_qwen3_vl(out: Path, spec: TinySpec, moe: bool = False) -> None:
     config_cls, model_cls = (getattr(transformers, prefix + n) for n in ("Config", "ForConditionalGeneration"))
     tokenizer = build_word_tokenizer()
     tokenizer.add_tokens(list(VISION_TOKENS), special_tokens=True)
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
     head_dim = spec.hidden // spec.heads
     half = head_dim // 2  # M-RoPE sections (t, h, w) cover the rotary half; interleaved t h w t h w ...
     text = text_kwargs(
@@ -61,10 +60,7 @@ def build_qwen3_vl(out: Path, spec: TinySpec, moe: bool = False) -> None:
     config = config_cls(
         text_config=text,
         vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **vision_token_ids(tokenizer),
     )
     model_cls(config).eval().save_pretrained(out)
     pixels = native_pixels(spec, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])

@@ -51,3 +51,21 @@ def build_word_tokenizer(
         pad_token=PAD,
         extra_special_tokens=extra,
     )
+
+
+def build_special_tokenizer(
+    tokens: Sequence[str], named: dict[str, str] | None = None, words: Sequence[str] | None = None, add_bos: bool = True
+) -> PreTrainedTokenizerFast:
+    """The word tokenizer (see :func:`build_word_tokenizer`) plus a family's ``tokens`` as special tokens; ``named``
+    become the tokenizer's named special tokens (``{"image_token": "<image_soft_token>"}``: what processors read as
+    ``tokenizer.image_token``)."""
+    base = build_word_tokenizer(words, add_bos=add_bos)
+    base.add_tokens([*dict.fromkeys([*tokens, *(named or {}).values()])], special_tokens=True)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer,
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        pad_token=PAD,
+        extra_special_tokens=dict(named or {}),
+    )
