@@ -39,6 +39,7 @@ LAYERS = {
     "lazy_registry": 8,
     "families": 7.5,  # the family declarations: data the adapter registry, mmdiag tiny and the docs read
     "errors": 9,
+    "memory": 9,  # freed memory handed back to the operating system between phases
     "mmdiag": 10,
 }
 

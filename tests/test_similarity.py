@@ -71,12 +71,12 @@ def test_too_few_images_are_undefined_with_a_reason():
 
 def test_leave_one_out_cka_equals_recomputing_without_each_image():
     """The jackknife's O(n^2) leave-one-out CKA against n direct CKAs of n-1 images."""
-    from mmdiag.metrics.similarity import _cka, _cka_leave_one_out, _gram, _hsic_parts
+    from mmdiag.metrics.similarity import _cka, _cka_leave_one_out, _hsic_parts, centred_gram
 
     rng = np.random.default_rng(5)
     a = rng.normal(size=(23, 7, 5))
     b = a.reshape(23, -1)[:, :20] + rng.normal(size=(23, 20))
-    k, l = _gram(a), _gram(b)
+    k, l = centred_gram(a), centred_gram(b)
     fast = _cka_leave_one_out(_hsic_parts(k), _hsic_parts(l))
     keep = np.ones(23, dtype=bool)
     for i in range(23):

@@ -64,12 +64,12 @@ def _decision(problem: HeadProblem, n_classes: int) -> np.ndarray:
 
     from mmdiag.probes.spatial import heads
 
-    x, mask, test, _ = heads._standardised([problem])
+    x, test, _ = heads._standardised([problem.inputs()], [problem.standardise])
     codes = np.searchsorted(np.unique(problem.train_y), problem.train_y)
     y = torch.as_tensor(codes)[None]
     if n_classes == 2:
-        return heads._binomial(x, y, mask, 1.0, 1e-6, 100, test)[0, : len(problem.test_x)].numpy()
-    scores = heads._multinomial(x, y, mask, n_classes, 1.0, 1e-6, 100, test)[0, : len(problem.test_x)].numpy()
+        return heads._binomial(x, y, 1.0, 1e-6, 100, test)[0, : len(problem.test_x)].numpy()
+    scores = heads._multinomial(x, y, n_classes, 1.0, 1e-6, 100, test)[0, : len(problem.test_x)].numpy()
     return scores
 
 

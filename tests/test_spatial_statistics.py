@@ -94,14 +94,21 @@ def test_mean_retention_has_a_joint_ci_from_the_same_scene_draws():
     assert "c: the pre-projector score does not beat" in partial.description
 
 
-def test_rounds_keep_the_jobs_in_order_and_bound_the_planned_features():
-    """One round at the release suite's size; at 1,600 scenes the permutation nulls go a few at a time."""
-    from mmdiag.probes.spatial import ROUND_BYTES, _rounds
+def test_rounds_keep_the_jobs_in_order_and_bound_the_columns_held():
+    """One round at the release suite's size; at 1,600 scenes a few feature columns at a time."""
+    from mmdiag.probes.spatial import ROUND_BYTES, _column_key, _rounds
 
-    jobs = [("attention", f"stage{k}", "grid_cell", 39 if k < 16 else 0) for k in range(144)]
-    assert _rounds(jobs, 48) == [jobs]
-    rounds = _rounds(jobs, 1600)
-    assert [job for part in rounds for job in part] == jobs and len(rounds) > 4
+    jobs = [(r, f"stage{k}", task, 39 if k < 2 else 0) for r in ("attention", "flattened") for k in range(8)
+            for task in ("grid_cell", "left_of")]  # fmt: skip
+    jobs.sort(key=_column_key)
+    keys = {_column_key(job) for job in jobs}
+
+    def sizes(n_scenes: int) -> dict[str, int]:
+        return dict.fromkeys(keys, n_scenes * 64 * 16 * 4)
+
+    assert _rounds(jobs, sizes(48)) == [jobs]
+    rounds = _rounds(jobs, sizes(1600))
+    assert [job for part in rounds for job in part] == jobs and len(rounds) > 3
     for part in rounds:
-        size = sum((job[3] + 1) * 5 * 1600 * 40 * 8 for job in part)
-        assert len(part) == 1 or size <= ROUND_BYTES
+        columns = {_column_key(job) for job in part}
+        assert len(columns) == 1 or len(columns) * 1600 * 64 * 16 * 4 <= ROUND_BYTES

@@ -33,15 +33,27 @@ class Similarity:
     undefined: str | None = None
 
 
-def _gram(features: np.ndarray) -> np.ndarray:
-    x = features.reshape(len(features), -1).astype(np.float64)
-    x = x - x.mean(0)
-    return x @ x.T
+GRAM_BLOCK = 1024  # features turned to float64 at a time when a Gram matrix is formed
 
 
-def _hsic_parts(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """A Gram matrix with a zeroed diagonal, its row sums and its total (what unbiased HSIC needs)."""
-    k = k.copy()
+def centred_gram(features: np.ndarray) -> np.ndarray:
+    """[n, n] Gram matrix of n images' features ([n, ...], any float dtype) after centring each feature, in float64,
+    formed a block of ``GRAM_BLOCK`` features at a time: the memory beyond the features is the [n, n] result and
+    one [n, GRAM_BLOCK] block, whatever the width. Both similarity measures read only this matrix, so a caller
+    forms it once per stage and drops the features."""
+    x = features.reshape(len(features), -1)
+    gram = np.zeros((len(x), len(x)))
+    for start in range(0, x.shape[1], GRAM_BLOCK):
+        block = x[:, start : start + GRAM_BLOCK].astype(np.float64)
+        block -= block.mean(0)
+        gram += block @ block.T
+    return gram
+
+
+def _hsic_parts(k: np.ndarray, copy: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """A Gram matrix with a zeroed diagonal, its row sums and its total (what unbiased HSIC needs); in place when
+    ``copy`` is False."""
+    k = k.copy() if copy else k
     np.fill_diagonal(k, 0.0)
     rows = k.sum(1)
     return k, rows, float(rows.sum())
@@ -95,16 +107,22 @@ def debiased_cka(a: np.ndarray, b: np.ndarray) -> float | None:
     """Debiased linear CKA between [n, ...] and [n, ...] features of the same n images (None for n < 4)."""
     if len(a) < 4:
         return None
-    return _cka(_gram(a), _gram(b))
+    return _cka(centred_gram(a), centred_gram(b))
 
 
 def cka_with_null(a: np.ndarray, b: np.ndarray, seed: int = 0, permutations: int = PERMUTATIONS) -> Similarity:
     """Debiased linear CKA with a jackknife CI and a permutation null (images of ``b`` shuffled)."""
-    n = len(a)
+    if len(a) < 6:
+        return Similarity(None, None, None, None, None, len(a), f"{len(a)} images: debiased CKA needs at least 6")
+    return cka_of_grams(centred_gram(a), centred_gram(b), seed, permutations)
+
+
+def cka_of_grams(k: np.ndarray, l: np.ndarray, seed: int = 0, permutations: int = PERMUTATIONS) -> Similarity:
+    """:func:`cka_with_null` from the two stages' :func:`centred_gram` matrices (zeroed on the diagonal in place)."""
+    n = len(k)
     if n < 6:
         return Similarity(None, None, None, None, None, n, f"{n} images: debiased CKA needs at least 6")
-    k, l = _gram(a), _gram(b)
-    kp, lp = _hsic_parts(k), _hsic_parts(l)
+    kp, lp = _hsic_parts(k, copy=False), _hsic_parts(l, copy=False)
     scale = _hsic(kp, kp) * _hsic(lp, lp)
     if scale <= 0:
         return Similarity(None, None, None, None, None, n, "a stage has no variance across images")
@@ -125,34 +143,49 @@ def cka_with_null(a: np.ndarray, b: np.ndarray, seed: int = 0, permutations: int
     return Similarity(value, low, high, float(null.mean()), p_value, n)
 
 
-def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
-    """Boolean [n, n]: row i marks the k nearest neighbours of image i (cosine of centred features)."""
-    n = len(x)
-    x = x.reshape(n, -1).astype(np.float64)
-    x = x - x.mean(0)
-    x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
-    sims = x @ x.T
-    np.fill_diagonal(sims, -np.inf)
-    nearest = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    marks = np.zeros((n, n), dtype=bool)
-    marks[np.arange(n)[:, None], nearest] = True
-    return marks
+def _neighbours(gram: np.ndarray, k: int) -> np.ndarray:
+    """[n, k]: the k nearest neighbours of each image (cosine of centred features, from their
+    :func:`centred_gram`: ``K_ij / sqrt(K_ii K_jj)``), nearest first, ties to the lower index."""
+    n = len(gram)
+    norms = np.sqrt(np.clip(np.diagonal(gram), 0.0, None)) + 1e-12
+    nearest = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, 256):  # a block of rows at a time: no [n, n] sort
+        sims = gram[start : start + 256] / norms[start : start + 256, None] / norms[None, :]
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        nearest[start : start + len(sims)] = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return nearest
 
 
 def knn_overlap_with_null(
     a: np.ndarray, b: np.ndarray, k: int = 10, seed: int = 0, permutations: int = PERMUTATIONS
 ) -> Similarity:
     """Mean share of each image's k nearest neighbours kept between two stages, with its null k / (n - 1)."""
-    n = len(a)
+    if len(a) <= k + 1:
+        return Similarity(
+            None, None, None, None, None, len(a), f"{len(a)} images: {k}-NN overlap needs more than {k + 1}"
+        )
+    return knn_of_grams(centred_gram(a), centred_gram(b), k, seed, permutations)
+
+
+def knn_of_grams(
+    k_a: np.ndarray, k_b: np.ndarray, k: int = 10, seed: int = 0, permutations: int = PERMUTATIONS
+) -> Similarity:
+    """:func:`knn_overlap_with_null` from the two stages' :func:`centred_gram` matrices (read only).
+
+    The permutation null counts, for each image ``i`` and each of its neighbours ``j`` in ``a``, whether ``π(j)`` is
+    a neighbour of ``π(i)`` in ``b`` (the images of ``b`` shuffled): n·k look-ups per permutation."""
+    n = len(k_a)
     if n <= k + 1:
         return Similarity(None, None, None, None, None, n, f"{n} images: {k}-NN overlap needs more than {k + 1}")
-    na, nb = _neighbours(a, k), _neighbours(b, k)
-    per_image = (na & nb).sum(1) / k
+    na, nb = _neighbours(k_a, k), _neighbours(k_b, k)
+    marks_b = np.zeros((n, n), dtype=bool)
+    marks_b[np.arange(n)[:, None], nb] = True
+    per_image = marks_b[np.arange(n)[:, None], na].sum(1) / k
     value = float(per_image.mean())
     rng = np.random.default_rng(seed)
     null = np.array(
         [
-            float((na & nb[np.ix_(order, order)]).sum()) / (n * k)
+            float(marks_b[order[:, None], order[na]].sum()) / (n * k)
             for order in (rng.permutation(n) for _ in range(permutations))
         ]
     )

@@ -50,11 +50,26 @@ def bootstrap_ci(
     return float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1 - alpha))
 
 
-@functools.lru_cache(maxsize=32)
+GATHERED = 2**20  # resampled values gathered at once (8 MiB of float64), whatever the number of rows
+CACHED_DRAWS = 2**20  # resample indices kept for reuse up to this many entries (8 MiB) per (seed, n, n_boot)
+
+
 def resample_indices(seed: int, n: int, n_boot: int) -> np.ndarray:
     """[n_boot, n] bootstrap row indices from ``default_rng(seed)``, drawn one resample at a time exactly as a
     loop of ``rng.integers(0, n, size=n)`` draws them (one [n_boot, n] call draws a different stream when n is
-    odd). They depend on (seed, n, n_boot) only, so they are drawn once and shared (read-only)."""
+    odd). They depend on (seed, n, n_boot) only, so small ones are drawn once and shared (read-only); large ones
+    (thousands of scenes) are drawn again rather than kept."""
+    if n * n_boot <= CACHED_DRAWS:
+        return _cached_resample_indices(seed, n, n_boot)
+    return _draw_resample_indices(seed, n, n_boot)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_resample_indices(seed: int, n: int, n_boot: int) -> np.ndarray:
+    return _draw_resample_indices(seed, n, n_boot)
+
+
+def _draw_resample_indices(seed: int, n: int, n_boot: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     draws = np.stack([rng.integers(0, n, size=n) for _ in range(n_boot)])
     draws.setflags(write=False)
@@ -68,7 +83,8 @@ def bootstrap_ci_columns(matrix: np.ndarray, *, n_boot: int = 1000, level: float
         return np.full((matrix.shape[1], 2), np.nan)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, matrix.shape[0], size=(n_boot, matrix.shape[0]))
-    means = matrix[picks].mean(axis=1)  # [n_boot, k]
+    block = max(1, GATHERED // matrix.size)  # draws gathered at a time: [block, n, k] stays small at any n
+    means = np.concatenate([matrix[picks[s : s + block]].mean(axis=1) for s in range(0, n_boot, block)])  # [n_boot, k]
     alpha = (1 - level) / 2
     return np.stack([np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)], axis=1)
 

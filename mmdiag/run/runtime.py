@@ -19,11 +19,13 @@ from typing import Any
 import torch
 
 from mmdiag.adapters.base import Adapter
+from mmdiag.memory import release_freed_memory
 from mmdiag.probes.base import ExampleOutput, Probe, ProbeExample, ProbeResult
 from mmdiag.run.distributed import ProcessInfo
 from mmdiag.run.phase_bar import PhaseBar
 from mmdiag.run.progress import AuditProgress
 from mmdiag.run.store import RunStore
+from mmdiag.run.stored_arrays import StoredArrays
 
 OOM_HINT = (
     "out of memory: lower --batch-size, shard the model with --device-map auto (and --max-memory), "
@@ -114,8 +116,9 @@ def _aggregate(
     if not good:
         return None, failures
     records = [{"example_id": r["example_id"], **r["values"]} for r in good]
-    arrays = [store.arrays(probe.name, r["example_id"]) for r in good]
+    arrays = StoredArrays([store.array_path(probe.name, r["example_id"]) for r in good])
     result = probe.aggregate(adapter, records, arrays)
+    release_freed_memory()  # the aggregate's peak is not kept under the next probe's
     result.n_failed = len(failures)
     return result, failures
 

@@ -321,8 +321,12 @@ class RunStore:
                     latest[record["example_id"]] = record
         return latest
 
+    def array_path(self, probe: str, example_id: str) -> Path:
+        """Where an example's arrays are (or would be) stored."""
+        return self.run_dir / ARRAYS_DIR / probe / _array_name(example_id)
+
     def arrays(self, probe: str, example_id: str) -> dict[str, np.ndarray]:
-        path = self.run_dir / ARRAYS_DIR / probe / _array_name(example_id)
+        path = self.array_path(probe, example_id)
         if not path.is_file():
             return {}
         with np.load(path) as data:

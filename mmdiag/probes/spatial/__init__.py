@@ -24,20 +24,25 @@ CLIP (no projector into an LLM): patch tokens vs the pooled embedding, plus a Wh
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
-from mmdiag.metrics.similarity import cka_with_null, knn_overlap_with_null
+from mmdiag.memory import release_freed_memory
+from mmdiag.metrics.similarity import centred_gram, cka_of_grams, knn_of_grams
 from mmdiag.metrics.stats import bootstrap_ci, resample_indices
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
+from mmdiag.probes.example_arrays import ExampleArrays, example_arrays
 from mmdiag.probes.sections import Figure, Finding, ReportSection
 from mmdiag.probes.spatial.heads import fit_predict
 from mmdiag.probes.spatial.readouts import (
+    DRAW_BLOCK,
     FOLDS,
     PCA_BUDGET,
     READOUTS,
@@ -62,8 +67,8 @@ REFERENCE = ("red circle", "blue square")  # the inserted object (the second whe
 # source whose vocabulary lacks them inserts its first two object names
 PAIR = "@pair"
 MAX_FIT_THREADS = 8  # threads for the readouts' fits (at most the machine's cores)
-FIT_SHARES = 4  # the heads are fitted in this many fixed batches (on up to as many threads)
-ROUND_BYTES = 256 * 2**20  # the planned features held at once, about (see _rounds)
+FIT_SHARES = 4  # the heads are fitted in this many shares (on up to as many threads)
+ROUND_BYTES = 32 * 2**20  # the feature columns held at once, about (see _rounds)
 SIMILARITY = "similarity:"  # raw-token features of a stage, for CKA and kNN overlap
 
 
@@ -228,9 +233,10 @@ class SpatialProbe(Probe):
             )
         if not stages:
             return result
-        has_untrained = "untrained:" + stages[0] in arrays[0]
+        columns = example_arrays(arrays)
+        has_untrained = "untrained:" + stages[0] in columns.array_names()
         post_stage = "projector" if "projector" in stages else stages[-1]
-        fits = self._fit_all(arrays, records, stages, post_stage, result.tasks, has_untrained)
+        fits = self._fit_all(columns, records, stages, post_stage, result.tasks, has_untrained)
         for readout in READOUTS:
             table: dict[str, dict[str, Any]] = {}
             predictions: dict[tuple[str, str], OutOfFold | None] = {}
@@ -250,12 +256,13 @@ class SpatialProbe(Probe):
                 primary_draws = {task: d for (stage, task), d in retention_draws.items() if stage == post_stage}
             result.readouts[readout] = table
         result.scores = result.readouts[READOUTS[0]]
-        pre = np.stack([a[SIMILARITY + stages[0]] for a in arrays])
+        pre = centred_gram(columns.column(SIMILARITY + stages[0]))  # each stage's tokens read once, as a Gram matrix
         for stage in stages[1:]:
-            post = np.stack([a[SIMILARITY + stage] for a in arrays])
+            post = centred_gram(columns.column(SIMILARITY + stage))
+            knn = knn_of_grams(pre, post, seed=self.seed)
             result.similarity[stage] = {
-                "cka": asdict(cka_with_null(pre, post, self.seed)),
-                "knn_overlap": asdict(knn_overlap_with_null(pre, post, seed=self.seed)),
+                "cka": asdict(cka_of_grams(pre.copy(), post, self.seed)),  # zeroes the diagonals it is given
+                "knn_overlap": asdict(knn),
             }
             result.cka[stage] = result.similarity[stage]["cka"]["value"]
             result.knn_overlap[stage] = result.similarity[stage]["knn_overlap"]["value"]
@@ -290,7 +297,7 @@ class SpatialProbe(Probe):
 
     def _fit_all(
         self,
-        arrays: list[dict[str, np.ndarray]],
+        columns: ExampleArrays,
         records: list[dict[str, Any]],
         stages: list[str],
         post_stage: str,
@@ -299,11 +306,13 @@ class SpatialProbe(Probe):
     ) -> dict[tuple[str, str, str], OutOfFold | None]:
         """Every readout's out-of-fold predictions, by (readout, stage, task), ``untrained:`` stages included.
 
-        Each readout's cross-validation is planned first (folds and per-fold features, which depend on its own
-        tokens and seeds only: on a pool of threads, as numpy releases the GIL in its kernels), then every head
-        of every readout of the round is fitted in a few batched calls (thousands of small problems: one Newton
-        solve per iteration for many of them instead of one per readout), then each readout's predictions are
-        put back together. Rounds (:func:`_rounds`) bound the features held at once on large scene counts."""
+        The jobs go in rounds of a few feature columns (:func:`_rounds`: every job of the release suite in one
+        round; at 1,600 scenes a few columns at a time, so the tokens held do not grow with the scenes). In a
+        round each readout's cross-validation is planned (folds and labels only), then every head of the round is
+        fitted in a few batched calls on a pool of threads (thousands of small problems: one Newton solve per
+        iteration for many of them), each fold's features computed when its heads are fitted and dropped after
+        (:class:`~mmdiag.probes.spatial.readouts.FoldFeatures`), then each readout's predictions are put back
+        together. No head's result depends on the rounds, the batches or the threads."""
         jobs: list[tuple[str, str, str, int]] = []
         for readout in READOUTS:
             for stage in stages:
@@ -314,16 +323,18 @@ class SpatialProbe(Probe):
                     jobs.append((readout, stage, task, self.null_permutations if null else 0))
                     if has_untrained:
                         jobs.append((readout, "untrained:" + stage, task, 0))
-
-        def plan(job: tuple[str, str, str, int]) -> FoldPlan | None:
-            readout, stage, task, permutations = job
-            return self._plan(arrays, records, stage, task, readout, permutations)
-
+        keys = list(dict.fromkeys(_column_key(job) for job in jobs))
+        jobs.sort(key=lambda job: keys.index(_column_key(job)))  # stable: jobs reading the same column together
+        labelled = {task: _labelled(records, task) for task in tasks}
         workers = min(len(jobs), os.cpu_count() or 1, MAX_FIT_THREADS)
         out: dict[tuple[str, str, str], OutOfFold | None] = {job[:3]: None for job in jobs}
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for round_jobs in _rounds(jobs, len(records)):
-                plans = list(pool.map(plan, round_jobs))
+        # the pool's threads are the parallelism: BLAS threads on top of them oversubscribe the cores (numpy's and
+        # scipy's thread pools spinning against each other made the fits 3-4x slower on 2 cores)
+        with ThreadPoolExecutor(max_workers=workers) as pool, threadpool_limits(limits=1, user_api="blas"):
+            for round_jobs in _rounds(jobs, {key: columns.column_nbytes(key) for key in keys}):
+                loaded = {key: columns.column(key) for key in dict.fromkeys(map(_column_key, round_jobs))}
+
+                plans = list(pool.map(functools.partial(self._plan, loaded, labelled), round_jobs))
                 for regression in (False, True):
                     mine = [
                         (job, p) for job, p in zip(round_jobs, plans) if p is not None and p.regression == regression
@@ -333,24 +344,24 @@ class SpatialProbe(Probe):
                     )
                     for job, p in mine:
                         out[job[:3]] = p.finish([next(predicted) for _ in p.problems])
+                del loaded, plans
+                release_freed_memory()  # each round's peak is not kept under the next one's
         return out
 
     def _plan(
         self,
-        arrays: list[dict[str, np.ndarray]],
-        records: list[dict[str, Any]],
-        stage: str,
-        task: str,
-        readout: str,
-        permutations: int = 0,
+        loaded: dict[str, np.ndarray],
+        labelled: dict[str, tuple[np.ndarray, list[Any]]],
+        job: tuple[str, str, str, int],
     ) -> FoldPlan | None:
-        key = stage + PAIR if task in RELATION_TASKS else stage
-        rows = [(a[key], r["labels"][task]) for a, r in zip(arrays, records) if r["labels"].get(task) is not None]
-        if not rows:
+        readout, _, task, permutations = job
+        rows, labels = labelled[task]
+        if not len(rows):
             return None
-        features = np.stack([f for f, _ in rows])
+        tokens = loaded[_column_key(job)]
+        all_rows = len(rows) == len(tokens)
         return plan_out_of_fold(
-            features, [lab for _, lab in rows], task in REGRESSION, readout, self.seed, permutations
+            tokens, labels, task in REGRESSION, readout, self.seed, permutations, rows=None if all_rows else rows
         )
 
     @staticmethod
@@ -411,32 +422,47 @@ class SpatialProbe(Probe):
         }
 
 
-def _rounds(jobs: list[tuple[str, str, str, int]], n_scenes: int) -> list[list[tuple[str, str, str, int]]]:
-    """Jobs cut, in order, into rounds whose planned features stay under ``ROUND_BYTES`` (estimated from the
-    scene count, every fold's train and test features at ``PCA_BUDGET`` + 8 float64 columns), so the features
-    held at once do not grow with the permutations times the scenes: one round at the release suite's size. The
-    rounds depend on the jobs and the scene count only, never on the machine."""
+def _column_key(job: tuple[str, str, str, int]) -> str:
+    """The feature column a job reads: the stage's tokens, or its pair twin's for the relation tasks."""
+    _, stage, task, _ = job
+    return stage + PAIR if task in RELATION_TASKS else stage
+
+
+def _labelled(records: list[dict[str, Any]], task: str) -> tuple[np.ndarray, list[Any]]:
+    """The rows with a label for ``task`` and their labels."""
+    rows = [i for i, r in enumerate(records) if r["labels"].get(task) is not None]
+    return np.array(rows, dtype=np.int64), [records[i]["labels"][task] for i in rows]
+
+
+def _rounds(jobs: list[tuple[str, str, str, int]], sizes: dict[str, int]) -> list[list[tuple[str, str, str, int]]]:
+    """Jobs cut, in order, into rounds whose feature columns (``sizes``: bytes per column) stay under
+    ``ROUND_BYTES`` together (a round always takes at least one column): one round at the release suite's size, a
+    few columns at a time at 1,600 scenes. The rounds depend on the jobs and the scene count only."""
     rounds: list[list[tuple[str, str, str, int]]] = [[]]
-    held = 0
+    held: set[str] = set()
     for job in jobs:
-        size = (job[3] + 1) * FOLDS * n_scenes * (PCA_BUDGET + 8) * 8
-        if rounds[-1] and held + size > ROUND_BYTES:
+        key = _column_key(job)
+        if key not in held and held and sum(sizes[k] for k in held) + sizes[key] > ROUND_BYTES:
             rounds.append([])
-            held = 0
+            held = set()
+        held.add(key)
         rounds[-1].append(job)
-        held += size
     return rounds
 
 
 def _fit_shares(problems: list[Any], regression: bool, pool: ThreadPoolExecutor) -> list[np.ndarray]:
-    """Every head's test predictions, fitted in ``FIT_SHARES`` fixed batches (each a share of every kind of
-    problem) on ``pool``'s threads: a batch's composition moves the last bits of its fits, so the batches never
-    depend on the thread count."""
-    shares = [problems[k::FIT_SHARES] for k in range(FIT_SHARES)]
-    fitted = list(pool.map(lambda share: fit_predict(share, regression), shares))
+    """Every head's test predictions, fitted in ``FIT_SHARES`` shares on ``pool``'s threads. The heads that read
+    the same fold's features (``share_key``) go to the same share, so each fold is computed once, on one thread;
+    the shares take the folds in turn."""
+    slots: dict[Any, int] = {}
+    shares: list[list[int]] = [[] for _ in range(FIT_SHARES)]
+    for index, problem in enumerate(problems):
+        shares[slots.setdefault(problem.share_key, len(slots) % FIT_SHARES)].append(index)
+    fitted = list(pool.map(lambda share: fit_predict([problems[i] for i in share], regression), shares))
     merged: list[np.ndarray] = [None] * len(problems)  # type: ignore[list-item]
-    for k, values in enumerate(fitted):
-        merged[k::FIT_SHARES] = values
+    for share, values in zip(shares, fitted):
+        for index, value in zip(share, values):
+            merged[index] = value
     return merged
 
 
@@ -594,7 +620,9 @@ def _selectivity(task: OutOfFold | None, control: OutOfFold | None, seed: int) -
         return {"selectivity_ci": [None, None], "selectivity_p": None}
     hits = (task.pred == task.y).astype(float) - (control.pred == control.y).astype(float)
     picks = resample_indices(seed + 130363, len(hits), RETENTION_BOOT)
-    draws = hits[picks].mean(axis=1)
+    draws = np.concatenate(
+        [hits[picks[start : start + DRAW_BLOCK]].mean(axis=1) for start in range(0, len(picks), DRAW_BLOCK)]
+    )
     return {
         "selectivity_ci": [float(q) for q in np.quantile(draws, [0.025, 0.975])],
         "selectivity_p": _bootstrap_p(draws),

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
-CHUNK_PARAMETERS = 40_000_000  # float64 Hessian entries solved at once (about 320 MB)
+CHUNK_BYTES = 64 * 2**20  # working memory of the heads solved at once, about (see _working_bytes)
 
 
 @dataclass
@@ -37,9 +38,42 @@ class HeadProblem:
     test_x: np.ndarray
     standardise: bool = True
 
+    @property
+    def n_train(self) -> int:
+        return len(self.train_y)
+
+    @property
+    def width(self) -> int:
+        return int(self.train_x.shape[1])
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(train_x, train_y, test_x)."""
+        return self.train_x, self.train_y, self.test_x
+
+    def classes(self) -> np.ndarray:
+        """The classes in the training labels (known without computing the features)."""
+        return np.unique(self.train_y)
+
+
+class Head(Protocol):
+    """What :func:`fit_predict` reads of a problem: sizes and labels up front, the features only when its batch is
+    solved (a planned problem computes them then, so the features held at once stay bounded)."""
+
+    standardise: bool
+
+    @property
+    def n_train(self) -> int: ...
+
+    @property
+    def width(self) -> int: ...
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def classes(self) -> np.ndarray: ...
+
 
 def fit_predict(
-    problems: Sequence[HeadProblem],
+    problems: Sequence[Head],
     regression: bool,
     *,
     c: float = 1.0,
@@ -47,76 +81,92 @@ def fit_predict(
     tol: float = 1e-6,
     max_iter: int = 100,
 ) -> list[np.ndarray]:
-    """Test-set predictions of every problem: class labels (logistic) or values (ridge)."""
+    """Test-set predictions of every problem: class labels (logistic) or values (ridge).
+
+    Problems are solved in batches of the same feature width, class count and training-set size, so no training row
+    is padded: each problem's arithmetic is the same whatever else is in its batch, and its predictions do not
+    depend on how the problems are grouped (``tests/test_spatial_heads.py``). A batch holds at most about
+    ``CHUNK_BYTES`` of working memory, whatever the number of scenes."""
     out: list[np.ndarray | None] = [None] * len(problems)
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple[int, int, int], list[int]] = {}
     classes: list[np.ndarray] = []
     for index, problem in enumerate(problems):
-        labels = np.unique(problem.train_y) if not regression else np.zeros(0)
+        labels = problem.classes() if not regression else np.zeros(0)
         classes.append(labels)
-        groups.setdefault((problem.train_x.shape[1], len(labels)), []).append(index)
-    for (dim, n_classes), members in groups.items():
-        per_problem = (dim + 1) ** 2 * max(1, n_classes if n_classes > 2 else 1) ** 2
-        step = max(1, CHUNK_PARAMETERS // per_problem)
+        groups.setdefault((problem.width, len(labels), problem.n_train), []).append(index)
+    for (dim, n_classes, n_train), members in groups.items():
+        step = max(1, CHUNK_BYTES // _working_bytes(dim, n_classes, n_train))
         for start in range(0, len(members), step):
             chunk = members[start : start + step]
-            x, mask, test, test_mask = _standardised([problems[i] for i in chunk])
+            inputs = [problems[i].inputs() for i in chunk]
+            x, test, test_mask = _standardised(inputs, [problems[i].standardise for i in chunk])
             if regression:
-                y = _padded([problems[i].train_y.astype(np.float64) for i in chunk], x.shape[1])
-                values = _ridge(x, y, mask, test, alpha)
+                y = torch.from_numpy(np.stack([train_y.astype(np.float64) for _, train_y, _ in inputs]))
+                values = _ridge(x, y, test, alpha)
                 for row, index in enumerate(chunk):
                     out[index] = values[row, : int(test_mask[row].sum())].numpy()
                 continue
-            codes = [np.searchsorted(classes[i], problems[i].train_y) for i in chunk]
-            y = _padded([c_.astype(np.float64) for c_ in codes], x.shape[1]).long()
+            codes = np.stack([np.searchsorted(classes[i], train_y) for i, (_, train_y, _) in zip(chunk, inputs)])
+            y = torch.from_numpy(codes.astype(np.int64))
+            del inputs
             if n_classes == 1:
                 picked = torch.zeros(test.shape[:2], dtype=torch.long)
             elif n_classes == 2:
-                picked = (_binomial(x, y, mask, c, tol, max_iter, test) > 0).long()
+                picked = (_binomial(x, y, c, tol, max_iter, test) > 0).long()
             else:
-                picked = _multinomial(x, y, mask, n_classes, c, tol, max_iter, test).argmax(-1)
+                picked = _multinomial(x, y, n_classes, c, tol, max_iter, test).argmax(-1)
             for row, index in enumerate(chunk):
                 out[index] = classes[index][picked[row, : int(test_mask[row].sum())].numpy()]
     return out  # type: ignore[return-value]
 
 
-def _padded(rows: list[np.ndarray], length: int) -> torch.Tensor:
-    out = torch.zeros(len(rows), length, dtype=torch.float64)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.from_numpy(np.asarray(row, dtype=np.float64))
-    return out
+def _working_bytes(dim: int, n_classes: int, n_rows: int) -> int:
+    """About the memory one problem takes while its batch is solved, measured on this code (peak resident memory
+    of a batch over its count): ridge holds about 4 copies of its [n, d + 1] float64 design, logistic regression
+    about 10 (the design, its weighted copies, gradients, line-search points); the multinomial adds its float32
+    Hessian (built, mixed and factorised, about 20 bytes per entry of [P, P]) and per-row products over the classes
+    (about 28 bytes per row, feature and class)."""
+    width = dim + 1
+    if n_classes == 0:  # ridge
+        return 8 * n_rows * width * 4
+    rows = 8 * n_rows * width * 10
+    if n_classes > 2:
+        params = (n_classes - 1) * width
+        return rows + 20 * params * params + 28 * n_rows * width * n_classes
+    return rows + 24 * width * width
 
 
-def _standardised(problems: list[HeadProblem]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Padded train and test features (float64) with their masks, scaled as StandardScaler would where asked."""
-    n_train = max(len(p.train_x) for p in problems)
-    n_test = max(len(p.test_x) for p in problems)
-    dim = problems[0].train_x.shape[1]
-    x = torch.zeros(len(problems), n_train, dim, dtype=torch.float64)
-    test = torch.zeros(len(problems), n_test, dim, dtype=torch.float64)
-    mask = torch.zeros(len(problems), n_train, dtype=torch.float64)
-    test_mask = torch.zeros(len(problems), n_test, dtype=torch.float64)
-    for i, p in enumerate(problems):
-        train_x, test_x = p.train_x.astype(np.float64), p.test_x.astype(np.float64)
-        if p.standardise:
+def _standardised(
+    inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], standardise: list[bool]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train features (float64, every problem of the batch has the same rows) and padded test features with their
+    mask, scaled as StandardScaler would where asked."""
+    n_train = len(inputs[0][0])
+    n_test = max(len(test_x) for _, _, test_x in inputs)
+    dim = inputs[0][0].shape[1]
+    x = torch.zeros(len(inputs), n_train, dim, dtype=torch.float64)
+    test = torch.zeros(len(inputs), n_test, dim, dtype=torch.float64)
+    test_mask = torch.zeros(len(inputs), n_test, dtype=torch.float64)
+    for i, ((train_x, _, test_x), scaled) in enumerate(zip(inputs, standardise)):
+        train_x, test_x = train_x.astype(np.float64), test_x.astype(np.float64)
+        if scaled:
             mean = train_x.mean(0)
             scale = np.sqrt(((train_x - mean) ** 2).mean(0))
             scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
             train_x, test_x = (train_x - mean) / scale, (test_x - mean) / scale
-        x[i, : len(train_x)] = torch.from_numpy(train_x)
+        x[i] = torch.from_numpy(train_x)
         test[i, : len(test_x)] = torch.from_numpy(test_x)
-        mask[i, : len(train_x)] = 1.0
         test_mask[i, : len(test_x)] = 1.0
-    return x, mask, test, test_mask
+    return x, test, test_mask
 
 
-def _ridge(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, test: torch.Tensor, alpha: float) -> torch.Tensor:
+def _ridge(x: torch.Tensor, y: torch.Tensor, test: torch.Tensor, alpha: float) -> torch.Tensor:
     """Ridge with an unpenalised intercept: centred normal equations, as scikit-learn's dense solver."""
-    count = mask.sum(1, keepdim=True)
-    x_mean = (x * mask[..., None]).sum(1) / count
-    y_mean = (y * mask).sum(1, keepdim=True) / count
-    xc = (x - x_mean[:, None]) * mask[..., None]
-    yc = (y - y_mean) * mask
+    count = x.shape[1]
+    x_mean = x.sum(1) / count
+    y_mean = y.sum(1, keepdim=True) / count
+    xc = x - x_mean[:, None]
+    yc = y - y_mean
     gram = xc.transpose(1, 2) @ xc + alpha * torch.eye(x.shape[2], dtype=x.dtype)
     weights = torch.linalg.solve(gram, (xc.transpose(1, 2) @ yc[..., None]))[..., 0]
     return torch.einsum("bnd,bd->bn", test - x_mean[:, None], weights) + y_mean
@@ -177,7 +227,7 @@ def _newton(
 
 
 def _binomial(
-    x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, c: float, tol: float, max_iter: int, test: torch.Tensor
+    x: torch.Tensor, y: torch.Tensor, c: float, tol: float, max_iter: int, test: torch.Tensor
 ) -> torch.Tensor:
     """Decision values of L2 logistic regression (labels 0/1), one weight vector per problem."""
     design = _with_intercept(x)
@@ -187,16 +237,16 @@ def _binomial(
     def objective(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         z = torch.einsum("bnd,bd->bn", design[rows], w)
         loss = torch.nn.functional.softplus(z) - target[rows] * z
-        return (loss * mask[rows]).sum(1) + 0.5 * (penalty * w * w).sum(1)
+        return loss.sum(1) + 0.5 * (penalty * w * w).sum(1)
 
     def gradient(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(torch.einsum("bnd,bd->bn", design[rows], w))
-        return torch.einsum("bn,bnd->bd", (p - target[rows]) * mask[rows], design[rows]) + penalty * w
+        return torch.einsum("bn,bnd->bd", p - target[rows], design[rows]) + penalty * w
 
     def hessian(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         data = design[rows]
         p = torch.sigmoid(torch.einsum("bnd,bd->bn", data, w))
-        weighted = data * (p * (1 - p) * mask[rows])[..., None]
+        weighted = data * (p * (1 - p))[..., None]
         out = weighted.transpose(1, 2) @ data
         out.diagonal(dim1=1, dim2=2).add_(penalty)
         return out
@@ -210,7 +260,6 @@ def _binomial(
 def _multinomial(
     x: torch.Tensor,
     y: torch.Tensor,
-    mask: torch.Tensor,
     n_classes: int,
     c: float,
     tol: float,
@@ -230,7 +279,7 @@ def _multinomial(
     design = _with_intercept(x)
     width, reduced = x.shape[2] + 1, n_classes - 1
     penalty = _penalty_diagonal(x.shape[2], c).repeat(reduced)  # parameters ordered class-major: [(K - 1) * (d + 1)]
-    onehot = torch.nn.functional.one_hot(y, n_classes).to(torch.float64) * mask[..., None]
+    onehot = torch.nn.functional.one_hot(y, n_classes).to(torch.float64)
     centring = torch.eye(n_classes, dtype=torch.float64) - 1.0 / n_classes
     basis = torch.linalg.qr(centring[:, :reduced])[0]  # [K, K - 1], orthonormal, columns summing to zero
     pair_basis = torch.einsum("kj,kl->jlk", basis, basis).reshape(reduced * reduced, n_classes).float()  # Q_kj Q_kl
@@ -243,19 +292,19 @@ def _multinomial(
 
     def objective(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         z = scores(v, design[rows])
-        loss = torch.logsumexp(z, dim=2) * mask[rows] - (onehot[rows] * z).sum(2)
+        loss = torch.logsumexp(z, dim=2) - (onehot[rows] * z).sum(2)
         return loss.sum(1) + 0.5 * (penalty * v * v).sum(1)
 
     def gradient(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         data = design[rows]
-        p = torch.softmax(scores(v, data), dim=2) * mask[rows][..., None]
+        p = torch.softmax(scores(v, data), dim=2)
         data_term = torch.matmul(basis.T, (p - onehot[rows]).transpose(1, 2) @ data)  # Qᵀ (P - Y)ᵀ X: [b, K - 1, width]
         return data_term.reshape(len(rows), -1) + penalty * v
 
     def hessian(v: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         data = design[rows]
         batch, n_rows, _ = data.shape
-        p = torch.softmax(scores(v, data), dim=2) * mask[rows][..., None]
+        p = torch.softmax(scores(v, data), dim=2)
         # H[(j,a),(l,c)] = sum_i (sum_k Q_kj Q_kl p_ik - u_ij u_il) x_ia x_ic, u_i = Qᵀ p_i (+ the penalty), in float32
         u = p @ basis  # [b, n, K - 1]
         outer = (u[..., None] * data[:, :, None, :]).reshape(batch, n_rows, -1).float()  # [b, n, (K - 1) * width]

@@ -31,7 +31,7 @@ import torch
 
 from mmdiag.metrics.stats import bootstrap_ci
 from mmdiag.probes.spatial.folds import kfold, stratified_kfold
-from mmdiag.probes.spatial.heads import HeadProblem, fit_predict
+from mmdiag.probes.spatial.heads import fit_predict
 
 TOKEN_DIMS = 16
 PCA_BUDGET = 32
@@ -84,8 +84,24 @@ def score_of(y: np.ndarray, pred: np.ndarray, regression: bool) -> float:
     return 1 - float(((y - pred) ** 2).sum()) / total if total > 0 else float("nan")
 
 
+DRAW_BLOCK = 256  # bootstrap draws scored at a time (the rows gathered stay small at thousands of scenes)
+
+
 def scores_of_draws(y: np.ndarray, pred: np.ndarray, regression: bool, draws: np.ndarray) -> np.ndarray:
-    """:func:`score_of` of every bootstrap draw at once (``draws``: [n_draws, n] row indices)."""
+    """:func:`score_of` of every bootstrap draw (``draws``: [n_draws, n] row indices), ``DRAW_BLOCK`` at a time."""
+    return (
+        np.concatenate(
+            [
+                _scores_of_block(y, pred, regression, draws[start : start + DRAW_BLOCK])
+                for start in range(0, len(draws), DRAW_BLOCK)
+            ]
+        )
+        if len(draws)
+        else np.zeros(0)
+    )
+
+
+def _scores_of_block(y: np.ndarray, pred: np.ndarray, regression: bool, draws: np.ndarray) -> np.ndarray:
     y_draw, pred_draw = y[draws], pred[draws]
     if not regression:
         return (pred_draw == y_draw).mean(axis=1)
@@ -103,33 +119,98 @@ def out_of_fold(
     permuted labels, as they are on the real ones, so the null is that of the procedure, not of one fold split).
 
     The readouts' features (pooled or PCA tokens) depend on a training fold's tokens only, never on its labels,
-    so they are cached per fold and only the head is refitted when a fold recurs. Every head of the call (the real
-    labels' folds and every permutation's) is fitted in one batch (:mod:`mmdiag.probes.spatial.heads`); callers
-    with many readouts plan them all (:func:`plan_out_of_fold`) and fit every head in one batch.
+    so a fold's features are computed once however many target sets reuse the fold, and only when its heads are
+    fitted. Every head of the call (the real labels' folds and every permutation's) is fitted in batches
+    (:mod:`mmdiag.probes.spatial.heads`); callers with many readouts plan them all (:func:`plan_out_of_fold`) and
+    fit every head together.
     """
     plan = plan_out_of_fold(tokens, labels, regression, readout, seed, permutations)
     return None if plan is None else plan.finish(fit_predict(plan.problems, regression))
 
 
+class FoldFeatures:
+    """The readout's features of each distinct training fold of a plan, computed on first use and dropped after
+    the last head that reads them. A plan holds each fold's test rows (int32) and the target sets, nothing of size
+    heads x scenes, so what is held before fitting stays small at thousands of scenes."""
+
+    def __init__(self, tokens: np.ndarray, rows: np.ndarray | None, readout: str, seed: int, n: int) -> None:
+        self.tokens, self.rows, self.readout, self.seed, self.n = tokens, rows, readout, seed, n
+        self.tests: list[np.ndarray] = []  # each fold's test rows (of the labelled rows), ascending
+        self.uses: list[int] = []
+        self.ready: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def add(self, test: np.ndarray) -> int:
+        self.tests.append(test.astype(np.int32))
+        self.uses.append(0)
+        return len(self.tests) - 1
+
+    def train(self, fold: int) -> np.ndarray:
+        """The fold's training rows, ascending (the complement of its test rows)."""
+        keep = np.ones(self.n, dtype=bool)
+        keep[self.tests[fold]] = False
+        return np.flatnonzero(keep)
+
+    def take(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """The fold's (train, test) features; freed once every head of the fold has taken them. Heads of one fold
+        are fitted on one thread (:func:`mmdiag.probes.spatial._fit_shares`), so a fold is computed once."""
+        features = self.ready.get(fold)
+        if features is None:
+            train, test = self.train(fold), self.tests[fold]
+            pick = (lambda idx: self.tokens[idx]) if self.rows is None else (lambda idx: self.tokens[self.rows[idx]])
+            features = _readout_features(self.readout, pick(train), pick(test), self.seed)
+        self.uses[fold] -= 1
+        if self.uses[fold] > 0:
+            self.ready[fold] = features
+        else:
+            self.ready.pop(fold, None)
+        return features
+
+
+@dataclass
+class PlannedHead:
+    """A head of a plan: its sizes and classes now, its labels and features (:class:`FoldFeatures`) when fitted."""
+
+    features: FoldFeatures
+    fold: int
+    targets: np.ndarray  # the target set this head is fitted on (all labelled rows)
+    n_train: int
+    width: int
+    standardise: bool
+    present: np.ndarray | None  # the classes in the training fold (classification)
+
+    @property
+    def share_key(self) -> tuple[int, int]:
+        """Heads with the same key read the same features (fit them on one thread)."""
+        return id(self.features), self.fold
+
+    def classes(self) -> np.ndarray:
+        return self.present if self.present is not None else np.zeros(0)
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        train_x, test_x = self.features.take(self.fold)
+        return train_x, self.targets[self.features.train(self.fold)], test_x
+
+
 @dataclass
 class FoldPlan:
     """One readout's cross-validation, planned: every head to fit (``problems``, each owned by a target set and
-    the test indices it predicts); :meth:`finish` turns their predictions into the :class:`OutOfFold`."""
+    the fold whose test rows it predicts); :meth:`finish` turns their predictions into the :class:`OutOfFold`."""
 
     y: np.ndarray
     regression: bool
     majority: float | None
     target_sets: list[np.ndarray]  # the real labels, then each permutation's
     fittable: list[bool]
-    problems: list[HeadProblem]
-    owners: list[tuple[int, np.ndarray]]
+    problems: list[PlannedHead]
+    owners: list[tuple[int, int]]  # (target set, fold) of each head
 
     def finish(self, predicted: Sequence[np.ndarray]) -> OutOfFold:
         """The out-of-fold predictions and the permutation null from the heads' test predictions, in order."""
         n = len(self.y)
         predictions = [np.zeros(n) if self.regression else np.zeros(n, dtype=int) for _ in self.target_sets]
-        for (which, test), values in zip(self.owners, predicted):
-            predictions[which][test] = values
+        tests = self.problems[0].features.tests if self.problems else []
+        for (which, fold), values in zip(self.owners, predicted):
+            predictions[which][tests[fold]] = values
         null = [
             score_of(targets, pred, self.regression)
             for targets, pred, ok in zip(self.target_sets[1:], predictions[1:], self.fittable[1:])
@@ -139,9 +220,16 @@ class FoldPlan:
 
 
 def plan_out_of_fold(
-    tokens: np.ndarray, labels: Sequence[Any], regression: bool, readout: str, seed: int, permutations: int = 0
+    tokens: np.ndarray,
+    labels: Sequence[Any],
+    regression: bool,
+    readout: str,
+    seed: int,
+    permutations: int = 0,
+    rows: np.ndarray | None = None,
 ) -> FoldPlan | None:
-    """The folds, features and heads of :func:`out_of_fold`, not yet fitted (None when it cannot be fitted)."""
+    """The folds and heads of :func:`out_of_fold`, not yet fitted (None when it cannot be fitted). ``rows``: the
+    rows of ``tokens`` the labels belong to (all of them when None), so a caller's full column is never copied."""
     n = len(labels)
     if n < 2 * FOLDS:
         return None
@@ -158,34 +246,39 @@ def plan_out_of_fold(
         if len(classes) < 2:
             return None
         stratified = counts.min() >= FOLDS  # a permutation keeps the class counts, so this holds for it too
-    cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+    features = FoldFeatures(tokens, rows, readout, seed, n)
+    seen: dict[bytes, int] = {}
     rng = np.random.default_rng(seed + 7919)
     target_sets = [y] + [y[rng.permutation(n)] for _ in range(permutations)]
-    problems: list[HeadProblem] = []
-    owners: list[tuple[int, np.ndarray]] = []
+    problems: list[PlannedHead] = []
+    owners: list[tuple[int, int]] = []
     fittable = [True] * len(target_sets)
     for which, targets in enumerate(target_sets):
         # the whole cross-validation procedure on these targets: its folds (stratified on them), the fold's
-        # features (cached: they depend on the fold's tokens only) and the head
+        # features (shared by every target set with the same training rows: they depend on the fold's tokens only)
         splits = stratified_kfold(targets, FOLDS, seed) if stratified else kfold(n, FOLDS, seed)
-        mine: list[tuple[HeadProblem, tuple[int, np.ndarray]]] = []
+        mine: list[tuple[np.ndarray, int, np.ndarray | None]] = []
         for train, test in splits:
-            if not regression and len(np.unique(targets[train])) < 2:
+            present = None if regression else np.unique(targets[train])
+            if present is not None and len(present) < 2:
                 fittable[which] = False
                 break
-            key = train.tobytes()
-            if key not in cache:
-                cache[key] = _readout_features(readout, tokens[train], tokens[test], seed)
-            train_f, test_f = cache[key]
-            # the flattened readout's features are already standardised tokens through PCA
-            mine.append(
-                (HeadProblem(train_f, targets[train], test_f, standardise=readout != "flattened"), (which, test))
-            )
+            mine.append((test, len(train), present))
         if not fittable[0]:
             return None
-        if fittable[which]:
-            problems += [problem for problem, _ in mine]
-            owners += [owner for _, owner in mine]
+        if not fittable[which]:
+            continue
+        for test, n_train, present in mine:
+            key = test.tobytes()
+            if key not in seen:
+                seen[key] = features.add(test)
+            fold = seen[key]
+            features.uses[fold] += 1
+            # the flattened readout's features are already standardised tokens through PCA
+            width = _readout_width(readout, tokens.shape, n_train)
+            head = PlannedHead(features, fold, targets, n_train, width, readout != "flattened", present)
+            problems.append(head)
+            owners.append((which, fold))
     return FoldPlan(y, regression, majority, target_sets, fittable, problems, owners)
 
 
@@ -247,31 +340,51 @@ def _readout_features(
     return _attention_features(train_x, test_x)
 
 
+def _readout_width(readout: str, shape: tuple[int, ...], n_train: int) -> int:
+    """The width of a fold's features, known before they are computed."""
+    if readout == "flattened":
+        return _components(n_train, int(np.prod(shape[1:])))
+    return 2 * int(shape[-1])
+
+
+def _components(n_train: int, n_features: int) -> int:
+    return max(1, min(PCA_BUDGET, n_train - 1, n_features))
+
+
 def _flattened_features(train_x: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """All tokens flattened, standardised, PCA to at most ``PCA_BUDGET`` components (fitted on the fold).
 
-    scikit-learn's ``StandardScaler`` then ``PCA`` (full SVD, which it picks at these shapes) written out in
-    float64: the components span the same subspace, and the L2 head on them is invariant to the components'
-    signs and to rotations within it, so predictions are the pipeline's at a fraction of its per-call overhead
-    (``tests/test_spatial_heads.py`` compares them). ``seed`` is unused: a full SVD is not random.
+    scikit-learn's ``StandardScaler`` then ``PCA(n_components, random_state=seed)`` written out in float64, with
+    the solver its ``svd_solver="auto"`` picks (:func:`pca_solver`): an exact decomposition on small problems, its
+    randomized SVD (Halko et al. 2011: 10 oversamples, 7 or 4 LU-normalised power iterations, the same Gaussian
+    draws from ``RandomState(seed)``) once the fold holds more than 500 rows or features and the components are
+    fewer than 80% of the smaller side. So its cost is linear in the scenes, and the features span the subspace
+    scikit-learn's pipeline finds; the L2 head on them is invariant to the components' signs and to rotations
+    within it, so predictions are the pipeline's (``tests/test_spatial_heads.py`` compares both solvers).
 
-    With fewer scenes than features (always, here: ~40 scenes x thousands of token features) the SVD is read off
-    the scenes' Gram matrix: for centred ``A = U S Vᵀ``, ``A Aᵀ = U S² Uᵀ``, so the training projections are
-    ``U S`` and a test row ``b`` projects to ``b Aᵀ U / S``: an [n, n] eigenproblem instead of an [n, D] SVD.
-    Components with no variance (``S`` ~ 0: constant tokens) project to 0, where an SVD would pick an arbitrary
-    direction in the empty part of the space.
+    The exact solver with fewer scenes than features reads the SVD off the scenes' Gram matrix: for centred
+    ``A = U S Vᵀ``, ``A Aᵀ = U S² Uᵀ``, so the training projections are ``U S`` and a test row ``b`` projects to
+    ``b Aᵀ U / S``: an [n, n] eigenproblem instead of an [n, D] SVD. Components with no variance (``S`` ~ 0:
+    constant tokens) project to 0, where an SVD would pick an arbitrary direction in the empty part of the space.
     """
-    flat_train = train_x.reshape(len(train_x), -1).astype(np.float64)
-    flat_test = test_x.reshape(len(test_x), -1).astype(np.float64)
-    components = max(1, min(PCA_BUDGET, len(train_x) - 1, flat_train.shape[1]))
-    mean = flat_train.mean(axis=0)
-    scale = flat_train.std(axis=0)
+    centred = train_x.reshape(len(train_x), -1).astype(np.float64)  # standardised, then centred, in place
+    test_c = test_x.reshape(len(test_x), -1).astype(np.float64)
+    components = _components(len(train_x), centred.shape[1])
+    mean = centred.mean(axis=0)
+    scale = centred.std(axis=0)
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
-    train_s, test_s = (flat_train - mean) / scale, (flat_test - mean) / scale
-    centred = train_s - train_s.mean(axis=0)
+    for rows in (centred, test_c):
+        rows -= mean
+        rows /= scale
+    centre = centred.mean(axis=0)
+    centred -= centre
+    test_c -= centre
+    if pca_solver(centred.shape, components) == "randomized":
+        basis = randomized_components(centred, components, seed)
+        return centred @ basis, test_c @ basis
     if centred.shape[0] >= centred.shape[1]:  # more scenes than features: the plain SVD is the small problem
         basis = np.linalg.svd(centred, full_matrices=False)[2][:components].T
-        return centred @ basis, (test_s - train_s.mean(axis=0)) @ basis
+        return centred @ basis, test_c @ basis
     eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)  # ascending
     order = np.argsort(eigenvalues)[::-1][:components]
     singular = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
@@ -279,8 +392,51 @@ def _flattened_features(train_x: np.ndarray, test_x: np.ndarray, seed: int) -> t
     alive = singular > singular.max(initial=0.0) * 1e-7 if singular.size else singular.astype(bool)
     inverse = np.where(alive, 1.0 / np.where(alive, singular, 1.0), 0.0)
     train_f = left * np.where(alive, singular, 0.0)
-    test_f = ((test_s - train_s.mean(axis=0)) @ centred.T) @ left * inverse
+    test_f = (test_c @ centred.T) @ left * inverse
     return train_f, test_f
+
+
+def pca_solver(shape: tuple[int, int], components: int) -> str:
+    """The solver scikit-learn's ``PCA(svd_solver="auto")`` (1.5+) picks for dense data of ``shape``: "exact"
+    (its "covariance_eigh" and "full": the same subspace, to round-off) or "randomized"."""
+    n_rows, n_features = shape
+    if n_features <= 1_000 and n_rows >= 10 * n_features:
+        return "exact"
+    if max(shape) <= 500:
+        return "exact"
+    if 1 <= components < 0.8 * min(shape):
+        return "randomized"
+    return "exact"
+
+
+def randomized_components(centred: np.ndarray, components: int, seed: int) -> np.ndarray:
+    """[D, components]: a basis of the principal subspace scikit-learn's ``randomized_svd(A, components,
+    n_oversamples=10, n_iter="auto", random_state=seed)`` finds for centred [n, D] rows ``A``: the range of
+    ``A (AᵀA)^q Ω`` (of ``Aᵀ (A Aᵀ)^q Ω`` when rows are fewer than features: it works on ``Aᵀ`` then), with its
+    Gaussian ``Ω`` (``RandomState(seed).normal``) and its ``q`` (7, or 4 when the components are 10% of the
+    smaller side or more), then the top singular vectors of ``A`` in that range.
+
+    The power iterations multiply by the smaller of ``A Aᵀ`` and ``AᵀA``, formed once, instead of by ``A`` and
+    ``Aᵀ`` in turn: the same subspace (normalising between steps, LU there, QR here, changes the basis, not its
+    span), to round-off, at a fraction of the cost (``tests/test_spatial_heads.py`` compares it with
+    scikit-learn's PCA)."""
+    n_rows, n_features = centred.shape
+    n_iter = 7 if components < 0.1 * min(n_rows, n_features) else 4
+    draws = np.random.RandomState(seed)
+    if n_rows < n_features:
+        y = draws.normal(size=(n_rows, components + 10))
+        gram = centred @ centred.T
+        for _ in range(n_iter):
+            y = np.linalg.qr(gram @ y)[0]
+        q = np.linalg.qr(centred.T @ y)[0]  # [D, s]: the range of Aᵀ (A Aᵀ)^q Ω
+        u_hat = np.linalg.svd((centred @ q).T, full_matrices=False)[0]
+        return (q @ u_hat)[:, :components]
+    y = draws.normal(size=(n_features, components + 10))
+    covariance = centred.T @ centred
+    for _ in range(n_iter):
+        y = np.linalg.qr(covariance @ y)[0]
+    q = np.linalg.qr(centred @ y)[0]  # [n, s]: the range of A (AᵀA)^q Ω
+    return np.linalg.svd(q.T @ centred, full_matrices=False)[2][:components].T
 
 
 def _attention_features(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
