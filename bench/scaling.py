@@ -5,7 +5,7 @@ default model), timed from outside with ``/usr/bin/time`` (wall seconds, peak re
 line per size (with the width of every gated metric's 95% CI: what more scenes buy), then the ratios against the
 smallest size (time per scene should stay flat if the cost is linear in scenes), and writes a plot.
 
-    python bench/scaling.py [--sizes 48,160,480,1600] [--suite release] [--plot data/scaling.png] [--json out.jsonl]
+    python bench/scaling.py [--sizes 48,160,480,1600] [--suite release] [--plot docs/img/scaling.png] [--json out.jsonl]
 """
 
 from __future__ import annotations
