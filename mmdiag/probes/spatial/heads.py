@@ -3,7 +3,8 @@
 
 The spatial probe fits one head per cross-validation fold, per label permutation of its null, per task and
 stage: thousands of tiny problems (about 40 scenes x 32 features), where scikit-learn's per-fit overhead and
-L-BFGS iterations cost more than the arithmetic. Here every problem of a call is solved in one batch:
+L-BFGS iterations cost more than the arithmetic. Here the problems of a call are solved together, in batches
+of the same shape (:func:`fit_predict`):
 
 - **logistic**: L2-regularised logistic regression with scikit-learn's objective, sum of log-losses +
   ``||W||² / (2C)`` (intercept unpenalised), C = 1: binomial with one weight vector for two classes,
