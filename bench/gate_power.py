@@ -124,7 +124,7 @@ def main() -> None:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 if (model, seed) in done:
                     continue
-                row = run(model, seed, out, args.n_scenes, args.suite)
+                row = run(model, seed, out, args.n_examples, args.suite)
                 f.write(json.dumps(row) + "\n")
                 f.flush()
                 failed = [g for g, (_, ok) in row["gates"].items() if not ok]

@@ -51,6 +51,19 @@ def bootstrap_ci(
 
 
 GATHERED = 2**20  # resampled values gathered at once (8 MiB of float64), whatever the number of rows
+
+
+def over_draw_blocks(
+    draws: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], values_per_draw: int
+) -> np.ndarray:
+    """``statistic`` of bootstrap draws ([n_draws, n] row indices), a block of draws at a time so that about
+    ``GATHERED`` resampled values are held at once: the same values as one call on all draws (each draw's statistic
+    reads its own row only), with memory that does not grow with the number of rows."""
+    block = max(1, GATHERED // max(1, values_per_draw))
+    parts = [statistic(draws[start : start + block]) for start in range(0, len(draws), block)]
+    return np.concatenate(parts) if parts else statistic(draws)
+
+
 CACHED_DRAWS = 2**20  # resample indices kept for reuse up to this many entries (8 MiB) per (seed, n, n_boot)
 
 
@@ -83,8 +96,7 @@ def bootstrap_ci_columns(matrix: np.ndarray, *, n_boot: int = 1000, level: float
         return np.full((matrix.shape[1], 2), np.nan)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, matrix.shape[0], size=(n_boot, matrix.shape[0]))
-    block = max(1, GATHERED // matrix.size)  # draws gathered at a time: [block, n, k] stays small at any n
-    means = np.concatenate([matrix[picks[s : s + block]].mean(axis=1) for s in range(0, n_boot, block)])  # [n_boot, k]
+    means = over_draw_blocks(picks, lambda rows: matrix[rows].mean(axis=1), matrix.size)  # [n_boot, k]
     alpha = (1 - level) / 2
     return np.stack([np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)], axis=1)
 

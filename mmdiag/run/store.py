@@ -325,13 +325,6 @@ class RunStore:
         """Where an example's arrays are (or would be) stored."""
         return self.run_dir / ARRAYS_DIR / probe / _array_name(example_id)
 
-    def arrays(self, probe: str, example_id: str) -> dict[str, np.ndarray]:
-        path = self.array_path(probe, example_id)
-        if not path.is_file():
-            return {}
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
-
 
 def _cut_torn_tail(path: Path) -> None:
     """Drop an unterminated last line (a run killed mid-write), so appends start on a fresh line."""

@@ -36,13 +36,12 @@ from threadpoolctl import threadpool_limits
 from mmdiag.adapters.base import DUAL_ENCODER, GENERATIVE, Adapter
 from mmdiag.memory import release_freed_memory
 from mmdiag.metrics.similarity import centred_gram, cka_of_grams, knn_of_grams
-from mmdiag.metrics.stats import bootstrap_ci, resample_indices
+from mmdiag.metrics.stats import bootstrap_ci, over_draw_blocks, resample_indices
 from mmdiag.probes.base import ExampleOutput, Metric, Probe, ProbeExample, ProbeResult
 from mmdiag.probes.example_arrays import ExampleArrays, example_arrays
 from mmdiag.probes.sections import Figure, Finding, ReportSection
 from mmdiag.probes.spatial.heads import fit_predict
 from mmdiag.probes.spatial.readouts import (
-    DRAW_BLOCK,
     FOLDS,
     PCA_BUDGET,
     READOUTS,
@@ -328,8 +327,8 @@ class SpatialProbe(Probe):
         labelled = {task: _labelled(records, task) for task in tasks}
         workers = min(len(jobs), os.cpu_count() or 1, MAX_FIT_THREADS)
         out: dict[tuple[str, str, str], OutOfFold | None] = {job[:3]: None for job in jobs}
-        # the pool's threads are the parallelism: BLAS threads on top of them oversubscribe the cores (numpy's and
-        # scipy's thread pools spinning against each other made the fits 3-4x slower on 2 cores)
+        # the pool's threads are the parallelism: BLAS threads on top of them oversubscribe the cores (at 320 scenes
+        # on 2 cores the fits took 60 s with 2 BLAS threads per fit thread, 16 s with 1; the same results)
         with ThreadPoolExecutor(max_workers=workers) as pool, threadpool_limits(limits=1, user_api="blas"):
             for round_jobs in _rounds(jobs, {key: columns.column_nbytes(key) for key in keys}):
                 loaded = {key: columns.column(key) for key in dict.fromkeys(map(_column_key, round_jobs))}
@@ -620,9 +619,7 @@ def _selectivity(task: OutOfFold | None, control: OutOfFold | None, seed: int) -
         return {"selectivity_ci": [None, None], "selectivity_p": None}
     hits = (task.pred == task.y).astype(float) - (control.pred == control.y).astype(float)
     picks = resample_indices(seed + 130363, len(hits), RETENTION_BOOT)
-    draws = np.concatenate(
-        [hits[picks[start : start + DRAW_BLOCK]].mean(axis=1) for start in range(0, len(picks), DRAW_BLOCK)]
-    )
+    draws = over_draw_blocks(picks, lambda rows: hits[rows].mean(axis=1), len(hits))
     return {
         "selectivity_ci": [float(q) for q in np.quantile(draws, [0.025, 0.975])],
         "selectivity_p": _bootstrap_p(draws),

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmdiag.metrics.stats import bootstrap_ci
+from mmdiag.metrics.stats import bootstrap_ci, over_draw_blocks
 from mmdiag.probes.spatial.folds import kfold, stratified_kfold
 from mmdiag.probes.spatial.heads import fit_predict
 
@@ -84,21 +84,9 @@ def score_of(y: np.ndarray, pred: np.ndarray, regression: bool) -> float:
     return 1 - float(((y - pred) ** 2).sum()) / total if total > 0 else float("nan")
 
 
-DRAW_BLOCK = 256  # bootstrap draws scored at a time (the rows gathered stay small at thousands of scenes)
-
-
 def scores_of_draws(y: np.ndarray, pred: np.ndarray, regression: bool, draws: np.ndarray) -> np.ndarray:
-    """:func:`score_of` of every bootstrap draw (``draws``: [n_draws, n] row indices), ``DRAW_BLOCK`` at a time."""
-    return (
-        np.concatenate(
-            [
-                _scores_of_block(y, pred, regression, draws[start : start + DRAW_BLOCK])
-                for start in range(0, len(draws), DRAW_BLOCK)
-            ]
-        )
-        if len(draws)
-        else np.zeros(0)
-    )
+    """:func:`score_of` of every bootstrap draw (``draws``: [n_draws, n] row indices), a block of draws at a time."""
+    return over_draw_blocks(draws, lambda rows: _scores_of_block(y, pred, regression, rows), len(y))
 
 
 def _scores_of_block(y: np.ndarray, pred: np.ndarray, regression: bool, draws: np.ndarray) -> np.ndarray:
