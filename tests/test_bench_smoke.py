@@ -98,8 +98,30 @@ def test_audit_speed_bench_reports_every_phase(tmp_path):
         assert phases[f"{probe}: measure"] > 0 and phases[f"{probe}: aggregate"] > 0
     assert phases["model load"] > 0 and phases["report"] > 0
     # the phases happen inside the audit: their sum cannot exceed it
-    inner = sum(v for k, v in phases.items() if k not in ("imports", "audit total (in process)"))
+    suffix = " (in model forwards)"
+    forwards = {k.removesuffix(suffix): v for k, v in phases.items() if k.endswith(suffix)}
+    outside = ("imports", "audit total (in process)")
+    inner = sum(v for k, v in phases.items() if k not in outside and not k.endswith(suffix))
     assert inner <= phases["audit total (in process)"] + 0.5
+    # every measuring loop runs the model, and a phase's forwards are part of it
+    assert all(forwards[f"{probe}: measure"] > 0 for probe in ("attention", "spatial", "hallucination"))
+    assert all(0 < v <= phases[k] + 0.05 for k, v in forwards.items())
+    assert "compare" not in result  # a suite other than the release one: no comparison unless asked
+
+
+def test_audit_speed_added_cost_is_the_line_through_two_sizes():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from audit_speed import added_cost
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    small = {"load": 3.0, "measure": 2.0 + 0.05 * 48, "measure (in model forwards)": 1.0}
+    large = {"load": 3.0, "measure": 2.0 + 0.05 * 96, "measure (in model forwards)": 2.0}
+    cost = added_cost(small, large, 48, 96)
+    assert set(cost) == {"load", "measure"}  # forward shares are parts of phases, not phases
+    assert cost["load"] == {"at_48": 3.0, "at_96": 3.0, "added_s": 0.0, "fixed_s": 3.0, "per_scene_ms": 0.0}
+    assert cost["measure"]["added_s"] == 2.4 and cost["measure"]["fixed_s"] == 2.0
+    assert cost["measure"]["per_scene_ms"] == 50.0
 
 
 def test_gpu_bench_runs_on_a_tiny_geometry(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -137,3 +138,46 @@ def test_pope_with_a_model_batches_images_with_the_decisions_of_one_at_a_time(tm
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert "--batch-size 0 must be a positive count" in err and err.count("\n") == 1
+
+
+class _CountingAdapter:
+    """Answers every question "yes" and records how many images each scoring call held (``device``: its type)."""
+
+    def __init__(self, device: str, fits: int = 1_000) -> None:
+        import torch
+
+        self.device, self.fits, self.calls = torch.device(device), fits, []
+
+    def answer_scores_batch(self, requests):
+        import numpy as np
+        import torch
+
+        self.calls.append(len(requests))
+        if len(requests) > self.fits:
+            raise torch.OutOfMemoryError("too many images")
+        return [SimpleNamespace(p_yes=np.ones(len(r.questions)), p_no=np.zeros(len(r.questions))) for r in requests]
+
+
+@pytest.mark.parametrize(
+    ("device", "fits", "calls"),
+    [
+        ("cpu", 1_000, [8, 8, 4]),  # memory does not limit a CPU batch: auto keeps the default, no trial of 64
+        ("cuda", 1_000, [20]),  # on CUDA: the largest that fits (capped at the images there are)
+        ("cuda", 12, [20, 10, 10]),  # halved on out-of-memory, then that size throughout
+    ],
+)
+def test_batch_size_auto_trials_only_where_memory_limits_a_batch(tmp_path, device, fits, calls):
+    from PIL import Image
+
+    from mmdiag.run.pope_answers import answer_pope
+
+    rows = []
+    for i in range(20):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.png")
+        rows += [{"question_id": 2 * i + k, "image": f"{i}.png", "text": f"Is there a q{k}?", "label": "yes"}
+                 for k in range(2)]  # fmt: skip
+    questions = write(tmp_path, "pope.jsonl", rows)
+    adapter = _CountingAdapter(device, fits)
+    out = answer_pope(adapter, questions, tmp_path / "answers.jsonl", progress=False, batch_size="auto")
+    assert adapter.calls == calls
+    assert len(out.read_text().splitlines()) == 40

@@ -16,6 +16,8 @@ from mmdiag.metrics.pope_files import read_answers
 from mmdiag.metrics.pope_io import read_pope_jsonl
 from mmdiag.sources.photos import load_image
 
+IMAGES_PER_BATCH = 8  # the default, and ``"auto"``'s choice where memory does not limit a batch (no CUDA device)
+
 
 def answer_pope(
     adapter: Any,
@@ -23,7 +25,7 @@ def answer_pope(
     answers_path: str | Path,
     image_dir: str | Path | None = None,
     progress: bool = True,
-    batch_size: int | str = 8,
+    batch_size: int | str = IMAGES_PER_BATCH,
 ) -> Path:
     """Run a generative model on one POPE question file, appending one JSON line per answer to ``answers_path``.
 
@@ -34,9 +36,12 @@ def answer_pope(
     one-line error and is never read. Questions already answered in ``answers_path`` are skipped, so a killed run
     resumes where it stopped.
 
-    ``batch_size`` images are scored together (all their questions in one batched call; ``"auto"``: the largest
-    that fits, halving on out-of-memory), read as they are needed and written after each batch; decisions are those
-    of one image at a time (the same prompts; probabilities up to floating-point summation order).
+    ``batch_size`` images are scored together (all their questions in one batched call; ``"auto"``: on a CUDA
+    device the largest that fits, halving on out-of-memory; elsewhere memory does not limit a batch and the default
+    ``IMAGES_PER_BATCH`` is kept, as ``mmdiag audit --batch-size auto`` keeps the suite's: on 2 CPU cores bigger
+    batches only cost more per image, ``bench/pope_cli.py``), read as they are needed and written after each batch;
+    decisions are those of one image at a time (the same prompts; probabilities up to floating-point summation
+    order).
     """
     answers_path = Path(answers_path)
     done = set(read_answers(answers_path)) if answers_path.is_file() else set()
@@ -75,6 +80,8 @@ def answer_pope(
             bar.update(len(chunk))
 
         start = 0
+        if batch_size == "auto" and getattr(getattr(adapter, "device", None), "type", None) != "cuda":
+            batch_size = IMAGES_PER_BATCH
         if batch_size == "auto" and items:
             from mmdiag.run.harness_flags import find_batch_size
 
