@@ -422,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     pope.add_argument(
         "--batch-size",
         default="8",
-        help="with --model: images scored together (default 8), or auto: the largest that fits in memory",
+        help="with --model: images scored together (default 8), or auto: on a CUDA device the largest that fits in "
+        "memory, elsewhere 8 (memory does not limit a CPU batch)",
     )
     pope.add_argument(
         "--image-dir",
